@@ -1,0 +1,1025 @@
+//! `services.toml` text → [`Manifest`], with every problem found in one pass.
+//!
+//! The TOML is read into toml's spanned tree and walked by hand rather than
+//! through `serde(deny_unknown_fields)`, because serde stops at the first
+//! problem and a user fixing a manifest wants them all, each with a line and
+//! column. No I/O here: the caller reads the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::pattern::PathPattern;
+
+/// A validated manifest: every name unique, every dependency known, no cycles.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The `[settings]` table, defaults filled in.
+    pub settings: Settings,
+    /// Services in the order the file declares them.
+    pub services: Vec<Service>,
+}
+
+/// Repository-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Pushes to these branches build and publish the affected images.
+    pub publish_branches: Vec<String>,
+    /// Tags matching this build and publish every image.
+    pub release_tag: ReleaseTag,
+    /// A change under any of these affects every service.
+    pub global_paths: Vec<PathPattern>,
+}
+
+/// A `release_tag` pattern: a literal prefix, one `*`, a literal suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseTag {
+    prefix: String,
+    suffix: String,
+}
+
+impl ReleaseTag {
+    /// Parses `release-*`; the error says what shape is expected.
+    pub fn parse(pattern: &str) -> Result<ReleaseTag, String> {
+        let Some((prefix, suffix)) = pattern.split_once('*') else {
+            return Err(format!(
+                "release_tag `{pattern}` has no `*` to mark where the version is"
+            ));
+        };
+        if suffix.contains('*') || pattern.contains(['?', '[', ']', '{', '}']) {
+            return Err(format!(
+                "release_tag `{pattern}` may hold only one `*` and no other glob characters"
+            ));
+        }
+        Ok(ReleaseTag {
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+        })
+    }
+
+    /// The version a matching tag carries (`release-1.4.0` → `1.4.0`), or
+    /// `None` when the tag does not match or the version would be empty.
+    pub fn version<'t>(&self, tag: &'t str) -> Option<&'t str> {
+        let version = tag
+            .strip_prefix(self.prefix.as_str())?
+            .strip_suffix(self.suffix.as_str())?;
+        (!version.is_empty()).then_some(version)
+    }
+}
+
+impl fmt::Display for ReleaseTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}*{}", self.prefix, self.suffix)
+    }
+}
+
+/// What a service is, which decides what runs for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Builds and publishes a Docker image.
+    Image,
+    /// An image others build FROM; built before its dependents.
+    BaseImage,
+    /// No artifact; its changes flow to its dependents.
+    Library,
+    /// A test suite not tied to an artifact.
+    Tests,
+}
+
+impl Kind {
+    const NAMES: [(&'static str, Kind); 4] = [
+        ("image", Kind::Image),
+        ("base-image", Kind::BaseImage),
+        ("library", Kind::Library),
+        ("tests", Kind::Tests),
+    ];
+
+    /// Builds a Docker image on push and release.
+    pub fn is_artifact(self) -> bool {
+        matches!(self, Kind::Image | Kind::BaseImage)
+    }
+
+    /// The name used in `services.toml` and JSON.
+    pub fn as_str(self) -> &'static str {
+        Kind::NAMES
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map_or("image", |(name, _)| name)
+    }
+}
+
+/// One `[[service]]`.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Unique, `[a-z0-9][a-z0-9._-]*`.
+    pub name: String,
+    /// What it is.
+    pub kind: Kind,
+    /// The files it owns.
+    pub paths: Vec<PathPattern>,
+    /// Services it is built from or on; their changes affect it.
+    pub depends_on: Vec<String>,
+    /// How to build its image; set exactly for image and base-image.
+    pub build: Option<ImageBuild>,
+    /// The container its lint/unit/functional commands run in.
+    pub toolchain: Option<String>,
+    /// Lint commands, in order.
+    pub lint: Vec<String>,
+    /// Unit-test commands, in order.
+    pub unit: Vec<String>,
+    /// Functional-test commands, in order.
+    pub functional: Vec<String>,
+    /// Containers started beside the functional tests.
+    pub sidecars: Vec<Sidecar>,
+}
+
+impl Service {
+    /// The test stages that have commands, in the order they run.
+    pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[String])> {
+        [
+            ("lint", self.lint.as_slice()),
+            ("unit", self.unit.as_slice()),
+            ("functional", self.functional.as_slice()),
+        ]
+        .into_iter()
+        .filter(|(_, commands)| !commands.is_empty())
+    }
+}
+
+/// The Docker build of an image or base-image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageBuild {
+    /// Repository to publish to, e.g. `registry.example.org/app`.
+    pub image: String,
+    /// Path of the Dockerfile from the repository root.
+    pub dockerfile: String,
+    /// Build context from the repository root; `.` when not set.
+    pub context: String,
+}
+
+/// A container started for the functional tests (Drone `services`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sidecar {
+    /// Host name the tests reach it by.
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// Its environment.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Every problem found in a manifest; displayed with file, line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// In file order.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The manifest's path as the user named it.
+    pub path: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    /// The source line, for the excerpt.
+    pub source_line: String,
+    /// How many characters to underline.
+    pub width: usize,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "invalid manifest: {count} problem{plural}")?;
+        for problem in &self.problems {
+            write!(f, "\n{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let number = self.line.to_string();
+        let pad = " ".repeat(number.len());
+        writeln!(f, "{pad}--> {}:{}:{}", self.path, self.line, self.column)?;
+        writeln!(f, "{pad} |")?;
+        writeln!(f, "{number} | {}", self.source_line)?;
+        let indent: String = self
+            .source_line
+            .chars()
+            .take(self.column - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        writeln!(f, "{pad} | {indent}{}", "^".repeat(self.width.max(1)))?;
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+const TOP_KEYS: &[&str] = &["settings", "service"];
+const SETTINGS_KEYS: &[&str] = &["publish_branches", "release_tag", "global_paths"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "paths",
+    "depends_on",
+    "image",
+    "dockerfile",
+    "context",
+    "toolchain",
+    "lint",
+    "unit",
+    "functional",
+    "services",
+];
+const SIDECAR_KEYS: &[&str] = &["name", "image", "environment"];
+const STAGES: [&str; 3] = ["lint", "unit", "functional"];
+
+impl Manifest {
+    /// Parses and validates manifest text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Manifest, ManifestError> {
+        let mut reader = Reader {
+            text,
+            path,
+            problems: Vec::new(),
+        };
+        let manifest = match DeTable::parse(text) {
+            Ok(root) => reader.manifest(root.get_ref()),
+            Err(err) => {
+                let span = err.span().unwrap_or(0..0);
+                reader.problem(span, format!("TOML syntax: {}", err.message().trim()), None);
+                None
+            }
+        };
+        match manifest {
+            Some(manifest) if reader.problems.is_empty() => Ok(manifest),
+            _ => {
+                let mut problems = reader.problems;
+                problems.sort_by_key(|p| (p.line, p.column));
+                Err(ManifestError { problems })
+            }
+        }
+    }
+
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Walks the spanned tree, collecting problems instead of stopping.
+struct Reader<'a> {
+    text: &'a str,
+    path: &'a str,
+    problems: Vec<Problem>,
+}
+
+/// A service while it is read: the spans needed by cross-service checks.
+struct Draft {
+    service: Service,
+    name_span: Range<usize>,
+    depends_spans: Vec<Range<usize>>,
+}
+
+impl<'a> Reader<'a> {
+    fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
+        let start = span.start.min(self.text.len());
+        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let source_line = self.text[line_start..line_end].trim_end_matches('\r');
+        let line = self.text[..start].matches('\n').count() + 1;
+        let column = self.text[line_start..start].chars().count() + 1;
+        let end = span.end.clamp(start, line_end);
+        let width = self.text[start..end].chars().count();
+        self.problems.push(Problem {
+            path: self.path.to_string(),
+            line,
+            column,
+            source_line: source_line.to_string(),
+            width,
+            message,
+            hint,
+        });
+    }
+
+    /// Reports keys outside `allowed`, naming where they are.
+    fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], context: &str) {
+        for (key, _) in table.iter() {
+            if !allowed.contains(&key.get_ref().as_ref()) {
+                let expected = allowed
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.problem(
+                    key.span(),
+                    format!("unknown key `{}` in {context}", key.get_ref()),
+                    Some(format!("expected one of {expected}")),
+                );
+            }
+        }
+    }
+
+    fn string(&mut self, value: &Value<'_>, what: &str) -> Option<Spanned<String>> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
+            other => {
+                self.problem(
+                    value.span(),
+                    format!("`{what}` must be a string, found {}", other.type_str()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, value: &Value<'_>, what: &str) -> Vec<Spanned<String>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.problem(
+                value.span(),
+                format!(
+                    "`{what}` must be an array of strings, found {}",
+                    value.get_ref().type_str()
+                ),
+                Some(format!("write it as `{what} = [\"...\"]`")),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.string(item, &format!("{what}[]")))
+            .collect()
+    }
+
+    fn patterns(&mut self, value: &Value<'_>, what: &str) -> Vec<PathPattern> {
+        let raw = self.strings(value, what);
+        raw.into_iter()
+            .filter_map(|s| match PathPattern::parse(s.get_ref()) {
+                Ok(pattern) => Some(pattern),
+                Err(message) => {
+                    let hint = message.starts_with("invalid glob").then(|| {
+                        "`*` and `?` stay within one directory, `**` spans directories, \
+                         `{a,b}` alternates; escape a literal with `\\`"
+                            .to_string()
+                    });
+                    self.problem(s.span(), format!("{message} in `{what}`"), hint);
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn manifest(&mut self, root: &DeTable<'_>) -> Option<Manifest> {
+        self.check_keys(root, TOP_KEYS, "the manifest");
+        let settings = match root.get("settings") {
+            Some(value) => match value.get_ref() {
+                DeValue::Table(table) => self.settings(table),
+                other => {
+                    self.problem(
+                        value.span(),
+                        format!("`settings` must be a table, found {}", other.type_str()),
+                        None,
+                    );
+                    None
+                }
+            },
+            None => Some(Settings {
+                publish_branches: vec!["develop".to_string()],
+                release_tag: ReleaseTag::parse("release-*").expect("the default is valid"),
+                global_paths: Vec::new(),
+            }),
+        };
+
+        let mut drafts = Vec::new();
+        match root.get("service").map(|v| (v.span(), v.get_ref())) {
+            Some((_, DeValue::Array(items))) => {
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::Table(table) => drafts.extend(self.service(table, item.span())),
+                        other => self.problem(
+                            item.span(),
+                            format!("a service must be a table, found {}", other.type_str()),
+                            Some("declare each service with `[[service]]`".into()),
+                        ),
+                    }
+                }
+            }
+            Some((span, other)) => self.problem(
+                span,
+                format!(
+                    "`service` must be an array of tables, found {}",
+                    other.type_str()
+                ),
+                Some("declare each service with `[[service]]`".into()),
+            ),
+            None => {}
+        }
+        self.cross_check(&drafts);
+        Some(Manifest {
+            settings: settings?,
+            services: drafts.into_iter().map(|d| d.service).collect(),
+        })
+    }
+
+    fn settings(&mut self, table: &DeTable<'_>) -> Option<Settings> {
+        self.check_keys(table, SETTINGS_KEYS, "`[settings]`");
+        let publish_branches = match table.get("publish_branches") {
+            Some(v) => self
+                .strings(v, "publish_branches")
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            None => vec!["develop".to_string()],
+        };
+        let release_tag = match table.get("release_tag") {
+            Some(v) => {
+                let raw = self.string(v, "release_tag")?;
+                match ReleaseTag::parse(raw.get_ref()) {
+                    Ok(tag) => tag,
+                    Err(message) => {
+                        self.problem(
+                            raw.span(),
+                            message,
+                            Some("write it like `release-*`".into()),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => ReleaseTag::parse("release-*").expect("the default is valid"),
+        };
+        let global_paths = match table.get("global_paths") {
+            Some(v) => self.patterns(v, "global_paths"),
+            None => Vec::new(),
+        };
+        Some(Settings {
+            publish_branches,
+            release_tag,
+            global_paths,
+        })
+    }
+
+    fn service(&mut self, table: &DeTable<'_>, span: Range<usize>) -> Option<Draft> {
+        self.check_keys(table, SERVICE_KEYS, "a `[[service]]`");
+        let name = match table.get("name") {
+            Some(v) => self.string(v, "name"),
+            None => {
+                self.problem(span.clone(), "a service has no `name`".into(), None);
+                None
+            }
+        };
+        let label = name
+            .as_ref()
+            .map_or_else(|| "service".to_string(), |n| format!("`{}`", n.get_ref()));
+        if let Some(name) = &name
+            && !is_valid_name(name.get_ref())
+        {
+            self.problem(
+                name.span(),
+                format!("invalid service name `{}`", name.get_ref()),
+                Some(
+                    "names start with a lowercase letter or digit, then use only \
+                         `a-z`, `0-9`, `.`, `_` and `-`"
+                        .into(),
+                ),
+            );
+        }
+        let kind = match table.get("kind") {
+            Some(v) => self.string(v, "kind").and_then(|k| {
+                let found = Kind::NAMES.iter().find(|(n, _)| *n == k.get_ref().as_str());
+                if found.is_none() {
+                    self.problem(
+                        k.span(),
+                        format!("unknown kind `{}` for {label}", k.get_ref()),
+                        Some("expected `image`, `base-image`, `library` or `tests`".into()),
+                    );
+                }
+                found.map(|(_, kind)| *kind)
+            }),
+            None => {
+                self.problem(
+                    name.as_ref().map_or(span.clone(), |n| n.span()),
+                    format!("{label} has no `kind`"),
+                    Some("add `kind = \"image\"` (or `base-image`, `library`, `tests`)".into()),
+                );
+                None
+            }
+        };
+        let get_strings = |reader: &mut Self, key: &str| match table.get(key) {
+            Some(v) => reader.strings(v, key),
+            None => Vec::new(),
+        };
+        let get_string =
+            |reader: &mut Self, key: &str| table.get(key).and_then(|v| reader.string(v, key));
+
+        let paths = match table.get("paths") {
+            Some(v) => self.patterns(v, "paths"),
+            None => Vec::new(),
+        };
+        let depends = get_strings(self, "depends_on");
+        let image = get_string(self, "image");
+        let dockerfile = get_string(self, "dockerfile");
+        let context = get_string(self, "context");
+        let toolchain = get_string(self, "toolchain");
+        let stages: Vec<Vec<String>> = STAGES
+            .iter()
+            .map(|stage| {
+                get_strings(self, stage)
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect()
+            })
+            .collect();
+        let sidecars = match table.get("services") {
+            Some(v) => self.sidecars(v, &label),
+            None => Vec::new(),
+        };
+
+        let anchor = name.as_ref().map_or(span.clone(), |n| n.span());
+        let build = match kind {
+            Some(k) if k.is_artifact() => match (&image, &dockerfile) {
+                (Some(image), Some(dockerfile)) => Some(ImageBuild {
+                    image: image.get_ref().clone(),
+                    dockerfile: dockerfile.get_ref().clone(),
+                    context: context
+                        .as_ref()
+                        .map_or_else(|| ".".to_string(), |c| c.get_ref().clone()),
+                }),
+                _ => {
+                    let missing: Vec<&str> = [("image", &image), ("dockerfile", &dockerfile)]
+                        .iter()
+                        .filter(|(_, v)| v.is_none())
+                        .map(|(k, _)| *k)
+                        .collect();
+                    self.problem(
+                        anchor.clone(),
+                        format!(
+                            "{label} is a `{}` but has no `{}`",
+                            k.as_str(),
+                            missing.join("` or `")
+                        ),
+                        Some("set `image = \"registry/name\"` and `dockerfile = \"path/Dockerfile\"`".into()),
+                    );
+                    None
+                }
+            },
+            Some(k) => {
+                for (key, value) in [
+                    ("image", &image),
+                    ("dockerfile", &dockerfile),
+                    ("context", &context),
+                ] {
+                    if let Some(value) = value {
+                        self.problem(
+                            value.span(),
+                            format!(
+                                "{label} is a `{}`, which builds no image, but sets `{key}`",
+                                k.as_str()
+                            ),
+                            Some("use kind `image` or `base-image`, or remove the key".into()),
+                        );
+                    }
+                }
+                None
+            }
+            None => None,
+        };
+        let has_commands = stages.iter().any(|s| !s.is_empty());
+        if has_commands && toolchain.is_none() {
+            self.problem(
+                anchor.clone(),
+                format!(
+                    "{label} has lint/unit/functional commands but no `toolchain` to run them in"
+                ),
+                Some("set `toolchain = \"image:tag\"`, e.g. `golang:1.21`".into()),
+            );
+        }
+        if !sidecars.is_empty() && stages[2].is_empty() {
+            self.problem(
+                anchor.clone(),
+                format!("{label} has sidecar `services` but no `functional` commands to use them"),
+                None,
+            );
+        }
+
+        let (name, kind) = (name?, kind?);
+        let mut stages = stages.into_iter();
+        let mut next_stage = || stages.next().unwrap_or_default();
+        let (lint, unit, functional) = (next_stage(), next_stage(), next_stage());
+        let mut depends_on = Vec::new();
+        let mut depends_spans = Vec::new();
+        for dep in depends {
+            if !depends_on.contains(dep.get_ref()) {
+                depends_spans.push(dep.span());
+                depends_on.push(dep.into_inner());
+            }
+        }
+        Some(Draft {
+            name_span: name.span(),
+            service: Service {
+                name: name.into_inner(),
+                kind,
+                paths,
+                depends_on,
+                build,
+                toolchain: toolchain.map(Spanned::into_inner),
+                lint,
+                unit,
+                functional,
+                sidecars,
+            },
+            depends_spans,
+        })
+    }
+
+    fn sidecars(&mut self, value: &Value<'_>, label: &str) -> Vec<Sidecar> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.problem(
+                value.span(),
+                format!("`services` of {label} must be an array of tables"),
+                Some("write `services = [{ name = \"redis\", image = \"redis:7\" }]`".into()),
+            );
+            return Vec::new();
+        };
+        let mut sidecars: Vec<Sidecar> = Vec::new();
+        for item in items.iter() {
+            let DeValue::Table(table) = item.get_ref() else {
+                self.problem(
+                    item.span(),
+                    format!("a sidecar of {label} must be a table like `{{ name = \"redis\", image = \"redis:7\" }}`"),
+                    None,
+                );
+                continue;
+            };
+            self.check_keys(table, SIDECAR_KEYS, &format!("a sidecar of {label}"));
+            let name = table.get("name").and_then(|v| self.string(v, "name"));
+            let image = table.get("image").and_then(|v| self.string(v, "image"));
+            let mut environment = BTreeMap::new();
+            if let Some(env) = table.get("environment") {
+                match env.get_ref() {
+                    DeValue::Table(vars) => {
+                        for (key, value) in vars.iter() {
+                            if let Some(value) = self.string(value, key.get_ref()) {
+                                environment.insert(key.get_ref().to_string(), value.into_inner());
+                            }
+                        }
+                    }
+                    _ => self.problem(
+                        env.span(),
+                        "sidecar `environment` must be a table of strings".into(),
+                        None,
+                    ),
+                }
+            }
+            match (name, image) {
+                (Some(name), Some(image)) => {
+                    if STAGES.contains(&name.get_ref().as_str())
+                        || sidecars.iter().any(|s| &s.name == name.get_ref())
+                        || !is_valid_name(name.get_ref())
+                    {
+                        self.problem(
+                            name.span(),
+                            format!("sidecar name `{}` of {label} is invalid or taken", name.get_ref()),
+                            Some("sidecar names are unique, not `lint`, `unit` or `functional`, and use `a-z0-9._-`".into()),
+                        );
+                    }
+                    sidecars.push(Sidecar {
+                        name: name.into_inner(),
+                        image: image.into_inner(),
+                        environment,
+                    });
+                }
+                _ => self.problem(
+                    item.span(),
+                    format!("a sidecar of {label} needs both `name` and `image`"),
+                    None,
+                ),
+            }
+        }
+        sidecars
+    }
+
+    /// Checks that need every service: duplicate names, unknown dependencies
+    /// and cycles.
+    fn cross_check(&mut self, drafts: &[Draft]) {
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (index, draft) in drafts.iter().enumerate() {
+            let name = draft.service.name.as_str();
+            if let Some(&first) = first_seen.get(name) {
+                let line = self.text[..drafts[first].name_span.start]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                self.problem(
+                    draft.name_span.clone(),
+                    format!("duplicate service name `{name}`"),
+                    Some(format!(
+                        "`{name}` is already defined on line {line}; rename one"
+                    )),
+                );
+            } else {
+                first_seen.insert(name, index);
+            }
+        }
+        let mut known: Vec<&str> = first_seen.keys().copied().collect();
+        known.sort_unstable();
+        for draft in drafts {
+            for (dep, span) in draft.service.depends_on.iter().zip(&draft.depends_spans) {
+                if !first_seen.contains_key(dep.as_str()) {
+                    let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                    self.problem(
+                        span.clone(),
+                        format!(
+                            "unknown service `{dep}` in `{}.depends_on`",
+                            draft.service.name
+                        ),
+                        Some(format!("known services are {}", list.join(", "))),
+                    );
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(drafts, &first_seen) {
+            let first = &drafts[cycle[0]];
+            let next = &drafts[cycle[1 % cycle.len()]].service.name;
+            let span = first
+                .service
+                .depends_on
+                .iter()
+                .position(|d| d == next)
+                .map_or(first.name_span.clone(), |i| first.depends_spans[i].clone());
+            let mut names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| drafts[i].service.name.as_str())
+                .collect();
+            names.push(names[0]);
+            self.problem(
+                span,
+                format!("dependency cycle: {}", names.join(" -> ")),
+                Some(
+                    "`depends_on` must not lead back to the service; remove one of these edges"
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+/// One dependency cycle as draft indices, starting at its smallest name, or
+/// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
+fn find_cycle(drafts: &[Draft], index: &HashMap<&str, usize>) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Colour {
+        White,
+        Grey,
+        Black,
+    }
+    let edges: Vec<Vec<usize>> = drafts
+        .iter()
+        .map(|d| {
+            d.service
+                .depends_on
+                .iter()
+                .filter_map(|dep| index.get(dep.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut colour = vec![Colour::White; drafts.len()];
+    let mut order: Vec<usize> = (0..drafts.len()).collect();
+    order.sort_by(|&a, &b| drafts[a].service.name.cmp(&drafts[b].service.name));
+    for &root in &order {
+        if colour[root] != Colour::White {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        colour[root] = Colour::Grey;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&child) = edges[node].get(*next) {
+                *next += 1;
+                match colour[child] {
+                    Colour::White => {
+                        colour[child] = Colour::Grey;
+                        stack.push((child, 0));
+                    }
+                    Colour::Grey => {
+                        let start = stack.iter().position(|&(n, _)| n == child)?;
+                        let mut cycle: Vec<usize> =
+                            stack[start..].iter().map(|&(n, _)| n).collect();
+                        let smallest = (0..cycle.len())
+                            .min_by(|&a, &b| {
+                                drafts[cycle[a]]
+                                    .service
+                                    .name
+                                    .cmp(&drafts[cycle[b]].service.name)
+                            })
+                            .unwrap_or(0);
+                        cycle.rotate_left(smallest);
+                        return Some(cycle);
+                    }
+                    Colour::Black => {}
+                }
+            } else {
+                colour[node] = Colour::Black;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+/// `[a-z0-9][a-z0-9._-]*`
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[settings]
+publish_branches = ["develop"]
+release_tag = "release-*"
+global_paths = ["services.toml"]
+
+[[service]]
+name = "base-go"
+kind = "base-image"
+paths = ["docker/go"]
+image = "registry.example.org/base-go"
+dockerfile = "docker/go/Dockerfile"
+
+[[service]]
+name = "go-main"
+kind = "library"
+paths = ["src/go.main", "!**/*.md"]
+toolchain = "golang:1.21"
+unit = ["go test ./..."]
+
+[[service]]
+name = "api"
+kind = "image"
+paths = ["src/api"]
+depends_on = ["go-main", "base-go"]
+image = "registry.example.org/api"
+dockerfile = "src/api/Dockerfile"
+context = "src"
+toolchain = "golang:1.21"
+lint = ["go vet ./..."]
+functional = ["make functional"]
+services = [{ name = "redis", image = "redis:7", environment = { MODE = "test" } }]
+"#;
+
+    fn problems(text: &str) -> String {
+        Manifest::parse(text, "services.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn parses_a_complete_manifest() {
+        let manifest = Manifest::parse(GOOD, "services.toml").unwrap();
+        assert_eq!(manifest.services.len(), 3);
+        let api = manifest.service("api").unwrap();
+        assert_eq!(api.kind, Kind::Image);
+        assert_eq!(api.depends_on, ["go-main", "base-go"]);
+        assert_eq!(api.build.as_ref().unwrap().context, "src");
+        assert_eq!(api.sidecars[0].environment["MODE"], "test");
+        let stages: Vec<_> = api.test_stages().map(|(s, _)| s).collect();
+        assert_eq!(stages, ["lint", "functional"]);
+        assert_eq!(
+            manifest
+                .service("base-go")
+                .unwrap()
+                .build
+                .as_ref()
+                .unwrap()
+                .context,
+            "."
+        );
+        assert_eq!(manifest.service("go-main").unwrap().paths.len(), 2);
+    }
+
+    #[test]
+    fn settings_default_when_absent() {
+        let manifest = Manifest::parse("", "services.toml").unwrap();
+        assert_eq!(manifest.settings.publish_branches, ["develop"]);
+        assert_eq!(
+            manifest.settings.release_tag.version("release-1.4.0"),
+            Some("1.4.0")
+        );
+        assert!(manifest.services.is_empty());
+    }
+
+    #[test]
+    fn release_tag_versions() {
+        let tag = ReleaseTag::parse("v*-stable").unwrap();
+        assert_eq!(tag.version("v2.0-stable"), Some("2.0"));
+        assert_eq!(tag.version("v2.0"), None);
+        assert_eq!(tag.version("v-stable"), None);
+        assert!(ReleaseTag::parse("release").is_err());
+        assert!(ReleaseTag::parse("r*-*").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+[settings]
+publish_branch = ["develop"]
+
+[[service]]
+name = "a"
+kind = "image"
+colour = "red"
+
+[[service]]
+name = "a"
+kind = "library"
+depends_on = ["nope"]
+"#;
+        let err = Manifest::parse(text, "services.toml").unwrap_err();
+        let messages: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                (3, "unknown key `publish_branch` in `[settings]`"),
+                (6, "`a` is a `image` but has no `image` or `dockerfile`"),
+                (8, "unknown key `colour` in a `[[service]]`"),
+                (11, "duplicate service name `a`"),
+                (13, "unknown service `nope` in `a.depends_on`"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let text = r#"
+[[service]]
+name = "b"
+kind = "library"
+depends_on = ["c"]
+[[service]]
+name = "c"
+kind = "library"
+depends_on = ["a"]
+[[service]]
+name = "a"
+kind = "library"
+depends_on = ["b"]
+"#;
+        let err = problems(text);
+        assert!(err.contains("dependency cycle: a -> b -> c -> a"), "{err}");
+        assert!(err.contains("services.toml:13:15"), "{err}");
+    }
+
+    #[test]
+    fn self_dependency_is_a_cycle() {
+        let err = problems("[[service]]\nname = \"a\"\nkind = \"library\"\ndepends_on = [\"a\"]\n");
+        assert!(err.contains("dependency cycle: a -> a"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let err = Manifest::parse("[[service]\nname = 1", "m.toml").unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].line, 1);
+        assert!(err.problems[0].message.starts_with("TOML syntax"));
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        let err = problems("[[service]]\nname = \"é\"\nkind = \"library\"\n");
+        assert!(err.contains("services.toml:2:8"), "{err}");
+    }
+}

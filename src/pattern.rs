@@ -1,0 +1,163 @@
+//! The one path-pattern rule used everywhere (`paths`, `global_paths`).
+//!
+//! A pattern without glob characters is a path prefix, like a git pathspec;
+//! a pattern with glob characters is a glob over the whole path, where `*`
+//! and `?` never cross `/`. A leading `!` excludes. Matching is
+//! case-sensitive and byte-exact. No I/O here.
+
+use globset::{Glob, GlobBuilder};
+
+/// Characters that make a pattern a glob rather than a prefix.
+const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}'];
+
+/// One validated entry of a `paths` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    /// Written with a leading `!`: removes matches from the service.
+    pub exclude: bool,
+    /// What the pattern matches, after the `!` and normalisation.
+    pub body: PatternBody,
+}
+
+/// The two shapes a pattern can take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternBody {
+    /// Matches this path and everything below it.
+    Prefix(String),
+    /// Matches whole paths; the string is the glob source.
+    Glob(String),
+}
+
+impl PathPattern {
+    /// Parses and validates one pattern; the error says what is wrong with it.
+    pub fn parse(raw: &str) -> Result<PathPattern, String> {
+        let (exclude, rest) = match raw.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        // `./src` and `src/` mean `src`: people write both.
+        let mut text = rest.strip_prefix("./").unwrap_or(rest);
+        while text.len() > 1 && text.ends_with('/') {
+            text = &text[..text.len() - 1];
+        }
+        if text.is_empty() {
+            return Err("empty path pattern".to_string());
+        }
+        if text.starts_with('/') {
+            return Err(format!(
+                "path pattern `{raw}` is absolute; paths are relative to the repository root"
+            ));
+        }
+        if text.split('/').any(|part| part == "..") {
+            return Err(format!(
+                "path pattern `{raw}` leaves the repository with `..`"
+            ));
+        }
+        let body = if text.contains(GLOB_CHARS) {
+            compile(text).map_err(|err| format!("invalid glob `{raw}`: {err}"))?;
+            PatternBody::Glob(text.to_string())
+        } else {
+            PatternBody::Prefix(text.to_string())
+        };
+        Ok(PathPattern { exclude, body })
+    }
+}
+
+/// Builds a glob with the rule's options; the graph compiles all of them into
+/// one set with these same options.
+pub fn compile(glob: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(glob)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+}
+
+/// Every prefix of `path` at a `/` boundary, ending with the whole path:
+/// `a/b/c` gives `a`, `a/b`, `a/b/c`.
+pub fn prefixes(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .map(move |(at, _)| &path[..at])
+        .chain(std::iter::once(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_match(pattern: &str, path: &str) -> bool {
+        let parsed = PathPattern::parse(pattern).expect("valid pattern");
+        match parsed.body {
+            PatternBody::Prefix(prefix) => prefixes(path).any(|p| p == prefix),
+            PatternBody::Glob(glob) => compile(&glob).unwrap().compile_matcher().is_match(path),
+        }
+    }
+
+    macro_rules! matches {
+        ($($pattern:expr, $path:expr => $want:expr;)*) => {
+            $(assert_eq!(is_match($pattern, $path), $want, "{} vs {}", $pattern, $path);)*
+        };
+    }
+
+    #[test]
+    fn prefix_patterns_match_like_pathspecs() {
+        matches! {
+            "src/backend", "src/backend" => true;
+            "src/backend", "src/backend/x.go" => true;
+            "src/backend", "src/backend/a/b/c" => true;
+            "src/backend", "src/backend2/x.go" => false;
+            "src/backend", "src/backen" => false;
+            "src/backend/", "src/backend/x" => true;
+            "./src", "src/x" => true;
+            "Src", "src/x" => false;
+        }
+    }
+
+    #[test]
+    fn globs_match_whole_paths() {
+        matches! {
+            "*.md", "README.md" => true;
+            "*.md", "docs/README.md" => false;
+            "**/*.md", "docs/a/README.md" => true;
+            "**/*.md", "README.md" => true;
+            "src/*/main.go", "src/a/main.go" => true;
+            "src/*/main.go", "src/a/b/main.go" => false;
+            "src/**/main.go", "src/a/b/main.go" => true;
+            "web/{app,lib}/**", "web/lib/x.ts" => true;
+            "web/{app,lib}/**", "web/other/x.ts" => false;
+            "file?.txt", "file1.txt" => true;
+            "file?.txt", "file/.txt" => false;
+            "*.MD", "a.md" => false;
+        }
+    }
+
+    #[test]
+    fn exclusions_are_marked() {
+        let p = PathPattern::parse("!**/*.md").unwrap();
+        assert!(p.exclude);
+        assert_eq!(p.body, PatternBody::Glob("**/*.md".into()));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        assert_eq!(PathPattern::parse("").unwrap_err(), "empty path pattern");
+        assert_eq!(PathPattern::parse("!").unwrap_err(), "empty path pattern");
+        assert!(PathPattern::parse("/etc").unwrap_err().contains("absolute"));
+        assert!(PathPattern::parse("a/../b").unwrap_err().contains(".."));
+        assert!(
+            PathPattern::parse("src/{a,b")
+                .unwrap_err()
+                .starts_with("invalid glob")
+        );
+        assert!(
+            PathPattern::parse("src/[a")
+                .unwrap_err()
+                .starts_with("invalid glob")
+        );
+    }
+
+    #[test]
+    fn prefixes_walk_down_the_path() {
+        assert_eq!(prefixes("a/b/c").collect::<Vec<_>>(), ["a", "a/b", "a/b/c"]);
+        assert_eq!(prefixes("a").collect::<Vec<_>>(), ["a"]);
+    }
+}

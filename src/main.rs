@@ -1,1 +1,41 @@
-fn main() {}
+//! The `ripple` binary: parse the arguments, run, print the error.
+
+use std::io::{ErrorKind, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use ripple::error::{Error, exit};
+
+fn main() -> ExitCode {
+    let args = ripple::cli::Args::parse();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let result = ripple::run(
+        args,
+        ripple::Io {
+            out: &mut out,
+            err: &mut err,
+        },
+    );
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        // `ripple plan | head` is not a failure.
+        Err(Error::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::OK)
+        }
+        Err(error) => {
+            let _ = writeln!(err, "error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                let _ = writeln!(err, "caused by: {cause}");
+                source = cause.source();
+            }
+            if let Some(hint) = error.hint() {
+                let _ = writeln!(err, "hint: {hint}");
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Runs a parsed command line: resolves the arguments, does the I/O at the
+//! edges (repository, manifest file, templates, output file) and hands
+//! plain data to the pure stages.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use git2::Repository;
+
+use crate::changes::{self, ChangeSet, Event, Request};
+use crate::cli::{self, Args, BuildArgs, Command};
+use crate::error::{Error, Result, git};
+use crate::graph::{Affected, ServiceGraph};
+use crate::manifest::Manifest;
+use crate::plan;
+use crate::render::{self, Renderer, Report};
+
+/// Where output goes: data to `out`, diagnostics to `err`.
+pub struct Io<'a> {
+    /// Data.
+    pub out: &'a mut dyn Write,
+    /// Warnings and explanations.
+    pub err: &'a mut dyn Write,
+}
+
+/// The default manifest file name, at the repository root.
+pub const MANIFEST_FILE: &str = "services.toml";
+
+/// Runs one command.
+pub fn run(args: Args, io: Io<'_>) -> Result<()> {
+    let Args {
+        command,
+        manifest,
+        repo,
+        templates,
+    } = args;
+    let workspace = Workspace {
+        manifest,
+        repo,
+        templates,
+    };
+    match command {
+        Command::Plan(a) => cmd_plan(&workspace, a, io),
+        Command::Affected(a) => cmd_affected(&workspace, a, io),
+        Command::Explain(a) => cmd_explain(&workspace, a, io),
+        Command::Graph(a) => cmd_graph(&workspace, a, io),
+        Command::Check(a) => cmd_check(&workspace, a, io),
+        Command::Demo(a) => crate::demo::run(a.dir.as_deref(), io),
+    }
+}
+
+/// The shared options, before anything is opened.
+struct Workspace {
+    manifest: Option<PathBuf>,
+    repo: Option<PathBuf>,
+    templates: Option<PathBuf>,
+}
+
+impl Workspace {
+    fn open_repo(&self) -> Result<Repository> {
+        let dir = self.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+        Repository::discover(&dir).map_err(|source| Error::Git {
+            action: format!("opening the repository at `{}`", dir.display()),
+            source,
+        })
+    }
+
+    /// Reads and validates the manifest: from `--manifest`, else from the
+    /// work tree, else (bare repository) from the head commit.
+    fn manifest(&self, repo: Option<&Repository>, head: &str) -> Result<Manifest> {
+        if let Some(path) = &self.manifest {
+            let text = read(path)?;
+            return Ok(Manifest::parse(&text, &path.display().to_string())?);
+        }
+        let repo = match repo {
+            Some(repo) => repo,
+            None => &self.open_repo()?,
+        };
+        match repo.workdir() {
+            Some(dir) => {
+                let text = read(&dir.join(MANIFEST_FILE))?;
+                Ok(Manifest::parse(&text, MANIFEST_FILE)?)
+            }
+            None => {
+                let text = manifest_at(repo, head)?;
+                Ok(Manifest::parse(&text, &format!("{head}:{MANIFEST_FILE}"))?)
+            }
+        }
+    }
+
+    fn renderer(&self) -> Result<Renderer> {
+        let mut overrides = Vec::new();
+        if let Some(dir) = &self.templates {
+            for (name, _) in render::EMBEDDED {
+                let path = dir.join(name);
+                if path.exists() {
+                    overrides.push((name.to_string(), read_file(&path)?));
+                }
+            }
+        }
+        Renderer::new(overrides)
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::ManifestRead {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The manifest as committed at `rev`: bare repositories have no work tree.
+fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|_| Error::Revision {
+            rev: rev.to_string(),
+            origin: "`--head`".into(),
+        })?;
+    let tree = commit.tree().map_err(git("reading the head tree"))?;
+    let entry = tree
+        .get_path(Path::new(MANIFEST_FILE))
+        .map_err(|_| Error::ManifestRead {
+            path: PathBuf::from(format!("{rev}:{MANIFEST_FILE}")),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(git("reading the manifest blob"))?;
+    Ok(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
+fn event_of(arg: cli::EventArg) -> Event {
+    match arg {
+        cli::EventArg::PullRequest => Event::PullRequest,
+        cli::EventArg::Push => Event::Push,
+        cli::EventArg::Tag => Event::Tag,
+        cli::EventArg::Promote => Event::Promote,
+        cli::EventArg::Rollback => Event::Rollback,
+        cli::EventArg::Cron => Event::Cron,
+        cli::EventArg::Custom => Event::Custom,
+    }
+}
+
+fn request_of(build: &BuildArgs) -> Request {
+    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    Request {
+        event: build.event.map(event_of),
+        head: Some(build.head.clone()),
+        base: non_empty(&build.base),
+        target_branch: non_empty(&build.target_branch),
+        branch: non_empty(&build.branch),
+        before: non_empty(&build.before),
+        commit_sha: non_empty(&build.commit_sha),
+        tag: non_empty(&build.tag),
+        all: build.all,
+        uncommitted: build.uncommitted,
+    }
+}
+
+/// Everything the build commands share: manifest, change set, affected set.
+struct Analysis {
+    manifest: Manifest,
+    changes: ChangeSet,
+}
+
+impl Analysis {
+    fn affected(&self) -> Affected {
+        ServiceGraph::new(&self.manifest).affected(&self.changes)
+    }
+}
+
+/// Opens the repository, reads the manifest (before any git work, so a bad
+/// manifest fails fast) and collects the changes.
+fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
+    let repo = workspace.open_repo()?;
+    let manifest = workspace.manifest(Some(&repo), &build.head)?;
+    let request = request_of(build);
+    let changes = changes::collect(&repo, &manifest.settings, &request)?;
+    if let Some(reason) = &changes.missing_base {
+        if build.strict {
+            return Err(Error::NoBase {
+                reason: reason.clone(),
+            });
+        }
+        let _ = writeln!(
+            err,
+            "warning: {reason}; planning every service\n\
+             hint: fetch more history (a larger clone depth, or `git fetch --deepen=50`), \
+             or pass `--strict` to fail instead"
+        );
+    }
+    Ok(Analysis { manifest, changes })
+}
+
+fn cmd_plan(workspace: &Workspace, args: cli::PlanArgs, io: Io<'_>) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, io.err)?;
+    let affected = analysis.affected();
+    let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
+    let text = match args.format {
+        cli::PlanFormat::Drone => workspace.renderer()?.drone(&plan)?,
+        cli::PlanFormat::Json => {
+            render::plan_json(&Report::new(&analysis.changes, &affected), &plan)
+        }
+    };
+    match &args.output {
+        Some(path) => write_atomically(path, &text),
+        None => emit(io.out, &text),
+    }
+}
+
+fn cmd_affected(workspace: &Workspace, args: cli::AffectedArgs, io: Io<'_>) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, io.err)?;
+    let affected = analysis.affected();
+    let text = match args.format {
+        cli::AffectedFormat::Text => render::affected_text(&analysis.changes, &affected),
+        cli::AffectedFormat::Json => {
+            render::affected_json(&Report::new(&analysis.changes, &affected))
+        }
+    };
+    emit(io.out, &text)
+}
+
+fn cmd_explain(workspace: &Workspace, args: cli::ExplainArgs, io: Io<'_>) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, io.err)?;
+    let graph = ServiceGraph::new(&analysis.manifest);
+    if graph.index(&args.service).is_none() {
+        return Err(Error::UnknownService {
+            name: args.service,
+            known: analysis
+                .manifest
+                .services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+        });
+    }
+    let affected = graph.affected(&analysis.changes);
+    let text = graph.explain(&args.service, &analysis.changes, &affected);
+    emit(io.out, &text)
+}
+
+fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, io: Io<'_>) -> Result<()> {
+    let manifest = workspace.manifest(None, "HEAD")?;
+    let text = match args.format {
+        cli::GraphFormat::Dot => render::dot(&manifest),
+        cli::GraphFormat::Mermaid => render::mermaid(&manifest),
+    };
+    emit(io.out, &text)
+}
+
+fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, io: Io<'_>) -> Result<()> {
+    let repo = workspace.open_repo()?;
+    let manifest = workspace.manifest(Some(&repo), &args.head)?;
+    let files = changes::tracked_files(&repo, &args.head)?;
+    let graph = ServiceGraph::new(&manifest);
+    let unowned = graph.unowned(&files);
+    let mut text = format!(
+        "manifest ok: {} services, {} files at {}\n",
+        manifest.services.len(),
+        files.len(),
+        args.head
+    );
+    if unowned.is_empty() {
+        text.push_str("every file is owned by a service or global_paths\n");
+    } else {
+        text.push_str(&format!(
+            "{} file(s) owned by no service (changes to them run nothing):\n",
+            unowned.len()
+        ));
+        for file in unowned {
+            text.push_str("  ");
+            text.push_str(file);
+            text.push('\n');
+        }
+    }
+    emit(io.out, &text)
+}
+
+fn emit(out: &mut dyn Write, text: &str) -> Result<()> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Io {
+            action: "write",
+            path: PathBuf::from("<stdout>"),
+            source,
+        })
+}
+
+/// Writes to a temporary file beside `path` and renames it over `path`, so
+/// a reader never sees half a file.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let io_error = |action, source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| io_error("create a temporary file for", e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| io_error("write", e))?;
+    file.persist(path)
+        .map_err(|e| io_error("replace", e.error))?;
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! The event rules of DESIGN.md: which commits to compare, and the files
+//! that changed between them. The only module that touches git.
+//!
+//! Renames need no similarity search here: without it git2 reports a rename
+//! as a deletion of the old path and an addition of the new one, which is
+//! exactly "counts under both paths", and it keeps large diffs cheap.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use git2::{Commit, Oid, Repository};
+use serde::Serialize;
+
+use crate::error::{Error, Result, git};
+use crate::manifest::Settings;
+
+/// A Drone build event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// A pull request opened or updated.
+    PullRequest,
+    /// A push to a branch.
+    Push,
+    /// A tag was pushed.
+    Tag,
+    /// A deployment promotion.
+    Promote,
+    /// A deployment rollback.
+    Rollback,
+    /// A scheduled build.
+    Cron,
+    /// A build started by hand.
+    Custom,
+}
+
+impl Event {
+    /// Every event, for parsing and help.
+    pub const ALL: [Event; 7] = [
+        Event::PullRequest,
+        Event::Push,
+        Event::Tag,
+        Event::Promote,
+        Event::Rollback,
+        Event::Cron,
+        Event::Custom,
+    ];
+
+    /// Drone's name for it (`DRONE_BUILD_EVENT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::PullRequest => "pull_request",
+            Event::Push => "push",
+            Event::Tag => "tag",
+            Event::Promote => "promote",
+            Event::Rollback => "rollback",
+            Event::Cron => "cron",
+            Event::Custom => "custom",
+        }
+    }
+
+    /// Parses Drone's name.
+    pub fn parse(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the affected set is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// From the files that changed.
+    Diff,
+    /// Every service: a release, or no diff was possible.
+    All,
+    /// Nothing runs for this event.
+    None,
+}
+
+/// What changed, and why these commits were compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeSet {
+    /// The event planned for.
+    pub event: Event,
+    /// The commit compared against; `None` when no diff was possible.
+    pub base: Option<String>,
+    /// The commit built.
+    pub head: Option<String>,
+    /// How the affected set is decided.
+    pub mode: Mode,
+    /// Why, in one line.
+    pub reason: String,
+    /// Changed paths, sorted; a rename lists both paths.
+    #[serde(rename = "changed")]
+    pub paths: Vec<String>,
+    /// The base could not be found; said on stderr with the fix.
+    #[serde(skip)]
+    pub missing_base: Option<String>,
+    /// For release tags: the version (tag minus the prefix).
+    #[serde(skip)]
+    pub version: Option<String>,
+    /// For publish pushes: the branch.
+    #[serde(skip)]
+    pub branch: Option<String>,
+}
+
+impl ChangeSet {
+    /// A diff-mode change set over `paths`, for tests and tools.
+    pub fn diff(paths: Vec<String>) -> ChangeSet {
+        ChangeSet {
+            event: Event::PullRequest,
+            base: None,
+            head: None,
+            mode: Mode::Diff,
+            reason: "files changed".into(),
+            paths,
+            missing_base: None,
+            version: None,
+            branch: None,
+        }
+    }
+
+    fn nothing(event: Event, head: Oid, reason: String) -> ChangeSet {
+        ChangeSet {
+            event,
+            base: None,
+            head: Some(head.to_string()),
+            mode: Mode::None,
+            reason,
+            paths: Vec::new(),
+            missing_base: None,
+            version: None,
+            branch: None,
+        }
+    }
+}
+
+/// What the build is: Drone's environment or the flags, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The event; required.
+    pub event: Option<Event>,
+    /// The commit built; `HEAD` when unset.
+    pub head: Option<String>,
+    /// An explicit base (`--base`): for pull requests the target branch, for
+    /// pushes the commit before.
+    pub base: Option<String>,
+    /// `DRONE_TARGET_BRANCH`.
+    pub target_branch: Option<String>,
+    /// `DRONE_BRANCH`, or the checked-out branch.
+    pub branch: Option<String>,
+    /// `DRONE_COMMIT_BEFORE`.
+    pub before: Option<String>,
+    /// `DRONE_COMMIT_SHA`: recognises Drone's merge ref for pull requests.
+    pub commit_sha: Option<String>,
+    /// `DRONE_TAG`.
+    pub tag: Option<String>,
+    /// Plan every service whatever changed.
+    pub all: bool,
+    /// Also count uncommitted changes in the work tree (local dry runs).
+    pub uncommitted: bool,
+}
+
+/// The message that asks for every service.
+const ALL_MARKER: &str = "[ripple all]";
+
+/// Finds the commits to compare for `request` and the files changed between them.
+pub fn collect(repo: &Repository, settings: &Settings, request: &Request) -> Result<ChangeSet> {
+    let event = request.event.ok_or_else(|| Error::Usage {
+        message: "no event given".into(),
+        hint: Some(
+            "pass `--event pull_request|push|tag`, or run inside Drone (DRONE_BUILD_EVENT)".into(),
+        ),
+    })?;
+    let head_rev = request.head.as_deref().unwrap_or("HEAD");
+    let head = resolve(repo, head_rev).ok_or_else(|| Error::Revision {
+        rev: head_rev.to_string(),
+        origin: "`--head` (or DRONE_COMMIT_SHA)".into(),
+    })?;
+
+    let mut changes = match event {
+        Event::PullRequest => pull_request(repo, request, &head)?,
+        Event::Push => push(repo, settings, request, &head)?,
+        Event::Tag => tag(settings, request, &head),
+        other => ChangeSet::nothing(
+            other,
+            head.id(),
+            format!("`{other}` events run nothing: ripple plans pull requests, pushes and tags"),
+        ),
+    };
+    if changes.mode == Mode::Diff {
+        changes.paths = changed_paths(repo, changes.base.as_deref(), &head, request.uncommitted)?;
+        let marked = String::from_utf8_lossy(head.message_bytes()).contains(ALL_MARKER);
+        if request.all || marked {
+            changes.mode = Mode::All;
+            changes.reason = if request.all {
+                "`--all`: every service".into()
+            } else {
+                format!("the commit message asks for `{ALL_MARKER}`: every service")
+            };
+        }
+    }
+    Ok(changes)
+}
+
+fn resolve<'r>(repo: &'r Repository, rev: &str) -> Option<Commit<'r>> {
+    repo.revparse_single(rev).ok()?.peel_to_commit().ok()
+}
+
+/// A base that could not be found: plan everything and say how to fix it.
+fn missing(event: Event, head: &Commit<'_>, reason: String) -> ChangeSet {
+    ChangeSet {
+        event,
+        base: None,
+        head: Some(head.id().to_string()),
+        mode: Mode::All,
+        reason: format!("{reason}: every service"),
+        paths: Vec::new(),
+        missing_base: Some(reason),
+        version: None,
+        branch: None,
+    }
+}
+
+fn diff_from(event: Event, base: Option<Oid>, head: &Commit<'_>, reason: String) -> ChangeSet {
+    ChangeSet {
+        event,
+        base: base.map(|b| b.to_string()),
+        head: Some(head.id().to_string()),
+        mode: Mode::Diff,
+        reason,
+        paths: Vec::new(),
+        missing_base: None,
+        version: None,
+        branch: None,
+    }
+}
+
+fn pull_request(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<ChangeSet> {
+    let event = Event::PullRequest;
+    // Drone checks out the merge of the pull request into its target: HEAD's
+    // second parent is the pull request's own commit, the first the target.
+    if head.parent_count() == 2
+        && let (Ok(target), Ok(pr)) = (head.parent_id(0), head.parent_id(1))
+        && request
+            .commit_sha
+            .as_deref()
+            .is_some_and(|sha| !sha.is_empty() && pr.to_string().starts_with(sha))
+    {
+        return Ok(diff_from(
+            event,
+            Some(target),
+            head,
+            "Drone's merge ref: compared with its first parent, the target branch".into(),
+        ));
+    }
+
+    let (name, origin) = match (&request.base, &request.target_branch) {
+        (Some(base), _) => (base.clone(), "`--base`"),
+        (None, Some(target)) if !target.is_empty() => (target.clone(), "DRONE_TARGET_BRANCH"),
+        _ => match default_target(repo) {
+            Some(found) => (found, "the default branch"),
+            None => {
+                return Err(Error::Usage {
+                    message: "no target branch for the pull request".into(),
+                    hint: Some("pass `--base BRANCH` or set DRONE_TARGET_BRANCH".into()),
+                });
+            }
+        },
+    };
+    let target = resolve(repo, &format!("refs/remotes/origin/{name}"))
+        .or_else(|| resolve(repo, &format!("refs/heads/{name}")))
+        .or_else(|| resolve(repo, &name));
+    let Some(target) = target else {
+        if origin == "`--base`" {
+            return Err(Error::Revision {
+                rev: name,
+                origin: origin.into(),
+            });
+        }
+        return Ok(missing(
+            event,
+            head,
+            format!("target branch `{name}` ({origin}) is not in this clone"),
+        ));
+    };
+    match repo.merge_base(target.id(), head.id()) {
+        Ok(base) => Ok(diff_from(
+            event,
+            Some(base),
+            head,
+            format!("pull request: compared with the merge base of HEAD and `{name}`"),
+        )),
+        Err(err) if err.code() == git2::ErrorCode::NotFound => Ok(missing(
+            event,
+            head,
+            format!("HEAD and `{name}` share no history in this clone"),
+        )),
+        Err(err) => Err(git(format!("finding the merge base with `{name}`"))(err)),
+    }
+}
+
+/// For local dry runs without a target: the remote's default branch, else
+/// a local `main` or `master`.
+fn default_target(repo: &Repository) -> Option<String> {
+    if let Ok(reference) = repo.find_reference("refs/remotes/origin/HEAD")
+        && let Ok(Some(target)) = reference.symbolic_target()
+        && let Some(name) = target.strip_prefix("refs/remotes/origin/")
+    {
+        return Some(name.to_string());
+    }
+    ["main", "master"]
+        .into_iter()
+        .find(|b| repo.find_branch(b, git2::BranchType::Local).is_ok())
+        .map(str::to_string)
+}
+
+fn push(
+    repo: &Repository,
+    settings: &Settings,
+    request: &Request,
+    head: &Commit<'_>,
+) -> Result<ChangeSet> {
+    let event = Event::Push;
+    let branch = request
+        .branch
+        .clone()
+        .filter(|b| !b.is_empty())
+        .or_else(|| current_branch(repo, request));
+    let Some(branch) = branch else {
+        return Ok(ChangeSet::nothing(
+            event,
+            head.id(),
+            "push to an unknown branch runs nothing (set DRONE_BRANCH or `--branch`)".into(),
+        ));
+    };
+    if !settings.publish_branches.contains(&branch) {
+        let publish = settings
+            .publish_branches
+            .iter()
+            .map(|b| format!("`{b}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Ok(ChangeSet::nothing(
+            event,
+            head.id(),
+            format!(
+                "push to `{branch}` runs nothing: only pushes to {} publish, pull requests test branches",
+                if publish.is_empty() {
+                    "no branch".into()
+                } else {
+                    publish
+                }
+            ),
+        ));
+    }
+    let mut changes = push_base(repo, request, head)?;
+    changes.branch = Some(branch);
+    Ok(changes)
+}
+
+fn current_branch(repo: &Repository, request: &Request) -> Option<String> {
+    if request.head.as_deref().is_some_and(|h| h != "HEAD") {
+        return None;
+    }
+    let head = repo.head().ok()?;
+    head.is_branch()
+        .then(|| head.shorthand().ok().map(str::to_string))?
+}
+
+fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<ChangeSet> {
+    let event = Event::Push;
+    if let Some(base) = &request.base {
+        let commit = resolve(repo, base).ok_or_else(|| Error::Revision {
+            rev: base.clone(),
+            origin: "`--base`".into(),
+        })?;
+        return Ok(diff_from(
+            event,
+            Some(commit.id()),
+            head,
+            format!("push: compared with `--base {base}`"),
+        ));
+    }
+    if head.parent_count() >= 2 {
+        let first = head
+            .parent_id(0)
+            .map_err(git("reading the merge's first parent"))?;
+        return Ok(diff_from(
+            event,
+            Some(first),
+            head,
+            "merge commit: compared with its first parent".into(),
+        ));
+    }
+    let before = request
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty() && !b.bytes().all(|c| c == b'0'));
+    let Some(before) = before else {
+        if head.parent_count() == 0 {
+            return Ok(diff_from(
+                event,
+                None,
+                head,
+                "initial commit: every file is new".into(),
+            ));
+        }
+        return Ok(missing(
+            event,
+            head,
+            "the commit before this push is unknown (a new branch, or DRONE_COMMIT_BEFORE unset)"
+                .into(),
+        ));
+    };
+    let Some(before_commit) = resolve(repo, before) else {
+        return Ok(missing(
+            event,
+            head,
+            format!(
+                "the commit before this push, `{before}`, is not in this clone (shallow clone?)"
+            ),
+        ));
+    };
+    let id = before_commit.id();
+    let is_ancestor = id == head.id()
+        || repo
+            .graph_descendant_of(head.id(), id)
+            .map_err(git("checking ancestry of the commit before the push"))?;
+    if !is_ancestor {
+        return Ok(missing(
+            event,
+            head,
+            format!(
+                "the commit before this push, `{before}`, is not an ancestor of HEAD (force push?)"
+            ),
+        ));
+    }
+    Ok(diff_from(
+        event,
+        Some(id),
+        head,
+        "push: compared with the commit before the push".into(),
+    ))
+}
+
+fn tag(settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
+    let event = Event::Tag;
+    let Some(tag) = request.tag.as_deref().filter(|t| !t.is_empty()) else {
+        return ChangeSet::nothing(
+            event,
+            head.id(),
+            "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)".into(),
+        );
+    };
+    let tag = tag.strip_prefix("refs/tags/").unwrap_or(tag);
+    let release = &settings.release_tag;
+    match release.version(tag) {
+        Some(version) => ChangeSet {
+            event,
+            base: None,
+            head: Some(head.id().to_string()),
+            mode: Mode::All,
+            reason: format!("release tag `{tag}`: every image, version `{version}`"),
+            paths: Vec::new(),
+            missing_base: None,
+            version: Some(version.to_string()),
+            branch: None,
+        },
+        None => ChangeSet::nothing(
+            event,
+            head.id(),
+            format!("tag `{tag}` does not match release_tag `{release}`: nothing runs"),
+        ),
+    }
+}
+
+/// Paths changed from `base` (the empty tree when `None`) to `head`, both
+/// sides of every delta, sorted.
+fn changed_paths(
+    repo: &Repository,
+    base: Option<&str>,
+    head: &Commit<'_>,
+    uncommitted: bool,
+) -> Result<Vec<String>> {
+    let base_tree = match base {
+        Some(base) => {
+            let oid = Oid::from_str(base).map_err(git("parsing the base id"))?;
+            let commit = repo
+                .find_commit(oid)
+                .map_err(git("reading the base commit"))?;
+            Some(commit.tree().map_err(git("reading the base tree"))?)
+        }
+        None => None,
+    };
+    let head_tree = head.tree().map_err(git("reading the head tree"))?;
+    let mut options = git2::DiffOptions::new();
+    options.ignore_submodules(false);
+    let diff = repo
+        .diff_tree_to_tree(base_tree.as_ref(), Some(&head_tree), Some(&mut options))
+        .map_err(git("diffing base and head"))?;
+    let mut paths = BTreeSet::new();
+    collect_delta_paths(&diff, &mut paths);
+    if uncommitted {
+        if repo.is_bare() {
+            return Err(Error::Usage {
+                message: "`--uncommitted` needs a work tree, and this repository is bare".into(),
+                hint: None,
+            });
+        }
+        let mut options = git2::DiffOptions::new();
+        options.include_untracked(true).recurse_untracked_dirs(true);
+        let diff = repo
+            .diff_tree_to_workdir_with_index(Some(&head_tree), Some(&mut options))
+            .map_err(git("diffing the work tree"))?;
+        collect_delta_paths(&diff, &mut paths);
+    }
+    Ok(paths.into_iter().collect())
+}
+
+fn collect_delta_paths(diff: &git2::Diff<'_>, paths: &mut BTreeSet<String>) {
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(path) = file.path_bytes() {
+                paths.insert(String::from_utf8_lossy(path).into_owned());
+            }
+        }
+    }
+}
+
+/// Every file in the tree of `rev`, sorted: for `ripple check`.
+pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
+    let commit = resolve(repo, rev).ok_or_else(|| Error::Revision {
+        rev: rev.to_string(),
+        origin: "`--head`".into(),
+    })?;
+    let tree = commit.tree().map_err(git("reading the tree"))?;
+    let mut files = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            let name = String::from_utf8_lossy(entry.name_bytes());
+            files.push(format!("{dir}{name}"));
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(git("walking the tree"))?;
+    files.sort_unstable();
+    Ok(files)
+}

@@ -1,0 +1,214 @@
+//! The command line as the user typed it: clap types only. Resolved into a
+//! request by `app`; nothing past `app::run` sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+/// Plan CI work for a monorepo: which services a change affects, and the
+/// Drone configuration that builds and tests exactly those.
+#[derive(Debug, Parser)]
+#[command(name = "ripple", version, propagate_version = true)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// The manifest [default: services.toml at the repository root, read from
+    /// HEAD in a bare repository].
+    #[arg(long, global = true, env = "RIPPLE_MANIFEST", value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// The repository [default: the one containing the current directory].
+    #[arg(long, global = true, env = "RIPPLE_REPO", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// A directory of templates that replace the embedded ones by name
+    /// (`drone.yml.j2`).
+    #[arg(long, global = true, env = "RIPPLE_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the CI configuration for a build.
+    Plan(PlanArgs),
+    /// List the services a build affects.
+    Affected(AffectedArgs),
+    /// Show why a service is (or is not) affected: file -> service -> dependents.
+    Explain(ExplainArgs),
+    /// Print the dependency graph.
+    Graph(GraphArgs),
+    /// Validate the manifest and list files that no service owns.
+    Check(CheckArgs),
+    /// Build an example monorepo with a feature branch and plan its pull request.
+    Demo(DemoArgs),
+}
+
+/// What is being built: flags, with Drone's variables as fallbacks.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct BuildArgs {
+    /// Plan every service, whatever changed.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Compare with this revision: the target branch of a pull request, or
+    /// the commit before a push [pull requests: DRONE_TARGET_BRANCH].
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+
+    /// The build event.
+    #[arg(long, env = "DRONE_BUILD_EVENT", value_enum)]
+    pub event: Option<EventArg>,
+
+    /// The commit built.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
+
+    /// Fail (exit 1) instead of planning every service when the base of the
+    /// diff cannot be found.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Also count uncommitted changes in the work tree (local dry runs).
+    #[arg(long)]
+    pub uncommitted: bool,
+
+    /// The branch pushed to [default: the checked-out branch].
+    #[arg(long, env = "DRONE_BRANCH", help_heading = "Drone environment")]
+    pub branch: Option<String>,
+
+    /// The commit before the push.
+    #[arg(
+        long,
+        env = "DRONE_COMMIT_BEFORE",
+        value_name = "SHA",
+        help_heading = "Drone environment"
+    )]
+    pub before: Option<String>,
+
+    /// The commit of the pull request; recognises Drone's merge checkout.
+    #[arg(
+        long,
+        env = "DRONE_COMMIT_SHA",
+        value_name = "SHA",
+        help_heading = "Drone environment"
+    )]
+    pub commit_sha: Option<String>,
+
+    /// The tag of a tag event.
+    #[arg(long, env = "DRONE_TAG", help_heading = "Drone environment")]
+    pub tag: Option<String>,
+
+    /// The target branch of a pull request.
+    #[arg(
+        long,
+        env = "DRONE_TARGET_BRANCH",
+        value_name = "BRANCH",
+        help_heading = "Drone environment"
+    )]
+    pub target_branch: Option<String>,
+}
+
+/// `ripple plan`
+#[derive(Debug, ClapArgs)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, env = "RIPPLE_FORMAT", default_value = "drone")]
+    pub format: PlanFormat,
+
+    /// Write to this file (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `ripple affected`
+#[derive(Debug, ClapArgs)]
+pub struct AffectedArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: AffectedFormat,
+}
+
+/// `ripple explain`
+#[derive(Debug, ClapArgs)]
+pub struct ExplainArgs {
+    /// The service to explain.
+    pub service: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+}
+
+/// `ripple graph`
+#[derive(Debug, ClapArgs)]
+pub struct GraphArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+}
+
+/// `ripple check`
+#[derive(Debug, ClapArgs)]
+pub struct CheckArgs {
+    /// The commit whose files are checked for an owner.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
+}
+
+/// `ripple demo`
+#[derive(Debug, ClapArgs)]
+pub struct DemoArgs {
+    /// Build the example repository here and keep it, instead of in a
+    /// temporary directory that is removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Drone build events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum EventArg {
+    PullRequest,
+    Push,
+    Tag,
+    Promote,
+    Rollback,
+    Cron,
+    Custom,
+}
+
+/// `plan --format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
+pub enum PlanFormat {
+    Drone,
+    Json,
+}
+
+/// `affected --format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
+pub enum AffectedFormat {
+    Text,
+    Json,
+}
+
+/// `graph --format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}

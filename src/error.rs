@@ -1,0 +1,160 @@
+//! The one error type, its exit codes and its hints.
+
+use std::path::PathBuf;
+
+use crate::manifest::ManifestError;
+
+/// Exit codes, a documented contract like the JSON output.
+pub mod exit {
+    /// Success, an empty plan included.
+    pub const OK: u8 = 0;
+    /// Input the user must fix: manifest, revision, `--strict` without a base.
+    pub const USER: u8 = 1;
+    /// Usage error (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// git or I/O failure.
+    pub const ENVIRONMENT: u8 = 3;
+    /// A bug in ripple, such as a template that fails to render.
+    pub const INTERNAL: u8 = 4;
+}
+
+/// Everything that can stop ripple, each with what the user needs to act.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifest has problems; each is located.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+
+    /// The manifest file could not be read.
+    #[error("cannot read manifest `{}`: {source}", path.display())]
+    ManifestRead {
+        /// Where we looked.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+
+    /// A revision the user named does not exist.
+    #[error("unknown revision `{rev}`")]
+    Revision {
+        /// As the user wrote it.
+        rev: String,
+        /// Where it came from (flag or variable).
+        origin: String,
+    },
+
+    /// `--strict` and the base of the diff could not be found.
+    #[error("no base to diff against: {reason}")]
+    NoBase {
+        /// Why not, and what to do.
+        reason: String,
+    },
+
+    /// A command named a service the manifest does not have.
+    #[error("unknown service `{name}`")]
+    UnknownService {
+        /// As given.
+        name: String,
+        /// The services there are.
+        known: Vec<String>,
+    },
+
+    /// Input that is not valid for the command, beyond what clap checks.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+
+    /// git failed.
+    #[error("git: {action}: {source}")]
+    Git {
+        /// What ripple was doing.
+        action: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+
+    /// A file could not be read or written.
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        /// What ripple was doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+
+    /// A template failed to load or render.
+    #[error("template `{name}` failed: {source:#}")]
+    Template {
+        /// The template.
+        name: String,
+        /// minijinja's error.
+        source: minijinja::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Manifest(_)
+            | Error::Revision { .. }
+            | Error::NoBase { .. }
+            | Error::UnknownService { .. } => exit::USER,
+            Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                exit::USER
+            }
+            Error::Usage { .. } => exit::USAGE,
+            Error::ManifestRead { .. } | Error::Git { .. } | Error::Io { .. } => exit::ENVIRONMENT,
+            Error::Template { .. } => exit::INTERNAL,
+        }
+    }
+
+    /// What the user can do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Manifest(_) => None,
+            Error::ManifestRead { .. } => Some(
+                "create `services.toml` at the repository root, or pass `--manifest FILE`".into(),
+            ),
+            Error::Revision { origin, .. } => Some(format!(
+                "check {origin}; in a shallow clone, fetch more history (`git fetch --deepen=50`)"
+            )),
+            Error::NoBase { .. } => Some(
+                "fetch more history (`git fetch --deepen=50`, or a larger clone depth), \
+                 or drop `--strict` to plan every service"
+                    .into(),
+            ),
+            Error::UnknownService { known, .. } => Some(format!(
+                "known services are {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Git { .. } => Some("check that `--repo` points at a git repository".into()),
+            Error::Io { .. } => None,
+            Error::Template { .. } => Some(
+                "if you use `--templates`, check that template; otherwise this is a bug in \
+                 ripple, please report it"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Shorthand used throughout.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Wraps a git2 error with what ripple was doing.
+pub fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Git { action, source }
+}

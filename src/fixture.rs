@@ -1,0 +1,191 @@
+//! Builds real git repositories with deterministic history: for `ripple
+//! demo`, the integration tests and benchmarks. Commits get a fixed author
+//! and a clock that ticks one minute per commit, so ids are stable.
+
+use std::path::{Path, PathBuf};
+
+use git2::{IndexAddOption, Oid, Repository, RepositoryInitOptions, Signature, Time};
+
+/// A repository under construction, with a work tree.
+pub struct RepoBuilder {
+    repo: Repository,
+    root: PathBuf,
+    clock: i64,
+    // The first file-system error, reported by the next commit so that
+    // `write` and friends can chain.
+    pending: Option<String>,
+}
+
+impl RepoBuilder {
+    /// Initialises an empty repository at `root` whose first branch is `main`.
+    /// It ignores the user's git configuration, so results are the same on
+    /// every machine.
+    pub fn init(root: &Path) -> Result<RepoBuilder, git2::Error> {
+        let mut options = RepositoryInitOptions::new();
+        options.initial_head("main");
+        let repo = Repository::init_opts(root, &options)?;
+        Ok(RepoBuilder {
+            repo,
+            root: root.to_path_buf(),
+            clock: 1_700_000_000,
+            pending: None,
+        })
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The work tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes a file in the work tree (creating directories) and stages it.
+    pub fn write(&mut self, path: &str, contents: &str) -> &mut RepoBuilder {
+        let full = self.root.join(path);
+        let result = full
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&full, contents));
+        self.note(result, "write", path)
+    }
+
+    fn note(&mut self, result: std::io::Result<()>, action: &str, path: &str) -> &mut RepoBuilder {
+        if let Err(err) = result
+            && self.pending.is_none()
+        {
+            self.pending = Some(format!("cannot {action} `{path}`: {err}"));
+        }
+        self
+    }
+
+    /// Removes a file from the work tree.
+    pub fn remove(&mut self, path: &str) -> &mut RepoBuilder {
+        let result = std::fs::remove_file(self.root.join(path));
+        self.note(result, "remove", path)
+    }
+
+    /// Moves a file in the work tree.
+    pub fn rename(&mut self, from: &str, to: &str) -> &mut RepoBuilder {
+        let target = self.root.join(to);
+        let result = target
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::rename(self.root.join(from), &target));
+        self.note(result, "rename", from)
+    }
+
+    fn signature(&mut self) -> Result<Signature<'static>, git2::Error> {
+        self.clock += 60;
+        Signature::new(
+            "Ripple Test",
+            "test@ripple.invalid",
+            &Time::new(self.clock, 0),
+        )
+    }
+
+    /// Commits the whole work tree on the current branch.
+    pub fn commit(&mut self, message: &str) -> Result<Oid, git2::Error> {
+        let parents = match self.repo.head() {
+            Ok(head) => vec![head.peel_to_commit()?.id()],
+            Err(_) => Vec::new(),
+        };
+        self.commit_with_parents(message, &parents)
+    }
+
+    fn commit_with_parents(&mut self, message: &str, parents: &[Oid]) -> Result<Oid, git2::Error> {
+        if let Some(pending) = self.pending.take() {
+            return Err(git2::Error::from_str(&pending));
+        }
+        let mut index = self.repo.index()?;
+        index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+        index.update_all(["*"], None)?;
+        index.write()?;
+        let signature = self.signature()?;
+        let tree = self.repo.find_tree(index.write_tree()?)?;
+        let parents = parents
+            .iter()
+            .map(|id| self.repo.find_commit(*id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let parents: Vec<_> = parents.iter().collect();
+        self.repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parents,
+        )
+    }
+
+    /// Creates `name` at the current commit and switches to it.
+    pub fn branch(&mut self, name: &str) -> Result<&mut RepoBuilder, git2::Error> {
+        {
+            let head = self.repo.head()?.peel_to_commit()?;
+            self.repo.branch(name, &head, false)?;
+        }
+        self.checkout(name)
+    }
+
+    /// Switches to an existing branch, updating the work tree.
+    pub fn checkout(&mut self, name: &str) -> Result<&mut RepoBuilder, git2::Error> {
+        let refname = format!("refs/heads/{name}");
+        {
+            let target = self.repo.revparse_single(&refname)?;
+            let mut options = git2::build::CheckoutBuilder::new();
+            options.force().remove_untracked(true);
+            self.repo.checkout_tree(&target, Some(&mut options))?;
+        }
+        self.repo.set_head(&refname)?;
+        Ok(self)
+    }
+
+    /// Merges branch `other` into the current branch with a two-parent
+    /// commit whose tree is the union of both sides (later writes win).
+    /// Enough for fixtures, which avoid conflicting edits.
+    pub fn merge(&mut self, other: &str, message: &str) -> Result<Oid, git2::Error> {
+        let signature = self.signature()?;
+        let ours = self.repo.head()?.peel_to_commit()?;
+        let theirs = self
+            .repo
+            .revparse_single(&format!("refs/heads/{other}"))?
+            .peel_to_commit()?;
+        let mut index = self.repo.merge_commits(&ours, &theirs, None)?;
+        if index.has_conflicts() {
+            return Err(git2::Error::from_str("fixture merge has conflicts"));
+        }
+        let tree_id = index.write_tree_to(&self.repo)?;
+        let tree = self.repo.find_tree(tree_id)?;
+        let mut options = git2::build::CheckoutBuilder::new();
+        options.force().remove_untracked(true);
+        self.repo
+            .checkout_tree(tree.as_object(), Some(&mut options))?;
+        self.repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &[&ours, &theirs],
+        )
+    }
+
+    /// Points HEAD at a commit without a branch (as Drone's clone does).
+    pub fn detach(&mut self, commit: Oid) -> Result<&mut RepoBuilder, git2::Error> {
+        {
+            let object = self.repo.find_object(commit, None)?;
+            let mut options = git2::build::CheckoutBuilder::new();
+            options.force().remove_untracked(true);
+            self.repo.checkout_tree(&object, Some(&mut options))?;
+        }
+        self.repo.set_head_detached(commit)?;
+        Ok(self)
+    }
+
+    /// The commit a revision names.
+    pub fn rev(&self, rev: &str) -> Result<Oid, git2::Error> {
+        Ok(self.repo.revparse_single(rev)?.peel_to_commit()?.id())
+    }
+}

@@ -1,0 +1,593 @@
+//! Which services a change set affects, and in what order images build.
+//!
+//! All path patterns of all services are compiled once into one [`Matcher`]
+//! (a prefix table plus one `GlobSet`), so each changed path is matched once
+//! however many services there are. The dependency graph is a petgraph
+//! `DiGraph` with edges from a dependency to its dependents. Pure: no I/O.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use globset::{GlobSet, GlobSetBuilder};
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::changes::{ChangeSet, Mode};
+use crate::manifest::{Kind, Manifest};
+use crate::pattern::{self, PathPattern, PatternBody};
+
+/// What a pattern contributes when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Include(usize),
+    Exclude(usize),
+    Global,
+    GlobalExclude,
+}
+
+/// Every pattern of every service, compiled once.
+#[derive(Debug)]
+pub struct Matcher {
+    prefixes: HashMap<String, Vec<Target>>,
+    globs: GlobSet,
+    glob_targets: Vec<Target>,
+}
+
+fn describe_pattern(pattern: &PathPattern) -> String {
+    let body = match &pattern.body {
+        PatternBody::Prefix(p) | PatternBody::Glob(p) => p,
+    };
+    format!("{}{body}", if pattern.exclude { "!" } else { "" })
+}
+
+/// Who owns one path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Owners {
+    /// Matched `global_paths`: every service is affected.
+    pub global: bool,
+    /// Indices into `Manifest::services`, ascending.
+    pub services: Vec<usize>,
+}
+
+impl Matcher {
+    /// Compiles the manifest's patterns. They were validated by the manifest,
+    /// so compiling cannot fail on them.
+    pub fn new(manifest: &Manifest) -> Matcher {
+        let mut prefixes: HashMap<String, Vec<Target>> = HashMap::new();
+        let mut globs = GlobSetBuilder::new();
+        let mut glob_targets = Vec::new();
+        let global = manifest.settings.global_paths.iter().map(|p| {
+            let target = if p.exclude {
+                Target::GlobalExclude
+            } else {
+                Target::Global
+            };
+            (p, target)
+        });
+        let services = manifest.services.iter().enumerate().flat_map(|(i, s)| {
+            s.paths.iter().map(move |p: &PathPattern| {
+                let target = if p.exclude {
+                    Target::Exclude(i)
+                } else {
+                    Target::Include(i)
+                };
+                (p, target)
+            })
+        });
+        for (pattern, target) in global.chain(services) {
+            match &pattern.body {
+                PatternBody::Prefix(prefix) => {
+                    prefixes.entry(prefix.clone()).or_default().push(target)
+                }
+                PatternBody::Glob(glob) => {
+                    if let Ok(glob) = pattern::compile(glob) {
+                        globs.add(glob);
+                        glob_targets.push(target);
+                    }
+                }
+            }
+        }
+        let globs = globs.build().unwrap_or_else(|_| GlobSet::empty());
+        Matcher {
+            prefixes,
+            globs,
+            glob_targets,
+        }
+    }
+
+    /// The owners of `path`; `scratch` is reused between calls to avoid
+    /// allocating per path.
+    pub fn owners(&self, path: &str, scratch: &mut Vec<usize>) -> Owners {
+        let mut targets: Vec<Target> = Vec::new();
+        for prefix in pattern::prefixes(path) {
+            if let Some(found) = self.prefixes.get(prefix) {
+                targets.extend_from_slice(found);
+            }
+        }
+        if !self.glob_targets.is_empty() {
+            self.globs.matches_into(path, scratch);
+            targets.extend(scratch.iter().map(|&i| self.glob_targets[i]));
+        }
+        let excluded = |t: Target| targets.contains(&t);
+        let mut owners = Owners {
+            global: targets.contains(&Target::Global) && !excluded(Target::GlobalExclude),
+            services: targets
+                .iter()
+                .filter_map(|&t| match t {
+                    Target::Include(i) if !excluded(Target::Exclude(i)) => Some(i),
+                    _ => None,
+                })
+                .collect(),
+        };
+        owners.services.sort_unstable();
+        owners.services.dedup();
+        owners
+    }
+}
+
+/// The manifest's services as a graph, with their compiled matcher.
+#[derive(Debug)]
+pub struct ServiceGraph<'m> {
+    manifest: &'m Manifest,
+    graph: DiGraph<usize, ()>,
+    matcher: Matcher,
+    by_name: HashMap<&'m str, usize>,
+}
+
+/// One affected service and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AffectedService {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Changed files it owns (or global files), sorted.
+    pub files: Vec<String>,
+    /// Its affected direct dependencies, sorted.
+    pub via: Vec<String>,
+    /// For images: the affected images it must wait for (its nearest image
+    /// dependencies, looking through libraries), sorted.
+    #[serde(skip)]
+    pub waits_for: Vec<String>,
+}
+
+/// The affected set and the build order of its images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    /// Exactly the affected services, sorted by name.
+    pub services: Vec<AffectedService>,
+    /// Affected images in layers: each layer waits only for earlier ones.
+    pub build_order: Vec<Vec<String>>,
+}
+
+impl Affected {
+    /// The affected service with this name.
+    pub fn get(&self, name: &str) -> Option<&AffectedService> {
+        self.services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.services[i])
+    }
+}
+
+impl<'m> ServiceGraph<'m> {
+    /// Builds the graph; the manifest was validated, so every dependency
+    /// names a service and there are no cycles.
+    pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
+        let mut graph = DiGraph::with_capacity(manifest.services.len(), 0);
+        let mut by_name = HashMap::with_capacity(manifest.services.len());
+        for (i, service) in manifest.services.iter().enumerate() {
+            graph.add_node(i);
+            by_name.insert(service.name.as_str(), i);
+        }
+        for (i, service) in manifest.services.iter().enumerate() {
+            for dep in &service.depends_on {
+                if let Some(&d) = by_name.get(dep.as_str()) {
+                    graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
+                }
+            }
+        }
+        ServiceGraph {
+            manifest,
+            graph,
+            matcher: Matcher::new(manifest),
+            by_name,
+        }
+    }
+
+    /// The manifest this graph was built from.
+    pub fn manifest(&self) -> &'m Manifest {
+        self.manifest
+    }
+
+    /// The compiled matcher.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// Index of the service with this name.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Directly affected services with their files: one pass over the paths.
+    fn direct(&self, paths: &[String]) -> Vec<Vec<String>> {
+        let count = self.manifest.services.len();
+        let mut files: Vec<Vec<String>> = vec![Vec::new(); count];
+        let mut scratch = Vec::new();
+        for path in paths {
+            let owners = self.matcher.owners(path, &mut scratch);
+            if owners.global {
+                files.iter_mut().for_each(|f| f.push(path.clone()));
+            } else {
+                for i in owners.services {
+                    files[i].push(path.clone());
+                }
+            }
+        }
+        files
+    }
+
+    /// The affected set for a change set.
+    pub fn affected(&self, changes: &ChangeSet) -> Affected {
+        let count = self.manifest.services.len();
+        let (mut is_affected, files) = match changes.mode {
+            Mode::None => return Affected::default(),
+            Mode::All => (vec![true; count], vec![Vec::new(); count]),
+            Mode::Diff => {
+                let files = self.direct(&changes.paths);
+                (files.iter().map(|f| !f.is_empty()).collect(), files)
+            }
+        };
+        // Breadth-first from the directly affected to every dependent.
+        let mut queue: VecDeque<usize> = (0..count).filter(|&i| is_affected[i]).collect();
+        while let Some(i) = queue.pop_front() {
+            for next in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
+                if !is_affected[next.index()] {
+                    is_affected[next.index()] = true;
+                    queue.push_back(next.index());
+                }
+            }
+        }
+        let waits = self.waits_for(&is_affected);
+        let mut services: Vec<AffectedService> = Vec::new();
+        for (i, mut files) in files.into_iter().enumerate() {
+            if !is_affected[i] {
+                continue;
+            }
+            let service = &self.manifest.services[i];
+            files.sort_unstable();
+            files.dedup();
+            let mut via: Vec<String> = if changes.mode == Mode::All {
+                Vec::new()
+            } else {
+                service
+                    .depends_on
+                    .iter()
+                    .filter(|d| self.index(d).is_some_and(|d| is_affected[d]))
+                    .cloned()
+                    .collect()
+            };
+            via.sort_unstable();
+            let mut waits_for: Vec<String> = waits[i]
+                .iter()
+                .map(|&d| self.manifest.services[d].name.clone())
+                .collect();
+            waits_for.sort_unstable();
+            services.push(AffectedService {
+                name: service.name.clone(),
+                kind: service.kind,
+                files,
+                via,
+                waits_for,
+            });
+        }
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        let build_order = self.layers(&is_affected, &waits);
+        Affected {
+            services,
+            build_order,
+        }
+    }
+
+    /// Files no service owns (and no global path covers), in input order.
+    pub fn unowned<'f>(&self, files: &'f [String]) -> Vec<&'f str> {
+        let mut scratch = Vec::new();
+        files
+            .iter()
+            .filter(|f| {
+                let owners = self.matcher.owners(f, &mut scratch);
+                !owners.global && owners.services.is_empty()
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Why `name` is or is not affected, as lines of text: the shortest
+    /// chain `service <- dependency (depends_on) <- file`.
+    pub fn explain(&self, name: &str, changes: &ChangeSet, affected: &Affected) -> String {
+        let mut out = String::new();
+        match changes.mode {
+            Mode::None => {
+                out.push_str(&format!(
+                    "{name} is not affected: {}
+",
+                    changes.reason
+                ));
+                return out;
+            }
+            Mode::All => {
+                out.push_str(&format!(
+                    "{name} is affected: {}
+",
+                    changes.reason
+                ));
+                return out;
+            }
+            Mode::Diff => {}
+        }
+        let Some(service) = affected.get(name) else {
+            let own = self
+                .index(name)
+                .map(|i| &self.manifest.services[i])
+                .map(|s| {
+                    let paths: Vec<String> = s.paths.iter().map(describe_pattern).collect();
+                    let deps = if s.depends_on.is_empty() {
+                        "it depends on no service".to_string()
+                    } else {
+                        format!(
+                            "none of its dependencies ({}) is affected",
+                            s.depends_on.join(", ")
+                        )
+                    };
+                    let paths = if paths.is_empty() {
+                        "it owns no paths".to_string()
+                    } else {
+                        format!(
+                            "none of the changed files matches its paths ({})",
+                            paths.join(", ")
+                        )
+                    };
+                    format!("{paths}, and {deps}")
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{name} is not affected: {own}
+{} file(s) changed ({})
+",
+                changes.paths.len(),
+                changes.reason
+            ));
+            return out;
+        };
+        out.push_str(&format!(
+            "{name} is affected ({})
+",
+            changes.reason
+        ));
+        // Breadth-first down `via` to the nearest directly affected service.
+        let mut previous: HashMap<&str, &str> = HashMap::new();
+        let mut queue: VecDeque<&AffectedService> = VecDeque::from([service]);
+        let mut root = None;
+        while let Some(current) = queue.pop_front() {
+            if !current.files.is_empty() {
+                root = Some(current);
+                break;
+            }
+            for dep in &current.via {
+                if let Some(next) = affected.get(dep)
+                    && !previous.contains_key(dep.as_str())
+                    && dep != name
+                {
+                    previous.insert(next.name.as_str(), current.name.as_str());
+                    queue.push_back(next);
+                }
+            }
+        }
+        let Some(root) = root else {
+            return out;
+        };
+        let mut chain = vec![root.name.as_str()];
+        while let Some(&up) = previous.get(chain[chain.len() - 1]) {
+            chain.push(up);
+        }
+        chain.reverse();
+        let mut line = chain.join(" <- ");
+        if chain.len() > 1 {
+            line = chain[0].to_string();
+            for link in &chain[1..] {
+                line.push_str(&format!(" <- {link} (depends_on)"));
+            }
+        }
+        let mut scratch = Vec::new();
+        for file in &root.files {
+            let global = self.matcher.owners(file, &mut scratch).global;
+            let suffix = if global { " (global_paths)" } else { "" };
+            out.push_str(&format!("{line} <- {file}{suffix}\n"));
+        }
+        out
+    }
+
+    /// For each affected image, the nearest affected images among its
+    /// dependencies, looking through libraries and test suites.
+    fn waits_for(&self, is_affected: &[bool]) -> Vec<BTreeSet<usize>> {
+        let services = &self.manifest.services;
+        let mut reach: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
+        // Dependencies first, so each node's sets are complete when read.
+        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        let mut waits: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
+        for node in order {
+            let i = node.index();
+            if !is_affected[i] {
+                continue;
+            }
+            let mut nearest = BTreeSet::new();
+            for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
+                let d = dep.index();
+                if !is_affected[d] {
+                    continue;
+                }
+                if services[d].kind.is_artifact() {
+                    nearest.insert(d);
+                } else {
+                    nearest.extend(reach[d].iter().copied());
+                }
+            }
+            if services[i].kind.is_artifact() {
+                waits[i] = nearest;
+            } else {
+                reach[i] = nearest;
+            }
+        }
+        waits
+    }
+
+    /// Affected images grouped so that each waits only for earlier layers.
+    fn layers(&self, is_affected: &[bool], waits: &[BTreeSet<usize>]) -> Vec<Vec<String>> {
+        let services = &self.manifest.services;
+        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        let mut level: Vec<usize> = vec![0; services.len()];
+        let mut layers: Vec<Vec<String>> = Vec::new();
+        for node in order {
+            let i = node.index();
+            if !is_affected[i] || !services[i].kind.is_artifact() {
+                continue;
+            }
+            level[i] = waits[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+            if layers.len() <= level[i] {
+                layers.resize(level[i] + 1, Vec::new());
+            }
+            layers[level[i]].push(services[i].name.clone());
+        }
+        layers.iter_mut().for_each(|layer| layer.sort_unstable());
+        layers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+[settings]
+global_paths = ["services.toml", "!docs/**"]
+
+[[service]]
+name = "base-go"
+kind = "base-image"
+paths = ["docker/go"]
+image = "r/base-go"
+dockerfile = "docker/go/Dockerfile"
+
+[[service]]
+name = "go-main"
+kind = "library"
+paths = ["src/go.main", "!**/*.md"]
+depends_on = ["base-go"]
+
+[[service]]
+name = "apiv2"
+kind = "image"
+paths = ["src/api"]
+depends_on = ["go-main"]
+image = "r/apiv2"
+dockerfile = "src/api/Dockerfile"
+
+[[service]]
+name = "lmtpd"
+kind = "image"
+paths = ["src/lmtpd", "src/shared/*.go"]
+depends_on = ["go-main"]
+image = "r/lmtpd"
+dockerfile = "src/lmtpd/Dockerfile"
+
+[[service]]
+name = "web"
+kind = "image"
+paths = ["web"]
+image = "r/web"
+dockerfile = "web/Dockerfile"
+
+[[service]]
+name = "e2e"
+kind = "tests"
+depends_on = ["apiv2", "web"]
+"#;
+
+    fn affected(paths: &[&str]) -> Affected {
+        let manifest = Manifest::parse(MANIFEST, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        graph.affected(&ChangeSet::diff(
+            paths.iter().map(|p| p.to_string()).collect(),
+        ))
+    }
+
+    fn names(affected: &Affected) -> Vec<&str> {
+        affected.services.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_library_change_flows_to_dependents() {
+        let got = affected(&["src/go.main/x.go"]);
+        assert_eq!(names(&got), ["apiv2", "e2e", "go-main", "lmtpd"]);
+        let api = got.get("apiv2").unwrap();
+        assert!(api.files.is_empty());
+        assert_eq!(api.via, ["go-main"]);
+        assert_eq!(got.get("go-main").unwrap().files, ["src/go.main/x.go"]);
+        assert_eq!(got.build_order, [vec!["apiv2", "lmtpd"]]);
+    }
+
+    #[test]
+    fn exclusions_remove_matches() {
+        assert!(affected(&["src/go.main/README.md"]).services.is_empty());
+    }
+
+    #[test]
+    fn globs_and_prefixes_together() {
+        assert_eq!(names(&affected(&["src/shared/a.go"])), ["lmtpd"]);
+        assert!(affected(&["src/shared/deep/a.go"]).services.is_empty());
+    }
+
+    #[test]
+    fn images_wait_for_base_images_through_libraries() {
+        let got = affected(&["docker/go/Dockerfile"]);
+        assert_eq!(names(&got), ["apiv2", "base-go", "e2e", "go-main", "lmtpd"]);
+        assert_eq!(got.get("apiv2").unwrap().waits_for, ["base-go"]);
+        assert_eq!(got.build_order, [vec!["base-go"], vec!["apiv2", "lmtpd"]]);
+    }
+
+    #[test]
+    fn global_paths_affect_everything_unless_excluded() {
+        assert_eq!(affected(&["services.toml"]).services.len(), 6);
+        let manifest = Manifest::parse(
+            "[settings]\nglobal_paths = [\"ci\", \"!ci/*.md\"]\n[[service]]\nname = \"a\"\nkind = \"library\"\n",
+            "m",
+        )
+        .unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let got = graph.affected(&ChangeSet::diff(vec!["ci/notes.md".into()]));
+        assert!(got.services.is_empty());
+        let got = graph.affected(&ChangeSet::diff(vec!["ci/x.sh".into()]));
+        assert_eq!(got.services[0].files, ["ci/x.sh"]);
+    }
+
+    #[test]
+    fn one_path_can_belong_to_several_services() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname = \"a\"\nkind = \"library\"\npaths = [\"x\"]\n[[service]]\nname = \"b\"\nkind = \"library\"\npaths = [\"x/**/*.go\"]\n",
+            "m",
+        )
+        .unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let got = graph.affected(&ChangeSet::diff(vec!["x/y/z.go".into()]));
+        assert_eq!(names(&got), ["a", "b"]);
+    }
+
+    #[test]
+    fn unowned_files_affect_nothing() {
+        assert!(affected(&["README.md", "docs/x"]).services.is_empty());
+    }
+}

@@ -1,0 +1,253 @@
+//! Affected services + event → [`Plan`]: the pipelines to run, as plain data
+//! for the renderer. Pure: no I/O, no YAML.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::changes::{ChangeSet, Event, Mode};
+use crate::graph::Affected;
+use crate::manifest::Manifest;
+
+/// The Drone plugin that builds and publishes images.
+pub const DOCKER_PLUGIN: &str = "plugins/docker";
+
+/// Everything one build runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The event planned for.
+    pub event: Event,
+    /// Why these services, in one line.
+    pub reason: String,
+    /// In topological order: a pipeline only depends on earlier ones.
+    pub pipelines: Vec<Pipeline>,
+    /// When `pipelines` is empty: why nothing runs.
+    pub idle_reason: Option<String>,
+}
+
+/// One Drone pipeline, for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pipeline {
+    /// Unique in the plan: `test-<service>` or `publish-<service>`.
+    pub name: String,
+    /// The service it is for.
+    pub service: String,
+    /// Pipelines that must succeed first.
+    pub depends_on: Vec<String>,
+    /// Steps, run in order.
+    pub steps: Vec<Step>,
+    /// Containers running beside the steps.
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// `lint`, `unit`, `functional` or `publish`.
+    pub name: String,
+    /// The container it runs in.
+    pub image: String,
+    /// Shell commands, for test steps.
+    pub commands: Vec<String>,
+    /// Settings of the docker plugin, for publish steps.
+    pub publish: Option<Publish>,
+}
+
+/// Settings of a `plugins/docker` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    /// Image repository, registry included.
+    pub repo: String,
+    /// Registry host to log in to, when not Docker Hub.
+    pub registry: Option<String>,
+    /// Dockerfile path.
+    pub dockerfile: String,
+    /// Build context.
+    pub context: String,
+    /// Tags, all explicit (never `auto_tag`).
+    pub tags: Vec<String>,
+}
+
+/// A Drone `services` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sidecar {
+    /// Host name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Environment.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Builds the plan for `changes`, whose affected set is `affected`.
+pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Plan {
+    let pipelines = match (changes.event, changes.mode) {
+        (_, Mode::None) => Vec::new(),
+        (Event::PullRequest, _) => test_pipelines(manifest, affected),
+        (Event::Push, _) => {
+            let branch = changes.branch.as_deref().unwrap_or("unknown");
+            let sha = changes.head.as_deref().unwrap_or_default();
+            publish_pipelines(manifest, affected, &[docker_tag(branch), sha.to_string()])
+        }
+        (Event::Tag, _) => {
+            let version = changes.version.as_deref().unwrap_or("unknown");
+            publish_pipelines(manifest, affected, &["latest".into(), docker_tag(version)])
+        }
+        _ => Vec::new(),
+    };
+    let idle_reason = pipelines.is_empty().then(|| idle_reason(changes, affected));
+    Plan {
+        event: changes.event,
+        reason: changes.reason.clone(),
+        pipelines,
+        idle_reason,
+    }
+}
+
+fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
+    if changes.mode == Mode::None {
+        return changes.reason.clone();
+    }
+    if affected.services.is_empty() {
+        return format!("{}; no service is affected", changes.reason);
+    }
+    let what = if changes.event == Event::PullRequest {
+        "lint, unit or functional commands"
+    } else {
+        "an image to build"
+    };
+    format!(
+        "{}; {} affected service(s), none with {what}",
+        changes.reason,
+        affected.services.len()
+    )
+}
+
+fn test_pipelines(manifest: &Manifest, affected: &Affected) -> Vec<Pipeline> {
+    affected
+        .services
+        .iter()
+        .filter_map(|a| manifest.service(&a.name))
+        .filter_map(|service| {
+            let toolchain = service.toolchain.as_ref()?;
+            let steps: Vec<Step> = service
+                .test_stages()
+                .map(|(stage, commands)| Step {
+                    name: stage.to_string(),
+                    image: toolchain.clone(),
+                    commands: commands.to_vec(),
+                    publish: None,
+                })
+                .collect();
+            if steps.is_empty() {
+                return None;
+            }
+            Some(Pipeline {
+                name: format!("test-{}", service.name),
+                service: service.name.clone(),
+                depends_on: Vec::new(),
+                steps,
+                sidecars: service
+                    .sidecars
+                    .iter()
+                    .map(|s| Sidecar {
+                        name: s.name.clone(),
+                        image: s.image.clone(),
+                        environment: s.environment.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn publish_pipelines(manifest: &Manifest, affected: &Affected, tags: &[String]) -> Vec<Pipeline> {
+    let mut tags = tags.to_vec();
+    tags.dedup();
+    // Layer by layer, so every pipeline comes after those it depends on.
+    affected
+        .build_order
+        .iter()
+        .flatten()
+        .filter_map(|name| {
+            let service = manifest.service(name)?;
+            let build = service.build.as_ref()?;
+            let waits = &affected.get(name)?.waits_for;
+            Some(Pipeline {
+                name: format!("publish-{name}"),
+                service: name.clone(),
+                depends_on: waits.iter().map(|w| format!("publish-{w}")).collect(),
+                steps: vec![Step {
+                    name: "publish".into(),
+                    image: DOCKER_PLUGIN.into(),
+                    commands: Vec::new(),
+                    publish: Some(Publish {
+                        repo: build.image.clone(),
+                        registry: registry_of(&build.image),
+                        dockerfile: build.dockerfile.clone(),
+                        context: build.context.clone(),
+                        tags: tags.clone(),
+                    }),
+                }],
+                sidecars: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// The registry host of an image reference, when it names one: the first
+/// component holds a `.` or `:`, or is `localhost` (Docker's own rule).
+pub fn registry_of(image: &str) -> Option<String> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then(|| first.to_string())
+}
+
+/// Makes text a valid Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// `feature/login` becomes `feature-login`.
+pub fn docker_tag(text: &str) -> String {
+    let mut tag: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        tag.insert(0, '_');
+    }
+    tag.truncate(128);
+    tag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_tags_are_valid() {
+        assert_eq!(docker_tag("develop"), "develop");
+        assert_eq!(docker_tag("feature/login"), "feature-login");
+        assert_eq!(docker_tag(".hidden"), "_.hidden");
+        assert_eq!(docker_tag(""), "_");
+        assert_eq!(docker_tag("a\"b:c#d${X}\n"), "a-b-c-d--X--");
+        assert_eq!(docker_tag(&"x".repeat(300)).len(), 128);
+        assert_eq!(docker_tag("é"), "_-");
+    }
+
+    #[test]
+    fn registries_are_found_like_docker_does() {
+        assert_eq!(
+            registry_of("registry.example.org/app").as_deref(),
+            Some("registry.example.org")
+        );
+        assert_eq!(
+            registry_of("localhost:5000/app").as_deref(),
+            Some("localhost:5000")
+        );
+        assert_eq!(registry_of("library/redis"), None);
+        assert_eq!(registry_of("redis"), None);
+    }
+}

@@ -182,8 +182,16 @@ impl Analysis {
 /// Opens the repository, reads the manifest (before any git work, so a bad
 /// manifest fails fast) and collects the changes.
 fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
+    // An explicit manifest is validated before the repository is opened.
+    let explicit = match &workspace.manifest {
+        Some(_) => Some(workspace.manifest(None, &build.head)?),
+        None => None,
+    };
     let repo = workspace.open_repo()?;
-    let manifest = workspace.manifest(Some(&repo), &build.head)?;
+    let manifest = match explicit {
+        Some(manifest) => manifest,
+        None => workspace.manifest(Some(&repo), &build.head)?,
+    };
     let request = request_of(build);
     let changes = changes::collect(&repo, &manifest.settings, &request)?;
     if let Some(reason) = &changes.missing_base {

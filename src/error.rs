@@ -22,7 +22,7 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The manifest has problems; each is located.
-    #[error("{0}")]
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
 
     /// The manifest file could not be read.

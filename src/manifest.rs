@@ -385,7 +385,7 @@ impl<'a> Reader<'a> {
                          `{a,b}` alternates; escape a literal with `\\`"
                             .to_string()
                     });
-                    self.problem(s.span(), format!("{message} in `{what}`"), hint);
+                    self.problem(s.span(), format!("`{what}`: {message}"), hint);
                     None
                 }
             })
@@ -577,7 +577,7 @@ impl<'a> Reader<'a> {
                     self.problem(
                         anchor.clone(),
                         format!(
-                            "{label} is a `{}` but has no `{}`",
+                            "{label} (kind `{}`) has no `{}`",
                             k.as_str(),
                             missing.join("` or `")
                         ),
@@ -596,7 +596,7 @@ impl<'a> Reader<'a> {
                         self.problem(
                             value.span(),
                             format!(
-                                "{label} is a `{}`, which builds no image, but sets `{key}`",
+                                "{label} (kind `{}`) builds no image but sets `{key}`",
                                 k.as_str()
                             ),
                             Some("use kind `image` or `base-image`, or remove the key".into()),
@@ -974,7 +974,7 @@ depends_on = ["nope"]
             messages,
             [
                 (3, "unknown key `publish_branch` in `[settings]`"),
-                (6, "`a` is a `image` but has no `image` or `dockerfile`"),
+                (6, "`a` (kind `image`) has no `image` or `dockerfile`"),
                 (8, "unknown key `colour` in a `[[service]]`"),
                 (11, "duplicate service name `a`"),
                 (13, "unknown service `nope` in `a.depends_on`"),

@@ -54,7 +54,7 @@ impl PathPattern {
             ));
         }
         let body = if text.contains(GLOB_CHARS) {
-            compile(text).map_err(|err| format!("invalid glob `{raw}`: {err}"))?;
+            compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
             PatternBody::Glob(text.to_string())
         } else {
             PatternBody::Prefix(text.to_string())

@@ -1,0 +1,420 @@
+//! Every row of DESIGN.md's event table, on real repositories.
+
+use crate::common::{TestRepo, check_yaml, services, snapshot};
+
+/// `main` plus a feature branch that changes the shared Go library.
+fn feature_repo() -> TestRepo {
+    let mut repo = TestRepo::standard();
+    repo.branch("feature/search");
+    repo.write("src/go.main/store.go", "package main\n// faster\n");
+    repo.write("src/go.main/README.md", "# ignored by the exclusion\n");
+    repo.commit("faster store");
+    repo
+}
+
+fn pr_env(target: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("DRONE_BUILD_EVENT", "pull_request"),
+        ("DRONE_TARGET_BRANCH", target),
+    ]
+}
+
+#[test]
+fn pull_request_uses_the_merge_base_with_the_target() {
+    let mut repo = feature_repo();
+    // The target moves on after the branch point; its changes must not count.
+    repo.checkout("main");
+    repo.write("src/web/app.ts", "export const x = 1\n");
+    repo.commit("web change on main");
+    repo.checkout("feature/search");
+
+    let run = repo.ripple(&["affected", "--format", "json"], &pr_env("main"));
+    let json = run.json();
+    assert_eq!(json["mode"], "diff");
+    assert_eq!(json["base"], repo.rev("main~1"));
+    assert_eq!(json["head"], repo.rev("HEAD"));
+    assert_eq!(
+        json["changed"],
+        serde_json::json!(["src/go.main/README.md", "src/go.main/store.go"])
+    );
+    assert_eq!(services(&json), ["apiv2", "go-main", "lmtpd"]);
+    assert_eq!(json["services"][0]["via"], serde_json::json!(["go-main"]));
+    assert_eq!(
+        json["services"][1]["files"],
+        serde_json::json!(["src/go.main/store.go"])
+    );
+    snapshot("pull_request_affected_json", &run.stdout);
+
+    let yaml = repo.ripple(&["plan"], &pr_env("main")).ok().to_string();
+    let docs = check_yaml("pull_request", &yaml);
+    let names: Vec<_> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    // lmtpd has no test commands, so it has no pipeline.
+    assert_eq!(names, ["test-apiv2", "test-go-main"]);
+    snapshot("pull_request_drone", &yaml);
+
+    let run = repo.ripple(&["plan", "--format", "json"], &pr_env("main"));
+    assert_eq!(run.json()["affected"], json);
+    snapshot("pull_request_plan_json", &run.stdout);
+}
+
+#[test]
+fn pull_request_prefers_origin_over_the_local_branch() {
+    let repo = feature_repo();
+    let feature_tip = repo.rev("HEAD");
+    // origin/main already contains the feature work: nothing left to test.
+    repo.set_ref("refs/remotes/origin/main", &feature_tip);
+    let json = repo
+        .ripple(&["affected", "--format", "json"], &pr_env("main"))
+        .json();
+    assert_eq!(json["base"], feature_tip);
+    assert!(services(&json).is_empty());
+}
+
+#[test]
+fn pull_request_on_drones_merge_ref_compares_with_the_first_parent() {
+    let mut repo = feature_repo();
+    let pr_commit = repo.rev("HEAD");
+    repo.checkout("main");
+    repo.write("src/web/app.ts", "export const y = 2\n");
+    let target_tip = repo.commit("web change on main");
+    // What Drone checks out: the pull request merged into the target.
+    let merge = repo.merge("feature/search", "merge pull request");
+    repo.detach(&merge);
+
+    let mut env = pr_env("main");
+    env.push(("DRONE_COMMIT_SHA", &pr_commit));
+    let json = repo.ripple(&["affected", "--format", "json"], &env).json();
+    assert_eq!(json["base"], target_tip);
+    assert_eq!(json["head"], merge);
+    assert_eq!(services(&json), ["apiv2", "go-main", "lmtpd"]);
+    assert!(json["reason"].as_str().unwrap().contains("merge ref"));
+}
+
+#[test]
+fn pull_request_without_the_target_plans_everything_and_says_why() {
+    let repo = feature_repo();
+    let run = repo.ripple(&["affected", "--format", "json"], &pr_env("no-such-branch"));
+    let json = run.json();
+    assert_eq!(json["mode"], "all");
+    assert_eq!(json["base"], serde_json::Value::Null);
+    assert_eq!(services(&json).len(), 7);
+    assert!(
+        run.stderr
+            .contains("warning: target branch `no-such-branch`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--deepen"), "{}", run.stderr);
+
+    let strict = repo.ripple(&["affected", "--strict"], &pr_env("no-such-branch"));
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict.stderr.starts_with("error: no base to diff against"),
+        "{}",
+        strict.stderr
+    );
+}
+
+#[test]
+fn an_explicit_base_that_does_not_exist_is_an_error() {
+    let repo = feature_repo();
+    let run = repo.ripple(
+        &["affected", "--event", "pull_request", "--base", "nope"],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    snapshot("error_unknown_base", &run.stderr);
+    let run = repo.ripple(&["plan", "--event", "push", "--head", "deadbeef"], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.starts_with("error: unknown revision `deadbeef`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `develop` with the feature branch merged into it.
+fn merged_develop() -> TestRepo {
+    let mut repo = feature_repo();
+    repo.checkout("develop");
+    repo.write("docker/go/Dockerfile", "FROM golang:1.22\n");
+    repo.commit("bump the go base image directly on develop");
+    repo.merge(
+        "feature/search",
+        "Merge branch 'feature/search' into develop",
+    );
+    repo
+}
+
+#[test]
+fn push_of_a_merge_compares_with_the_first_parent() {
+    let repo = merged_develop();
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "develop"),
+        // A merge ignores `before`: the first parent is exact.
+        (
+            "DRONE_COMMIT_BEFORE",
+            "0000000000000000000000000000000000000000",
+        ),
+    ];
+    let json = repo.ripple(&["affected", "--format", "json"], &env).json();
+    assert_eq!(json["base"], repo.rev("HEAD^1"));
+    assert_eq!(
+        json["reason"],
+        "merge commit: compared with its first parent"
+    );
+    // The base image changed before the merge, on develop itself: not counted.
+    assert_eq!(services(&json), ["apiv2", "go-main", "lmtpd"]);
+    assert_eq!(json["build_order"], serde_json::json!([["apiv2", "lmtpd"]]));
+
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("push_merge_develop", &yaml);
+    let sha = repo.rev("HEAD");
+    assert_eq!(docs[0]["steps"][0]["settings"]["tags"][0], "develop");
+    assert_eq!(
+        docs[0]["steps"][0]["settings"]["tags"][1].as_str(),
+        Some(sha.as_str())
+    );
+    snapshot("push_merge_develop", &yaml);
+}
+
+#[test]
+fn direct_push_compares_with_the_commit_before() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("docker/go/Dockerfile", "FROM golang:1.22\n");
+    repo.commit("bump go");
+    repo.write("src/worker/worker.py", "print()\n");
+    repo.commit("worker");
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "develop"),
+        ("DRONE_COMMIT_BEFORE", before.as_str()),
+    ];
+    let json = repo.ripple(&["affected", "--format", "json"], &env).json();
+    assert_eq!(json["base"], before);
+    assert_eq!(
+        json["changed"],
+        serde_json::json!(["docker/go/Dockerfile", "src/worker/worker.py"])
+    );
+    assert_eq!(
+        services(&json),
+        ["apiv2", "base-go", "go-main", "lmtpd", "py-tests", "worker"]
+    );
+    // The base image first; images that reach it through go-main wait.
+    assert_eq!(
+        json["build_order"],
+        serde_json::json!([["base-go", "worker"], ["apiv2", "lmtpd"]])
+    );
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("push_direct_develop", &yaml);
+    let api = docs.iter().find(|d| d["name"] == "publish-apiv2").unwrap();
+    assert_eq!(
+        api["depends_on"],
+        serde_norway::from_str::<serde_norway::Value>("[publish-base-go]").unwrap()
+    );
+    snapshot("push_direct_develop", &yaml);
+}
+
+#[test]
+fn push_with_an_unusable_before_plans_everything() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    repo.write("src/worker/worker.py", "print()\n");
+    repo.commit("worker");
+    let cases = [
+        ("0000000000000000000000000000000000000000", "unknown"),
+        (
+            "1234567890123456789012345678901234567890",
+            "not in this clone",
+        ),
+    ];
+    for (before, expect) in cases {
+        let env = [
+            ("DRONE_BUILD_EVENT", "push"),
+            ("DRONE_BRANCH", "develop"),
+            ("DRONE_COMMIT_BEFORE", before),
+        ];
+        let run = repo.ripple(&["affected", "--format", "json"], &env);
+        let json = run.json();
+        assert_eq!(json["mode"], "all", "{before}");
+        assert_eq!(services(&json).len(), 7);
+        assert!(run.stderr.contains(expect), "{}", run.stderr);
+        let strict = repo.ripple(&["plan", "--strict"], &env);
+        assert_eq!(strict.code, 1);
+    }
+
+    // A force push: `before` exists but is not an ancestor of HEAD.
+    let mut repo = TestRepo::standard();
+    repo.branch("elsewhere");
+    repo.write("x.txt", "x\n");
+    let orphan = repo.commit("not on develop");
+    repo.checkout("develop");
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "develop"),
+        ("DRONE_COMMIT_BEFORE", orphan.as_str()),
+    ];
+    let run = repo.ripple(&["plan"], &env);
+    assert!(run.stderr.contains("not an ancestor"), "{}", run.stderr);
+    let docs = check_yaml("push_force_develop", run.ok());
+    assert_eq!(docs.len(), 5, "every image is published");
+    snapshot("push_unknown_base_develop", run.ok());
+}
+
+#[test]
+fn push_to_another_branch_runs_nothing() {
+    let repo = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "master")];
+    let json = repo.ripple(&["affected", "--format", "json"], &env).json();
+    assert_eq!(json["mode"], "none");
+    assert!(services(&json).is_empty());
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("push_master", &yaml);
+    assert_eq!(docs.len(), 1);
+    assert!(
+        docs[0]["steps"][0]["environment"]["RIPPLE_REASON"]
+            .as_str()
+            .unwrap()
+            .contains("push to `master` runs nothing")
+    );
+    snapshot("push_master", &yaml);
+}
+
+#[test]
+fn the_checked_out_branch_is_used_when_drone_branch_is_unset() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("src/web/app.ts", "export const z = 3\n");
+    repo.commit("web");
+    let run = repo.ripple(
+        &[
+            "affected", "--event", "push", "--base", &before, "--format", "json",
+        ],
+        &[],
+    );
+    assert_eq!(services(&run.json()), ["web"]);
+}
+
+#[test]
+fn the_initial_commit_counts_every_file() {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", crate::common::MANIFEST);
+    for (path, contents) in crate::common::FILES {
+        repo.write(path, contents);
+    }
+    repo.commit("initial");
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "main"),
+        (
+            "DRONE_COMMIT_BEFORE",
+            "0000000000000000000000000000000000000000",
+        ),
+    ];
+    let run = repo.ripple(
+        &["affected", "--format", "json", "--strict"],
+        &[env[0], ("DRONE_BRANCH", "develop"), env[2]],
+    );
+    let json = run.json();
+    assert_eq!(json["mode"], "diff");
+    assert_eq!(json["reason"], "initial commit: every file is new");
+    assert_eq!(
+        json["changed"].as_array().unwrap().len(),
+        crate::common::FILES.len() + 1
+    );
+    assert_eq!(services(&json).len(), 7);
+}
+
+#[test]
+fn release_tag_publishes_every_image_with_latest_and_the_version() {
+    let repo = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-1.4.0")];
+    let json = repo.ripple(&["affected", "--format", "json"], &env).json();
+    assert_eq!(json["mode"], "all");
+    assert_eq!(json["base"], serde_json::Value::Null);
+    assert_eq!(services(&json).len(), 7);
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("tag_release", &yaml);
+    let names: Vec<_> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "publish-base-go",
+            "publish-web",
+            "publish-worker",
+            "publish-apiv2",
+            "publish-lmtpd"
+        ]
+    );
+    for doc in &docs {
+        let tags = &doc["steps"][0]["settings"]["tags"];
+        assert_eq!(
+            tags,
+            &serde_norway::from_str::<serde_norway::Value>("[latest, \"1.4.0\"]").unwrap()
+        );
+    }
+    snapshot("tag_release", &yaml);
+}
+
+#[test]
+fn other_tags_and_events_run_nothing() {
+    let repo = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "v2")];
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    check_yaml("tag_other", &yaml);
+    assert!(yaml.contains("does not match release_tag"));
+    for event in ["promote", "rollback", "cron", "custom"] {
+        let yaml = repo
+            .ripple(&["plan", "--event", event], &[])
+            .ok()
+            .to_string();
+        let docs = check_yaml(&format!("event_{event}"), &yaml);
+        assert_eq!(docs.len(), 1);
+        snapshot(&format!("event_{event}"), &yaml);
+    }
+}
+
+#[test]
+fn the_commit_message_can_ask_for_everything() {
+    let mut repo = feature_repo();
+    repo.write("src/web/app.ts", "export const q = 1\n");
+    repo.commit("rebuild the world [ripple all]");
+    let json = repo
+        .ripple(&["affected", "--format", "json"], &pr_env("main"))
+        .json();
+    assert_eq!(json["mode"], "all");
+    assert_eq!(services(&json).len(), 7);
+    assert_eq!(
+        json["changed"].as_array().unwrap().len(),
+        3,
+        "the diff is still reported"
+    );
+}
+
+#[test]
+fn bare_repositories_work() {
+    let repo = feature_repo();
+    let bare_dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(&url, bare_dir.path())
+        .expect("bare clone");
+    // The manifest comes from the head commit: a bare repository has no work tree.
+    let run = crate::common::ripple_in(
+        bare_dir.path(),
+        &[
+            "affected",
+            "--format",
+            "json",
+            "--head",
+            "origin/feature/search",
+        ],
+        &pr_env("main"),
+    );
+    assert_eq!(services(&run.json()), ["apiv2", "go-main", "lmtpd"]);
+}

@@ -1,0 +1,91 @@
+//! How changed files map to services: renames, deletions, exclusions,
+//! global paths and uncommitted work.
+
+use crate::common::{TestRepo, services};
+
+fn affected_on_branch(change: impl FnOnce(&mut TestRepo)) -> serde_json::Value {
+    let mut repo = TestRepo::standard();
+    repo.branch("topic");
+    change(&mut repo);
+    repo.commit("change");
+    repo.ripple(
+        &[
+            "affected",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .json()
+}
+
+#[test]
+fn a_rename_across_services_counts_under_both_paths() {
+    let json = affected_on_branch(|repo| {
+        repo.rename("src/worker/util.py", "src/web/util.py");
+    });
+    assert_eq!(
+        json["changed"],
+        serde_json::json!(["src/web/util.py", "src/worker/util.py"])
+    );
+    assert_eq!(services(&json), ["py-tests", "web", "worker"]);
+}
+
+#[test]
+fn a_deletion_counts() {
+    let json = affected_on_branch(|repo| {
+        repo.remove("src/lmtpd/main.go");
+    });
+    assert_eq!(services(&json), ["lmtpd"]);
+    assert_eq!(
+        json["services"][0]["files"],
+        serde_json::json!(["src/lmtpd/main.go"])
+    );
+}
+
+#[test]
+fn excluded_and_unowned_files_affect_nothing() {
+    let json = affected_on_branch(|repo| {
+        repo.write("src/web/docs/guide.md", "# guide\n");
+        repo.write("README.md", "# changed\n");
+    });
+    assert_eq!(json["mode"], "diff");
+    assert!(services(&json).is_empty());
+}
+
+#[test]
+fn a_global_path_affects_every_service() {
+    let json = affected_on_branch(|repo| {
+        let manifest = std::fs::read_to_string(repo.path().join("services.toml")).unwrap();
+        repo.write("services.toml", &format!("{manifest}\n# touched\n"));
+    });
+    assert_eq!(services(&json).len(), 7);
+    assert_eq!(
+        json["services"][0]["files"],
+        serde_json::json!(["services.toml"])
+    );
+}
+
+#[test]
+fn uncommitted_changes_count_only_when_asked() {
+    let mut repo = TestRepo::standard();
+    repo.branch("topic");
+    repo.write("src/web/new.ts", "export {}\n");
+    let args = [
+        "affected",
+        "--event",
+        "pull_request",
+        "--base",
+        "main",
+        "--format",
+        "json",
+    ];
+    assert!(services(&repo.ripple(&args, &[]).json()).is_empty());
+    let mut with = args.to_vec();
+    with.push("--uncommitted");
+    assert_eq!(services(&repo.ripple(&with, &[]).json()), ["web"]);
+}

@@ -1,0 +1,207 @@
+//! Rendering: hostile values cannot change the YAML's structure, the
+//! templates can be replaced, and output files are written whole.
+
+use std::collections::BTreeMap;
+
+use ripple::changes::Event;
+use ripple::plan::{Pipeline, Plan, Publish, Sidecar, Step};
+use ripple::render::Renderer;
+use serde_norway::Value;
+
+use crate::common::{TestRepo, check_yaml};
+
+/// Quotes, colons, `#`, Drone's `${...}`, newlines and YAML's other line
+/// breaks, all at once.
+const HOSTILE: &str = "evil\"branch: x #${DRONE_SECRET} $HOME\n- injected: true\r\t\u{2028}'\\";
+
+/// What Drone sees after its `$$` → `$` substitution.
+fn unsubstituted(value: &Value) -> String {
+    value.as_str().expect("a string").replace("$$", "$")
+}
+
+#[test]
+fn every_inserted_value_is_escaped() {
+    let hostile = |what: &str| format!("{what}-{HOSTILE}");
+    let plan = Plan {
+        event: Event::Push,
+        reason: hostile("reason"),
+        idle_reason: None,
+        pipelines: vec![
+            Pipeline {
+                name: hostile("name"),
+                service: hostile("service"),
+                depends_on: Vec::new(),
+                steps: vec![Step {
+                    name: hostile("step"),
+                    image: hostile("image"),
+                    commands: vec![hostile("command")],
+                    publish: None,
+                }],
+                sidecars: vec![Sidecar {
+                    name: hostile("sidecar"),
+                    image: hostile("sidecar-image"),
+                    environment: BTreeMap::from([(hostile("key"), hostile("value"))]),
+                }],
+            },
+            Pipeline {
+                name: hostile("second"),
+                service: hostile("service"),
+                depends_on: vec![hostile("name")],
+                steps: vec![Step {
+                    name: "publish".into(),
+                    image: "plugins/docker".into(),
+                    commands: Vec::new(),
+                    publish: Some(Publish {
+                        repo: hostile("repo"),
+                        registry: Some(hostile("registry")),
+                        dockerfile: hostile("dockerfile"),
+                        context: hostile("context"),
+                        tags: vec![hostile("tag")],
+                    }),
+                }],
+                sidecars: Vec::new(),
+            },
+        ],
+    };
+    let yaml = Renderer::new(Vec::new()).unwrap().drone(&plan).unwrap();
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect();
+    assert_eq!(docs.len(), 2, "no document was injected");
+    let first = &docs[0];
+    assert_eq!(unsubstituted(&first["name"]), hostile("name"));
+    assert_eq!(unsubstituted(&first["steps"][0]["name"]), hostile("step"));
+    assert_eq!(unsubstituted(&first["steps"][0]["image"]), hostile("image"));
+    assert_eq!(
+        unsubstituted(&first["steps"][0]["commands"][0]),
+        hostile("command")
+    );
+    assert_eq!(first["steps"].as_sequence().unwrap().len(), 1);
+    assert_eq!(
+        first["steps"][0].as_mapping().unwrap().len(),
+        3,
+        "no key was injected"
+    );
+    let sidecar = &first["services"][0];
+    assert_eq!(unsubstituted(&sidecar["name"]), hostile("sidecar"));
+    assert_eq!(unsubstituted(&sidecar["image"]), hostile("sidecar-image"));
+    let env = sidecar["environment"].as_mapping().unwrap();
+    let (key, value) = env.iter().next().unwrap();
+    assert_eq!(
+        (unsubstituted(key), unsubstituted(value)),
+        (hostile("key"), hostile("value"))
+    );
+
+    let second = &docs[1];
+    assert_eq!(unsubstituted(&second["depends_on"][0]), hostile("name"));
+    let settings = &second["steps"][0]["settings"];
+    for key in ["repo", "registry", "dockerfile", "context"] {
+        assert_eq!(unsubstituted(&settings[key]), hostile(key), "{key}");
+    }
+    assert_eq!(unsubstituted(&settings["tags"][0]), hostile("tag"));
+    // No `${` survives unescaped for Drone to substitute.
+    assert!(!yaml.replace("$${", "").contains("${"));
+}
+
+#[test]
+fn a_hostile_branch_name_from_drone_cannot_inject() {
+    let repo = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", HOSTILE)];
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("push_hostile_branch", &yaml);
+    assert_eq!(docs.len(), 1);
+    let reason = unsubstituted(&docs[0]["steps"][0]["environment"]["RIPPLE_REASON"]);
+    assert!(
+        reason.starts_with(&format!("push to `{HOSTILE}` runs nothing")),
+        "{reason}"
+    );
+    // The command reads the reason from the environment, never inlines it.
+    assert_eq!(
+        unsubstituted(&docs[0]["steps"][0]["commands"][0]),
+        "echo \"ripple: nothing to run: $RIPPLE_REASON\""
+    );
+}
+
+#[test]
+fn a_hostile_publish_branch_becomes_a_valid_docker_tag() {
+    let mut repo = TestRepo::empty();
+    let manifest = crate::common::MANIFEST.replace(
+        "publish_branches = [\"develop\"]",
+        "publish_branches = [\"feature/x:y#1\"]",
+    );
+    repo.write("services.toml", &manifest);
+    repo.write("src/web/app.ts", "x\n");
+    let before = repo.commit("one");
+    repo.write("src/web/app.ts", "y\n");
+    repo.commit("two");
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "feature/x:y#1"),
+        ("DRONE_COMMIT_BEFORE", before.as_str()),
+    ];
+    let docs = check_yaml("push_odd_branch", repo.ripple(&["plan"], &env).ok());
+    assert_eq!(docs[0]["steps"][0]["settings"]["tags"][0], "feature-x-y-1");
+}
+
+#[test]
+fn templates_can_be_replaced_from_a_directory() {
+    let repo = TestRepo::standard();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("drone.yml.j2"),
+        "# custom\n{% for p in plan.pipelines %}---\nkind: pipeline\nname: {{ p.name }}\nsteps:\n- name: x\n  image: {{ p.service }}\n{% endfor %}",
+    )
+    .unwrap();
+    let templates = dir.path().to_str().unwrap();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")];
+    let yaml = repo
+        .ripple(&["plan", "--templates", templates], &env)
+        .ok()
+        .to_string();
+    assert!(
+        yaml.starts_with("# custom\n---\nkind: pipeline\nname: \"publish-base-go\""),
+        "{yaml}"
+    );
+
+    std::fs::write(dir.path().join("drone.yml.j2"), "{{ plan.nope }}").unwrap();
+    let run = repo.ripple(&["plan", "--templates", templates], &env);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: template `drone.yml.j2` failed"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn output_files_are_written_whole() {
+    let repo = TestRepo::standard();
+    let out = repo.path().join("out/.drone.yml");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, "old").unwrap();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")];
+    let run = repo.ripple(&["plan", "--output", out.to_str().unwrap()], &env);
+    assert!(run.ok().is_empty());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written, repo.ripple(&["plan"], &env).ok());
+    let leftovers = std::fs::read_dir(out.parent().unwrap()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file is left behind");
+}
+
+#[test]
+fn output_is_deterministic() {
+    let a = TestRepo::standard();
+    let b = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-3")];
+    assert_eq!(
+        a.ripple(&["plan"], &env).ok(),
+        b.ripple(&["plan"], &env).ok()
+    );
+    assert_eq!(
+        a.rev("HEAD"),
+        b.rev("HEAD"),
+        "fixture commits are reproducible"
+    );
+}

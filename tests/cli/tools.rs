@@ -1,0 +1,129 @@
+//! explain, graph, check and demo.
+
+use crate::common::{TestRepo, check_yaml, ripple_in, snapshot};
+
+fn feature_repo() -> TestRepo {
+    let mut repo = TestRepo::standard();
+    repo.branch("topic");
+    repo.write("src/go.main/store.go", "package main // v2\n");
+    repo.commit("change go.main");
+    repo
+}
+
+#[test]
+fn explain_prints_the_chain() {
+    let repo = feature_repo();
+    let args = [
+        "explain",
+        "apiv2",
+        "--event",
+        "pull_request",
+        "--base",
+        "main",
+    ];
+    let out = repo.ripple(&args, &[]).ok().to_string();
+    assert!(
+        out.contains("apiv2 <- go-main (depends_on) <- src/go.main/store.go\n"),
+        "{out}"
+    );
+    snapshot("explain_affected", &out);
+
+    let out = repo
+        .ripple(
+            &[
+                "explain",
+                "web",
+                "--event",
+                "pull_request",
+                "--base",
+                "main",
+            ],
+            &[],
+        )
+        .ok()
+        .to_string();
+    assert!(out.starts_with("web is not affected: none of the changed files matches its paths (src/web, !src/web/**/*.md), and it depends on no service"), "{out}");
+
+    let run = repo.ripple(
+        &[
+            "explain",
+            "nope",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("unknown service `nope`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: known services are `base-go`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn graph_formats() {
+    let repo = TestRepo::standard();
+    let dot = repo.ripple(&["graph"], &[]).ok().to_string();
+    assert!(dot.contains("\"apiv2\" -> \"go-main\";"));
+    snapshot("graph_dot", &dot);
+    let mermaid = repo
+        .ripple(&["graph", "--format", "mermaid"], &[])
+        .ok()
+        .to_string();
+    snapshot("graph_mermaid", &mermaid);
+}
+
+#[test]
+fn check_lists_unowned_files() {
+    let repo = TestRepo::standard();
+    let out = repo.ripple(&["check"], &[]).ok().to_string();
+    assert!(
+        out.starts_with("manifest ok: 7 services, 15 files at HEAD\n"),
+        "{out}"
+    );
+    // README.md is owned by nobody; the other two are excluded by `!` patterns.
+    assert!(
+        out.ends_with("3 file(s) owned by no service (changes to them run nothing):\n  README.md\n  src/go.main/README.md\n  src/web/README.md\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_shows_a_real_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ripple_in(dir.path(), &["demo"], &[]);
+    let yaml = run.ok();
+    check_yaml("demo", yaml);
+    assert!(yaml.contains("apiv2 <- go-main (depends_on) <- src/backend/go.main/search.go"));
+    assert!(yaml.contains("name: \"test-apiv2\""));
+
+    // Kept in a directory, it is a repository the other commands work on.
+    let kept = dir.path().join("demo");
+    let run = ripple_in(dir.path(), &["demo", "--dir", kept.to_str().unwrap()], &[]);
+    run.ok();
+    let again = ripple_in(
+        &kept,
+        &[
+            "affected",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(
+        crate::common::services(&again.json()),
+        ["apiv2", "go-main", "lmtpd"]
+    );
+}

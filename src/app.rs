@@ -193,7 +193,10 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         None => workspace.manifest(Some(&repo), &build.head)?,
     };
     let request = request_of(build);
-    let changes = changes::collect(&repo, &manifest.settings, &request)?;
+    let mut changes = changes::collect(&repo, &manifest.settings, &request)?;
+    if build.deepen && changes.missing_base.is_some() {
+        changes = changes::deepen(&repo, &manifest.settings, &request, changes, err)?;
+    }
     if let Some(reason) = &changes.missing_base {
         if build.strict {
             return Err(Error::NoBase {
@@ -203,8 +206,8 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         let _ = writeln!(
             err,
             "warning: {reason}; planning every service\n\
-             hint: fetch more history (a larger clone depth, or `git fetch --deepen=50`), \
-             or pass `--strict` to fail instead"
+             hint: fetch more history (`--deepen`, a larger clone depth, or \
+             `git fetch --deepen=50`), or pass `--strict` to fail instead"
         );
     }
     Ok(Analysis { manifest, changes })

@@ -187,7 +187,7 @@ pub fn collect(repo: &Repository, settings: &Settings, request: &Request) -> Res
     let mut changes = match event {
         Event::PullRequest => pull_request(repo, request, &head)?,
         Event::Push => push(repo, settings, request, &head)?,
-        Event::Tag => tag(settings, request, &head),
+        Event::Tag => tag(repo, settings, request, &head),
         other => ChangeSet::nothing(
             other,
             head.id(),
@@ -450,16 +450,18 @@ fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<
     ))
 }
 
-fn tag(settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
+fn tag(repo: &Repository, settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
     let event = Event::Tag;
-    let Some(tag) = request.tag.as_deref().filter(|t| !t.is_empty()) else {
+    let given = request.tag.clone().filter(|t| !t.is_empty());
+    // Locally, without DRONE_TAG: a release tag on the head commit.
+    let Some(tag) = given.or_else(|| release_tag_at(repo, settings, head.id())) else {
         return ChangeSet::nothing(
             event,
             head.id(),
             "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)".into(),
         );
     };
-    let tag = tag.strip_prefix("refs/tags/").unwrap_or(tag);
+    let tag = tag.strip_prefix("refs/tags/").unwrap_or(&tag);
     let release = &settings.release_tag;
     match release.version(tag) {
         Some(version) => ChangeSet {
@@ -479,6 +481,95 @@ fn tag(settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
             format!("tag `{tag}` does not match release_tag `{release}`: nothing runs"),
         ),
     }
+}
+
+/// How many times `--deepen` fetches before giving up; the depth doubles
+/// each time from [`DEEPEN_START`], so the last fetch asks for 6,400 commits.
+const DEEPEN_ROUNDS: u32 = 8;
+const DEEPEN_START: u32 = 50;
+
+/// `--deepen`: while the base is missing, fetch more history from `origin`
+/// and look again. Uses the `git` command, which made the shallow clone:
+/// libgit2's shallow support does not cover every transport.
+pub fn deepen(
+    repo: &Repository,
+    settings: &Settings,
+    request: &Request,
+    mut changes: ChangeSet,
+    log: &mut dyn std::io::Write,
+) -> Result<ChangeSet> {
+    let dir = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+    let target = (request.event == Some(Event::PullRequest))
+        .then(|| {
+            request
+                .base
+                .clone()
+                .or_else(|| request.target_branch.clone())
+        })
+        .flatten()
+        .filter(|t| git2::Reference::is_valid_name(&format!("refs/heads/{t}")));
+    let mut depth = DEEPEN_START;
+    for _ in 0..DEEPEN_ROUNDS {
+        if changes.missing_base.is_none() {
+            break;
+        }
+        let shallow = Repository::open(repo.path()).is_ok_and(|r| r.is_shallow());
+        if !shallow && target.is_none() {
+            break; // a complete clone: more history does not exist
+        }
+        let mut command = std::process::Command::new("git");
+        // stdout carries ripple's data; git's chatter belongs on stderr.
+        command.arg("-C").arg(&dir).args(["fetch", "--quiet"]);
+        command.stdout(std::process::Stdio::null());
+        if shallow {
+            command.arg(format!("--deepen={depth}"));
+        }
+        command.arg("origin");
+        if let Some(target) = &target {
+            command.arg(format!("+refs/heads/{target}:refs/remotes/origin/{target}"));
+            if shallow {
+                // The default refspec too, so the checked-out branch deepens.
+                command.arg("+refs/heads/*:refs/remotes/origin/*");
+            }
+        }
+        let _ = writeln!(
+            log,
+            "ripple: fetching more history (depth +{depth}) to find the base"
+        );
+        let status = command.status().map_err(|source| Error::Io {
+            action: "run `git fetch` in",
+            path: dir.clone(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(Error::Git {
+                action: format!("`git fetch --deepen={depth} origin` in `{}`", dir.display()),
+                source: git2::Error::from_str(&format!("git exited with {status}")),
+            });
+        }
+        // A fresh handle: libgit2 caches the shallow boundary it opened with.
+        let reopened = Repository::open(repo.path()).map_err(git("reopening the repository"))?;
+        changes = collect(&reopened, settings, request)?;
+        if !shallow {
+            break;
+        }
+        depth *= 2;
+    }
+    Ok(changes)
+}
+
+/// The first release tag (by name) that points at `head`.
+fn release_tag_at(repo: &Repository, settings: &Settings, head: Oid) -> Option<String> {
+    let mut names: Vec<String> = repo
+        .references_glob("refs/tags/*")
+        .ok()?
+        .filter_map(|r| r.ok())
+        .filter(|r| r.peel_to_commit().is_ok_and(|c| c.id() == head))
+        .map(|r| String::from_utf8_lossy(r.shorthand_bytes()).into_owned())
+        .filter(|name| settings.release_tag.version(name).is_some())
+        .collect();
+    names.sort_unstable();
+    names.into_iter().next()
 }
 
 /// Paths changed from `base` (the empty tree when `None`) to `head`, both

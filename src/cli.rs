@@ -62,6 +62,11 @@ pub struct BuildArgs {
     #[arg(long, env = "DRONE_BUILD_EVENT", value_enum)]
     pub event: Option<EventArg>,
 
+    /// When the base is missing, fetch more history from `origin` step by
+    /// step (with `git fetch --deepen`) until it is found.
+    #[arg(long)]
+    pub deepen: bool,
+
     /// The commit built.
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub head: String,

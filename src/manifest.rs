@@ -617,13 +617,6 @@ impl<'a> Reader<'a> {
                 Some("set `toolchain = \"image:tag\"`, e.g. `golang:1.21`".into()),
             );
         }
-        if !sidecars.is_empty() && stages[2].is_empty() {
-            self.problem(
-                anchor.clone(),
-                format!("{label} has sidecar `services` but no `functional` commands to use them"),
-                None,
-            );
-        }
 
         let (name, kind) = (name?, kind?);
         let mut stages = stages.into_iter();
@@ -925,6 +918,47 @@ services = [{ name = "redis", image = "redis:7", environment = { MODE = "test" }
             "."
         );
         assert_eq!(manifest.service("go-main").unwrap().paths.len(), 2);
+    }
+
+    /// The example of DESIGN.md, verbatim: the contract's own manifest.
+    #[test]
+    fn the_design_example_is_valid() {
+        let text = r#"
+[settings]
+publish_branches = ["develop"]  # push here: build + publish affected images
+release_tag = "release-*"       # tag event matching this: every image
+global_paths = []               # a change here affects every service
+
+[[service]]
+name = "caliopen-go"
+kind = "base-image"
+paths = ["devtools/docker/go"]
+image = "registry.example.org/caliopen_go"
+dockerfile = "devtools/docker/go/Dockerfile"
+
+[[service]]
+name = "go-backend"
+kind = "library"
+paths = ["src/backend/main/go.main"]
+
+[[service]]
+name = "apiv2"                  # unique; [a-z0-9][a-z0-9._-]*
+kind = "image"                  # image | base-image | library | tests
+paths = ["src/backend/interfaces/REST/go.server", "!**/*.md"]
+depends_on = ["caliopen-go", "go-backend"]
+image = "registry.example.org/caliopen_apiv2"   # image, base-image
+dockerfile = "src/backend/Dockerfile.go-api"    # image, base-image
+context = "src/backend"                         # image, base-image
+toolchain = "golang:1.21"       # the container the lint/test commands run in
+lint = ["go vet ./..."]         # each list runs in order, stopping at the first failure
+unit = ["go test ./..."]
+functional = []
+services = [{ name = "redis", image = "redis:7" }]   # sidecars for functional tests
+"#;
+        let manifest = Manifest::parse(text, "services.toml").unwrap();
+        let api = manifest.service("apiv2").unwrap();
+        assert_eq!(api.sidecars.len(), 1);
+        assert_eq!(api.test_stages().count(), 2);
     }
 
     #[test]

@@ -418,3 +418,105 @@ fn bare_repositories_work() {
     );
     assert_eq!(services(&run.json()), ["apiv2", "go-main", "lmtpd"]);
 }
+
+#[test]
+fn a_release_tag_on_head_is_found_without_drone_tag() {
+    let repo = TestRepo::standard();
+    let head = git2::Oid::from_str(&repo.rev("HEAD")).unwrap();
+    let object = repo.builder.repo().find_object(head, None).unwrap();
+    repo.builder
+        .repo()
+        .tag_lightweight("release-2.0.1", &object, false)
+        .unwrap();
+    let json = repo
+        .ripple(&["affected", "--event", "tag", "--format", "json"], &[])
+        .json();
+    assert_eq!(json["mode"], "all");
+    assert_eq!(
+        json["reason"],
+        "release tag `release-2.0.1`: every image, version `2.0.1`"
+    );
+}
+
+#[test]
+fn deepen_fetches_history_until_the_base_is_found() {
+    let mut origin = TestRepo::standard();
+    origin.checkout("develop");
+    let before = origin.rev("HEAD");
+    for i in 0..80 {
+        origin.write("src/worker/worker.py", &format!("print({i})\n"));
+        origin.commit(&format!("worker {i}"));
+    }
+    let clone_dir = tempfile::tempdir().unwrap();
+    let clone = clone_dir.path().join("clone");
+    let url = format!("file://{}", origin.path().display());
+    let status = std::process::Command::new("git")
+        .args([
+            "clone", "--quiet", "--depth", "1", "--branch", "develop", &url,
+        ])
+        .arg(&clone)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("git clone");
+    assert!(status.success());
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "develop"),
+        ("DRONE_COMMIT_BEFORE", before.as_str()),
+    ];
+    let shallow = crate::common::ripple_in(&clone, &["affected", "--format", "json"], &env);
+    assert_eq!(shallow.json()["mode"], "all");
+    assert!(
+        shallow.stderr.contains("not in this clone"),
+        "{}",
+        shallow.stderr
+    );
+
+    let deepened =
+        crate::common::ripple_in(&clone, &["affected", "--format", "json", "--deepen"], &env);
+    let json = deepened.json();
+    assert_eq!(json["mode"], "diff", "{}", deepened.stderr);
+    assert_eq!(json["base"], before);
+    assert_eq!(services(&json), ["py-tests", "worker"]);
+    assert!(
+        deepened.stderr.contains("fetching more history"),
+        "{}",
+        deepened.stderr
+    );
+}
+
+#[test]
+fn deepen_fetches_a_missing_target_branch() {
+    let origin = feature_repo();
+    let clone_dir = tempfile::tempdir().unwrap();
+    let clone = clone_dir.path().join("clone");
+    let url = format!("file://{}", origin.path().display());
+    let status = std::process::Command::new("git")
+        .args([
+            "clone",
+            "--quiet",
+            "--single-branch",
+            "--branch",
+            "feature/search",
+            &url,
+        ])
+        .arg(&clone)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("git clone");
+    assert!(status.success());
+    let without =
+        crate::common::ripple_in(&clone, &["affected", "--format", "json"], &pr_env("main"));
+    assert_eq!(without.json()["mode"], "all");
+    let with = crate::common::ripple_in(
+        &clone,
+        &["affected", "--format", "json", "--deepen"],
+        &pr_env("main"),
+    );
+    assert_eq!(
+        services(&with.json()),
+        ["apiv2", "go-main", "lmtpd"],
+        "{}",
+        with.stderr
+    );
+}

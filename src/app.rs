@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
-use crate::changes::{self, ChangeSet, Event, Request};
+use crate::changes::{self, ChangeSet, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, git};
 use crate::graph::{Affected, ServiceGraph};
@@ -139,22 +139,10 @@ fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
-fn event_of(arg: cli::EventArg) -> Event {
-    match arg {
-        cli::EventArg::PullRequest => Event::PullRequest,
-        cli::EventArg::Push => Event::Push,
-        cli::EventArg::Tag => Event::Tag,
-        cli::EventArg::Promote => Event::Promote,
-        cli::EventArg::Rollback => Event::Rollback,
-        cli::EventArg::Cron => Event::Cron,
-        cli::EventArg::Custom => Event::Custom,
-    }
-}
-
 fn request_of(build: &BuildArgs) -> Request {
     let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     Request {
-        event: build.event.map(event_of),
+        event: build.event,
         head: Some(build.head.clone()),
         base: non_empty(&build.base),
         target_branch: non_empty(&build.target_branch),

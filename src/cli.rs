@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::changes::Event;
 
 /// Plan CI work for a monorepo: which services a change affects, and the
 /// Drone configuration that builds and tests exactly those.
@@ -59,8 +62,8 @@ pub struct BuildArgs {
     pub base: Option<String>,
 
     /// The build event.
-    #[arg(long, env = "DRONE_BUILD_EVENT", value_enum)]
-    pub event: Option<EventArg>,
+    #[arg(long, env = "DRONE_BUILD_EVENT", value_parser = event_parser())]
+    pub event: Option<Event>,
 
     /// When the base is missing, fetch more history from `origin` step by
     /// step (with `git fetch --deepen`) until it is found.
@@ -180,18 +183,10 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Drone build events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum EventArg {
-    PullRequest,
-    Push,
-    Tag,
-    Promote,
-    Rollback,
-    Cron,
-    Custom,
+/// Drone's event names, as the core spells them.
+fn event_parser() -> impl TypedValueParser<Value = Event> {
+    PossibleValuesParser::new(Event::ALL.map(Event::as_str))
+        .try_map(|name| Event::parse(&name).ok_or("not a Drone event"))
 }
 
 /// `plan --format`

@@ -10,7 +10,7 @@ use git2::{IndexAddOption, Oid, Repository, RepositoryInitOptions, Signature, Ti
 pub struct RepoBuilder {
     repo: Repository,
     root: PathBuf,
-    clock: i64,
+    clock: std::cell::Cell<i64>,
     // The first file-system error, reported by the next commit so that
     // `write` and friends can chain.
     pending: Option<String>,
@@ -27,7 +27,7 @@ impl RepoBuilder {
         Ok(RepoBuilder {
             repo,
             root: root.to_path_buf(),
-            clock: 1_700_000_000,
+            clock: std::cell::Cell::new(1_700_000_000),
             pending: None,
         })
     }
@@ -77,25 +77,16 @@ impl RepoBuilder {
         self.note(result, "rename", from)
     }
 
-    fn signature(&mut self) -> Result<Signature<'static>, git2::Error> {
-        self.clock += 60;
-        Signature::new(
-            "Ripple Test",
-            "test@ripple.invalid",
-            &Time::new(self.clock, 0),
-        )
+    /// A fixed author; the clock ticks a minute per commit so that
+    /// commits are ordered and their ids stable.
+    fn signature(&self) -> Result<Signature<'static>, git2::Error> {
+        self.clock.set(self.clock.get() + 60);
+        let time = Time::new(self.clock.get(), 0);
+        Signature::new("Ripple Test", "test@ripple.invalid", &time)
     }
 
     /// Commits the whole work tree on the current branch.
     pub fn commit(&mut self, message: &str) -> Result<Oid, git2::Error> {
-        let parents = match self.repo.head() {
-            Ok(head) => vec![head.peel_to_commit()?.id()],
-            Err(_) => Vec::new(),
-        };
-        self.commit_with_parents(message, &parents)
-    }
-
-    fn commit_with_parents(&mut self, message: &str, parents: &[Oid]) -> Result<Oid, git2::Error> {
         if let Some(pending) = self.pending.take() {
             return Err(git2::Error::from_str(&pending));
         }
@@ -103,8 +94,17 @@ impl RepoBuilder {
         index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
         index.update_all(["*"], None)?;
         index.write()?;
+        let tree = index.write_tree()?;
+        let parents = match self.repo.head() {
+            Ok(head) => vec![head.peel_to_commit()?.id()],
+            Err(_) => Vec::new(),
+        };
+        self.write_commit(message, tree, &parents)
+    }
+
+    fn write_commit(&self, message: &str, tree: Oid, parents: &[Oid]) -> Result<Oid, git2::Error> {
         let signature = self.signature()?;
-        let tree = self.repo.find_tree(index.write_tree()?)?;
+        let tree = self.repo.find_tree(tree)?;
         let parents = parents
             .iter()
             .map(|id| self.repo.find_commit(*id))
@@ -120,6 +120,13 @@ impl RepoBuilder {
         )
     }
 
+    /// Makes the work tree match `object`, dropping anything else.
+    fn force_checkout(&self, object: &git2::Object<'_>) -> Result<(), git2::Error> {
+        let mut options = git2::build::CheckoutBuilder::new();
+        options.force().remove_untracked(true);
+        self.repo.checkout_tree(object, Some(&mut options))
+    }
+
     /// Creates `name` at the current commit and switches to it.
     pub fn branch(&mut self, name: &str) -> Result<&mut RepoBuilder, git2::Error> {
         {
@@ -132,21 +139,14 @@ impl RepoBuilder {
     /// Switches to an existing branch, updating the work tree.
     pub fn checkout(&mut self, name: &str) -> Result<&mut RepoBuilder, git2::Error> {
         let refname = format!("refs/heads/{name}");
-        {
-            let target = self.repo.revparse_single(&refname)?;
-            let mut options = git2::build::CheckoutBuilder::new();
-            options.force().remove_untracked(true);
-            self.repo.checkout_tree(&target, Some(&mut options))?;
-        }
+        self.force_checkout(&self.repo.revparse_single(&refname)?)?;
         self.repo.set_head(&refname)?;
         Ok(self)
     }
 
     /// Merges branch `other` into the current branch with a two-parent
-    /// commit whose tree is the union of both sides (later writes win).
-    /// Enough for fixtures, which avoid conflicting edits.
+    /// commit. Enough for fixtures, which avoid conflicting edits.
     pub fn merge(&mut self, other: &str, message: &str) -> Result<Oid, git2::Error> {
-        let signature = self.signature()?;
         let ours = self.repo.head()?.peel_to_commit()?;
         let theirs = self
             .repo
@@ -156,30 +156,15 @@ impl RepoBuilder {
         if index.has_conflicts() {
             return Err(git2::Error::from_str("fixture merge has conflicts"));
         }
-        let tree_id = index.write_tree_to(&self.repo)?;
-        let tree = self.repo.find_tree(tree_id)?;
-        let mut options = git2::build::CheckoutBuilder::new();
-        options.force().remove_untracked(true);
-        self.repo
-            .checkout_tree(tree.as_object(), Some(&mut options))?;
-        self.repo.commit(
-            Some("HEAD"),
-            &signature,
-            &signature,
-            message,
-            &tree,
-            &[&ours, &theirs],
-        )
+        let tree = index.write_tree_to(&self.repo)?;
+        self.force_checkout(&self.repo.find_object(tree, None)?)?;
+        let parents = [ours.id(), theirs.id()];
+        self.write_commit(message, tree, &parents)
     }
 
     /// Points HEAD at a commit without a branch (as Drone's clone does).
     pub fn detach(&mut self, commit: Oid) -> Result<&mut RepoBuilder, git2::Error> {
-        {
-            let object = self.repo.find_object(commit, None)?;
-            let mut options = git2::build::CheckoutBuilder::new();
-            options.force().remove_untracked(true);
-            self.repo.checkout_tree(&object, Some(&mut options))?;
-        }
+        self.force_checkout(&self.repo.find_object(commit, None)?)?;
         self.repo.set_head_detached(commit)?;
         Ok(self)
     }

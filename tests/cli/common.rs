@@ -209,6 +209,23 @@ impl TestRepo {
     }
 }
 
+/// Clones `origin` into `parent/clone` with the git command, as Drone's
+/// clone step does (shallow and single-branch clones need it).
+pub fn git_clone(origin: &TestRepo, parent: &Path, args: &[&str]) -> PathBuf {
+    let clone = parent.join("clone");
+    let url = format!("file://{}", origin.path().display());
+    let status = Command::new("git")
+        .args(["clone", "--quiet"])
+        .args(args)
+        .arg(&url)
+        .arg(&clone)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("run git clone");
+    assert!(status.success(), "git clone {args:?} failed");
+    clone
+}
+
 /// The result of one run of the binary.
 #[derive(Debug)]
 pub struct Run {

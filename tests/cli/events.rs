@@ -1,6 +1,6 @@
 //! Every row of DESIGN.md's event table, on real repositories.
 
-use crate::common::{TestRepo, check_yaml, services, snapshot};
+use crate::common::{TestRepo, check_yaml, git_clone, services, snapshot};
 
 /// `main` plus a feature branch that changes the shared Go library.
 fn feature_repo() -> TestRepo {
@@ -448,17 +448,11 @@ fn deepen_fetches_history_until_the_base_is_found() {
         origin.commit(&format!("worker {i}"));
     }
     let clone_dir = tempfile::tempdir().unwrap();
-    let clone = clone_dir.path().join("clone");
-    let url = format!("file://{}", origin.path().display());
-    let status = std::process::Command::new("git")
-        .args([
-            "clone", "--quiet", "--depth", "1", "--branch", "develop", &url,
-        ])
-        .arg(&clone)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("git clone");
-    assert!(status.success());
+    let clone = git_clone(
+        &origin,
+        clone_dir.path(),
+        &["--depth", "1", "--branch", "develop"],
+    );
     let env = [
         ("DRONE_BUILD_EVENT", "push"),
         ("DRONE_BRANCH", "develop"),
@@ -489,22 +483,11 @@ fn deepen_fetches_history_until_the_base_is_found() {
 fn deepen_fetches_a_missing_target_branch() {
     let origin = feature_repo();
     let clone_dir = tempfile::tempdir().unwrap();
-    let clone = clone_dir.path().join("clone");
-    let url = format!("file://{}", origin.path().display());
-    let status = std::process::Command::new("git")
-        .args([
-            "clone",
-            "--quiet",
-            "--single-branch",
-            "--branch",
-            "feature/search",
-            &url,
-        ])
-        .arg(&clone)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("git clone");
-    assert!(status.success());
+    let clone = git_clone(
+        &origin,
+        clone_dir.path(),
+        &["--single-branch", "--branch", "feature/search"],
+    );
     let without =
         crate::common::ripple_in(&clone, &["affected", "--format", "json"], &pr_env("main"));
     assert_eq!(without.json()["mode"], "all");

@@ -261,13 +261,17 @@ impl Manifest {
             path,
             problems: Vec::new(),
         };
-        let manifest = match DeTable::parse(text) {
-            Ok(root) => reader.manifest(root.get_ref()),
-            Err(err) => {
-                let span = err.span().unwrap_or(0..0);
-                reader.problem(span, format!("TOML syntax: {}", err.message().trim()), None);
-                None
-            }
+        // Recovering parse: every syntax error at once. The tree it recovers
+        // is not checked further, as its problems would only echo them.
+        let (root, syntax) = DeTable::parse_recoverable(text);
+        for err in &syntax {
+            let span = err.span().unwrap_or(0..0);
+            reader.problem(span, format!("TOML syntax: {}", err.message().trim()), None);
+        }
+        let manifest = if syntax.is_empty() {
+            reader.manifest(root.get_ref())
+        } else {
+            None
         };
         match manifest {
             Some(manifest) if reader.problems.is_empty() => Ok(manifest),
@@ -1045,10 +1049,16 @@ depends_on = ["b"]
 
     #[test]
     fn syntax_errors_have_a_location() {
-        let err = Manifest::parse("[[service]\nname = 1", "m.toml").unwrap_err();
-        assert_eq!(err.problems.len(), 1);
-        assert_eq!(err.problems[0].line, 1);
-        assert!(err.problems[0].message.starts_with("TOML syntax"));
+        let err =
+            Manifest::parse("[[service]\nname = 1\nkind = = \"x\"\nx = [", "m.toml").unwrap_err();
+        let lines: Vec<_> = err.problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines.first(), Some(&1), "{err}");
+        assert!(lines.contains(&3) && lines.contains(&4), "{err}");
+        assert!(
+            err.problems
+                .iter()
+                .all(|p| p.message.starts_with("TOML syntax"))
+        );
     }
 
     #[test]

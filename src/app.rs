@@ -2,8 +2,10 @@
 //! edges (repository, manifest file, templates, output file) and hands
 //! plain data to the pure stages.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use git2::Repository;
 
@@ -33,19 +35,110 @@ pub fn run(args: Args, io: Io<'_>) -> Result<()> {
         manifest,
         repo,
         templates,
+        timings,
     } = args;
     let workspace = Workspace {
         manifest,
         repo,
         templates,
+        timings: RefCell::new(Timings::new(timings)),
     };
-    match command {
-        Command::Plan(a) => cmd_plan(&workspace, a, io),
-        Command::Affected(a) => cmd_affected(&workspace, a, io),
-        Command::Explain(a) => cmd_explain(&workspace, a, io),
-        Command::Graph(a) => cmd_graph(&workspace, a, io),
-        Command::Check(a) => cmd_check(&workspace, a, io),
-        Command::Demo(a) => crate::demo::run(a.dir.as_deref(), io),
+    let Io { out, err } = io;
+    let result = match command {
+        Command::Plan(a) => cmd_plan(
+            &workspace,
+            a,
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+        Command::Affected(a) => cmd_affected(
+            &workspace,
+            a,
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+        Command::Explain(a) => cmd_explain(
+            &workspace,
+            a,
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+        Command::Graph(a) => cmd_graph(
+            &workspace,
+            a,
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+        Command::Check(a) => cmd_check(
+            &workspace,
+            a,
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+        Command::Demo(a) => crate::demo::run(
+            a.dir.as_deref(),
+            Io {
+                out,
+                err: &mut *err,
+            },
+        ),
+    };
+    workspace.timings.borrow().report(err);
+    result
+}
+
+/// `--timings`: how long each stage took, so a slow CI step can be read.
+struct Timings {
+    enabled: bool,
+    start: Instant,
+    last: Instant,
+    stages: Vec<(&'static str, Duration)>,
+}
+
+impl Timings {
+    fn new(enabled: bool) -> Timings {
+        let now = Instant::now();
+        Timings {
+            enabled,
+            start: now,
+            last: now,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Ends the stage `name`, which started when the previous one ended.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.stages.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self, err: &mut dyn Write) {
+        if !self.enabled {
+            return;
+        }
+        let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1000.0);
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|(name, d)| format!("{name} {}", ms(*d)))
+            .collect();
+        let _ = writeln!(
+            err,
+            "timings: {}; total {}",
+            stages.join(", "),
+            ms(self.start.elapsed())
+        );
     }
 }
 
@@ -54,10 +147,18 @@ struct Workspace {
     manifest: Option<PathBuf>,
     repo: Option<PathBuf>,
     templates: Option<PathBuf>,
+    timings: RefCell<Timings>,
 }
 
 impl Workspace {
+    fn lap(&self, stage: &'static str) {
+        self.timings.borrow_mut().lap(stage);
+    }
+
     fn open_repo(&self) -> Result<Repository> {
+        // Reads only: re-hashing every object read costs more than the rest of
+        // the git work, and git itself does not do it either.
+        git2::opts::strict_hash_verification(false);
         let dir = self.repo.clone().unwrap_or_else(|| PathBuf::from("."));
         Repository::discover(&dir).map_err(|source| Error::Git {
             action: format!("opening the repository at `{}`", dir.display()),
@@ -180,6 +281,7 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         Some(manifest) => manifest,
         None => workspace.manifest(Some(&repo), &build.head)?,
     };
+    workspace.lap("manifest");
     let request = request_of(build);
     let mut changes = changes::collect(&repo, &manifest.settings, &request)?;
     if build.deepen && changes.missing_base.is_some() {
@@ -198,12 +300,14 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
              `git fetch --deepen=50`), or pass `--strict` to fail instead"
         );
     }
+    workspace.lap("git");
     Ok(Analysis { manifest, changes })
 }
 
 fn cmd_plan(workspace: &Workspace, args: cli::PlanArgs, io: Io<'_>) -> Result<()> {
     let analysis = analyse(workspace, &args.build, io.err)?;
     let affected = analysis.affected();
+    workspace.lap("graph");
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let text = match args.format {
         cli::PlanFormat::Drone => workspace.renderer()?.drone(&plan)?,
@@ -211,22 +315,29 @@ fn cmd_plan(workspace: &Workspace, args: cli::PlanArgs, io: Io<'_>) -> Result<()
             render::plan_json(&Report::new(&analysis.changes, &affected), &plan)
         }
     };
-    match &args.output {
+    workspace.lap("render");
+    let written = match &args.output {
         Some(path) => write_atomically(path, &text),
         None => emit(io.out, &text),
-    }
+    };
+    workspace.lap("output");
+    written
 }
 
 fn cmd_affected(workspace: &Workspace, args: cli::AffectedArgs, io: Io<'_>) -> Result<()> {
     let analysis = analyse(workspace, &args.build, io.err)?;
     let affected = analysis.affected();
+    workspace.lap("graph");
     let text = match args.format {
         cli::AffectedFormat::Text => render::affected_text(&analysis.changes, &affected),
         cli::AffectedFormat::Json => {
             render::affected_json(&Report::new(&analysis.changes, &affected))
         }
     };
-    emit(io.out, &text)
+    workspace.lap("render");
+    let written = emit(io.out, &text);
+    workspace.lap("output");
+    written
 }
 
 fn cmd_explain(workspace: &Workspace, args: cli::ExplainArgs, io: Io<'_>) -> Result<()> {

@@ -591,13 +591,17 @@ fn changed_paths(
         None => None,
     };
     let head_tree = head.tree().map_err(git("reading the head tree"))?;
-    let mut options = git2::DiffOptions::new();
-    options.ignore_submodules(false);
-    let diff = repo
-        .diff_tree_to_tree(base_tree.as_ref(), Some(&head_tree), Some(&mut options))
-        .map_err(git("diffing base and head"))?;
-    let mut paths = BTreeSet::new();
-    collect_delta_paths(&diff, &mut paths);
+    let mut paths = Vec::new();
+    let mut prefix = Vec::new();
+    diff_trees(
+        repo,
+        base_tree.as_ref(),
+        Some(&head_tree),
+        &mut prefix,
+        &mut paths,
+    )
+    .map_err(git("diffing base and head"))?;
+    let mut paths: BTreeSet<String> = paths.into_iter().collect();
     if uncommitted {
         if repo.is_bare() {
             return Err(Error::Usage {
@@ -613,6 +617,70 @@ fn changed_paths(
         collect_delta_paths(&diff, &mut paths);
     }
     Ok(paths.into_iter().collect())
+}
+
+/// Every path that differs between two trees (`None`: empty), appended to
+/// `out` as `prefix` + name. Subtrees with the same id on both sides are
+/// skipped without being read, so the cost follows the size of the change,
+/// not of the repository; libgit2's tree diff reads every subtree.
+fn diff_trees(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    prefix: &mut Vec<u8>,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), git2::Error> {
+    let mut old_entries = old.map(|t| t.iter()).into_iter().flatten().peekable();
+    let mut new_entries = new.map(|t| t.iter()).into_iter().flatten().peekable();
+    loop {
+        let order = match (old_entries.peek(), new_entries.peek()) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => git_order(a, b),
+        };
+        let (a, b) = match order {
+            std::cmp::Ordering::Less => (old_entries.next(), None),
+            std::cmp::Ordering::Greater => (None, new_entries.next()),
+            std::cmp::Ordering::Equal => (old_entries.next(), new_entries.next()),
+        };
+        let entry = match (&a, &b) {
+            (Some(a), Some(b)) if a.id() == b.id() && a.filemode() == b.filemode() => continue,
+            (Some(entry), _) | (None, Some(entry)) => entry,
+            (None, None) => return Ok(()),
+        };
+        let depth = prefix.len();
+        prefix.extend_from_slice(entry.name_bytes());
+        if is_tree(entry) {
+            let subtree = |e: &Option<git2::TreeEntry<'_>>| {
+                e.as_ref().map(|e| repo.find_tree(e.id())).transpose()
+            };
+            let (old_sub, new_sub) = (subtree(&a)?, subtree(&b)?);
+            prefix.push(b'/');
+            diff_trees(repo, old_sub.as_ref(), new_sub.as_ref(), prefix, out)?;
+        } else {
+            out.push(String::from_utf8_lossy(prefix).into_owned());
+        }
+        prefix.truncate(depth);
+    }
+}
+
+fn is_tree(entry: &git2::TreeEntry<'_>) -> bool {
+    entry.kind() == Some(git2::ObjectType::Tree)
+}
+
+/// Git's order of tree entries: by name, a tree's name read with a
+/// trailing `/`. Entries of one name but different types are different
+/// entries here (a file replaced by a directory lists both sides).
+fn git_order(a: &git2::TreeEntry<'_>, b: &git2::TreeEntry<'_>) -> std::cmp::Ordering {
+    let (an, bn) = (a.name_bytes(), b.name_bytes());
+    let common = an.len().min(bn.len());
+    an[..common].cmp(&bn[..common]).then_with(|| {
+        // Past the common part one name has ended: it continues with `/`
+        // when it is a tree, and an ended name sorts first.
+        let next = |name: &[u8], tree: bool| name.get(common).copied().or(tree.then_some(b'/'));
+        next(an, is_tree(a)).cmp(&next(bn, is_tree(b)))
+    })
 }
 
 fn collect_delta_paths(diff: &git2::Diff<'_>, paths: &mut BTreeSet<String>) {
@@ -643,4 +711,87 @@ pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
     .map_err(git("walking the tree"))?;
     files.sort_unstable();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::RepoBuilder;
+
+    /// libgit2's own tree diff: the reference `diff_trees` must agree with.
+    fn libgit2_paths(repo: &Repository, old: &git2::Tree<'_>, new: &git2::Tree<'_>) -> Vec<String> {
+        let diff = repo.diff_tree_to_tree(Some(old), Some(new), None).unwrap();
+        let mut paths = BTreeSet::new();
+        collect_delta_paths(&diff, &mut paths);
+        paths.into_iter().collect()
+    }
+
+    fn ours(repo: &Repository, old: Option<&git2::Tree<'_>>, new: &git2::Tree<'_>) -> Vec<String> {
+        let mut paths = Vec::new();
+        diff_trees(repo, old, Some(new), &mut Vec::new(), &mut paths).unwrap();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
+    #[test]
+    fn tree_diff_agrees_with_libgit2() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = RepoBuilder::init(dir.path()).unwrap();
+        for path in [
+            "a/b/c.txt",
+            "a/b/d.txt",
+            "x.txt",
+            "foo",
+            "dir/file",
+            "exec.sh",
+            "a.b",
+            "a-b",
+            "a0",
+            "same/deep/tree/file",
+            "z/keep",
+        ] {
+            b.write(path, path);
+        }
+        let base = b.commit("base").unwrap();
+        b.write("a/b/c.txt", "changed")
+            .remove("a/b/d.txt")
+            .write("a/new/e.txt", "new")
+            .rename("x.txt", "y/x.txt")
+            .remove("foo")
+            .write("foo/bar", "file became a directory")
+            .remove("dir/file")
+            .write("dir", "directory became a file")
+            .write("a.b", "changed too");
+        use std::os::unix::fs::PermissionsExt;
+        let exec = dir.path().join("exec.sh");
+        std::fs::set_permissions(&exec, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let head = b.commit("head").unwrap();
+
+        let repo = b.repo();
+        let tree = |id| repo.find_commit(id).unwrap().tree().unwrap();
+        let (old, new) = (tree(base), tree(head));
+        let expected = libgit2_paths(repo, &old, &new);
+        assert_eq!(ours(repo, Some(&old), &new), expected);
+        assert_eq!(
+            expected,
+            [
+                "a.b",
+                "a/b/c.txt",
+                "a/b/d.txt",
+                "a/new/e.txt",
+                "dir",
+                "dir/file",
+                "exec.sh",
+                "foo",
+                "foo/bar",
+                "x.txt",
+                "y/x.txt"
+            ]
+        );
+        // Against the empty tree: every file.
+        let all = ours(repo, None, &new);
+        assert_eq!(all.len(), 11);
+        assert!(all.contains(&"same/deep/tree/file".to_string()));
+    }
 }

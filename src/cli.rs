@@ -30,6 +30,11 @@ pub struct Args {
     /// (`drone.yml.j2`).
     #[arg(long, global = true, env = "RIPPLE_TEMPLATES", value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Print how long each stage took (manifest, git, graph, render, output)
+    /// to stderr.
+    #[arg(long, global = true)]
+    pub timings: bool,
 }
 
 /// The subcommands.

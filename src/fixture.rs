@@ -61,9 +61,17 @@ impl RepoBuilder {
         self
     }
 
-    /// Removes a file from the work tree.
+    /// Removes a file from the work tree, and directories it leaves empty.
     pub fn remove(&mut self, path: &str) -> &mut RepoBuilder {
-        let result = std::fs::remove_file(self.root.join(path));
+        let full = self.root.join(path);
+        let result = std::fs::remove_file(&full);
+        let mut dir = full.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root) {
+            if std::fs::remove_dir(d).is_err() {
+                break; // not empty
+            }
+            dir = d.parent();
+        }
         self.note(result, "remove", path)
     }
 

@@ -16,5 +16,6 @@ pub mod manifest;
 pub mod pattern;
 pub mod plan;
 pub mod render;
+pub mod synth;
 
 pub use app::{Io, run};

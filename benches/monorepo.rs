@@ -1,0 +1,217 @@
+//! Whole-process benchmark of ripple against git's own floor on synthetic
+//! monorepos (see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo bench --bench monorepo                      # 100, 1000, 5000, 20000 services
+//! cargo bench --bench monorepo -- --sizes 5000 --runs 31
+//! ```
+//!
+//! Each size is generated once into `target/bench-repos/` (deterministic
+//! for the seed). On each feature branch it times, interleaved, the git
+//! floor (`git diff --name-only $(git merge-base main HEAD) HEAD`),
+//! `ripple affected --format json` and `ripple plan`, and prints median,
+//! min and max wall time, peak memory and each median's ratio to the floor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ripple::synth::{self, CORE_BRANCH, Shape, WIDE_BRANCH};
+
+struct Options {
+    sizes: Vec<usize>,
+    runs: usize,
+    seed: u64,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        sizes: vec![100, 1_000, 5_000, 20_000],
+        runs: 21,
+        seed: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--sizes" => {
+                options.sizes = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--sizes takes numbers like 100,5000"))
+                    .collect();
+            }
+            "--runs" => options.runs = value().parse().expect("--runs takes a number"),
+            "--seed" => options.seed = value().parse().expect("--seed takes a number"),
+            // cargo bench passes `--bench`; other harness flags do not apply.
+            _ => {}
+        }
+    }
+    options
+}
+
+/// Wall time and peak resident memory (KiB) of one run.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    peak_kib: u64,
+}
+
+// The child is reaped by wait4, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run(command: &[&str], dir: &Path) -> Sample {
+    let start = Instant::now();
+    let child = Command::new(command[0])
+        .args(&command[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", command[0]));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // wait4 rather than Child::wait: it also reports the peak memory.
+    // SAFETY: the pid is our own unreaped child, and both out-pointers are valid.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(pid > 0, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{command:?} failed with status {status}"
+    );
+    Sample {
+        wall,
+        peak_kib: usage.ru_maxrss as u64,
+    }
+}
+
+struct Stats {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+    peak_mib: f64,
+}
+
+fn stats(samples: &[Sample]) -> Stats {
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort_unstable();
+    Stats {
+        median: walls[walls.len() / 2],
+        min: walls[0],
+        max: walls[walls.len() - 1],
+        peak_mib: samples.iter().map(|s| s.peak_kib).max().unwrap_or(0) as f64 / 1024.0,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn repository(size: usize, seed: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-repos")
+        .join(format!("n{size}-s{seed}"));
+    let done = dir.join("ripple-synth-done");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the benchmark directory");
+        let start = Instant::now();
+        let shape = Shape {
+            seed,
+            ..Shape::new(size)
+        };
+        let summary = synth::generate(&dir, &shape).expect("generate the repository");
+        eprintln!(
+            "generated {size} services, {} files, depth {}, core {} (fan-in {}) in {:.1}s",
+            summary.files,
+            summary.depth,
+            summary.core,
+            summary.core_fan_in,
+            start.elapsed().as_secs_f64()
+        );
+        std::fs::write(&done, "").expect("mark the repository complete");
+    }
+    dir
+}
+
+fn affected_count(ripple: &str, dir: &Path) -> usize {
+    let output = Command::new(ripple)
+        .args([
+            "affected",
+            "--format",
+            "json",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("run ripple");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    json["services"].as_array().map_or(0, Vec::len)
+}
+
+fn main() {
+    let options = options();
+    let ripple = env!("CARGO_BIN_EXE_ripple");
+    let floor = [
+        "sh",
+        "-c",
+        "git diff --name-only $(git merge-base main HEAD) HEAD",
+    ];
+    let affected = [
+        ripple,
+        "affected",
+        "--format",
+        "json",
+        "--event",
+        "pull_request",
+        "--base",
+        "main",
+    ];
+    let plan = [ripple, "plan", "--event", "pull_request", "--base", "main"];
+    let commands: [(&str, &[&str]); 3] = [
+        ("git floor", &floor),
+        ("ripple affected", &affected),
+        ("ripple plan", &plan),
+    ];
+
+    println!(
+        "| services | branch | affected | command | median ms | min ms | max ms | peak MiB | × floor |"
+    );
+    println!("|---:|---|---:|---|---:|---:|---:|---:|---:|");
+    for &size in &options.sizes {
+        let dir = repository(size, options.seed);
+        let repo = git2::Repository::open(&dir).expect("open the benchmark repository");
+        for branch in [WIDE_BRANCH, CORE_BRANCH] {
+            repo.set_head(&format!("refs/heads/{branch}"))
+                .expect("switch HEAD");
+            let count = affected_count(ripple, &dir);
+            for (_, command) in &commands {
+                run(command, &dir); // warm the page cache
+            }
+            // Interleaved, so drift on a noisy machine hits every command alike.
+            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); commands.len()];
+            for _ in 0..options.runs {
+                for (i, (_, command)) in commands.iter().enumerate() {
+                    samples[i].push(run(command, &dir));
+                }
+            }
+            let floor_median = stats(&samples[0]).median;
+            for ((name, _), samples) in commands.iter().zip(&samples) {
+                let s = stats(samples);
+                let ratio = s.median.as_secs_f64() / floor_median.as_secs_f64();
+                println!(
+                    "| {size} | {branch} | {count} | {name} | {} | {} | {} | {:.1} | {ratio:.2} |",
+                    ms(s.median),
+                    ms(s.min),
+                    ms(s.max),
+                    s.peak_mib
+                );
+            }
+        }
+        repo.set_head("refs/heads/main").expect("switch HEAD back");
+    }
+}

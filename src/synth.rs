@@ -1,0 +1,482 @@
+//! Synthetic monorepos for benchmarks: N services of about 20 files each, a
+//! seeded dependency DAG with a few core libraries of large fan-in, its
+//! `services.toml`, and two feature branches. Deterministic for a seed.
+//!
+//! Objects go straight into an in-memory object database and are written
+//! as one pack, with no work tree: a 20,000-service repository (400,000
+//! files) takes seconds instead of the minutes loose objects would.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use git2::{Oid, Repository, RepositoryInitOptions, Signature, Time};
+
+/// The branch every feature branch starts from.
+pub const MAIN: &str = "main";
+/// 50 changed files across many services: some added, one deleted, one
+/// renamed across services.
+pub const WIDE_BRANCH: &str = "feature-wide";
+/// A handful of files changed in the core library with the largest fan-in.
+pub const CORE_BRANCH: &str = "feature-core";
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Number of services.
+    pub services: usize,
+    /// Files per service.
+    pub files_per_service: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Shape {
+    /// `services` services of 20 files, seed 1.
+    pub fn new(services: usize) -> Shape {
+        Shape {
+            services,
+            files_per_service: 20,
+            seed: 1,
+        }
+    }
+}
+
+/// What was generated, for reports and checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Files on `main`.
+    pub files: usize,
+    /// Longest dependency chain, in services.
+    pub depth: usize,
+    /// The core library changed on [`CORE_BRANCH`].
+    pub core: String,
+    /// Its number of direct dependents.
+    pub core_fan_in: usize,
+    /// Paths changed on [`WIDE_BRANCH`] (a rename counts once).
+    pub wide_changes: usize,
+}
+
+/// SplitMix64: tiny, and stable across crate versions, which a seeded
+/// benchmark needs more than statistical quality.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Core,
+    Base,
+    Image,
+    Library,
+    Tests,
+}
+
+struct Service {
+    name: String,
+    dir: String,
+    kind: Kind,
+    level: usize,
+    depends_on: Vec<usize>,
+    proto_glob: Option<String>,
+}
+
+/// Number of core libraries: few, each with a large fan-in.
+const CORE_LIBRARIES: usize = 5;
+
+/// Builds the services and their DAG: levels 0..depth, every service above
+/// level 0 depends on one service of the level below (so chains reach the
+/// full depth), and on a core library or other lower services.
+fn services(shape: &Shape, rng: &mut Rng) -> (Vec<Service>, usize) {
+    let depth = 6 + rng.below(5);
+    let n = shape.services.max(CORE_LIBRARIES + 2 + depth);
+    let bases = (n / 50).max(2);
+    let mut services: Vec<Service> = Vec::with_capacity(n);
+    let mut by_level: Vec<Vec<usize>> = vec![Vec::new(); depth];
+    for i in 0..n {
+        let (kind, level) = if i < CORE_LIBRARIES {
+            (Kind::Core, 0)
+        } else if i < CORE_LIBRARIES + bases {
+            (Kind::Base, 0)
+        } else {
+            // The first few guarantee every level is populated.
+            let level = if i < CORE_LIBRARIES + bases + depth - 1 {
+                i - CORE_LIBRARIES - bases + 1
+            } else {
+                1 + rng.below(depth - 1)
+            };
+            let kind = match rng.below(10) {
+                0..=5 => Kind::Image,
+                6..=8 => Kind::Library,
+                _ => Kind::Tests,
+            };
+            (kind, level)
+        };
+        let name = format!("svc-{i:05}");
+        let dir = format!("services/g{:04}/{name}", i / 50);
+        let proto_glob =
+            (level > 0 && rng.chance(5)).then(|| format!("protos/p{:03}/*.proto", rng.below(40)));
+        let mut depends_on = BTreeSet::new();
+        if level > 0 {
+            let below = &by_level[level - 1];
+            depends_on.insert(below[rng.below(below.len())]);
+            if rng.chance(40) {
+                depends_on.insert(rng.below(CORE_LIBRARIES));
+            }
+            for _ in 0..rng.below(2) {
+                let lower = &by_level[rng.below(level)];
+                depends_on.insert(lower[rng.below(lower.len())]);
+            }
+            if kind == Kind::Image && rng.chance(50) {
+                depends_on.insert(CORE_LIBRARIES + rng.below(bases));
+            }
+        }
+        by_level[level].push(i);
+        services.push(Service {
+            name,
+            dir,
+            kind,
+            level,
+            depends_on: depends_on.into_iter().collect(),
+            proto_glob,
+        });
+    }
+    (services, depth)
+}
+
+fn manifest(services: &[Service]) -> String {
+    let mut text = String::from(
+        "# Synthetic monorepo generated by ripple's benchmark.\n\n[settings]\n\
+         publish_branches = [\"develop\"]\nrelease_tag = \"release-*\"\n\
+         global_paths = [\"services.toml\", \"ci/**\"]\n",
+    );
+    for s in services {
+        let kind = match s.kind {
+            Kind::Core | Kind::Library => "library",
+            Kind::Base => "base-image",
+            Kind::Image => "image",
+            Kind::Tests => "tests",
+        };
+        let _ = write!(
+            text,
+            "\n[[service]]\nname = \"{}\"\nkind = \"{kind}\"\n",
+            s.name
+        );
+        let _ = write!(text, "paths = [\"{}\", \"!**/*.md\"", s.dir);
+        if let Some(glob) = &s.proto_glob {
+            let _ = write!(text, ", \"{glob}\"");
+        }
+        text.push_str("]\n");
+        if !s.depends_on.is_empty() {
+            let deps: Vec<String> = s
+                .depends_on
+                .iter()
+                .map(|&d| format!("\"{}\"", services[d].name))
+                .collect();
+            let _ = writeln!(text, "depends_on = [{}]", deps.join(", "));
+        }
+        if matches!(s.kind, Kind::Image | Kind::Base) {
+            let _ = write!(
+                text,
+                "image = \"registry.example.org/bench/{0}\"\ndockerfile = \"{1}/Dockerfile\"\ncontext = \"{1}\"\n",
+                s.name, s.dir
+            );
+        }
+        if s.kind != Kind::Base {
+            text.push_str(
+                "toolchain = \"golang:1.21\"\nlint = [\"go vet ./...\"]\nunit = [\"go test ./...\"]\n",
+            );
+        }
+    }
+    text
+}
+
+fn file_paths(service: &Service, count: usize) -> Vec<String> {
+    let mut paths = vec![format!("{}/README.md", service.dir)];
+    if matches!(service.kind, Kind::Image | Kind::Base) {
+        paths.push(format!("{}/Dockerfile", service.dir));
+    }
+    let mut k = 0;
+    while paths.len() < count {
+        paths.push(format!("{}/src/mod{}/file{k:02}.go", service.dir, k % 4));
+        k += 1;
+    }
+    paths
+}
+
+/// A directory tree of blob ids, written bottom-up.
+#[derive(Default)]
+struct Dir {
+    files: BTreeMap<String, Oid>,
+    dirs: BTreeMap<String, Dir>,
+}
+
+impl Dir {
+    fn from_files(files: &BTreeMap<String, Oid>) -> Dir {
+        let mut root = Dir::default();
+        for (path, oid) in files {
+            let mut dir = &mut root;
+            let mut parts = path.split('/').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_some() {
+                    dir = dir.dirs.entry(part.to_string()).or_default();
+                } else {
+                    dir.files.insert(part.to_string(), *oid);
+                }
+            }
+        }
+        root
+    }
+
+    fn write(&self, repo: &Repository) -> Result<Oid, git2::Error> {
+        let mut builder = repo.treebuilder(None)?;
+        for (name, oid) in &self.files {
+            builder.insert(name, *oid, 0o100644)?;
+        }
+        for (name, dir) in &self.dirs {
+            builder.insert(name, dir.write(repo)?, 0o040000)?;
+        }
+        builder.write()
+    }
+}
+
+/// Writes blobs and commits through one repository handle, keeping the
+/// clock of the commits.
+struct Writer<'r> {
+    repo: &'r Repository,
+    clock: i64,
+}
+
+impl Writer<'_> {
+    fn blob(&self, text: &str) -> Result<Oid, git2::Error> {
+        self.repo.blob(text.as_bytes())
+    }
+
+    fn commit(
+        &mut self,
+        files: &BTreeMap<String, Oid>,
+        parent: Option<Oid>,
+        message: &str,
+    ) -> Result<Oid, git2::Error> {
+        self.clock += 60;
+        let signature = Signature::new(
+            "Ripple Bench",
+            "bench@ripple.invalid",
+            &Time::new(self.clock, 0),
+        )?;
+        let tree = self
+            .repo
+            .find_tree(Dir::from_files(files).write(self.repo)?)?;
+        let parent = parent.map(|p| self.repo.find_commit(p)).transpose()?;
+        let parents: Vec<_> = parent.iter().collect();
+        self.repo
+            .commit(None, &signature, &signature, message, &tree, &parents)
+    }
+}
+
+/// Generates the repository in `dir` (created; bare), with branches
+/// [`MAIN`], [`WIDE_BRANCH`] and [`CORE_BRANCH`] and HEAD on [`MAIN`].
+pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
+    let mut rng = Rng(shape.seed);
+    let (services, depth) = services(shape, &mut rng);
+
+    let mut options = RepositoryInitOptions::new();
+    options.bare(true).initial_head(MAIN);
+    let repo = Repository::init_opts(dir, &options)?;
+    let odb = repo.odb()?;
+    let mempack = odb.add_new_mempack_backend(1000)?;
+    let mut writer = Writer {
+        repo: &repo,
+        clock: 1_700_000_000,
+    };
+
+    let mut files: BTreeMap<String, Oid> = BTreeMap::new();
+    files.insert("services.toml".into(), writer.blob(&manifest(&services))?);
+    files.insert("ci/pipeline.sh".into(), writer.blob("#!/bin/sh\n")?);
+    for group in 0..40 {
+        let path = format!("protos/p{group:03}/api.proto");
+        files.insert(path.clone(), writer.blob(&format!("// {path}\n"))?);
+    }
+    for service in &services {
+        for path in file_paths(service, shape.files_per_service) {
+            let blob = writer.blob(&format!(
+                "// {path}\npackage {}\n",
+                service.name.replace('-', "_")
+            ))?;
+            files.insert(path, blob);
+        }
+    }
+    let main = writer.commit(&files, None, "Synthetic monorepo")?;
+
+    // Wide: 50 changes over many services outside the core.
+    let mut wide = files.clone();
+    let candidates: Vec<&Service> = services.iter().filter(|s| s.kind != Kind::Core).collect();
+    let pick = |rng: &mut Rng| candidates[rng.below(candidates.len())];
+    let mut changes = 0;
+    let renamed_from = format!("{}/src/mod0/file00.go", pick(&mut rng).dir);
+    let renamed_to = format!("{}/src/moved/file00.go", pick(&mut rng).dir);
+    if let Some(blob) = wide.remove(&renamed_from) {
+        wide.insert(renamed_to, blob);
+        changes += 1;
+    }
+    let deleted = format!("{}/src/mod1/file01.go", pick(&mut rng).dir);
+    if wide.remove(&deleted).is_some() {
+        changes += 1;
+    }
+    for i in 0..5 {
+        let path = format!("{}/src/new/added{i}.go", pick(&mut rng).dir);
+        wide.insert(path.clone(), writer.blob(&format!("// added {path}\n"))?);
+        changes += 1;
+    }
+    while changes < 50 {
+        let service = pick(&mut rng);
+        let k = 2 + rng.below(shape.files_per_service.saturating_sub(4).max(1));
+        let path = format!("{}/src/mod{}/file{k:02}.go", service.dir, k % 4);
+        if let Some(old) = wide.get(&path).copied() {
+            let new = writer.blob(&format!("// {path}\n// changed on {WIDE_BRANCH}\n"))?;
+            if new != old {
+                wide.insert(path, new);
+                changes += 1;
+            }
+        }
+    }
+    let wide_commit = writer.commit(&wide, Some(main), "Change 50 files across services")?;
+
+    // Core: a handful of files in the core library most services use.
+    let mut fan_in = [0usize; CORE_LIBRARIES];
+    for service in &services {
+        for &dep in &service.depends_on {
+            if dep < CORE_LIBRARIES {
+                fan_in[dep] += 1;
+            }
+        }
+    }
+    let core = (0..CORE_LIBRARIES)
+        .max_by_key(|&c| (fan_in[c], std::cmp::Reverse(c)))
+        .unwrap_or(0);
+    let mut core_files = files.clone();
+    for k in 2..7 {
+        let path = format!("{}/src/mod{}/file{k:02}.go", services[core].dir, k % 4);
+        core_files.insert(
+            path.clone(),
+            writer.blob(&format!("// {path}\n// changed on {CORE_BRANCH}\n"))?,
+        );
+    }
+    let core_commit = writer.commit(&core_files, Some(main), "Change the core library")?;
+
+    // One pack for everything, as a clone would have.
+    let mut pack = git2::Buf::new();
+    mempack.dump(&repo, &mut pack)?;
+    let mut packwriter = odb.packwriter()?;
+    packwriter
+        .write_all(&pack)
+        .map_err(|e| git2::Error::from_str(&format!("writing the pack: {e}")))?;
+    packwriter.commit()?;
+    mempack.reset()?;
+
+    for (branch, commit) in [
+        (MAIN, main),
+        (WIDE_BRANCH, wide_commit),
+        (CORE_BRANCH, core_commit),
+    ] {
+        repo.reference(&format!("refs/heads/{branch}"), commit, true, "synth")?;
+    }
+    let level_depth = services.iter().map(|s| s.level).max().unwrap_or(0) + 1;
+    debug_assert_eq!(level_depth, depth);
+    Ok(Summary {
+        files: files.len(),
+        depth: longest_chain(&services),
+        core: services[core].name.clone(),
+        core_fan_in: fan_in[core],
+        wide_changes: changes,
+    })
+}
+
+/// Services on the longest `depends_on` chain.
+fn longest_chain(services: &[Service]) -> usize {
+    // Dependencies always have lower indices, so one forward pass suffices.
+    let mut length = vec![1usize; services.len()];
+    for (i, service) in services.iter().enumerate() {
+        length[i] = 1 + service
+            .depends_on
+            .iter()
+            .map(|&d| length[d])
+            .max()
+            .unwrap_or(0);
+    }
+    length.into_iter().max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::{self, Event, Request};
+    use crate::graph::ServiceGraph;
+    use crate::manifest::Manifest;
+
+    #[test]
+    fn generation_is_deterministic_and_has_the_promised_shape() {
+        let shape = Shape::new(200);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let summary = generate(a.path(), &shape).unwrap();
+        assert_eq!(summary, generate(b.path(), &shape).unwrap());
+        let (ra, rb) = (
+            Repository::open(a.path()).unwrap(),
+            Repository::open(b.path()).unwrap(),
+        );
+        for branch in [MAIN, WIDE_BRANCH, CORE_BRANCH] {
+            let id = |r: &Repository| r.revparse_single(branch).unwrap().id();
+            assert_eq!(id(&ra), id(&rb), "{branch}");
+        }
+        assert!((6..=10).contains(&summary.depth), "{summary:?}");
+        assert!(summary.files >= 200 * 20);
+        assert_eq!(summary.wide_changes, 50);
+        assert!(summary.core_fan_in >= 20, "{summary:?}");
+
+        // The manifest is valid and the branches change what they promise.
+        let head = ra.revparse_single(MAIN).unwrap().peel_to_commit().unwrap();
+        let entry = head
+            .tree()
+            .unwrap()
+            .get_path(Path::new("services.toml"))
+            .unwrap();
+        let text = String::from_utf8(ra.find_blob(entry.id()).unwrap().content().to_vec()).unwrap();
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        assert_eq!(manifest.services.len(), 200);
+        let request = |branch: &str| Request {
+            event: Some(Event::PullRequest),
+            head: Some(branch.into()),
+            base: Some(MAIN.into()),
+            ..Request::default()
+        };
+        let wide = changes::collect(&ra, &manifest.settings, &request(WIDE_BRANCH)).unwrap();
+        assert_eq!(wide.paths.len(), 51, "50 changes, the rename listed twice");
+        let core = changes::collect(&ra, &manifest.settings, &request(CORE_BRANCH)).unwrap();
+        assert_eq!(core.paths.len(), 5);
+        let graph = ServiceGraph::new(&manifest);
+        let affected = graph.affected(&core);
+        assert!(
+            affected.services.len() > summary.core_fan_in,
+            "dependents of dependents too"
+        );
+    }
+}

@@ -5,7 +5,9 @@
 //! however many services there are. The dependency graph is a petgraph
 //! `DiGraph` with edges from a dependency to its dependents. Pure: no I/O.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use globset::{GlobSet, GlobSetBuilder};
 use petgraph::Direction;
@@ -14,30 +16,34 @@ use serde::Serialize;
 
 use crate::changes::{ChangeSet, Mode};
 use crate::manifest::{Kind, Manifest};
-use crate::pattern::{self, PathPattern, PatternBody};
+use crate::pattern::{self, PatternBody};
 
-/// What a pattern contributes when it matches.
+/// Who a matching include pattern names: a service, or every service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Include(usize),
-    Exclude(usize),
+enum Owner {
+    Service(usize),
     Global,
-    GlobalExclude,
 }
 
-/// Every pattern of every service, compiled once.
+/// One `!` pattern of a service (or of `global_paths`).
+#[derive(Debug, Clone)]
+enum Exclusion {
+    Prefix(String),
+    /// Index of the glob in the matcher's set.
+    Glob(usize),
+}
+
+/// Every pattern of every service, compiled once: prefixes in a hash table
+/// (a path is looked up once per directory level), globs in one `GlobSet`
+/// with each distinct glob compiled once. Exclusions are checked only for
+/// the services a path is included in.
 #[derive(Debug)]
 pub struct Matcher {
-    prefixes: HashMap<String, Vec<Target>>,
+    prefixes: HashMap<String, Vec<Owner>>,
     globs: GlobSet,
-    glob_targets: Vec<Target>,
-}
-
-fn describe_pattern(pattern: &PathPattern) -> String {
-    let body = match &pattern.body {
-        PatternBody::Prefix(p) | PatternBody::Glob(p) => p,
-    };
-    format!("{}{body}", if pattern.exclude { "!" } else { "" })
+    glob_owners: Vec<Vec<Owner>>,
+    /// Per service, then one slot for `global_paths`.
+    exclusions: Vec<Vec<Exclusion>>,
 }
 
 /// Who owns one path.
@@ -53,74 +59,92 @@ impl Matcher {
     /// Compiles the manifest's patterns. They were validated by the manifest,
     /// so compiling cannot fail on them.
     pub fn new(manifest: &Manifest) -> Matcher {
-        let mut prefixes: HashMap<String, Vec<Target>> = HashMap::new();
-        let mut globs = GlobSetBuilder::new();
-        let mut glob_targets = Vec::new();
-        let global = manifest.settings.global_paths.iter().map(|p| {
-            let target = if p.exclude {
-                Target::GlobalExclude
-            } else {
-                Target::Global
-            };
-            (p, target)
-        });
-        let services = manifest.services.iter().enumerate().flat_map(|(i, s)| {
-            s.paths.iter().map(move |p: &PathPattern| {
-                let target = if p.exclude {
-                    Target::Exclude(i)
-                } else {
-                    Target::Include(i)
-                };
-                (p, target)
-            })
-        });
-        for (pattern, target) in global.chain(services) {
-            match &pattern.body {
-                PatternBody::Prefix(prefix) => {
-                    prefixes.entry(prefix.clone()).or_default().push(target)
+        let count = manifest.services.len();
+        let mut prefixes: HashMap<String, Vec<Owner>> = HashMap::default();
+        let mut builder = GlobSetBuilder::new();
+        let mut glob_ids: HashMap<&str, usize> = HashMap::default();
+        let mut glob_owners: Vec<Vec<Owner>> = Vec::new();
+        let mut exclusions: Vec<Vec<Exclusion>> = vec![Vec::new(); count + 1];
+        let global = manifest
+            .settings
+            .global_paths
+            .iter()
+            .map(|p| (p, Owner::Global, count));
+        let services = manifest
+            .services
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.paths.iter().map(move |p| (p, Owner::Service(i), i)));
+        for (pattern, owner, slot) in global.chain(services) {
+            match (&pattern.body, pattern.exclude) {
+                (PatternBody::Prefix(prefix), false) => {
+                    prefixes.entry(prefix.clone()).or_default().push(owner)
                 }
-                PatternBody::Glob(glob) => {
-                    if let Ok(glob) = pattern::compile(glob) {
-                        globs.add(glob);
-                        glob_targets.push(target);
+                (PatternBody::Prefix(prefix), true) => {
+                    exclusions[slot].push(Exclusion::Prefix(prefix.clone()))
+                }
+                (PatternBody::Glob(glob), exclude) => {
+                    let id = *glob_ids.entry(glob.as_str()).or_insert_with(|| {
+                        if let Ok(compiled) = pattern::compile(glob) {
+                            builder.add(compiled);
+                        }
+                        glob_owners.push(Vec::new());
+                        glob_owners.len() - 1
+                    });
+                    if exclude {
+                        exclusions[slot].push(Exclusion::Glob(id));
+                    } else {
+                        glob_owners[id].push(owner);
                     }
                 }
             }
         }
-        let globs = globs.build().unwrap_or_else(|_| GlobSet::empty());
+        let globs = builder.build().unwrap_or_else(|_| GlobSet::empty());
         Matcher {
             prefixes,
             globs,
-            glob_targets,
+            glob_owners,
+            exclusions,
         }
     }
 
     /// The owners of `path`; `scratch` is reused between calls to avoid
     /// allocating per path.
     pub fn owners(&self, path: &str, scratch: &mut Vec<usize>) -> Owners {
-        let mut targets: Vec<Target> = Vec::new();
+        let mut found: Vec<Owner> = Vec::new();
         for prefix in pattern::prefixes(path) {
-            if let Some(found) = self.prefixes.get(prefix) {
-                targets.extend_from_slice(found);
+            if let Some(owners) = self.prefixes.get(prefix) {
+                found.extend_from_slice(owners);
             }
         }
-        if !self.glob_targets.is_empty() {
+        scratch.clear();
+        if !self.glob_owners.is_empty() {
             self.globs.matches_into(path, scratch);
-            targets.extend(scratch.iter().map(|&i| self.glob_targets[i]));
+            scratch.sort_unstable();
+            for &id in scratch.iter() {
+                found.extend_from_slice(&self.glob_owners[id]);
+            }
         }
-        let excluded = |t: Target| targets.contains(&t);
+        let excluded = |slot: usize| {
+            self.exclusions[slot].iter().any(|exclusion| match exclusion {
+                Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == prefix),
+                Exclusion::Glob(id) => scratch.binary_search(id).is_ok(),
+            })
+        };
+        let global_slot = self.exclusions.len() - 1;
         let mut owners = Owners {
-            global: targets.contains(&Target::Global) && !excluded(Target::GlobalExclude),
-            services: targets
+            global: found.contains(&Owner::Global) && !excluded(global_slot),
+            services: found
                 .iter()
-                .filter_map(|&t| match t {
-                    Target::Include(i) if !excluded(Target::Exclude(i)) => Some(i),
-                    _ => None,
+                .filter_map(|owner| match owner {
+                    Owner::Service(i) => Some(*i),
+                    Owner::Global => None,
                 })
                 .collect(),
         };
         owners.services.sort_unstable();
         owners.services.dedup();
+        owners.services.retain(|&i| !excluded(i));
         owners
     }
 }
@@ -131,7 +155,6 @@ pub struct ServiceGraph<'m> {
     manifest: &'m Manifest,
     graph: DiGraph<usize, ()>,
     matcher: Matcher,
-    by_name: HashMap<&'m str, usize>,
 }
 
 /// One affected service and why.
@@ -175,14 +198,12 @@ impl<'m> ServiceGraph<'m> {
     /// names a service and there are no cycles.
     pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
         let mut graph = DiGraph::with_capacity(manifest.services.len(), 0);
-        let mut by_name = HashMap::with_capacity(manifest.services.len());
-        for (i, service) in manifest.services.iter().enumerate() {
+        for i in 0..manifest.services.len() {
             graph.add_node(i);
-            by_name.insert(service.name.as_str(), i);
         }
         for (i, service) in manifest.services.iter().enumerate() {
             for dep in &service.depends_on {
-                if let Some(&d) = by_name.get(dep.as_str()) {
+                if let Some(d) = manifest.position(dep) {
                     graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
                 }
             }
@@ -191,7 +212,6 @@ impl<'m> ServiceGraph<'m> {
             manifest,
             graph,
             matcher: Matcher::new(manifest),
-            by_name,
         }
     }
 
@@ -207,7 +227,7 @@ impl<'m> ServiceGraph<'m> {
 
     /// Index of the service with this name.
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.by_name.get(name).copied()
+        self.manifest.position(name)
     }
 
     /// Directly affected services with their files: one pass over the paths.
@@ -334,7 +354,7 @@ impl<'m> ServiceGraph<'m> {
                 .index(name)
                 .map(|i| &self.manifest.services[i])
                 .map(|s| {
-                    let paths: Vec<String> = s.paths.iter().map(describe_pattern).collect();
+                    let paths: Vec<String> = s.paths.iter().map(ToString::to_string).collect();
                     let deps = if s.depends_on.is_empty() {
                         "it depends on no service".to_string()
                     } else {
@@ -369,7 +389,7 @@ impl<'m> ServiceGraph<'m> {
             changes.reason
         ));
         // Breadth-first down `via` to the nearest directly affected service.
-        let mut previous: HashMap<&str, &str> = HashMap::new();
+        let mut previous: HashMap<&str, &str> = HashMap::default();
         let mut queue: VecDeque<&AffectedService> = VecDeque::from([service]);
         let mut root = None;
         while let Some(current) = queue.pop_front() {

@@ -5,12 +5,13 @@
 //! problem and a user fixing a manifest wants them all, each with a line and
 //! column. No I/O here: the caller reads the file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Fx: the hot maps here are keyed by short strings from a trusted file.
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::ops::Range;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
 
 use crate::pattern::PathPattern;
 
@@ -21,6 +22,8 @@ pub struct Manifest {
     pub settings: Settings,
     /// Services in the order the file declares them.
     pub services: Vec<Service>,
+    /// Position of each service by name.
+    index: HashMap<String, usize>,
 }
 
 /// Repository-wide settings.
@@ -32,6 +35,20 @@ pub struct Settings {
     pub release_tag: ReleaseTag,
     /// A change under any of these affects every service.
     pub global_paths: Vec<PathPattern>,
+}
+
+impl Default for Settings {
+    /// What a manifest without `[settings]` gets.
+    fn default() -> Settings {
+        Settings {
+            publish_branches: vec!["develop".to_string()],
+            release_tag: ReleaseTag {
+                prefix: "release-".to_string(),
+                suffix: String::new(),
+            },
+            global_paths: Vec::new(),
+        }
+    }
 }
 
 /// A `release_tag` pattern: a literal prefix, one `*`, a literal suffix.
@@ -260,16 +277,18 @@ impl Manifest {
             text,
             path,
             problems: Vec::new(),
+            patterns: HashMap::default(),
         };
         // Recovering parse: every syntax error at once. The tree it recovers
         // is not checked further, as its problems would only echo them.
-        let (root, syntax) = DeTable::parse_recoverable(text);
-        for err in &syntax {
-            let span = err.span().unwrap_or(0..0);
-            reader.problem(span, format!("TOML syntax: {}", err.message().trim()), None);
+        let arena = toml_spanner::Arena::new();
+        let document = toml_spanner::parse_recoverable(text, &arena);
+        for err in document.errors() {
+            let message = format!("TOML syntax: {}", err.message(text).trim());
+            reader.problem(range(err.span()), message, None);
         }
-        let manifest = if syntax.is_empty() {
-            reader.manifest(root.get_ref())
+        let manifest = if document.errors().is_empty() {
+            reader.manifest(document.table())
         } else {
             None
         };
@@ -285,17 +304,49 @@ impl Manifest {
 
     /// The service with this name.
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
+        self.index.get(name).map(|&i| &self.services[i])
+    }
+
+    /// The position of the service with this name in `services`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
     }
 }
 
-type Value<'i> = Spanned<DeValue<'i>>;
+type Item<'de> = toml_spanner::Item<'de>;
+type Table<'de> = toml_spanner::Table<'de>;
+
+fn range(span: toml_spanner::Span) -> Range<usize> {
+    span.start as usize..span.end as usize
+}
+
+/// A string from the document and where it stands.
+type Located<'de> = (&'de str, Range<usize>);
 
 /// Walks the spanned tree, collecting problems instead of stopping.
 struct Reader<'a> {
     text: &'a str,
     path: &'a str,
     problems: Vec<Problem>,
+    // Manifests repeat patterns (`!**/*.md` in every service): check each once.
+    patterns: HashMap<&'a str, Result<PathPattern, String>>,
+}
+
+/// The values of a `[[service]]` table, by key.
+#[derive(Default)]
+struct ServiceFields<'t, 'a> {
+    name: Option<&'t Item<'a>>,
+    kind: Option<&'t Item<'a>>,
+    paths: Option<&'t Item<'a>>,
+    depends_on: Option<&'t Item<'a>>,
+    image: Option<&'t Item<'a>>,
+    dockerfile: Option<&'t Item<'a>>,
+    context: Option<&'t Item<'a>>,
+    toolchain: Option<&'t Item<'a>>,
+    lint: Option<&'t Item<'a>>,
+    unit: Option<&'t Item<'a>>,
+    functional: Option<&'t Item<'a>>,
+    services: Option<&'t Item<'a>>,
 }
 
 /// A service while it is read: the spans needed by cross-service checks.
@@ -307,7 +358,9 @@ struct Draft {
 
 impl<'a> Reader<'a> {
     fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
-        let start = span.start.min(self.text.len());
+        // An error at the very end points at the last line, not past it.
+        let end_of_text = self.text.trim_end_matches(['\n', '\r']).len();
+        let start = span.start.min(end_of_text);
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.text[start..]
             .find('\n')
@@ -329,30 +382,34 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports keys outside `allowed`, naming where they are.
-    fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], context: &str) {
+    fn check_keys(&mut self, table: &Table<'_>, allowed: &[&str], context: &str) {
         for (key, _) in table.iter() {
-            if !allowed.contains(&key.get_ref().as_ref()) {
-                let expected = allowed
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.problem(
-                    key.span(),
-                    format!("unknown key `{}` in {context}", key.get_ref()),
-                    Some(format!("expected one of {expected}")),
-                );
+            if !allowed.contains(&key.name) {
+                self.unknown_key(key, allowed, context);
             }
         }
     }
 
-    fn string(&mut self, value: &Value<'_>, what: &str) -> Option<Spanned<String>> {
-        match value.get_ref() {
-            DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
-            other => {
+    fn unknown_key(&mut self, key: &toml_spanner::Key<'_>, allowed: &[&str], context: &str) {
+        let expected = allowed
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.problem(
+            range(key.span),
+            format!("unknown key `{}` in {context}", key.name),
+            Some(format!("expected one of {expected}")),
+        );
+    }
+
+    fn string(&mut self, item: &Item<'a>, what: &str) -> Option<Located<'a>> {
+        match item.value() {
+            toml_spanner::Value::String(s) => Some((*s, range(item.span()))),
+            _ => {
                 self.problem(
-                    value.span(),
-                    format!("`{what}` must be a string, found {}", other.type_str()),
+                    range(item.span()),
+                    format!("`{what}` must be a string, found {}", item.type_str()),
                     None,
                 );
                 None
@@ -360,123 +417,140 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strings(&mut self, value: &Value<'_>, what: &str) -> Vec<Spanned<String>> {
-        let DeValue::Array(items) = value.get_ref() else {
+    fn strings(&mut self, item: &Item<'a>, what: &str) -> Vec<Located<'a>> {
+        let Some(items) = item.as_array() else {
             self.problem(
-                value.span(),
-                format!(
-                    "`{what}` must be an array of strings, found {}",
-                    value.get_ref().type_str()
-                ),
+                range(item.span()),
+                format!("`{what}` must be an array of strings, found {}", item.type_str()),
                 Some(format!("write it as `{what} = [\"...\"]`")),
             );
             return Vec::new();
         };
-        items
-            .iter()
-            .filter_map(|item| self.string(item, &format!("{what}[]")))
-            .collect()
+        let mut strings = Vec::with_capacity(items.len());
+        for element in items.iter() {
+            match element.value() {
+                toml_spanner::Value::String(s) => strings.push((*s, range(element.span()))),
+                _ => self.problem(
+                    range(element.span()),
+                    format!("`{what}` must hold strings, found {}", element.type_str()),
+                    None,
+                ),
+            }
+        }
+        strings
     }
 
-    fn patterns(&mut self, value: &Value<'_>, what: &str) -> Vec<PathPattern> {
-        let raw = self.strings(value, what);
-        raw.into_iter()
-            .filter_map(|s| match PathPattern::parse(s.get_ref()) {
-                Ok(pattern) => Some(pattern),
+    fn owned_strings(&mut self, item: Option<&Item<'a>>, key: &str) -> Vec<String> {
+        match item {
+            Some(item) => self
+                .strings(item, key)
+                .into_iter()
+                .map(|(s, _)| s.to_string())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn patterns(&mut self, item: &Item<'a>, what: &str) -> Vec<PathPattern> {
+        let raw = self.strings(item, what);
+        let mut patterns = Vec::with_capacity(raw.len());
+        for (text, span) in raw {
+            let parsed = self
+                .patterns
+                .entry(text)
+                .or_insert_with(|| PathPattern::parse(text))
+                .clone();
+            match parsed {
+                Ok(pattern) => patterns.push(pattern),
                 Err(message) => {
                     let hint = message.starts_with("invalid glob").then(|| {
                         "`*` and `?` stay within one directory, `**` spans directories, \
                          `{a,b}` alternates; escape a literal with `\\`"
                             .to_string()
                     });
-                    self.problem(s.span(), format!("`{what}`: {message}"), hint);
-                    None
+                    self.problem(span, format!("`{what}`: {message}"), hint);
                 }
-            })
-            .collect()
+            }
+        }
+        patterns
     }
 
-    fn manifest(&mut self, root: &DeTable<'_>) -> Option<Manifest> {
+    fn manifest(&mut self, root: &Table<'a>) -> Option<Manifest> {
         self.check_keys(root, TOP_KEYS, "the manifest");
         let settings = match root.get("settings") {
-            Some(value) => match value.get_ref() {
-                DeValue::Table(table) => self.settings(table),
-                other => {
+            Some(item) => match item.as_table() {
+                Some(table) => self.settings(table),
+                None => {
                     self.problem(
-                        value.span(),
-                        format!("`settings` must be a table, found {}", other.type_str()),
+                        range(item.span()),
+                        format!("`settings` must be a table, found {}", item.type_str()),
                         None,
                     );
                     None
                 }
             },
-            None => Some(Settings {
-                publish_branches: vec!["develop".to_string()],
-                release_tag: ReleaseTag::parse("release-*").expect("the default is valid"),
-                global_paths: Vec::new(),
-            }),
+            None => Some(Settings::default()),
         };
 
         let mut drafts = Vec::new();
-        match root.get("service").map(|v| (v.span(), v.get_ref())) {
-            Some((_, DeValue::Array(items))) => {
-                for item in items.iter() {
-                    match item.get_ref() {
-                        DeValue::Table(table) => drafts.extend(self.service(table, item.span())),
-                        other => self.problem(
-                            item.span(),
-                            format!("a service must be a table, found {}", other.type_str()),
-                            Some("declare each service with `[[service]]`".into()),
-                        ),
+        if let Some(item) = root.get("service") {
+            match item.as_array() {
+                Some(items) => {
+                    drafts.reserve(items.len());
+                    for element in items.iter() {
+                        match element.as_table() {
+                            Some(table) => drafts.extend(self.service(table, range(element.span()))),
+                            None => self.problem(
+                                range(element.span()),
+                                format!("a service must be a table, found {}", element.type_str()),
+                                Some("declare each service with `[[service]]`".into()),
+                            ),
+                        }
                     }
                 }
-            }
-            Some((span, other)) => self.problem(
-                span,
-                format!(
-                    "`service` must be an array of tables, found {}",
-                    other.type_str()
+                None => self.problem(
+                    range(item.span()),
+                    format!("`service` must be an array of tables, found {}", item.type_str()),
+                    Some("declare each service with `[[service]]`".into()),
                 ),
-                Some("declare each service with `[[service]]`".into()),
-            ),
-            None => {}
+            }
         }
         self.cross_check(&drafts);
+        let services: Vec<Service> = drafts.into_iter().map(|d| d.service).collect();
+        let index = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
         Some(Manifest {
             settings: settings?,
-            services: drafts.into_iter().map(|d| d.service).collect(),
+            services,
+            index,
         })
     }
 
-    fn settings(&mut self, table: &DeTable<'_>) -> Option<Settings> {
+    fn settings(&mut self, table: &Table<'a>) -> Option<Settings> {
         self.check_keys(table, SETTINGS_KEYS, "`[settings]`");
+        let defaults = Settings::default();
         let publish_branches = match table.get("publish_branches") {
-            Some(v) => self
-                .strings(v, "publish_branches")
-                .into_iter()
-                .map(Spanned::into_inner)
-                .collect(),
-            None => vec!["develop".to_string()],
+            Some(item) => self.owned_strings(Some(item), "publish_branches"),
+            None => defaults.publish_branches,
         };
         let release_tag = match table.get("release_tag") {
-            Some(v) => {
-                let raw = self.string(v, "release_tag")?;
-                match ReleaseTag::parse(raw.get_ref()) {
+            Some(item) => {
+                let (raw, span) = self.string(item, "release_tag")?;
+                match ReleaseTag::parse(raw) {
                     Ok(tag) => tag,
                     Err(message) => {
-                        self.problem(
-                            raw.span(),
-                            message,
-                            Some("write it like `release-*`".into()),
-                        );
+                        self.problem(span, message, Some("write it like `release-*`".into()));
                         return None;
                     }
                 }
             }
-            None => ReleaseTag::parse("release-*").expect("the default is valid"),
+            None => defaults.release_tag,
         };
         let global_paths = match table.get("global_paths") {
-            Some(v) => self.patterns(v, "global_paths"),
+            Some(item) => self.patterns(item, "global_paths"),
             None => Vec::new(),
         };
         Some(Settings {
@@ -486,91 +560,111 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn service(&mut self, table: &DeTable<'_>, span: Range<usize>) -> Option<Draft> {
-        self.check_keys(table, SERVICE_KEYS, "a `[[service]]`");
-        let name = match table.get("name") {
-            Some(v) => self.string(v, "name"),
+    /// One pass over a service's keys: known ones by name, unknown ones
+    /// reported.
+    fn service_fields<'t>(&mut self, table: &'t Table<'a>) -> ServiceFields<'t, 'a> {
+        let mut fields = ServiceFields::default();
+        for (key, item) in table.iter() {
+            let slot = match key.name {
+                "name" => &mut fields.name,
+                "kind" => &mut fields.kind,
+                "paths" => &mut fields.paths,
+                "depends_on" => &mut fields.depends_on,
+                "image" => &mut fields.image,
+                "dockerfile" => &mut fields.dockerfile,
+                "context" => &mut fields.context,
+                "toolchain" => &mut fields.toolchain,
+                "lint" => &mut fields.lint,
+                "unit" => &mut fields.unit,
+                "functional" => &mut fields.functional,
+                "services" => &mut fields.services,
+                _ => {
+                    self.unknown_key(key, SERVICE_KEYS, "a `[[service]]`");
+                    continue;
+                }
+            };
+            *slot = Some(item);
+        }
+        fields
+    }
+
+    fn service(&mut self, table: &Table<'a>, span: Range<usize>) -> Option<Draft> {
+        let fields = self.service_fields(table);
+        let name = match fields.name {
+            Some(item) => self.string(item, "name"),
             None => {
                 self.problem(span.clone(), "a service has no `name`".into(), None);
                 None
             }
         };
-        let label = name
-            .as_ref()
-            .map_or_else(|| "service".to_string(), |n| format!("`{}`", n.get_ref()));
-        if let Some(name) = &name
-            && !is_valid_name(name.get_ref())
+        let label = || {
+            name.as_ref()
+                .map_or_else(|| "service".to_string(), |(n, _)| format!("`{n}`"))
+        };
+        if let Some((name, span)) = &name
+            && !is_valid_name(name)
         {
             self.problem(
-                name.span(),
-                format!("invalid service name `{}`", name.get_ref()),
+                span.clone(),
+                format!("invalid service name `{name}`"),
                 Some(
                     "names start with a lowercase letter or digit, then use only \
-                         `a-z`, `0-9`, `.`, `_` and `-`"
+                     `a-z`, `0-9`, `.`, `_` and `-`"
                         .into(),
                 ),
             );
         }
-        let kind = match table.get("kind") {
-            Some(v) => self.string(v, "kind").and_then(|k| {
-                let found = Kind::NAMES.iter().find(|(n, _)| *n == k.get_ref().as_str());
+        let anchor = name.as_ref().map_or(span.clone(), |(_, s)| s.clone());
+        let kind = match fields.kind {
+            Some(item) => self.string(item, "kind").and_then(|(k, span)| {
+                let found = Kind::NAMES.iter().find(|(n, _)| *n == k).map(|(_, kind)| *kind);
                 if found.is_none() {
                     self.problem(
-                        k.span(),
-                        format!("unknown kind `{}` for {label}", k.get_ref()),
+                        span,
+                        format!("unknown kind `{k}` for {}", label()),
                         Some("expected `image`, `base-image`, `library` or `tests`".into()),
                     );
                 }
-                found.map(|(_, kind)| *kind)
+                found
             }),
             None => {
                 self.problem(
-                    name.as_ref().map_or(span.clone(), |n| n.span()),
-                    format!("{label} has no `kind`"),
+                    anchor.clone(),
+                    format!("{} has no `kind`", label()),
                     Some("add `kind = \"image\"` (or `base-image`, `library`, `tests`)".into()),
                 );
                 None
             }
         };
-        let get_strings = |reader: &mut Self, key: &str| match table.get(key) {
-            Some(v) => reader.strings(v, key),
+        let paths = match fields.paths {
+            Some(item) => self.patterns(item, "paths"),
             None => Vec::new(),
         };
-        let get_string =
-            |reader: &mut Self, key: &str| table.get(key).and_then(|v| reader.string(v, key));
-
-        let paths = match table.get("paths") {
-            Some(v) => self.patterns(v, "paths"),
+        let depends = match fields.depends_on {
+            Some(item) => self.strings(item, "depends_on"),
             None => Vec::new(),
         };
-        let depends = get_strings(self, "depends_on");
-        let image = get_string(self, "image");
-        let dockerfile = get_string(self, "dockerfile");
-        let context = get_string(self, "context");
-        let toolchain = get_string(self, "toolchain");
-        let stages: Vec<Vec<String>> = STAGES
-            .iter()
-            .map(|stage| {
-                get_strings(self, stage)
-                    .into_iter()
-                    .map(Spanned::into_inner)
-                    .collect()
-            })
-            .collect();
-        let sidecars = match table.get("services") {
-            Some(v) => self.sidecars(v, &label),
+        let mut optional = |item: Option<&Item<'a>>, key: &str| item.and_then(|item| self.string(item, key));
+        let (image, dockerfile, context, toolchain) = (
+            optional(fields.image, "image"),
+            optional(fields.dockerfile, "dockerfile"),
+            optional(fields.context, "context"),
+            optional(fields.toolchain, "toolchain"),
+        );
+        let lint = self.owned_strings(fields.lint, "lint");
+        let unit = self.owned_strings(fields.unit, "unit");
+        let functional = self.owned_strings(fields.functional, "functional");
+        let sidecars = match fields.services {
+            Some(item) => self.sidecars(item, &label()),
             None => Vec::new(),
         };
 
-        let anchor = name.as_ref().map_or(span.clone(), |n| n.span());
         let build = match kind {
             Some(k) if k.is_artifact() => match (&image, &dockerfile) {
-                (Some(image), Some(dockerfile)) => Some(ImageBuild {
-                    image: image.get_ref().clone(),
-                    dockerfile: dockerfile.get_ref().clone(),
-                    context: context
-                        .as_ref()
-                        .map_or_else(|| ".".to_string(), |c| c.get_ref().clone()),
+                (Some((image, _)), Some((dockerfile, _))) => Some(ImageBuild {
+                    image: image.to_string(),
+                    dockerfile: dockerfile.to_string(),
+                    context: context.as_ref().map_or(".", |(c, _)| c).to_string(),
                 }),
                 _ => {
                     let missing: Vec<&str> = [("image", &image), ("dockerfile", &dockerfile)]
@@ -581,11 +675,15 @@ impl<'a> Reader<'a> {
                     self.problem(
                         anchor.clone(),
                         format!(
-                            "{label} (kind `{}`) has no `{}`",
+                            "{} (kind `{}`) has no `{}`",
+                            label(),
                             k.as_str(),
                             missing.join("` or `")
                         ),
-                        Some("set `image = \"registry/name\"` and `dockerfile = \"path/Dockerfile\"`".into()),
+                        Some(
+                            "set `image = \"registry/name\"` and `dockerfile = \"path/Dockerfile\"`"
+                                .into(),
+                        ),
                     );
                     None
                 }
@@ -596,11 +694,12 @@ impl<'a> Reader<'a> {
                     ("dockerfile", &dockerfile),
                     ("context", &context),
                 ] {
-                    if let Some(value) = value {
+                    if let Some((_, span)) = value {
                         self.problem(
-                            value.span(),
+                            span.clone(),
                             format!(
-                                "{label} (kind `{}`) builds no image but sets `{key}`",
+                                "{} (kind `{}`) builds no image but sets `{key}`",
+                                label(),
                                 k.as_str()
                             ),
                             Some("use kind `image` or `base-image`, or remove the key".into()),
@@ -611,38 +710,36 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
-        let has_commands = stages.iter().any(|s| !s.is_empty());
+        let has_commands = !(lint.is_empty() && unit.is_empty() && functional.is_empty());
         if has_commands && toolchain.is_none() {
             self.problem(
-                anchor.clone(),
+                anchor,
                 format!(
-                    "{label} has lint/unit/functional commands but no `toolchain` to run them in"
+                    "{} has lint/unit/functional commands but no `toolchain` to run them in",
+                    label()
                 ),
                 Some("set `toolchain = \"image:tag\"`, e.g. `golang:1.21`".into()),
             );
         }
 
-        let (name, kind) = (name?, kind?);
-        let mut stages = stages.into_iter();
-        let mut next_stage = || stages.next().unwrap_or_default();
-        let (lint, unit, functional) = (next_stage(), next_stage(), next_stage());
-        let mut depends_on = Vec::new();
-        let mut depends_spans = Vec::new();
-        for dep in depends {
-            if !depends_on.contains(dep.get_ref()) {
-                depends_spans.push(dep.span());
-                depends_on.push(dep.into_inner());
+        let ((name, name_span), kind) = (name?, kind?);
+        let mut depends_on: Vec<String> = Vec::with_capacity(depends.len());
+        let mut depends_spans = Vec::with_capacity(depends.len());
+        for (dep, span) in depends {
+            if !depends_on.iter().any(|d| d == dep) {
+                depends_spans.push(span);
+                depends_on.push(dep.to_string());
             }
         }
         Some(Draft {
-            name_span: name.span(),
+            name_span,
             service: Service {
-                name: name.into_inner(),
+                name: name.to_string(),
                 kind,
                 paths,
                 depends_on,
                 build,
-                toolchain: toolchain.map(Spanned::into_inner),
+                toolchain: toolchain.map(|(t, _)| t.to_string()),
                 lint,
                 unit,
                 functional,
@@ -652,21 +749,23 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn sidecars(&mut self, value: &Value<'_>, label: &str) -> Vec<Sidecar> {
-        let DeValue::Array(items) = value.get_ref() else {
+    fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {
+        let Some(items) = item.as_array() else {
             self.problem(
-                value.span(),
+                range(item.span()),
                 format!("`services` of {label} must be an array of tables"),
                 Some("write `services = [{ name = \"redis\", image = \"redis:7\" }]`".into()),
             );
             return Vec::new();
         };
         let mut sidecars: Vec<Sidecar> = Vec::new();
-        for item in items.iter() {
-            let DeValue::Table(table) = item.get_ref() else {
+        for element in items.iter() {
+            let Some(table) = element.as_table() else {
                 self.problem(
-                    item.span(),
-                    format!("a sidecar of {label} must be a table like `{{ name = \"redis\", image = \"redis:7\" }}`"),
+                    range(element.span()),
+                    format!(
+                        "a sidecar of {label} must be a table like `{{ name = \"redis\", image = \"redis:7\" }}`"
+                    ),
                     None,
                 );
                 continue;
@@ -676,41 +775,45 @@ impl<'a> Reader<'a> {
             let image = table.get("image").and_then(|v| self.string(v, "image"));
             let mut environment = BTreeMap::new();
             if let Some(env) = table.get("environment") {
-                match env.get_ref() {
-                    DeValue::Table(vars) => {
+                match env.as_table() {
+                    Some(vars) => {
                         for (key, value) in vars.iter() {
-                            if let Some(value) = self.string(value, key.get_ref()) {
-                                environment.insert(key.get_ref().to_string(), value.into_inner());
+                            if let Some((value, _)) = self.string(value, key.name) {
+                                environment.insert(key.name.to_string(), value.to_string());
                             }
                         }
                     }
-                    _ => self.problem(
-                        env.span(),
+                    None => self.problem(
+                        range(env.span()),
                         "sidecar `environment` must be a table of strings".into(),
                         None,
                     ),
                 }
             }
             match (name, image) {
-                (Some(name), Some(image)) => {
-                    if STAGES.contains(&name.get_ref().as_str())
-                        || sidecars.iter().any(|s| &s.name == name.get_ref())
-                        || !is_valid_name(name.get_ref())
+                (Some((name, span)), Some((image, _))) => {
+                    if STAGES.contains(&name)
+                        || sidecars.iter().any(|s| s.name == name)
+                        || !is_valid_name(name)
                     {
                         self.problem(
-                            name.span(),
-                            format!("sidecar name `{}` of {label} is invalid or taken", name.get_ref()),
-                            Some("sidecar names are unique, not `lint`, `unit` or `functional`, and use `a-z0-9._-`".into()),
+                            span,
+                            format!("sidecar name `{name}` of {label} is invalid or taken"),
+                            Some(
+                                "sidecar names are unique, not `lint`, `unit` or `functional`, \
+                                 and use `a-z0-9._-`"
+                                    .into(),
+                            ),
                         );
                     }
                     sidecars.push(Sidecar {
-                        name: name.into_inner(),
-                        image: image.into_inner(),
+                        name: name.to_string(),
+                        image: image.to_string(),
                         environment,
                     });
                 }
                 _ => self.problem(
-                    item.span(),
+                    range(element.span()),
                     format!("a sidecar of {label} needs both `name` and `image`"),
                     None,
                 ),
@@ -722,7 +825,7 @@ impl<'a> Reader<'a> {
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
     fn cross_check(&mut self, drafts: &[Draft]) {
-        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        let mut first_seen: HashMap<&str, usize> = HashMap::default();
         for (index, draft) in drafts.iter().enumerate() {
             let name = draft.service.name.as_str();
             if let Some(&first) = first_seen.get(name) {
@@ -741,12 +844,15 @@ impl<'a> Reader<'a> {
                 first_seen.insert(name, index);
             }
         }
-        let mut known: Vec<&str> = first_seen.keys().copied().collect();
-        known.sort_unstable();
+        let known = || {
+            let mut known: Vec<&str> = first_seen.keys().copied().collect();
+            known.sort_unstable();
+            known
+        };
         for draft in drafts {
             for (dep, span) in draft.service.depends_on.iter().zip(&draft.depends_spans) {
                 if !first_seen.contains_key(dep.as_str()) {
-                    let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                    let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                     self.problem(
                         span.clone(),
                         format!(

@@ -63,6 +63,16 @@ impl PathPattern {
     }
 }
 
+impl std::fmt::Display for PathPattern {
+    /// As written in the manifest, normalised (`!` kept).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            PatternBody::Prefix(text) | PatternBody::Glob(text) => text,
+        };
+        write!(f, "{}{body}", if self.exclude { "!" } else { "" })
+    }
+}
+
 /// Builds a glob with the rule's options; the graph compiles all of them into
 /// one set with these same options.
 pub fn compile(glob: &str) -> Result<Glob, globset::Error> {

@@ -126,10 +126,12 @@ impl Matcher {
             }
         }
         let excluded = |slot: usize| {
-            self.exclusions[slot].iter().any(|exclusion| match exclusion {
-                Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == prefix),
-                Exclusion::Glob(id) => scratch.binary_search(id).is_ok(),
-            })
+            self.exclusions[slot]
+                .iter()
+                .any(|exclusion| match exclusion {
+                    Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == prefix),
+                    Exclusion::Glob(id) => scratch.binary_search(id).is_ok(),
+                })
         };
         let global_slot = self.exclusions.len() - 1;
         let mut owners = Owners {

@@ -12,7 +12,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::ops::Range;
 
-
 use crate::pattern::PathPattern;
 
 /// A validated manifest: every name unique, every dependency known, no cycles.
@@ -421,7 +420,10 @@ impl<'a> Reader<'a> {
         let Some(items) = item.as_array() else {
             self.problem(
                 range(item.span()),
-                format!("`{what}` must be an array of strings, found {}", item.type_str()),
+                format!(
+                    "`{what}` must be an array of strings, found {}",
+                    item.type_str()
+                ),
                 Some(format!("write it as `{what} = [\"...\"]`")),
             );
             return Vec::new();
@@ -499,7 +501,9 @@ impl<'a> Reader<'a> {
                     drafts.reserve(items.len());
                     for element in items.iter() {
                         match element.as_table() {
-                            Some(table) => drafts.extend(self.service(table, range(element.span()))),
+                            Some(table) => {
+                                drafts.extend(self.service(table, range(element.span())))
+                            }
                             None => self.problem(
                                 range(element.span()),
                                 format!("a service must be a table, found {}", element.type_str()),
@@ -510,7 +514,10 @@ impl<'a> Reader<'a> {
                 }
                 None => self.problem(
                     range(item.span()),
-                    format!("`service` must be an array of tables, found {}", item.type_str()),
+                    format!(
+                        "`service` must be an array of tables, found {}",
+                        item.type_str()
+                    ),
                     Some("declare each service with `[[service]]`".into()),
                 ),
             }
@@ -617,7 +624,10 @@ impl<'a> Reader<'a> {
         let anchor = name.as_ref().map_or(span.clone(), |(_, s)| s.clone());
         let kind = match fields.kind {
             Some(item) => self.string(item, "kind").and_then(|(k, span)| {
-                let found = Kind::NAMES.iter().find(|(n, _)| *n == k).map(|(_, kind)| *kind);
+                let found = Kind::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, kind)| *kind);
                 if found.is_none() {
                     self.problem(
                         span,
@@ -644,7 +654,8 @@ impl<'a> Reader<'a> {
             Some(item) => self.strings(item, "depends_on"),
             None => Vec::new(),
         };
-        let mut optional = |item: Option<&Item<'a>>, key: &str| item.and_then(|item| self.string(item, key));
+        let mut optional =
+            |item: Option<&Item<'a>>, key: &str| item.and_then(|item| self.string(item, key));
         let (image, dockerfile, context, toolchain) = (
             optional(fields.image, "image"),
             optional(fields.dockerfile, "dockerfile"),

@@ -112,27 +112,64 @@ fn repository(size: usize, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")
         .join(format!("n{size}-s{seed}"));
-    let done = dir.join("ripple-synth-done");
-    if !done.exists() {
+    if !dir.join(DONE).exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the benchmark directory");
-        let start = Instant::now();
-        let shape = Shape {
-            seed,
-            ..Shape::new(size)
-        };
-        let summary = synth::generate(&dir, &shape).expect("generate the repository");
-        eprintln!(
-            "generated {size} services, {} files, depth {}, core {} (fan-in {}) in {:.1}s",
-            summary.files,
-            summary.depth,
-            summary.core,
-            summary.core_fan_in,
-            start.elapsed().as_secs_f64()
-        );
-        std::fs::write(&done, "").expect("mark the repository complete");
+        helper(&[
+            "--generate",
+            &dir.display().to_string(),
+            &size.to_string(),
+            &seed.to_string(),
+        ]);
     }
     dir
+}
+
+/// Marks a generated repository as complete.
+const DONE: &str = ".git/ripple-synth-done";
+
+/// Runs this binary again for work that would swell this process's memory
+/// (generation, checkouts): a child forked from a large process would
+/// report the parent's pages as its own peak.
+fn helper(args: &[&str]) {
+    let status = Command::new(std::env::current_exe().expect("own path"))
+        .args(args)
+        .status()
+        .expect("run the benchmark helper");
+    assert!(status.success(), "helper {args:?} failed");
+}
+
+/// The helper side of [`helper`]; returns true when it handled the call.
+fn serve_helper() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--generate") => {
+            let dir = Path::new(&args[1]);
+            let shape = Shape {
+                seed: args[3].parse().expect("seed"),
+                ..Shape::new(args[2].parse().expect("size"))
+            };
+            let start = Instant::now();
+            let summary = synth::generate(dir, &shape).expect("generate the repository");
+            eprintln!(
+                "generated {} services, {} files, depth {}, core {} (fan-in {}) in {:.1}s",
+                shape.services,
+                summary.files,
+                summary.depth,
+                summary.core,
+                summary.core_fan_in,
+                start.elapsed().as_secs_f64()
+            );
+            std::fs::write(dir.join(DONE), "").expect("mark the repository complete");
+            true
+        }
+        Some("--checkout") => {
+            let repo = git2::Repository::open(&args[1]).expect("open the repository");
+            synth::checkout(&repo, &args[2]).expect("checkout");
+            true
+        }
+        _ => false,
+    }
 }
 
 fn affected_count(ripple: &str, dir: &Path) -> usize {
@@ -154,6 +191,9 @@ fn affected_count(ripple: &str, dir: &Path) -> usize {
 }
 
 fn main() {
+    if serve_helper() {
+        return;
+    }
     let options = options();
     let ripple = env!("CARGO_BIN_EXE_ripple");
     let floor = [
@@ -184,10 +224,9 @@ fn main() {
     println!("|---:|---|---:|---|---:|---:|---:|---:|---:|");
     for &size in &options.sizes {
         let dir = repository(size, options.seed);
-        let repo = git2::Repository::open(&dir).expect("open the benchmark repository");
+        let path = dir.display().to_string();
         for branch in [WIDE_BRANCH, CORE_BRANCH] {
-            repo.set_head(&format!("refs/heads/{branch}"))
-                .expect("switch HEAD");
+            helper(&["--checkout", &path, branch]);
             let count = affected_count(ripple, &dir);
             for (_, command) in &commands {
                 run(command, &dir); // warm the page cache
@@ -212,6 +251,6 @@ fn main() {
                 );
             }
         }
-        repo.set_head("refs/heads/main").expect("switch HEAD back");
+        helper(&["--checkout", &path, synth::MAIN]);
     }
 }

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::ops::Range;
 
-use crate::pattern::PathPattern;
+use crate::pattern::{self, PathPattern};
 
 /// A validated manifest: every name unique, every dependency known, no cycles.
 #[derive(Debug, Clone)]
@@ -272,12 +272,15 @@ const STAGES: [&str; 3] = ["lint", "unit", "functional"];
 impl Manifest {
     /// Parses and validates manifest text; `path` is only used in messages.
     pub fn parse(text: &str, path: &str) -> Result<Manifest, ManifestError> {
-        let mut reader = Reader {
-            text,
-            path,
-            problems: Vec::new(),
-            patterns: HashMap::default(),
-        };
+        match parse_split(text, path) {
+            Some(manifest) => Ok(manifest),
+            None => Manifest::parse_whole(text, path),
+        }
+    }
+
+    /// [`Manifest::parse`] in one piece, on one thread.
+    fn parse_whole(text: &str, path: &str) -> Result<Manifest, ManifestError> {
+        let mut reader = Reader::new(text, path, 0);
         // Recovering parse: every syntax error at once. The tree it recovers
         // is not checked further, as its problems would only echo them.
         let arena = toml_spanner::Arena::new();
@@ -287,7 +290,8 @@ impl Manifest {
             reader.problem(range(err.span()), message, None);
         }
         let manifest = if document.errors().is_empty() {
-            reader.manifest(document.table())
+            let (settings, drafts) = reader.document(document.table(), true);
+            reader.assemble(settings, drafts)
         } else {
             None
         };
@@ -312,6 +316,54 @@ impl Manifest {
     }
 }
 
+/// Manifests smaller than this are parsed on one thread.
+const SPLIT_AT_BYTES: usize = 256 * 1024;
+
+/// The header that starts each service.
+const SERVICE_HEADER: &str = "\n[[service]]\n";
+
+/// Parses a large manifest in two halves on two threads, split at a
+/// `[[service]]` header line: each half is a TOML document of its own, and
+/// the services of both, in order, are the services of the whole.
+///
+/// Returns `None` whenever that might not hold, or anything is wrong, so
+/// the caller parses the whole text in one piece and reports problems with
+/// their true positions: a split inside a multi-line string leaves the
+/// first half unterminated (a syntax error), and a second half that sets
+/// anything but services (say a late `[settings]`) is refused.
+fn parse_split(text: &str, path: &str) -> Option<Manifest> {
+    if text.len() < SPLIT_AT_BYTES
+        || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
+    {
+        return None;
+    }
+    // The first half must hold `[[service]]` headers itself, so that both
+    // halves extend the same array of tables.
+    let first = text.find(SERVICE_HEADER)?;
+    let split = text[text.len() / 2..]
+        .find(SERVICE_HEADER)
+        .map(|at| text.len() / 2 + at + 1)
+        .filter(|&at| at > first + 1)?;
+    let (head, tail) = text.split_at(split);
+    let read = |part: &str, offset: usize, is_first: bool| {
+        let arena = toml_spanner::Arena::new();
+        let document = toml_spanner::parse(part, &arena).ok()?;
+        let mut reader = Reader::new(part, path, offset);
+        let (settings, drafts) = reader.document(document.table(), is_first);
+        reader.problems.is_empty().then_some((settings, drafts))
+    };
+    let (head, tail) = std::thread::scope(|scope| {
+        let tail = scope.spawn(|| read(tail, split, false));
+        let head = read(head, 0, true);
+        (head, tail.join().ok().flatten())
+    });
+    let ((settings, mut drafts), (_, tail_drafts)) = (head?, tail?);
+    drafts.extend(tail_drafts);
+    let mut reader = Reader::new(text, path, 0);
+    let manifest = reader.assemble(settings, drafts)?;
+    reader.problems.is_empty().then_some(manifest)
+}
+
 type Item<'de> = toml_spanner::Item<'de>;
 type Table<'de> = toml_spanner::Table<'de>;
 
@@ -326,8 +378,11 @@ type Located<'de> = (&'de str, Range<usize>);
 struct Reader<'a> {
     text: &'a str,
     path: &'a str,
+    /// Where `text` starts in the whole manifest: spans kept for later
+    /// checks are moved by this much.
+    offset: usize,
     problems: Vec<Problem>,
-    // Manifests repeat patterns (`!**/*.md` in every service): check each once.
+    // Manifests repeat globs (`!**/*.md` in every service): check each once.
     patterns: HashMap<&'a str, Result<PathPattern, String>>,
 }
 
@@ -355,7 +410,26 @@ struct Draft {
     depends_spans: Vec<Range<usize>>,
 }
 
+impl Draft {
+    /// Moves the spans of a service read from a later part of the text.
+    fn shift(&mut self, offset: usize) {
+        let shift = |span: &mut Range<usize>| *span = span.start + offset..span.end + offset;
+        shift(&mut self.name_span);
+        self.depends_spans.iter_mut().for_each(shift);
+    }
+}
+
 impl<'a> Reader<'a> {
+    fn new(text: &'a str, path: &'a str, offset: usize) -> Reader<'a> {
+        Reader {
+            text,
+            path,
+            offset,
+            problems: Vec::new(),
+            patterns: HashMap::default(),
+        }
+    }
+
     fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
         // An error at the very end points at the last line, not past it.
         let end_of_text = self.text.trim_end_matches(['\n', '\r']).len();
@@ -457,11 +531,14 @@ impl<'a> Reader<'a> {
         let raw = self.strings(item, what);
         let mut patterns = Vec::with_capacity(raw.len());
         for (text, span) in raw {
-            let parsed = self
-                .patterns
-                .entry(text)
-                .or_insert_with(|| PathPattern::parse(text))
-                .clone();
+            let parsed = if pattern::is_glob(text) {
+                self.patterns
+                    .entry(text)
+                    .or_insert_with(|| PathPattern::parse(text))
+                    .clone()
+            } else {
+                PathPattern::parse(text)
+            };
             match parsed {
                 Ok(pattern) => patterns.push(pattern),
                 Err(message) => {
@@ -477,8 +554,11 @@ impl<'a> Reader<'a> {
         patterns
     }
 
-    fn manifest(&mut self, root: &Table<'a>) -> Option<Manifest> {
-        self.check_keys(root, TOP_KEYS, "the manifest");
+    /// Reads a whole document, or with `is_first` false the second half of
+    /// a split one, which may hold only services.
+    fn document(&mut self, root: &Table<'a>, is_first: bool) -> (Option<Settings>, Vec<Draft>) {
+        let top: &[&str] = if is_first { TOP_KEYS } else { &["service"] };
+        self.check_keys(root, top, "the manifest");
         let settings = match root.get("settings") {
             Some(item) => match item.as_table() {
                 Some(table) => self.settings(table),
@@ -522,16 +602,20 @@ impl<'a> Reader<'a> {
                 ),
             }
         }
-        self.cross_check(&drafts);
-        let services: Vec<Service> = drafts.into_iter().map(|d| d.service).collect();
-        let index = services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
+        if self.offset > 0 {
+            for draft in &mut drafts {
+                draft.shift(self.offset);
+            }
+        }
+        (settings, drafts)
+    }
+
+    /// The checks across services, then the manifest.
+    fn assemble(&mut self, settings: Option<Settings>, drafts: Vec<Draft>) -> Option<Manifest> {
+        let index = self.cross_check(&drafts);
         Some(Manifest {
             settings: settings?,
-            services,
+            services: drafts.into_iter().map(|d| d.service).collect(),
             index,
         })
     }
@@ -835,8 +919,9 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(&mut self, drafts: &[Draft]) {
-        let mut first_seen: HashMap<&str, usize> = HashMap::default();
+    fn cross_check(&mut self, drafts: &[Draft]) -> HashMap<String, usize> {
+        let mut first_seen: HashMap<String, usize> =
+            HashMap::with_capacity_and_hasher(drafts.len(), Default::default());
         for (index, draft) in drafts.iter().enumerate() {
             let name = draft.service.name.as_str();
             if let Some(&first) = first_seen.get(name) {
@@ -852,11 +937,11 @@ impl<'a> Reader<'a> {
                     )),
                 );
             } else {
-                first_seen.insert(name, index);
+                first_seen.insert(name.to_string(), index);
             }
         }
         let known = || {
-            let mut known: Vec<&str> = first_seen.keys().copied().collect();
+            let mut known: Vec<&str> = first_seen.keys().map(String::as_str).collect();
             known.sort_unstable();
             known
         };
@@ -898,12 +983,13 @@ impl<'a> Reader<'a> {
                 ),
             );
         }
+        first_seen
     }
 }
 
 /// One dependency cycle as draft indices, starting at its smallest name, or
 /// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
-fn find_cycle(drafts: &[Draft], index: &HashMap<&str, usize>) -> Option<Vec<usize>> {
+fn find_cycle(drafts: &[Draft], index: &HashMap<String, usize>) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
         White,
@@ -1175,6 +1261,89 @@ depends_on = ["b"]
             err.problems
                 .iter()
                 .all(|p| p.message.starts_with("TOML syntax"))
+        );
+    }
+
+    /// A manifest big enough to be parsed in two halves.
+    fn big_manifest(services: usize) -> String {
+        let mut text = String::from("[settings]\npublish_branches = [\"main\"]\n");
+        for i in 0..services {
+            let deps = if i > 0 {
+                format!("depends_on = [\"s{}\"]\n", i / 2)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "\n[[service]]\nname = \"s{i}\"\nkind = \"library\"\npaths = [\"lib/s{i}\", \"!**/*.md\"]\n{deps}\
+                 toolchain = \"golang:1.21\"\nunit = [\"go test ./lib/s{i}/... # a comment long enough to make the file big\"]\n"
+            ));
+        }
+        text
+    }
+
+    fn summary(manifest: &Manifest) -> Vec<String> {
+        manifest
+            .services
+            .iter()
+            .map(|s| format!("{} {:?} {:?} {:?}", s.name, s.paths, s.depends_on, s.unit))
+            .collect()
+    }
+
+    #[test]
+    fn split_parsing_reads_the_same_manifest() {
+        let text = big_manifest(3_000);
+        assert!(text.len() > SPLIT_AT_BYTES);
+        let split = parse_split(&text, "m").expect("a clean manifest is split");
+        let whole = Manifest::parse_whole(&text, "m").unwrap();
+        assert_eq!(summary(&split), summary(&whole));
+        assert_eq!(split.settings.publish_branches, ["main"]);
+        assert_eq!(split.position("s2999"), Some(2999));
+    }
+
+    #[test]
+    fn split_parsing_falls_back_when_a_half_would_mislead() {
+        // A late `[settings]` belongs to the whole document, not a half.
+        let late = format!(
+            "{}\n[settings]\npublish_branches = [\"x\"]\n",
+            big_manifest(3_000).replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1)
+        );
+        assert!(parse_split(&late, "m").is_none());
+        assert_eq!(
+            Manifest::parse(&late, "m")
+                .unwrap()
+                .settings
+                .publish_branches,
+            ["x"]
+        );
+
+        // A header line inside a multi-line string is not a header: make the
+        // string the middle of the text, with the fake header just past it.
+        let text = big_manifest(1_000);
+        let padding = "x\n".repeat(text.len());
+        let tricky = format!(
+            "{text}\n[[service]]\nname = \"odd\"\nkind = \"library\"\ntoolchain = \"t\"\n\
+             unit = [\"\"\"\n{padding}[[service]]\nname = \"fake\"\n\"\"\"]\n{text_tail}",
+            text_tail = big_manifest(1_000)
+                .replace("name = \"s", "name = \"t")
+                .replace("\"s", "\"t")
+                .replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1),
+        );
+        assert!(parse_split(&tricky, "m").is_none());
+        let manifest = Manifest::parse(&tricky, "m").unwrap();
+        assert!(manifest.service("fake").is_none());
+        assert_eq!(manifest.services.len(), 2_001);
+
+        // Problems anywhere are reported from the whole text, in order.
+        let broken =
+            big_manifest(3_000).replace("depends_on = [\"s1400\"]", "depends_on = [\"nope\"]");
+        let err = Manifest::parse(&broken, "m").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].line < err.problems[1].line);
+        assert!(
+            err.problems[0]
+                .message
+                .contains("unknown service `nope` in `s2800.depends_on`"),
+            "{err}"
         );
     }
 

@@ -53,7 +53,7 @@ impl PathPattern {
                 "path pattern `{raw}` leaves the repository with `..`"
             ));
         }
-        let body = if text.contains(GLOB_CHARS) {
+        let body = if is_glob(text) {
             compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
             PatternBody::Glob(text.to_string())
         } else {
@@ -71,6 +71,11 @@ impl std::fmt::Display for PathPattern {
         };
         write!(f, "{}{body}", if self.exclude { "!" } else { "" })
     }
+}
+
+/// Whether a pattern is a glob (else a path prefix).
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(GLOB_CHARS)
 }
 
 /// Builds a glob with the rule's options; the graph compiles all of them into

@@ -293,14 +293,15 @@ impl Writer<'_> {
     }
 }
 
-/// Generates the repository in `dir` (created; bare), with branches
-/// [`MAIN`], [`WIDE_BRANCH`] and [`CORE_BRANCH`] and HEAD on [`MAIN`].
+/// Generates the repository in `dir`, with branches [`MAIN`],
+/// [`WIDE_BRANCH`] and [`CORE_BRANCH`], and [`MAIN`] checked out: a work
+/// tree like the one a CI clone has.
 pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
     let mut rng = Rng(shape.seed);
     let (services, depth) = services(shape, &mut rng);
 
     let mut options = RepositoryInitOptions::new();
-    options.bare(true).initial_head(MAIN);
+    options.initial_head(MAIN);
     let repo = Repository::init_opts(dir, &options)?;
     let odb = repo.odb()?;
     let mempack = odb.add_new_mempack_backend(1000)?;
@@ -400,6 +401,7 @@ pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
     ] {
         repo.reference(&format!("refs/heads/{branch}"), commit, true, "synth")?;
     }
+    checkout(&repo, MAIN)?;
     let level_depth = services.iter().map(|s| s.level).max().unwrap_or(0) + 1;
     debug_assert_eq!(level_depth, depth);
     Ok(Summary {
@@ -409,6 +411,12 @@ pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
         core_fan_in: fan_in[core],
         wide_changes: changes,
     })
+}
+
+/// Switches the work tree and HEAD to `branch`.
+pub fn checkout(repo: &Repository, branch: &str) -> Result<(), git2::Error> {
+    repo.set_head(&format!("refs/heads/{branch}"))?;
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
 }
 
 /// Services on the longest `depends_on` chain.

@@ -27,8 +27,8 @@ enum Owner {
 
 /// One `!` pattern of a service (or of `global_paths`).
 #[derive(Debug, Clone)]
-enum Exclusion {
-    Prefix(String),
+enum Exclusion<'m> {
+    Prefix(&'m str),
     /// Index of the glob in the matcher's set.
     Glob(usize),
 }
@@ -38,12 +38,14 @@ enum Exclusion {
 /// with each distinct glob compiled once. Exclusions are checked only for
 /// the services a path is included in.
 #[derive(Debug)]
-pub struct Matcher {
-    prefixes: HashMap<String, Vec<Owner>>,
+pub struct Matcher<'m> {
+    /// Each prefix to its run in `prefix_owners`: one table, no list per entry.
+    prefixes: HashMap<&'m str, (u32, u32)>,
+    prefix_owners: Vec<Owner>,
     globs: GlobSet,
     glob_owners: Vec<Vec<Owner>>,
     /// Per service, then one slot for `global_paths`.
-    exclusions: Vec<Vec<Exclusion>>,
+    exclusions: Vec<Vec<Exclusion<'m>>>,
 }
 
 /// Who owns one path.
@@ -55,16 +57,16 @@ pub struct Owners {
     pub services: Vec<usize>,
 }
 
-impl Matcher {
+impl<'m> Matcher<'m> {
     /// Compiles the manifest's patterns. They were validated by the manifest,
     /// so compiling cannot fail on them.
-    pub fn new(manifest: &Manifest) -> Matcher {
+    pub fn new(manifest: &'m Manifest) -> Matcher<'m> {
         let count = manifest.services.len();
-        let mut prefixes: HashMap<String, Vec<Owner>> = HashMap::default();
+        let mut prefix_pairs: Vec<(&'m str, Owner)> = Vec::with_capacity(count);
         let mut builder = GlobSetBuilder::new();
         let mut glob_ids: HashMap<&str, usize> = HashMap::default();
         let mut glob_owners: Vec<Vec<Owner>> = Vec::new();
-        let mut exclusions: Vec<Vec<Exclusion>> = vec![Vec::new(); count + 1];
+        let mut exclusions: Vec<Vec<Exclusion<'m>>> = vec![Vec::new(); count + 1];
         let global = manifest
             .settings
             .global_paths
@@ -77,11 +79,9 @@ impl Matcher {
             .flat_map(|(i, s)| s.paths.iter().map(move |p| (p, Owner::Service(i), i)));
         for (pattern, owner, slot) in global.chain(services) {
             match (&pattern.body, pattern.exclude) {
-                (PatternBody::Prefix(prefix), false) => {
-                    prefixes.entry(prefix.clone()).or_default().push(owner)
-                }
+                (PatternBody::Prefix(prefix), false) => prefix_pairs.push((prefix, owner)),
                 (PatternBody::Prefix(prefix), true) => {
-                    exclusions[slot].push(Exclusion::Prefix(prefix.clone()))
+                    exclusions[slot].push(Exclusion::Prefix(prefix))
                 }
                 (PatternBody::Glob(glob), exclude) => {
                     let id = *glob_ids.entry(glob.as_str()).or_insert_with(|| {
@@ -99,9 +99,21 @@ impl Matcher {
                 }
             }
         }
+        prefix_pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut prefixes: HashMap<&'m str, (u32, u32)> =
+            HashMap::with_capacity_and_hasher(prefix_pairs.len(), Default::default());
+        let mut prefix_owners = Vec::with_capacity(prefix_pairs.len());
+        for (i, (prefix, owner)) in prefix_pairs.into_iter().enumerate() {
+            prefix_owners.push(owner);
+            prefixes
+                .entry(prefix)
+                .and_modify(|run| run.1 += 1)
+                .or_insert((i as u32, i as u32 + 1));
+        }
         let globs = builder.build().unwrap_or_else(|_| GlobSet::empty());
         Matcher {
             prefixes,
+            prefix_owners,
             globs,
             glob_owners,
             exclusions,
@@ -113,8 +125,8 @@ impl Matcher {
     pub fn owners(&self, path: &str, scratch: &mut Vec<usize>) -> Owners {
         let mut found: Vec<Owner> = Vec::new();
         for prefix in pattern::prefixes(path) {
-            if let Some(owners) = self.prefixes.get(prefix) {
-                found.extend_from_slice(owners);
+            if let Some(&(start, end)) = self.prefixes.get(prefix) {
+                found.extend_from_slice(&self.prefix_owners[start as usize..end as usize]);
             }
         }
         scratch.clear();
@@ -129,7 +141,7 @@ impl Matcher {
             self.exclusions[slot]
                 .iter()
                 .any(|exclusion| match exclusion {
-                    Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == prefix),
+                    Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == *prefix),
                     Exclusion::Glob(id) => scratch.binary_search(id).is_ok(),
                 })
         };
@@ -156,7 +168,9 @@ impl Matcher {
 pub struct ServiceGraph<'m> {
     manifest: &'m Manifest,
     graph: DiGraph<usize, ()>,
-    matcher: Matcher,
+    /// Dependencies before dependents.
+    order: Vec<NodeIndex>,
+    matcher: Matcher<'m>,
 }
 
 /// One affected service and why.
@@ -210,9 +224,12 @@ impl<'m> ServiceGraph<'m> {
                 }
             }
         }
+        // The manifest has no cycles, so the order always exists.
+        let order = petgraph::algo::toposort(&graph, None).unwrap_or_default();
         ServiceGraph {
             manifest,
             graph,
+            order,
             matcher: Matcher::new(manifest),
         }
     }
@@ -223,7 +240,7 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// The compiled matcher.
-    pub fn matcher(&self) -> &Matcher {
+    pub fn matcher(&self) -> &Matcher<'m> {
         &self.matcher
     }
 
@@ -439,9 +456,8 @@ impl<'m> ServiceGraph<'m> {
         let services = &self.manifest.services;
         let mut reach: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
         // Dependencies first, so each node's sets are complete when read.
-        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
         let mut waits: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
-        for node in order {
+        for &node in &self.order {
             let i = node.index();
             if !is_affected[i] {
                 continue;
@@ -470,10 +486,9 @@ impl<'m> ServiceGraph<'m> {
     /// Affected images grouped so that each waits only for earlier layers.
     fn layers(&self, is_affected: &[bool], waits: &[BTreeSet<usize>]) -> Vec<Vec<String>> {
         let services = &self.manifest.services;
-        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
         let mut level: Vec<usize> = vec![0; services.len()];
         let mut layers: Vec<Vec<String>> = Vec::new();
-        for node in order {
+        for &node in &self.order {
             let i = node.index();
             if !is_affected[i] || !services[i].kind.is_artifact() {
                 continue;
@@ -606,6 +621,25 @@ depends_on = ["apiv2", "web"]
         let graph = ServiceGraph::new(&manifest);
         let got = graph.affected(&ChangeSet::diff(vec!["x/y/z.go".into()]));
         assert_eq!(names(&got), ["a", "b"]);
+    }
+
+    #[test]
+    fn prefix_exclusions_and_shared_prefixes() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname = \"a\"\nkind = \"library\"\npaths = [\"web\", \"!web/docs\"]\n\
+             [[service]]\nname = \"b\"\nkind = \"library\"\npaths = [\"web\"]\n",
+            "m",
+        )
+        .unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let mut scratch = Vec::new();
+        let owners =
+            |path: &str, scratch: &mut Vec<usize>| graph.matcher().owners(path, scratch).services;
+        assert_eq!(owners("web/app.ts", &mut scratch), [0, 1]);
+        assert_eq!(owners("web/docs/x.md", &mut scratch), [1]);
+        assert_eq!(owners("web/docs", &mut scratch), [1]);
+        assert_eq!(owners("web/docsite/x", &mut scratch), [0, 1]);
+        assert!(owners("webby/x", &mut scratch).is_empty());
     }
 
     #[test]

@@ -316,52 +316,92 @@ impl Manifest {
     }
 }
 
-/// Manifests smaller than this are parsed on one thread.
+/// Manifests smaller than this are parsed in one piece.
 const SPLIT_AT_BYTES: usize = 256 * 1024;
+
+/// About how much text each piece of a large manifest holds.
+const PIECE_BYTES: usize = 96 * 1024;
 
 /// The header that starts each service.
 const SERVICE_HEADER: &str = "\n[[service]]\n";
 
-/// Parses a large manifest in two halves on two threads, split at a
-/// `[[service]]` header line: each half is a TOML document of its own, and
-/// the services of both, in order, are the services of the whole.
+/// Parses a large manifest in pieces cut at `[[service]]` header lines:
+/// each piece is a TOML document of its own, and the services of all, in
+/// order, are the services of the whole. The pieces are shared between two
+/// threads, and each thread parses its pieces one after the other, so the
+/// memory of one piece's document tree is reused for the next: on a large
+/// manifest, first-touch page faults on that tree cost more than parsing.
 ///
 /// Returns `None` whenever that might not hold, or anything is wrong, so
 /// the caller parses the whole text in one piece and reports problems with
-/// their true positions: a split inside a multi-line string leaves the
-/// first half unterminated (a syntax error), and a second half that sets
-/// anything but services (say a late `[settings]`) is refused.
+/// their true positions: a cut inside a multi-line string leaves a piece
+/// unterminated (a syntax error), and a later piece that sets anything but
+/// services (say a late `[settings]`) is refused.
 fn parse_split(text: &str, path: &str) -> Option<Manifest> {
-    if text.len() < SPLIT_AT_BYTES
-        || std::thread::available_parallelism().map_or(1, |n| n.get()) < 2
-    {
+    if text.len() < SPLIT_AT_BYTES {
         return None;
     }
-    // The first half must hold `[[service]]` headers itself, so that both
-    // halves extend the same array of tables.
-    let first = text.find(SERVICE_HEADER)?;
-    let split = text[text.len() / 2..]
-        .find(SERVICE_HEADER)
-        .map(|at| text.len() / 2 + at + 1)
-        .filter(|&at| at > first + 1)?;
-    let (head, tail) = text.split_at(split);
-    let read = |part: &str, offset: usize, is_first: bool| {
+    let cuts = piece_starts(text)?;
+    let read_piece = |index: usize| {
+        let end = cuts.get(index + 1).copied().unwrap_or(text.len());
+        let piece = &text[cuts[index]..end];
         let arena = toml_spanner::Arena::new();
-        let document = toml_spanner::parse(part, &arena).ok()?;
-        let mut reader = Reader::new(part, path, offset);
-        let (settings, drafts) = reader.document(document.table(), is_first);
-        reader.problems.is_empty().then_some((settings, drafts))
+        let document = toml_spanner::parse(piece, &arena).ok()?;
+        let mut reader = Reader::new(piece, path, cuts[index]);
+        let (settings, services) = reader.document(document.table(), index == 0);
+        reader.problems.is_empty().then_some((settings, services))
     };
-    let (head, tail) = std::thread::scope(|scope| {
-        let tail = scope.spawn(|| read(tail, split, false));
-        let head = read(head, 0, true);
-        (head, tail.join().ok().flatten())
+    let headers = |from: usize, to: usize| {
+        let end = cuts.get(to).copied().unwrap_or(text.len());
+        text[cuts[from]..end].matches(SERVICE_HEADER).count() + 1
+    };
+    // The first run receives the second's services: room for all of them.
+    let read_run = |run: std::ops::Range<usize>, room: usize| {
+        let mut settings = None;
+        let mut all = Services::with_capacity(room);
+        for index in run {
+            let (piece_settings, services) = read_piece(index)?;
+            if index == 0 {
+                settings = piece_settings;
+            }
+            all.append(services);
+        }
+        Some((settings, all))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let middle = if threads > 1 {
+        cuts.len() / 2
+    } else {
+        cuts.len()
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| read_run(middle..cuts.len(), headers(middle, cuts.len())));
+        (
+            read_run(0..middle, headers(0, cuts.len())),
+            second.join().ok().flatten(),
+        )
     });
-    let ((settings, mut drafts), (_, tail_drafts)) = (head?, tail?);
-    drafts.extend(tail_drafts);
+    let ((settings, mut services), (_, rest)) = (first?, second?);
+    services.append(rest);
     let mut reader = Reader::new(text, path, 0);
-    let manifest = reader.assemble(settings, drafts)?;
+    let manifest = reader.assemble(settings, services)?;
     reader.problems.is_empty().then_some(manifest)
+}
+
+/// Where each piece starts: 0, then `[[service]]` header lines about
+/// [`PIECE_BYTES`] apart. The first piece must hold a header itself, so that
+/// every piece extends the same array of tables.
+fn piece_starts(text: &str) -> Option<Vec<usize>> {
+    let first_header = text.find(SERVICE_HEADER)?;
+    let mut starts = vec![0];
+    let mut next = first_header + PIECE_BYTES;
+    for (at, _) in text.match_indices(SERVICE_HEADER) {
+        if at >= next {
+            starts.push(at + 1);
+            next = at + PIECE_BYTES;
+        }
+    }
+    (starts.len() > 1).then_some(starts)
 }
 
 type Item<'de> = toml_spanner::Item<'de>;
@@ -403,19 +443,40 @@ struct ServiceFields<'t, 'a> {
     services: Option<&'t Item<'a>>,
 }
 
-/// A service while it is read: the spans needed by cross-service checks.
-struct Draft {
-    service: Service,
-    name_span: Range<usize>,
-    depends_spans: Vec<Range<usize>>,
+/// Where a service's name and dependencies stand, for the checks across
+/// services; kept beside the services rather than in them.
+struct Spans {
+    name: Range<usize>,
+    depends_on: Vec<Range<usize>>,
 }
 
-impl Draft {
-    /// Moves the spans of a service read from a later part of the text.
+impl Spans {
+    /// Moves spans read from a later part of the text.
     fn shift(&mut self, offset: usize) {
         let shift = |span: &mut Range<usize>| *span = span.start + offset..span.end + offset;
-        shift(&mut self.name_span);
-        self.depends_spans.iter_mut().for_each(shift);
+        shift(&mut self.name);
+        self.depends_on.iter_mut().for_each(shift);
+    }
+}
+
+/// The services of a document (or a part of one) and their spans.
+#[derive(Default)]
+struct Services {
+    services: Vec<Service>,
+    spans: Vec<Spans>,
+}
+
+impl Services {
+    fn with_capacity(capacity: usize) -> Services {
+        Services {
+            services: Vec::with_capacity(capacity),
+            spans: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn append(&mut self, mut other: Services) {
+        self.services.append(&mut other.services);
+        self.spans.append(&mut other.spans);
     }
 }
 
@@ -556,7 +617,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a whole document, or with `is_first` false the second half of
     /// a split one, which may hold only services.
-    fn document(&mut self, root: &Table<'a>, is_first: bool) -> (Option<Settings>, Vec<Draft>) {
+    fn document(&mut self, root: &Table<'a>, is_first: bool) -> (Option<Settings>, Services) {
         let top: &[&str] = if is_first { TOP_KEYS } else { &["service"] };
         self.check_keys(root, top, "the manifest");
         let settings = match root.get("settings") {
@@ -574,15 +635,21 @@ impl<'a> Reader<'a> {
             None => Some(Settings::default()),
         };
 
-        let mut drafts = Vec::new();
+        let mut read = Services::default();
         if let Some(item) = root.get("service") {
             match item.as_array() {
                 Some(items) => {
-                    drafts.reserve(items.len());
+                    read.services.reserve(items.len());
+                    read.spans.reserve(items.len());
                     for element in items.iter() {
                         match element.as_table() {
                             Some(table) => {
-                                drafts.extend(self.service(table, range(element.span())))
+                                if let Some((service, spans)) =
+                                    self.service(table, range(element.span()))
+                                {
+                                    read.services.push(service);
+                                    read.spans.push(spans);
+                                }
                             }
                             None => self.problem(
                                 range(element.span()),
@@ -603,19 +670,19 @@ impl<'a> Reader<'a> {
             }
         }
         if self.offset > 0 {
-            for draft in &mut drafts {
-                draft.shift(self.offset);
+            for spans in &mut read.spans {
+                spans.shift(self.offset);
             }
         }
-        (settings, drafts)
+        (settings, read)
     }
 
     /// The checks across services, then the manifest.
-    fn assemble(&mut self, settings: Option<Settings>, drafts: Vec<Draft>) -> Option<Manifest> {
-        let index = self.cross_check(&drafts);
+    fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
+        let index = self.cross_check(&read);
         Some(Manifest {
             settings: settings?,
-            services: drafts.into_iter().map(|d| d.service).collect(),
+            services: read.services,
             index,
         })
     }
@@ -679,7 +746,7 @@ impl<'a> Reader<'a> {
         fields
     }
 
-    fn service(&mut self, table: &Table<'a>, span: Range<usize>) -> Option<Draft> {
+    fn service(&mut self, table: &Table<'a>, span: Range<usize>) -> Option<(Service, Spans)> {
         let fields = self.service_fields(table);
         let name = match fields.name {
             Some(item) => self.string(item, "name"),
@@ -826,22 +893,23 @@ impl<'a> Reader<'a> {
                 depends_on.push(dep.to_string());
             }
         }
-        Some(Draft {
-            name_span,
-            service: Service {
-                name: name.to_string(),
-                kind,
-                paths,
-                depends_on,
-                build,
-                toolchain: toolchain.map(|(t, _)| t.to_string()),
-                lint,
-                unit,
-                functional,
-                sidecars,
-            },
-            depends_spans,
-        })
+        let service = Service {
+            name: name.to_string(),
+            kind,
+            paths,
+            depends_on,
+            build,
+            toolchain: toolchain.map(|(t, _)| t.to_string()),
+            lint,
+            unit,
+            functional,
+            sidecars,
+        };
+        let spans = Spans {
+            name: name_span,
+            depends_on: depends_spans,
+        };
+        Some((service, spans))
     }
 
     fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {
@@ -919,18 +987,16 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(&mut self, drafts: &[Draft]) -> HashMap<String, usize> {
+    fn cross_check(&mut self, read: &Services) -> HashMap<String, usize> {
+        let (services, spans) = (&read.services, &read.spans);
         let mut first_seen: HashMap<String, usize> =
-            HashMap::with_capacity_and_hasher(drafts.len(), Default::default());
-        for (index, draft) in drafts.iter().enumerate() {
-            let name = draft.service.name.as_str();
+            HashMap::with_capacity_and_hasher(services.len(), Default::default());
+        for (index, service) in services.iter().enumerate() {
+            let name = service.name.as_str();
             if let Some(&first) = first_seen.get(name) {
-                let line = self.text[..drafts[first].name_span.start]
-                    .matches('\n')
-                    .count()
-                    + 1;
+                let line = self.text[..spans[first].name.start].matches('\n').count() + 1;
                 self.problem(
-                    draft.name_span.clone(),
+                    spans[index].name.clone(),
                     format!("duplicate service name `{name}`"),
                     Some(format!(
                         "`{name}` is already defined on line {line}; rename one"
@@ -945,34 +1011,29 @@ impl<'a> Reader<'a> {
             known.sort_unstable();
             known
         };
-        for draft in drafts {
-            for (dep, span) in draft.service.depends_on.iter().zip(&draft.depends_spans) {
+        for (service, spans) in services.iter().zip(spans) {
+            for (dep, span) in service.depends_on.iter().zip(&spans.depends_on) {
                 if !first_seen.contains_key(dep.as_str()) {
                     let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                     self.problem(
                         span.clone(),
-                        format!(
-                            "unknown service `{dep}` in `{}.depends_on`",
-                            draft.service.name
-                        ),
+                        format!("unknown service `{dep}` in `{}.depends_on`", service.name),
                         Some(format!("known services are {}", list.join(", "))),
                     );
                 }
             }
         }
-        if let Some(cycle) = find_cycle(drafts, &first_seen) {
-            let first = &drafts[cycle[0]];
-            let next = &drafts[cycle[1 % cycle.len()]].service.name;
+        if let Some(cycle) = find_cycle(services, &first_seen) {
+            let (first, first_spans) = (&services[cycle[0]], &spans[cycle[0]]);
+            let next = &services[cycle[1 % cycle.len()]].name;
             let span = first
-                .service
                 .depends_on
                 .iter()
                 .position(|d| d == next)
-                .map_or(first.name_span.clone(), |i| first.depends_spans[i].clone());
-            let mut names: Vec<&str> = cycle
-                .iter()
-                .map(|&i| drafts[i].service.name.as_str())
-                .collect();
+                .map_or(first_spans.name.clone(), |i| {
+                    first_spans.depends_on[i].clone()
+                });
+            let mut names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
             names.push(names[0]);
             self.problem(
                 span,
@@ -987,37 +1048,29 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// One dependency cycle as draft indices, starting at its smallest name, or
+/// One dependency cycle as service indices, starting at its smallest name, or
 /// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
-fn find_cycle(drafts: &[Draft], index: &HashMap<String, usize>) -> Option<Vec<usize>> {
+fn find_cycle(services: &[Service], index: &HashMap<String, usize>) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
         White,
         Grey,
         Black,
     }
-    let edges: Vec<Vec<usize>> = drafts
-        .iter()
-        .map(|d| {
-            d.service
-                .depends_on
-                .iter()
-                .filter_map(|dep| index.get(dep.as_str()).copied())
-                .collect()
-        })
-        .collect();
-    let mut colour = vec![Colour::White; drafts.len()];
-    let mut order: Vec<usize> = (0..drafts.len()).collect();
-    order.sort_by(|&a, &b| drafts[a].service.name.cmp(&drafts[b].service.name));
-    for &root in &order {
+    let mut colour = vec![Colour::White; services.len()];
+    // In file order: the search visits each service and edge once.
+    for root in 0..services.len() {
         if colour[root] != Colour::White {
             continue;
         }
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         colour[root] = Colour::Grey;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(&child) = edges[node].get(*next) {
+            if let Some(dep) = services[node].depends_on.get(*next) {
                 *next += 1;
+                let Some(&child) = index.get(dep.as_str()) else {
+                    continue; // unknown: reported on its own
+                };
                 match colour[child] {
                     Colour::White => {
                         colour[child] = Colour::Grey;
@@ -1028,12 +1081,7 @@ fn find_cycle(drafts: &[Draft], index: &HashMap<String, usize>) -> Option<Vec<us
                         let mut cycle: Vec<usize> =
                             stack[start..].iter().map(|&(n, _)| n).collect();
                         let smallest = (0..cycle.len())
-                            .min_by(|&a, &b| {
-                                drafts[cycle[a]]
-                                    .service
-                                    .name
-                                    .cmp(&drafts[cycle[b]].service.name)
-                            })
+                            .min_by(|&a, &b| services[cycle[a]].name.cmp(&services[cycle[b]].name))
                             .unwrap_or(0);
                         cycle.rotate_left(smallest);
                         return Some(cycle);

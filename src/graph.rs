@@ -39,14 +39,19 @@ enum Exclusion<'m> {
 /// the services a path is included in.
 #[derive(Debug)]
 pub struct Matcher<'m> {
-    /// Each prefix to its run in `prefix_owners`: one table, no list per entry.
-    prefixes: HashMap<&'m str, (u32, u32)>,
-    prefix_owners: Vec<Owner>,
+    /// Each prefix to the first of its owners in `prefix_owners`, whose
+    /// entries chain to the next owner of the same prefix: one table and
+    /// one list for all, built in one pass.
+    prefixes: HashMap<&'m str, u32>,
+    prefix_owners: Vec<(Owner, u32)>,
     globs: GlobSet,
     glob_owners: Vec<Vec<Owner>>,
     /// Per service, then one slot for `global_paths`.
     exclusions: Vec<Vec<Exclusion<'m>>>,
 }
+
+/// The end of a chain in `Matcher::prefix_owners`.
+const NO_MORE: u32 = u32::MAX;
 
 /// Who owns one path.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -99,16 +104,13 @@ impl<'m> Matcher<'m> {
                 }
             }
         }
-        prefix_pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut prefixes: HashMap<&'m str, (u32, u32)> =
+        let mut prefixes: HashMap<&'m str, u32> =
             HashMap::with_capacity_and_hasher(prefix_pairs.len(), Default::default());
         let mut prefix_owners = Vec::with_capacity(prefix_pairs.len());
-        for (i, (prefix, owner)) in prefix_pairs.into_iter().enumerate() {
-            prefix_owners.push(owner);
-            prefixes
-                .entry(prefix)
-                .and_modify(|run| run.1 += 1)
-                .or_insert((i as u32, i as u32 + 1));
+        for (prefix, owner) in prefix_pairs {
+            let id = prefix_owners.len() as u32;
+            let previous = prefixes.insert(prefix, id).unwrap_or(NO_MORE);
+            prefix_owners.push((owner, previous));
         }
         let globs = builder.build().unwrap_or_else(|_| GlobSet::empty());
         Matcher {
@@ -125,8 +127,10 @@ impl<'m> Matcher<'m> {
     pub fn owners(&self, path: &str, scratch: &mut Vec<usize>) -> Owners {
         let mut found: Vec<Owner> = Vec::new();
         for prefix in pattern::prefixes(path) {
-            if let Some(&(start, end)) = self.prefixes.get(prefix) {
-                found.extend_from_slice(&self.prefix_owners[start as usize..end as usize]);
+            let mut next = self.prefixes.get(prefix).copied().unwrap_or(NO_MORE);
+            while let Some(&(owner, after)) = self.prefix_owners.get(next as usize) {
+                found.push(owner);
+                next = after;
             }
         }
         scratch.clear();

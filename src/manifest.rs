@@ -22,7 +22,7 @@ pub struct Manifest {
     /// Services in the order the file declares them.
     pub services: Vec<Service>,
     /// Position of each service by name.
-    index: HashMap<String, usize>,
+    index: NameIndex,
 }
 
 /// Repository-wide settings.
@@ -307,12 +307,12 @@ impl Manifest {
 
     /// The service with this name.
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.index.get(name).map(|&i| &self.services[i])
+        self.position(name).map(|i| &self.services[i])
     }
 
     /// The position of the service with this name in `services`.
     pub fn position(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.index.get(&self.services, name)
     }
 }
 
@@ -341,7 +341,7 @@ fn parse_split(text: &str, path: &str) -> Option<Manifest> {
     if text.len() < SPLIT_AT_BYTES {
         return None;
     }
-    let cuts = piece_starts(text)?;
+    let (cuts, headers) = pieces(text)?;
     let read_piece = |index: usize| {
         let end = cuts.get(index + 1).copied().unwrap_or(text.len());
         let piece = &text[cuts[index]..end];
@@ -351,11 +351,7 @@ fn parse_split(text: &str, path: &str) -> Option<Manifest> {
         let (settings, services) = reader.document(document.table(), index == 0);
         reader.problems.is_empty().then_some((settings, services))
     };
-    let headers = |from: usize, to: usize| {
-        let end = cuts.get(to).copied().unwrap_or(text.len());
-        text[cuts[from]..end].matches(SERVICE_HEADER).count() + 1
-    };
-    // The first run receives the second's services: room for all of them.
+    let headers = |from: usize, to: usize| headers[from..to].iter().sum::<usize>();
     let read_run = |run: std::ops::Range<usize>, room: usize| {
         let mut settings = None;
         let mut all = Services::with_capacity(room);
@@ -388,20 +384,25 @@ fn parse_split(text: &str, path: &str) -> Option<Manifest> {
     reader.problems.is_empty().then_some(manifest)
 }
 
-/// Where each piece starts: 0, then `[[service]]` header lines about
-/// [`PIECE_BYTES`] apart. The first piece must hold a header itself, so that
-/// every piece extends the same array of tables.
-fn piece_starts(text: &str) -> Option<Vec<usize>> {
-    let first_header = text.find(SERVICE_HEADER)?;
+/// Where each piece starts (0, then `[[service]]` header lines about
+/// [`PIECE_BYTES`] apart) and how many services each holds, in one scan.
+/// The first piece must hold a header itself, so that every piece extends
+/// the same array of tables.
+fn pieces(text: &str) -> Option<(Vec<usize>, Vec<usize>)> {
+    let mut found = memchr::memmem::find_iter(text.as_bytes(), SERVICE_HEADER);
+    let first_header = found.next()?;
     let mut starts = vec![0];
+    let mut headers = vec![1];
     let mut next = first_header + PIECE_BYTES;
-    for (at, _) in text.match_indices(SERVICE_HEADER) {
+    for at in found {
         if at >= next {
             starts.push(at + 1);
+            headers.push(0);
             next = at + PIECE_BYTES;
         }
+        *headers.last_mut()? += 1;
     }
-    (starts.len() > 1).then_some(starts)
+    (starts.len() > 1).then_some((starts, headers))
 }
 
 type Item<'de> = toml_spanner::Item<'de>;
@@ -987,13 +988,12 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(&mut self, read: &Services) -> HashMap<String, usize> {
+    fn cross_check(&mut self, read: &Services) -> NameIndex {
         let (services, spans) = (&read.services, &read.spans);
-        let mut first_seen: HashMap<String, usize> =
-            HashMap::with_capacity_and_hasher(services.len(), Default::default());
+        let mut first_seen = NameIndex::with_capacity(services.len());
         for (index, service) in services.iter().enumerate() {
-            let name = service.name.as_str();
-            if let Some(&first) = first_seen.get(name) {
+            if let Err(first) = first_seen.insert(services, index) {
+                let name = service.name.as_str();
                 let line = self.text[..spans[first].name.start].matches('\n').count() + 1;
                 self.problem(
                     spans[index].name.clone(),
@@ -1002,18 +1002,17 @@ impl<'a> Reader<'a> {
                         "`{name}` is already defined on line {line}; rename one"
                     )),
                 );
-            } else {
-                first_seen.insert(name.to_string(), index);
             }
         }
         let known = || {
-            let mut known: Vec<&str> = first_seen.keys().map(String::as_str).collect();
+            let mut known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
             known.sort_unstable();
+            known.dedup();
             known
         };
         for (service, spans) in services.iter().zip(spans) {
             for (dep, span) in service.depends_on.iter().zip(&spans.depends_on) {
-                if !first_seen.contains_key(dep.as_str()) {
+                if first_seen.get(services, dep).is_none() {
                     let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                     self.problem(
                         span.clone(),
@@ -1050,7 +1049,7 @@ impl<'a> Reader<'a> {
 
 /// One dependency cycle as service indices, starting at its smallest name, or
 /// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
-fn find_cycle(services: &[Service], index: &HashMap<String, usize>) -> Option<Vec<usize>> {
+fn find_cycle(services: &[Service], index: &NameIndex) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
         White,
@@ -1068,7 +1067,7 @@ fn find_cycle(services: &[Service], index: &HashMap<String, usize>) -> Option<Ve
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             if let Some(dep) = services[node].depends_on.get(*next) {
                 *next += 1;
-                let Some(&child) = index.get(dep.as_str()) else {
+                let Some(child) = index.get(services, dep) else {
                     continue; // unknown: reported on its own
                 };
                 match colour[child] {
@@ -1095,6 +1094,50 @@ fn find_cycle(services: &[Service], index: &HashMap<String, usize>) -> Option<Ve
         }
     }
     None
+}
+
+/// Service positions by name. The table holds positions only and compares
+/// against the services' own names, so building it copies no name.
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    table: hashbrown::HashTable<u32>,
+}
+
+impl NameIndex {
+    fn with_capacity(capacity: usize) -> NameIndex {
+        NameIndex {
+            table: hashbrown::HashTable::with_capacity(capacity),
+        }
+    }
+
+    fn hash(name: &str) -> u64 {
+        use std::hash::BuildHasher as _;
+        rustc_hash::FxBuildHasher.hash_one(name)
+    }
+
+    fn get(&self, services: &[Service], name: &str) -> Option<usize> {
+        self.table
+            .find(NameIndex::hash(name), |&i| {
+                services[i as usize].name == name
+            })
+            .map(|&i| i as usize)
+    }
+
+    /// Adds `services[index]`; a name already present gives its position.
+    fn insert(&mut self, services: &[Service], index: usize) -> Result<(), usize> {
+        let name = services[index].name.as_str();
+        match self.table.entry(
+            NameIndex::hash(name),
+            |&i| services[i as usize].name == name,
+            |&i| NameIndex::hash(&services[i as usize].name),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(first) => Err(*first.get() as usize),
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(index as u32);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// `[a-z0-9][a-z0-9._-]*`

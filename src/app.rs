@@ -11,7 +11,7 @@ use git2::Repository;
 
 use crate::changes::{self, ChangeSet, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
-use crate::error::{Error, Result, git};
+use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
 use crate::manifest::Manifest;
 use crate::plan;
@@ -28,8 +28,8 @@ pub struct Io<'a> {
 /// The default manifest file name, at the repository root.
 pub const MANIFEST_FILE: &str = "services.toml";
 
-/// Runs one command.
-pub fn run(args: Args, io: Io<'_>) -> Result<()> {
+/// Runs one command; on success, the exit code (0, or 78 from `gate`).
+pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
     let Args {
         command,
         manifest,
@@ -45,53 +45,13 @@ pub fn run(args: Args, io: Io<'_>) -> Result<()> {
     };
     let Io { out, err } = io;
     let result = match command {
-        Command::Plan(a) => cmd_plan(
-            &workspace,
-            a,
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
-        Command::Affected(a) => cmd_affected(
-            &workspace,
-            a,
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
-        Command::Explain(a) => cmd_explain(
-            &workspace,
-            a,
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
-        Command::Graph(a) => cmd_graph(
-            &workspace,
-            a,
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
-        Command::Check(a) => cmd_check(
-            &workspace,
-            a,
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
-        Command::Demo(a) => crate::demo::run(
-            a.dir.as_deref(),
-            Io {
-                out,
-                err: &mut *err,
-            },
-        ),
+        Command::Plan(a) => cmd_plan(&workspace, a, out, &mut *err).map(|()| exit::OK),
+        Command::Affected(a) => cmd_affected(&workspace, a, out, &mut *err).map(|()| exit::OK),
+        Command::Explain(a) => cmd_explain(&workspace, a, out, &mut *err).map(|()| exit::OK),
+        Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err),
+        Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
+        Command::Check(a) => cmd_check(&workspace, a, out).map(|()| exit::OK),
+        Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };
     workspace.timings.borrow().report(err);
     result
@@ -304,8 +264,13 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
     Ok(Analysis { manifest, changes })
 }
 
-fn cmd_plan(workspace: &Workspace, args: cli::PlanArgs, io: Io<'_>) -> Result<()> {
-    let analysis = analyse(workspace, &args.build, io.err)?;
+fn cmd_plan(
+    workspace: &Workspace,
+    args: cli::PlanArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, err)?;
     let affected = analysis.affected();
     workspace.lap("graph");
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
@@ -318,15 +283,20 @@ fn cmd_plan(workspace: &Workspace, args: cli::PlanArgs, io: Io<'_>) -> Result<()
     workspace.lap("render");
     let written = match &args.output {
         Some(path) => write_atomically(path, &text),
-        None => emit(io.out, &text),
+        None => emit(out, &text),
     };
     workspace.lap("output");
     exit_without_freeing((analysis, affected, plan, text));
     written
 }
 
-fn cmd_affected(workspace: &Workspace, args: cli::AffectedArgs, io: Io<'_>) -> Result<()> {
-    let analysis = analyse(workspace, &args.build, io.err)?;
+fn cmd_affected(
+    workspace: &Workspace,
+    args: cli::AffectedArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, err)?;
     let affected = analysis.affected();
     workspace.lap("graph");
     let text = match args.format {
@@ -336,41 +306,71 @@ fn cmd_affected(workspace: &Workspace, args: cli::AffectedArgs, io: Io<'_>) -> R
         }
     };
     workspace.lap("render");
-    let written = emit(io.out, &text);
+    let written = emit(out, &text);
     workspace.lap("output");
     exit_without_freeing((analysis, affected, text));
     written
 }
 
-fn cmd_explain(workspace: &Workspace, args: cli::ExplainArgs, io: Io<'_>) -> Result<()> {
-    let analysis = analyse(workspace, &args.build, io.err)?;
+fn cmd_explain(
+    workspace: &Workspace,
+    args: cli::ExplainArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let analysis = analyse(workspace, &args.build, err)?;
     let graph = ServiceGraph::new(&analysis.manifest);
     if graph.index(&args.service).is_none() {
-        return Err(Error::UnknownService {
-            name: args.service,
-            known: analysis
-                .manifest
-                .services
-                .iter()
-                .map(|s| s.name.clone())
-                .collect(),
-        });
+        return Err(unknown_service(&analysis.manifest, args.service));
     }
     let affected = graph.affected(&analysis.changes);
     let text = graph.explain(&args.service, &analysis.changes, &affected);
-    emit(io.out, &text)
+    emit(out, &text)
 }
 
-fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, io: Io<'_>) -> Result<()> {
+/// `ripple gate SERVICE`: the first step of a service's pipeline in a
+/// static `.drone.yml`. Exit 0 runs the rest of the pipeline; 78 ends it
+/// early as a success (Drone's rule), with the reason in the log.
+fn cmd_gate(
+    workspace: &Workspace,
+    args: cli::GateArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let analysis = analyse(workspace, &args.build, err)?;
+    let graph = ServiceGraph::new(&analysis.manifest);
+    if graph.index(&args.service).is_none() {
+        return Err(unknown_service(&analysis.manifest, args.service));
+    }
+    let affected = graph.affected(&analysis.changes);
+    let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
+    let verdict = plan::gate(&args.service, &analysis.changes, &affected, &plan);
+    let explanation = graph.explain(&args.service, &analysis.changes, &affected);
+    let mut text = format!("ripple gate: {}\n", verdict.reason);
+    for line in explanation.lines() {
+        text.push_str(&format!("ripple gate: {line}\n"));
+    }
+    emit(out, &text)?;
+    Ok(if verdict.runs { exit::OK } else { exit::SKIP })
+}
+
+fn unknown_service(manifest: &Manifest, name: String) -> Error {
+    Error::UnknownService {
+        name,
+        known: manifest.services.iter().map(|s| s.name.clone()).collect(),
+    }
+}
+
+fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, out: &mut dyn Write) -> Result<()> {
     let manifest = workspace.manifest(None, "HEAD")?;
     let text = match args.format {
         cli::GraphFormat::Dot => render::dot(&manifest),
         cli::GraphFormat::Mermaid => render::mermaid(&manifest),
     };
-    emit(io.out, &text)
+    emit(out, &text)
 }
 
-fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, io: Io<'_>) -> Result<()> {
+fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, out: &mut dyn Write) -> Result<()> {
     let repo = workspace.open_repo()?;
     let manifest = workspace.manifest(Some(&repo), &args.head)?;
     let files = changes::tracked_files(&repo, &args.head)?;
@@ -395,7 +395,7 @@ fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, io: Io<'_>) -> Result<
             text.push('\n');
         }
     }
-    emit(io.out, &text)
+    emit(out, &text)
 }
 
 /// The process ends right after a command: freeing tens of thousands of

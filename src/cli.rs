@@ -46,6 +46,9 @@ pub enum Command {
     Affected(AffectedArgs),
     /// Show why a service is (or is not) affected: file -> service -> dependents.
     Explain(ExplainArgs),
+    /// In a Drone step: exit 0 when SERVICE's pipeline has work for this
+    /// build, 78 (Drone's "stop here, success") when it has none.
+    Gate(GateArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
     /// Validate the manifest and list files that no service owns.
@@ -156,6 +159,17 @@ pub struct AffectedArgs {
 #[derive(Debug, ClapArgs)]
 pub struct ExplainArgs {
     /// The service to explain.
+    pub service: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+}
+
+/// `ripple gate`
+#[derive(Debug, ClapArgs)]
+pub struct GateArgs {
+    /// The service whose pipeline this step starts.
     pub service: String,
 
     #[command(flatten)]

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::app::Io;
 use crate::changes::{self, Event, Request};
 use crate::error::{Error, Result, git};
 use crate::fixture::RepoBuilder;
@@ -72,7 +71,7 @@ pub fn build(root: &Path) -> std::result::Result<RepoBuilder, git2::Error> {
 }
 
 /// Runs the demo: in `dir` (kept) or a temporary directory (removed).
-pub fn run(dir: Option<&Path>, io: Io<'_>) -> Result<()> {
+pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
     let temp;
     let root = match dir {
         Some(dir) => dir.to_path_buf(),
@@ -133,11 +132,9 @@ pub fn run(dir: Option<&Path>, io: Io<'_>) -> Result<()> {
         ));
     }
     text.push_str(&yaml);
-    io.out
-        .write_all(text.as_bytes())
-        .map_err(|source| Error::Io {
-            action: "write",
-            path: "<stdout>".into(),
-            source,
-        })
+    out.write_all(text.as_bytes()).map_err(|source| Error::Io {
+        action: "write",
+        path: "<stdout>".into(),
+        source,
+    })
 }

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         },
     );
     match result {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(code) => ExitCode::from(code),
         // `ripple plan | head` is not a failure.
         Err(Error::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)

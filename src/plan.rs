@@ -202,6 +202,38 @@ pub fn registry_of(image: &str) -> Option<String> {
     (first.contains(['.', ':']) || first == "localhost").then(|| first.to_string())
 }
 
+/// Whether a service's pipeline has work for a build, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The pipeline's remaining steps should run.
+    pub runs: bool,
+    /// One line for the build log.
+    pub reason: String,
+}
+
+/// The verdict of `ripple gate` for the service `name`: its pipeline runs
+/// exactly when `plan` (this build's plan) has one for it.
+pub fn gate(name: &str, changes: &ChangeSet, affected: &Affected, plan: &Plan) -> Verdict {
+    let runs = plan.pipelines.iter().any(|p| p.service == name);
+    let why = if runs {
+        format!("`{name}` is affected: its pipeline runs")
+    } else if changes.mode == Mode::None {
+        changes.reason.clone()
+    } else if affected.get(name).is_none() {
+        format!("`{name}` is not affected")
+    } else {
+        format!(
+            "`{name}` is affected, but a `{}` build has nothing for it to do",
+            changes.event
+        )
+    };
+    let verb = if runs { "run" } else { "skip" };
+    Verdict {
+        runs,
+        reason: format!("{verb}: {why}"),
+    }
+}
+
 /// Makes text a valid Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 /// `feature/login` becomes `feature-login`.
 pub fn docker_tag(text: &str) -> String {

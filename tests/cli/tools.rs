@@ -127,3 +127,68 @@ fn demo_shows_a_real_plan() {
         ["apiv2", "go-main", "lmtpd"]
     );
 }
+
+#[test]
+fn gate_exits_0_to_run_and_78_to_skip() {
+    let repo = feature_repo();
+    let pr = [
+        ("DRONE_BUILD_EVENT", "pull_request"),
+        ("DRONE_TARGET_BRANCH", "main"),
+    ];
+    let run = repo.ripple(&["gate", "apiv2"], &pr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("ripple gate: run: `apiv2` is affected: its pipeline runs\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("apiv2 <- go-main (depends_on) <- src/go.main/store.go")
+    );
+
+    let run = repo.ripple(&["gate", "web"], &pr);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("ripple gate: skip: `web` is not affected\n"),
+        "{}",
+        run.stdout
+    );
+
+    // Affected, but a pull request has nothing to run for an image without tests.
+    let run = repo.ripple(&["gate", "lmtpd"], &pr);
+    assert_eq!(run.code, 78);
+    assert!(
+        run.stdout
+            .contains("a `pull_request` build has nothing for it to do"),
+        "{}",
+        run.stdout
+    );
+
+    let master = [("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "master")];
+    let run = repo.ripple(&["gate", "apiv2"], &master);
+    assert_eq!(run.code, 78);
+    assert!(
+        run.stdout.contains("push to `master` runs nothing"),
+        "{}",
+        run.stdout
+    );
+
+    let release = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-1.0")];
+    assert_eq!(repo.ripple(&["gate", "lmtpd"], &release).code, 0);
+    assert_eq!(
+        repo.ripple(&["gate", "go-main"], &release).code,
+        78,
+        "a library publishes nothing"
+    );
+
+    let run = repo.ripple(&["gate", "nope"], &pr);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.starts_with("error: unknown service `nope`"),
+        "{}",
+        run.stderr
+    );
+}

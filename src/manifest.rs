@@ -34,6 +34,8 @@ pub struct Settings {
     pub release_tag: ReleaseTag,
     /// A change under any of these affects every service.
     pub global_paths: Vec<PathPattern>,
+    /// The image that runs `ripple gate` in a generated `.drone.yml`.
+    pub ripple_image: String,
 }
 
 impl Default for Settings {
@@ -46,9 +48,14 @@ impl Default for Settings {
                 suffix: String::new(),
             },
             global_paths: Vec::new(),
+            ripple_image: DEFAULT_RIPPLE_IMAGE.to_string(),
         }
     }
 }
+
+/// What `ripple_image` is when not set: the image the repository's
+/// `Dockerfile` builds, under the name the README gives it.
+pub const DEFAULT_RIPPLE_IMAGE: &str = "ripple:latest";
 
 /// A `release_tag` pattern: a literal prefix, one `*`, a literal suffix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +258,12 @@ impl fmt::Display for Problem {
 }
 
 const TOP_KEYS: &[&str] = &["settings", "service"];
-const SETTINGS_KEYS: &[&str] = &["publish_branches", "release_tag", "global_paths"];
+const SETTINGS_KEYS: &[&str] = &[
+    "publish_branches",
+    "release_tag",
+    "global_paths",
+    "ripple_image",
+];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "kind",
@@ -712,10 +724,15 @@ impl<'a> Reader<'a> {
             Some(item) => self.patterns(item, "global_paths"),
             None => Vec::new(),
         };
+        let ripple_image = match table.get("ripple_image") {
+            Some(item) => self.string(item, "ripple_image")?.0.to_string(),
+            None => defaults.ripple_image,
+        };
         Some(Settings {
             publish_branches,
             release_tag,
             global_paths,
+            ripple_image,
         })
     }
 

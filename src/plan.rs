@@ -15,8 +15,8 @@ pub const DOCKER_PLUGIN: &str = "plugins/docker";
 /// Everything one build runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// The event planned for.
-    pub event: Event,
+    /// The event planned for; `None` for a static file covering every event.
+    pub event: Option<Event>,
     /// Why these services, in one line.
     pub reason: String,
     /// In topological order: a pipeline only depends on earlier ones.
@@ -34,10 +34,60 @@ pub struct Pipeline {
     pub service: String,
     /// Pipelines that must succeed first.
     pub depends_on: Vec<String>,
+    /// When Drone runs it.
+    pub trigger: Trigger,
     /// Steps, run in order.
     pub steps: Vec<Step>,
     /// Containers running beside the steps.
     pub sidecars: Vec<Sidecar>,
+}
+
+/// A pipeline's `trigger`: every non-empty list must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    /// Drone events.
+    pub event: Vec<String>,
+    /// Branches (for pushes).
+    pub branch: Vec<String>,
+    /// Git refs, globs allowed (for tags).
+    #[serde(rename = "ref")]
+    pub refs: Vec<String>,
+}
+
+impl Trigger {
+    fn event(event: Event) -> Trigger {
+        Trigger {
+            event: vec![event.to_string()],
+            ..Trigger::default()
+        }
+    }
+}
+
+/// How one family of pipelines is named, triggered and gated.
+struct Family<'a> {
+    /// `test-`, `publish-` or `release-`.
+    prefix: &'a str,
+    trigger: Trigger,
+    /// For a static file: the image that runs `ripple gate` first, and the
+    /// gate's extra arguments.
+    gate: Option<(&'a str, &'a str)>,
+}
+
+impl Family<'_> {
+    fn name(&self, service: &str) -> String {
+        format!("{}{service}", self.prefix)
+    }
+
+    /// The gate step, first in each pipeline of a static file.
+    fn gate_step(&self, service: &str) -> Option<Step> {
+        let (image, extra) = self.gate?;
+        Some(Step {
+            name: "gate".into(),
+            image: image.to_string(),
+            commands: vec![format!("ripple gate {service} --deepen{extra}")],
+            publish: None,
+        })
+    }
 }
 
 /// One step of a pipeline.
@@ -81,23 +131,30 @@ pub struct Sidecar {
 
 /// Builds the plan for `changes`, whose affected set is `affected`.
 pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Plan {
+    let family = |prefix| Family {
+        prefix,
+        trigger: Trigger::event(changes.event),
+        gate: None,
+    };
     let pipelines = match (changes.event, changes.mode) {
         (_, Mode::None) => Vec::new(),
-        (Event::PullRequest, _) => test_pipelines(manifest, affected),
+        (Event::PullRequest, _) => test_pipelines(manifest, affected, &family("test-")),
         (Event::Push, _) => {
             let branch = changes.branch.as_deref().unwrap_or("unknown");
             let sha = changes.head.as_deref().unwrap_or_default();
-            publish_pipelines(manifest, affected, &[docker_tag(branch), sha.to_string()])
+            let tags = [docker_tag(branch), sha.to_string()];
+            publish_pipelines(manifest, affected, &tags, &family("publish-"))
         }
         (Event::Tag, _) => {
             let version = changes.version.as_deref().unwrap_or("unknown");
-            publish_pipelines(manifest, affected, &["latest".into(), docker_tag(version)])
+            let tags = ["latest".into(), docker_tag(version)];
+            publish_pipelines(manifest, affected, &tags, &family("publish-"))
         }
         _ => Vec::new(),
     };
     let idle_reason = pipelines.is_empty().then(|| idle_reason(changes, affected));
     Plan {
-        event: changes.event,
+        event: Some(changes.event),
         reason: changes.reason.clone(),
         pipelines,
         idle_reason,
@@ -123,29 +180,29 @@ fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
     )
 }
 
-fn test_pipelines(manifest: &Manifest, affected: &Affected) -> Vec<Pipeline> {
+fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> Vec<Pipeline> {
     affected
         .services
         .iter()
         .filter_map(|a| manifest.service(&a.name))
         .filter_map(|service| {
             let toolchain = service.toolchain.as_ref()?;
-            let steps: Vec<Step> = service
-                .test_stages()
-                .map(|(stage, commands)| Step {
-                    name: stage.to_string(),
-                    image: toolchain.clone(),
-                    commands: commands.to_vec(),
-                    publish: None,
-                })
-                .collect();
-            if steps.is_empty() {
+            let tests = service.test_stages().map(|(stage, commands)| Step {
+                name: stage.to_string(),
+                image: toolchain.clone(),
+                commands: commands.to_vec(),
+                publish: None,
+            });
+            let gate = family.gate_step(&service.name);
+            let steps: Vec<Step> = gate.into_iter().chain(tests).collect();
+            if steps.iter().all(|s| s.name == "gate") {
                 return None;
             }
             Some(Pipeline {
-                name: format!("test-{}", service.name),
+                name: family.name(&service.name),
                 service: service.name.clone(),
                 depends_on: Vec::new(),
+                trigger: family.trigger.clone(),
                 steps,
                 sidecars: service
                     .sidecars
@@ -161,7 +218,14 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected) -> Vec<Pipeline> {
         .collect()
 }
 
-fn publish_pipelines(manifest: &Manifest, affected: &Affected, tags: &[String]) -> Vec<Pipeline> {
+/// Build-and-publish pipelines with `tags`; no tags means the gate writes
+/// them to `.tags`, which `plugins/docker` reads when `tags` is unset.
+fn publish_pipelines(
+    manifest: &Manifest,
+    affected: &Affected,
+    tags: &[String],
+    family: &Family<'_>,
+) -> Vec<Pipeline> {
     let mut tags = tags.to_vec();
     tags.dedup();
     // Layer by layer, so every pipeline comes after those it depends on.
@@ -173,22 +237,28 @@ fn publish_pipelines(manifest: &Manifest, affected: &Affected, tags: &[String]) 
             let service = manifest.service(name)?;
             let build = service.build.as_ref()?;
             let waits = &affected.get(name)?.waits_for;
+            let publish = Step {
+                name: "publish".into(),
+                image: DOCKER_PLUGIN.into(),
+                commands: Vec::new(),
+                publish: Some(Publish {
+                    repo: build.image.clone(),
+                    registry: registry_of(&build.image),
+                    dockerfile: build.dockerfile.clone(),
+                    context: build.context.clone(),
+                    tags: tags.clone(),
+                }),
+            };
             Some(Pipeline {
-                name: format!("publish-{name}"),
+                name: family.name(name),
                 service: name.clone(),
-                depends_on: waits.iter().map(|w| format!("publish-{w}")).collect(),
-                steps: vec![Step {
-                    name: "publish".into(),
-                    image: DOCKER_PLUGIN.into(),
-                    commands: Vec::new(),
-                    publish: Some(Publish {
-                        repo: build.image.clone(),
-                        registry: registry_of(&build.image),
-                        dockerfile: build.dockerfile.clone(),
-                        context: build.context.clone(),
-                        tags: tags.clone(),
-                    }),
-                }],
+                depends_on: waits.iter().map(|w| family.name(w)).collect(),
+                trigger: family.trigger.clone(),
+                steps: family
+                    .gate_step(name)
+                    .into_iter()
+                    .chain([publish])
+                    .collect(),
                 sidecars: Vec::new(),
             })
         })
@@ -200,6 +270,50 @@ fn publish_pipelines(manifest: &Manifest, affected: &Affected, tags: &[String]) 
 pub fn registry_of(image: &str) -> Option<String> {
     let (first, _) = image.split_once('/')?;
     (first.contains(['.', ':']) || first == "localhost").then(|| first.to_string())
+}
+
+/// The file for `ripple generate`: every service and every event, each
+/// pipeline gated by `ripple gate`, which decides at run time from Drone's
+/// environment exactly as `plan` would. `all` is the affected set of a
+/// change that affects everything (it carries the build order).
+pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
+    let settings = &manifest.settings;
+    let image = settings.ripple_image.as_str();
+    let tests = Family {
+        prefix: "test-",
+        trigger: Trigger::event(Event::PullRequest),
+        gate: Some((image, "")),
+    };
+    let publish = Family {
+        prefix: "publish-",
+        trigger: Trigger {
+            branch: settings.publish_branches.clone(),
+            ..Trigger::event(Event::Push)
+        },
+        gate: Some((image, " --tags-file .tags")),
+    };
+    let release = Family {
+        prefix: "release-",
+        trigger: Trigger {
+            refs: vec![format!("refs/tags/{}", settings.release_tag)],
+            ..Trigger::event(Event::Tag)
+        },
+        gate: Some((image, " --tags-file .tags")),
+    };
+    let mut pipelines = test_pipelines(manifest, all, &tests);
+    if !settings.publish_branches.is_empty() {
+        pipelines.extend(publish_pipelines(manifest, all, &[], &publish));
+    }
+    pipelines.extend(publish_pipelines(manifest, all, &[], &release));
+    let idle_reason = pipelines
+        .is_empty()
+        .then(|| "no service has test commands or an image to build".to_string());
+    Plan {
+        event: None,
+        reason: "every service and event, each pipeline gated by `ripple gate`".into(),
+        pipelines,
+        idle_reason,
+    }
 }
 
 /// Whether a service's pipeline has work for a build, and why.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ripple::changes::Event;
-use ripple::plan::{Pipeline, Plan, Publish, Sidecar, Step};
+use ripple::plan::{Pipeline, Plan, Publish, Sidecar, Step, Trigger};
 use ripple::render::Renderer;
 use serde_norway::Value;
 
@@ -23,7 +23,7 @@ fn unsubstituted(value: &Value) -> String {
 fn every_inserted_value_is_escaped() {
     let hostile = |what: &str| format!("{what}-{HOSTILE}");
     let plan = Plan {
-        event: Event::Push,
+        event: Some(Event::Push),
         reason: hostile("reason"),
         idle_reason: None,
         pipelines: vec![
@@ -31,6 +31,11 @@ fn every_inserted_value_is_escaped() {
                 name: hostile("name"),
                 service: hostile("service"),
                 depends_on: Vec::new(),
+                trigger: Trigger {
+                    event: vec!["push".into()],
+                    branch: vec![hostile("branch")],
+                    refs: vec![hostile("ref")],
+                },
                 steps: vec![Step {
                     name: hostile("step"),
                     image: hostile("image"),
@@ -47,6 +52,7 @@ fn every_inserted_value_is_escaped() {
                 name: hostile("second"),
                 service: hostile("service"),
                 depends_on: vec![hostile("name")],
+                trigger: Trigger::default(),
                 steps: vec![Step {
                     name: "publish".into(),
                     image: "plugins/docker".into(),
@@ -71,6 +77,11 @@ fn every_inserted_value_is_escaped() {
     assert_eq!(docs.len(), 2, "no document was injected");
     let first = &docs[0];
     assert_eq!(unsubstituted(&first["name"]), hostile("name"));
+    assert_eq!(
+        unsubstituted(&first["trigger"]["branch"][0]),
+        hostile("branch")
+    );
+    assert_eq!(unsubstituted(&first["trigger"]["ref"][0]), hostile("ref"));
     assert_eq!(unsubstituted(&first["steps"][0]["name"]), hostile("step"));
     assert_eq!(unsubstituted(&first["steps"][0]["image"]), hostile("image"));
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use git2::Repository;
 
-use crate::changes::{self, ChangeSet, Request};
+use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
@@ -49,6 +49,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::Affected(a) => cmd_affected(&workspace, a, out, &mut *err).map(|()| exit::OK),
         Command::Explain(a) => cmd_explain(&workspace, a, out, &mut *err).map(|()| exit::OK),
         Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err),
+        Command::Generate(a) => cmd_generate(&workspace, a, out),
         Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
         Command::Check(a) => cmd_check(&workspace, a, out).map(|()| exit::OK),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
@@ -350,9 +351,75 @@ fn cmd_gate(
     for line in explanation.lines() {
         text.push_str(&format!("ripple gate: {line}\n"));
     }
+    if let Some(path) = &args.tags_file
+        && verdict.runs
+    {
+        let tags = plan
+            .pipelines
+            .iter()
+            .filter(|p| p.service == args.service)
+            .flat_map(|p| &p.steps)
+            .find_map(|s| s.publish.as_ref())
+            .map(|p| p.tags.join(","));
+        if let Some(tags) = tags {
+            write_atomically(path, &tags)?;
+            text.push_str(&format!(
+                "ripple gate: tags {tags} (in {})\n",
+                path.display()
+            ));
+        }
+    }
     emit(out, &text)?;
     Ok(if verdict.runs { exit::OK } else { exit::SKIP })
 }
+
+/// `ripple generate`: the static `.drone.yml`, or with `--check` a diff
+/// against it.
+fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Write) -> Result<u8> {
+    let repo = match (&workspace.manifest, &args.output) {
+        (Some(_), Some(_)) => None,
+        _ => Some(workspace.open_repo()?),
+    };
+    let manifest = workspace.manifest(repo.as_ref(), "HEAD")?;
+    let everything = ChangeSet::everything(Event::Push, "every service");
+    let all = ServiceGraph::new(&manifest).affected(&everything);
+    let text = workspace
+        .renderer()?
+        .drone(&plan::static_plan(&manifest, &all))?;
+    let path = match (args.output, repo.as_ref().and_then(|r| r.workdir())) {
+        (Some(path), _) => path,
+        (None, Some(root)) => root.join(DRONE_FILE),
+        (None, None) => PathBuf::from(DRONE_FILE),
+    };
+    if !args.check {
+        write_atomically(&path, &text)?;
+        return Ok(exit::OK);
+    }
+    let current = match std::fs::read_to_string(&path) {
+        Ok(current) => current,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    if current == text {
+        return Ok(exit::OK);
+    }
+    let name = path.display().to_string();
+    let diff = similar::TextDiff::from_lines(&current, &text)
+        .unified_diff()
+        .header(&name, &format!("{name} (ripple generate)"))
+        .to_string();
+    emit(out, &diff)?;
+    Err(Error::Stale { path })
+}
+
+/// Where `generate` writes by default, at the repository root.
+pub const DRONE_FILE: &str = ".drone.yml";
 
 fn unknown_service(manifest: &Manifest, name: String) -> Error {
     Error::UnknownService {

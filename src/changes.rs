@@ -126,6 +126,16 @@ impl ChangeSet {
         }
     }
 
+    /// A change set that affects every service, for static files.
+    pub fn everything(event: Event, reason: &str) -> ChangeSet {
+        ChangeSet {
+            mode: Mode::All,
+            reason: reason.to_string(),
+            event,
+            ..ChangeSet::diff(Vec::new())
+        }
+    }
+
     fn nothing(event: Event, head: Oid, reason: String) -> ChangeSet {
         ChangeSet {
             event,

@@ -49,6 +49,9 @@ pub enum Command {
     /// In a Drone step: exit 0 when SERVICE's pipeline has work for this
     /// build, 78 (Drone's "stop here, success") when it has none.
     Gate(GateArgs),
+    /// Write a static `.drone.yml` for every service and event, each
+    /// pipeline gated by `ripple gate`.
+    Generate(GenerateArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
     /// Validate the manifest and list files that no service owns.
@@ -172,9 +175,27 @@ pub struct GateArgs {
     /// The service whose pipeline this step starts.
     pub service: String,
 
+    /// When the pipeline runs and publishes an image, write its tags here,
+    /// comma-separated, for `plugins/docker` (which reads `.tags`).
+    #[arg(long, value_name = "FILE")]
+    pub tags_file: Option<PathBuf>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub build: BuildArgs,
+}
+
+/// `ripple generate`
+#[derive(Debug, ClapArgs)]
+pub struct GenerateArgs {
+    /// Write nothing; exit 1 and print a unified diff when the file is not
+    /// what ripple would write.
+    #[arg(long)]
+    pub check: bool,
+
+    /// The file [default: .drone.yml at the repository root].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `ripple graph`

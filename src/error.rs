@@ -71,6 +71,13 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// `generate --check`: the file differs from what ripple would write.
+    #[error("`{}` is stale: it is not what `ripple generate` writes", path.display())]
+    Stale {
+        /// The file checked.
+        path: PathBuf,
+    },
+
     /// git failed.
     #[error("git: {action}: {source}")]
     Git {
@@ -108,7 +115,8 @@ impl Error {
             Error::Manifest(_)
             | Error::Revision { .. }
             | Error::NoBase { .. }
-            | Error::UnknownService { .. } => exit::USER,
+            | Error::UnknownService { .. }
+            | Error::Stale { .. } => exit::USER,
             Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::USER
             }
@@ -142,6 +150,10 @@ impl Error {
                     .join(", ")
             )),
             Error::Usage { hint, .. } => hint.clone(),
+            Error::Stale { path } => Some(format!(
+                "run `ripple generate --output {}` and commit the result; the diff is above",
+                path.display()
+            )),
             Error::Git { .. } => Some("check that `--repo` points at a git repository".into()),
             Error::Io { .. } => None,
             Error::Template { .. } => Some(

@@ -1,6 +1,7 @@
 //! One integration binary for the whole command line (see STYLE.md).
 
 mod common;
+mod drone;
 mod errors;
 mod events;
 mod paths;

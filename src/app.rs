@@ -51,6 +51,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err),
         Command::Generate(a) => cmd_generate(&workspace, a, out),
         Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
+        Command::Serve(a) => cmd_serve(a).map(|()| exit::OK),
         Command::Check(a) => cmd_check(&workspace, a, out).map(|()| exit::OK),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };
@@ -180,7 +181,7 @@ fn read_file(path: &Path) -> Result<String> {
 }
 
 /// The manifest as committed at `rev`: bare repositories have no work tree.
-fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
+pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
     let commit = repo
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
@@ -426,6 +427,37 @@ fn unknown_service(manifest: &Manifest, name: String) -> Error {
         name,
         known: manifest.services.iter().map(|s| s.name.clone()).collect(),
     }
+}
+
+fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
+    let secret = match (&args.secret_file, std::env::var("RIPPLE_SECRET")) {
+        (Some(path), _) => read_file(path)?.trim().as_bytes().to_vec(),
+        (None, Ok(secret)) if !secret.is_empty() => secret.into_bytes(),
+        _ => {
+            return Err(Error::Usage {
+                message: "no secret to verify Drone's requests with".into(),
+                hint: Some(
+                    "set RIPPLE_SECRET or pass `--secret-file FILE` (Drone's DRONE_YAML_SECRET)"
+                        .into(),
+                ),
+            });
+        }
+    };
+    if args.allow_urls.is_empty() {
+        return Err(Error::Usage {
+            message: "no clone URL is allowed".into(),
+            hint: Some(
+                "pass `--allow-url https://git.example.org/` for each place repositories live"
+                    .into(),
+            ),
+        });
+    }
+    crate::serve::run(crate::serve::ServeConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        allow_urls: args.allow_urls,
+        secret,
+    })
 }
 
 fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, out: &mut dyn Write) -> Result<()> {

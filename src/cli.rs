@@ -54,6 +54,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
+    /// Serve Drone's configuration extension (DRONE_YAML_ENDPOINT).
+    Serve(ServeArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),
     /// Build an example monorepo with a feature branch and plan its pull request.
@@ -196,6 +198,38 @@ pub struct GenerateArgs {
     /// The file [default: .drone.yml at the repository root].
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `ripple serve`
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// Clone URLs must start with one of these (repeat the flag). `file:`
+    /// URLs are served only when a prefix allows them explicitly.
+    #[arg(
+        long = "allow-url",
+        value_name = "PREFIX",
+        env = "RIPPLE_ALLOW_URL",
+        value_delimiter = ','
+    )]
+    pub allow_urls: Vec<String>,
+
+    /// Where repository mirrors are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "RIPPLE_DATA_DIR",
+        default_value = "ripple-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "RIPPLE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
+
+    /// A file holding the secret shared with Drone (DRONE_YAML_SECRET);
+    /// RIPPLE_SECRET gives it directly.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// `ripple graph`

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod pattern;
 pub mod plan;
 pub mod render;
+pub mod serve;
 pub mod signature;
 pub mod synth;
 

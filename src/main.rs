@@ -8,10 +8,9 @@ use ripple::error::{Error, exit};
 
 fn main() -> ExitCode {
     let args = ripple::cli::Args::parse();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Not locked for the whole run: `serve` logs from worker threads.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let result = ripple::run(
         args,
         ripple::Io {

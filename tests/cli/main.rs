@@ -7,6 +7,7 @@ mod events;
 mod paths;
 mod render;
 mod repo_files;
+mod serve;
 mod tools;
 
 /// Every `tests/cli/*.rs` file must be declared above, or its tests

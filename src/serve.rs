@@ -1,0 +1,352 @@
+//! `ripple serve`: Drone's configuration extension. Drone POSTs the build
+//! (`{repo, build}`), signed with a shared secret; ripple fetches what the
+//! build needs into its own mirror of the repository and answers with the
+//! plan's YAML, or 204 to let Drone use the repository's own file.
+//!
+//! Requests are authenticated before anything else happens: unsigned,
+//! badly signed, stale, replayed, oversized or malformed ones are refused
+//! with 400/401 and a short reason, and never reach git.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use git2::Repository;
+use serde::Deserialize;
+
+use crate::changes::{self, Event};
+use crate::error::{Error, Result, git};
+use crate::graph::ServiceGraph;
+use crate::manifest::Manifest;
+use crate::plan;
+use crate::render::Renderer;
+use crate::signature::{self, SignedRequest};
+
+/// Requests larger than this are refused unread.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How far a request's `Date` may be from the server's clock.
+pub const DATE_WINDOW: Duration = Duration::from_secs(300);
+
+/// What the server needs, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where mirrors are kept.
+    pub data_dir: PathBuf,
+    /// Clone URLs must start with one of these.
+    pub allow_urls: Vec<String>,
+    /// The secret shared with Drone (`DRONE_YAML_SECRET`).
+    pub secret: Vec<u8>,
+}
+
+/// The parts of Drone's request ripple reads.
+#[derive(Debug, Deserialize)]
+struct ConfigRequest {
+    repo: RepoInfo,
+    build: BuildInfo,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepoInfo {
+    #[serde(default)]
+    slug: String,
+    git_http_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BuildInfo {
+    event: String,
+    #[serde(default, rename = "ref")]
+    reference: String,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    target: String,
+}
+
+struct AppState {
+    config: ServeConfig,
+    renderer: Renderer,
+    /// One lock per mirror, so concurrent builds of a repository never
+    /// fetch into it at once.
+    mirrors: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    /// Signatures seen within the date window: a replay is refused.
+    seen: Mutex<HashMap<Vec<u8>, SystemTime>>,
+}
+
+/// Serves until interrupted (Ctrl-C or SIGTERM), then finishes the requests
+/// in flight. Prints the address it listens on first, on stderr.
+pub fn run(config: ServeConfig) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            action: "start the server runtime for",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> Result<()> {
+    std::fs::create_dir_all(config.data_dir.join("mirrors")).map_err(|source| Error::Io {
+        action: "create the data directory",
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Io {
+            action: "listen on",
+            path: PathBuf::from(config.listen.to_string()),
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| Error::Io {
+        action: "read the address of",
+        path: PathBuf::from(config.listen.to_string()),
+        source,
+    })?;
+    eprintln!("ripple serve: listening on {address}");
+    let state = Arc::new(AppState {
+        config,
+        renderer: Renderer::new(Vec::new())?,
+        mirrors: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
+    });
+    let app = Router::new()
+        .route("/", post(configure))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|source| Error::Io {
+            action: "serve on",
+            path: PathBuf::from(address.to_string()),
+            source,
+        })?;
+    eprintln!("ripple serve: stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return interrupt.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or_default();
+}
+
+/// A short plain-text refusal.
+fn refuse(status: u16, reason: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, format!("{reason}\n")).into_response()
+}
+
+async fn configure(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return log(started, "-", refuse(400, "request body over 1 MiB".into())),
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        target,
+        headers: &headers,
+        body: &body,
+    };
+    let now = SystemTime::now();
+    let signature = match signature::verify(&state.config.secret, &signed, now, DATE_WINDOW) {
+        Ok(signature) => signature,
+        Err(rejection) => {
+            return log(
+                started,
+                "-",
+                refuse(rejection.status(), rejection.to_string()),
+            );
+        }
+    };
+    if !state.first_sighting(signature, now) {
+        return log(started, "-", refuse(401, "replayed request".into()));
+    }
+    let request: ConfigRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return log(started, "-", refuse(400, format!("malformed JSON: {e}"))),
+    };
+    let slug = request.repo.slug.clone();
+    if !state.is_allowed(&request.repo.git_http_url) {
+        let reason = format!("clone URL `{}` is not allowed", request.repo.git_http_url);
+        return log(started, &slug, refuse(403, reason));
+    }
+    let worker = Arc::clone(&state);
+    let answer = tokio::task::spawn_blocking(move || worker.plan(&request)).await;
+    let response = match answer {
+        Ok(Ok(Some(yaml))) => {
+            let body = serde_json::json!({ "data": yaml }).to_string();
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
+        // Drone falls back to the repository's own file on 204, which is
+        // better than failing the build over a mirror problem.
+        Ok(Err(error)) => {
+            eprintln!("ripple serve: {slug}: {error}");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    log(started, &slug, response)
+}
+
+/// One line per request on stderr.
+fn log(started: Instant, repo: &str, response: Response) -> Response {
+    eprintln!(
+        "ripple serve: POST / {} repo={repo} {:.1}ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+impl AppState {
+    fn first_sighting(&self, signature: Vec<u8>, now: SystemTime) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Outside the window a replay fails on its date anyway.
+        seen.retain(|_, at| {
+            now.duration_since(*at)
+                .map_or(true, |age| age <= DATE_WINDOW * 2)
+        });
+        seen.insert(signature, now).is_none()
+    }
+
+    fn is_allowed(&self, url: &str) -> bool {
+        self.config
+            .allow_urls
+            .iter()
+            .any(|prefix| url.starts_with(prefix.as_str()))
+    }
+
+    fn lock_for(&self, mirror: &Path) -> Arc<Mutex<()>> {
+        let mut locks = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(mirror.to_path_buf()).or_default())
+    }
+
+    /// Fetches what the build needs and renders its plan; `None` when the
+    /// repository has no manifest at the built commit.
+    fn plan(&self, request: &ConfigRequest) -> Result<Option<String>> {
+        let build = &request.build;
+        let mirror = self
+            .config
+            .data_dir
+            .join("mirrors")
+            .join(mirror_name(&request.repo.git_http_url));
+        let lock = self.lock_for(&mirror);
+        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let repo = match Repository::open_bare(&mirror) {
+            Ok(repo) => repo,
+            Err(_) => Repository::init_bare(&mirror).map_err(git("creating a mirror"))?,
+        };
+        let event = Event::parse(&build.event);
+        let mut refspecs = Vec::new();
+        if is_ref(&build.reference) {
+            refspecs.push(format!("+{0}:{0}", build.reference));
+        }
+        if event == Some(Event::PullRequest) && is_ref(&format!("refs/heads/{}", build.target)) {
+            refspecs.push(format!("+refs/heads/{0}:refs/heads/{0}", build.target));
+        }
+        let mut remote = repo
+            .remote_anonymous(&request.repo.git_http_url)
+            .map_err(git("opening the remote"))?;
+        remote
+            .fetch(&refspecs, None, None)
+            .map_err(git(format!("fetching {}", request.repo.git_http_url)))?;
+
+        let head = if build.after.is_empty() {
+            build.reference.clone()
+        } else {
+            build.after.clone()
+        };
+        let text = match crate::app::manifest_at(&repo, &head) {
+            Ok(text) => text,
+            Err(Error::ManifestRead { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let manifest = Manifest::parse(&text, "services.toml")?;
+        let request = changes::Request {
+            event,
+            head: Some(head),
+            base: (event == Some(Event::PullRequest)).then(|| build.target.clone()),
+            branch: build
+                .reference
+                .strip_prefix("refs/heads/")
+                .map(str::to_string),
+            before: Some(build.before.clone()).filter(|b| !b.is_empty()),
+            tag: build
+                .reference
+                .strip_prefix("refs/tags/")
+                .map(str::to_string),
+            ..changes::Request::default()
+        };
+        let changes = changes::collect(&repo, &manifest.settings, &request)?;
+        let affected = ServiceGraph::new(&manifest).affected(&changes);
+        let plan = plan::plan(&manifest, &changes, &affected);
+        self.renderer.drone(&plan).map(Some)
+    }
+}
+
+/// A valid, full reference name (`refs/...`): anything else would let a
+/// request shape the refspec.
+fn is_ref(name: &str) -> bool {
+    name.starts_with("refs/") && git2::Reference::is_valid_name(name)
+}
+
+/// A directory name for a clone URL: readable, and distinct per URL.
+fn mirror_name(url: &str) -> String {
+    let readable: String = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{readable}-{hash:016x}.git")
+}

@@ -1,0 +1,274 @@
+//! `ripple serve` over real HTTP on a loopback port, with requests signed
+//! exactly as Drone signs them (written out here, independently of
+//! ripple's verifier).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{KeyInit as _, Mac as _};
+use sha2::Digest as _;
+
+use crate::common::TestRepo;
+
+const SECRET: &str = "s3cret shared with drone";
+
+/// A running server, stopped with SIGTERM on drop.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ripple"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-url",
+                "file://",
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .env_clear()
+            .env("RIPPLE_SECRET", SECRET)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ripple serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let address = first
+            .strip_prefix("ripple serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .unwrap();
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server {
+            child,
+            address,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange; returns the status and the body.
+fn exchange(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Drone's signing: digest of the body, then HMAC-SHA256 over the five
+/// headers as `name: value` lines.
+fn drone_headers(secret: &str, body: &[u8], date: SystemTime) -> Vec<(String, String)> {
+    let mut headers = vec![
+        (
+            "accept".to_string(),
+            "application/vnd.drone.config.v1+json".to_string(),
+        ),
+        ("accept-encoding".to_string(), "identity".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+        ("date".to_string(), httpdate::fmt_http_date(date)),
+        (
+            "digest".to_string(),
+            format!("SHA-256={}", BASE64.encode(sha2::Sha256::digest(body))),
+        ),
+    ];
+    let signing = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing.as_bytes());
+    let signature = BASE64.encode(mac.finalize().into_bytes());
+    headers.push((
+        "signature".to_string(),
+        format!("keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{signature}\",headers=\"accept accept-encoding content-type date digest\""),
+    ));
+    headers
+}
+
+fn build_json(
+    repo: &TestRepo,
+    event: &str,
+    reference: &str,
+    before: &str,
+    after: &str,
+    target: &str,
+) -> Vec<u8> {
+    serde_json::json!({
+        "repo": { "slug": "octo/mono", "git_http_url": format!("file://{}", repo.path().display()) },
+        "build": { "event": event, "ref": reference, "before": before, "after": after, "source": target, "target": target },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn post(server: &Server, body: &[u8]) -> (u16, String) {
+    let headers = drone_headers(SECRET, body, SystemTime::now());
+    exchange(server.address, "POST", "/", &headers, body)
+}
+
+fn yaml_of(answer: &str) -> String {
+    let json: serde_json::Value = serde_json::from_str(answer).expect("JSON answer");
+    json["data"].as_str().expect("data").to_string()
+}
+
+#[test]
+fn answers_every_event_with_the_plan() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("src/web/app.ts", "export const served = true\n");
+    let after = repo.commit("web change on develop");
+    let server = Server::start();
+
+    let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let push = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
+    let (status, answer) = post(&server, &push);
+    assert_eq!(status, 200, "{answer}");
+    let yaml = yaml_of(&answer);
+    let docs = crate::common::check_yaml("serve_push", &yaml);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["name"], "publish-web");
+
+    repo.checkout("main");
+    repo.branch("feature");
+    repo.write("src/worker/worker.py", "print('served')\n");
+    let head = repo.commit("worker change");
+    let pr = build_json(
+        &repo,
+        "pull_request",
+        "refs/heads/feature",
+        "",
+        &head,
+        "main",
+    );
+    let (status, answer) = post(&server, &pr);
+    assert_eq!(status, 200, "{answer}");
+    let docs = crate::common::check_yaml("serve_pull_request", &yaml_of(&answer));
+    let names: Vec<_> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["test-py-tests", "test-worker"]);
+
+    let master = build_json(&repo, "push", "refs/heads/master", "", &head, "master");
+    let (status, answer) = post(&server, &master);
+    assert_eq!(status, 200);
+    assert!(yaml_of(&answer).contains("push to `master` runs nothing"));
+}
+
+#[test]
+fn refuses_what_drone_did_not_sign() {
+    let repo = TestRepo::standard();
+    let head = repo.rev("HEAD");
+    let server = Server::start();
+    let body = build_json(&repo, "push", "refs/heads/main", "", &head, "main");
+
+    let (status, reason) = exchange(server.address, "POST", "/", &[], &body);
+    assert_eq!((status, reason.as_str()), (401, "unsigned request\n"));
+
+    let headers = drone_headers(SECRET, &body, SystemTime::now());
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b" ");
+    let (status, reason) = exchange(server.address, "POST", "/", &headers, &tampered);
+    assert_eq!(
+        (status, reason.as_str()),
+        (400, "digest does not match the body\n")
+    );
+
+    let wrong = drone_headers("not the secret", &body, SystemTime::now());
+    assert_eq!(exchange(server.address, "POST", "/", &wrong, &body).0, 401);
+
+    let stale = drone_headers(SECRET, &body, SystemTime::now() - Duration::from_secs(3600));
+    let (status, reason) = exchange(server.address, "POST", "/", &stale, &body);
+    assert_eq!(
+        (status, reason.as_str()),
+        (401, "date outside the accepted window\n")
+    );
+
+    let fresh = drone_headers(SECRET, &body, SystemTime::now());
+    assert_eq!(exchange(server.address, "POST", "/", &fresh, &body).0, 200);
+    let (status, reason) = exchange(server.address, "POST", "/", &fresh, &body);
+    assert_eq!((status, reason.as_str()), (401, "replayed request\n"));
+
+    let (status, reason) = post(&server, b"{not json");
+    assert_eq!(status, 400);
+    assert!(reason.starts_with("malformed JSON"), "{reason}");
+
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (status, reason) = post(&server, &big);
+    assert_eq!(
+        (status, reason.as_str()),
+        (400, "request body over 1 MiB\n")
+    );
+
+    let elsewhere = serde_json::json!({
+        "repo": { "slug": "x/y", "git_http_url": "https://elsewhere.invalid/x/y.git" },
+        "build": { "event": "push", "ref": "refs/heads/main", "after": head },
+    })
+    .to_string();
+    let (status, reason) = post(&server, elsewhere.as_bytes());
+    assert_eq!(status, 403);
+    assert!(reason.contains("is not allowed"), "{reason}");
+}
+
+#[test]
+fn a_repository_without_a_manifest_gets_204() {
+    let mut repo = TestRepo::empty();
+    repo.write("README.md", "no manifest here\n");
+    let head = repo.commit("init");
+    let server = Server::start();
+    let body = build_json(&repo, "push", "refs/heads/main", "", &head, "main");
+    assert_eq!(post(&server, &body).0, 204);
+}

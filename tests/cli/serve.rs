@@ -272,3 +272,41 @@ fn a_repository_without_a_manifest_gets_204() {
     let body = build_json(&repo, "push", "refs/heads/main", "", &head, "main");
     assert_eq!(post(&server, &body).0, 204);
 }
+
+#[test]
+fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("src/lmtpd/main.go", "package main // concurrent\n");
+    let after = repo.commit("lmtpd");
+    let server = Server::start();
+    let body = build_json(&repo, "push", "refs/heads/develop", &before, &after, "develop");
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..50)
+            .map(|i| {
+                let server = &server;
+                let body = &body;
+                scope.spawn(move || {
+                    // Distinct dates make distinct signatures: these are not replays.
+                    let date = SystemTime::now() - Duration::from_secs(i);
+                    let headers = drone_headers(SECRET, body, date);
+                    exchange(server.address, "POST", "/", &headers, body)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = &answers[0];
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert!(yaml_of(&first.1).contains("publish-lmtpd"));
+    assert!(answers.iter().all(|a| a == first), "every answer is the same plan");
+
+    // The mirror is intact: a later build of the same repository still works.
+    repo.write("src/web/app.ts", "export const later = 1\n");
+    let later = repo.commit("web");
+    let body = build_json(&repo, "push", "refs/heads/develop", &after, &later, "develop");
+    let (status, answer) = post(&server, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(yaml_of(&answer).contains("publish-web"));
+}

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod fixture;
 pub mod graph;
+pub mod history;
 pub mod manifest;
 pub mod pattern;
 pub mod plan;

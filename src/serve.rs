@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
 use crate::graph::ServiceGraph;
+use crate::history::{self, History, Record};
 use crate::manifest::Manifest;
 use crate::plan;
 use crate::render::Renderer;
@@ -50,20 +51,20 @@ pub struct ServeConfig {
 }
 
 /// The parts of Drone's request ripple reads.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ConfigRequest {
     repo: RepoInfo,
     build: BuildInfo,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct RepoInfo {
     #[serde(default)]
     slug: String,
     git_http_url: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct BuildInfo {
     event: String,
     #[serde(default, rename = "ref")]
@@ -76,9 +77,28 @@ struct BuildInfo {
     target: String,
 }
 
+/// What a build's plan came to, for the answer and the history.
+#[derive(Debug, Clone, Default)]
+struct Outcome {
+    /// `None`: no manifest at the built commit (answer 204).
+    yaml: Option<String>,
+    base: Option<String>,
+    head: Option<String>,
+    changed: usize,
+    affected: Vec<String>,
+}
+
+/// Builds are cached by everything that decides their plan.
+type CacheKey = (String, String, String, String, String, String);
+
+/// How many answers the cache keeps before it starts over.
+const CACHE_ENTRIES: usize = 1024;
+
 struct AppState {
     config: ServeConfig,
     renderer: Renderer,
+    history: History,
+    cache: Mutex<HashMap<CacheKey, Outcome>>,
     /// One lock per mirror, so concurrent builds of a repository never
     /// fetch into it at once.
     mirrors: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
@@ -119,15 +139,24 @@ async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
     eprintln!("ripple serve: listening on {address}");
+    let history =
+        History::open(&config.data_dir.join("history.redb")).map_err(|reason| Error::Usage {
+            message: format!("cannot open the history database: {reason}"),
+            hint: Some("is another `ripple serve` using this --data-dir?".into()),
+        })?;
     let state = Arc::new(AppState {
         config,
         renderer: Renderer::new(Vec::new())?,
+        history,
+        cache: Mutex::new(HashMap::new()),
         mirrors: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
     });
     let app = Router::new()
         .route("/", post(configure))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/plans", get(list_plans))
+        .route("/plans/{id}", get(show_plan))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
@@ -167,10 +196,48 @@ fn refuse(status: u16, reason: String) -> Response {
 
 async fn configure(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
     let started = Instant::now();
+    let (response, record) = answer(&state, request).await;
+    let status = response.status().as_u16();
+    let record = Record {
+        time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        status,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        ..record
+    };
+    eprintln!(
+        "ripple serve: POST / {status} repo={} event={} ref={} changed={} affected={} {:.1}ms: {}",
+        record.repo,
+        record.event,
+        record.reference,
+        record.changed,
+        record.affected.len(),
+        record.duration_ms,
+        record.outcome
+    );
+    let writer = Arc::clone(&state);
+    let stored = tokio::task::spawn_blocking(move || writer.history.record(record)).await;
+    if let Ok(Err(reason)) = stored {
+        eprintln!("ripple serve: history: {reason}");
+    }
+    response
+}
+
+/// The answer to one request, and what to remember of it.
+async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Record) {
+    let refused = |status: u16, reason: String| {
+        let record = Record {
+            repo: "-".into(),
+            outcome: reason.clone(),
+            ..Record::default()
+        };
+        (refuse(status, reason), record)
+    };
     let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
-        Err(_) => return log(started, "-", refuse(400, "request body over 1 MiB".into())),
+        Err(_) => return refused(400, "request body over 1 MiB".into()),
     };
     let headers: Vec<(String, String)> = parts
         .headers
@@ -187,53 +254,96 @@ async fn configure(State(state): State<Arc<AppState>>, request: Request<Body>) -
     let now = SystemTime::now();
     let signature = match signature::verify(&state.config.secret, &signed, now, DATE_WINDOW) {
         Ok(signature) => signature,
-        Err(rejection) => {
-            return log(
-                started,
-                "-",
-                refuse(rejection.status(), rejection.to_string()),
-            );
-        }
+        Err(rejection) => return refused(rejection.status(), rejection.to_string()),
     };
     if !state.first_sighting(signature, now) {
-        return log(started, "-", refuse(401, "replayed request".into()));
+        return refused(401, "replayed request".into());
     }
     let request: ConfigRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(e) => return log(started, "-", refuse(400, format!("malformed JSON: {e}"))),
+        Err(e) => return refused(400, format!("malformed JSON: {e}")),
     };
-    let slug = request.repo.slug.clone();
+    let mut record = Record {
+        repo: request.repo.slug.clone(),
+        event: request.build.event.clone(),
+        reference: request.build.reference.clone(),
+        ..Record::default()
+    };
     if !state.is_allowed(&request.repo.git_http_url) {
         let reason = format!("clone URL `{}` is not allowed", request.repo.git_http_url);
-        return log(started, &slug, refuse(403, reason));
+        record.outcome = reason.clone();
+        return (refuse(403, reason), record);
     }
-    let worker = Arc::clone(&state);
-    let answer = tokio::task::spawn_blocking(move || worker.plan(&request)).await;
-    let response = match answer {
-        Ok(Ok(Some(yaml))) => {
-            let body = serde_json::json!({ "data": yaml }).to_string();
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let worker = Arc::clone(state);
+    let planned = tokio::task::spawn_blocking(move || worker.plan_cached(&request)).await;
+    let response = match planned {
+        Ok(Ok(outcome)) => {
+            record.base = outcome.base;
+            record.head = outcome.head;
+            record.changed = outcome.changed;
+            record.affected = outcome.affected;
+            match outcome.yaml {
+                Some(yaml) => {
+                    record.outcome = "planned".into();
+                    let body = serde_json::json!({ "data": yaml }).to_string();
+                    record.yaml = Some(yaml);
+                    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
+                None => {
+                    record.outcome = "no services.toml: Drone uses the repository's file".into();
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
         }
-        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
         // Drone falls back to the repository's own file on 204, which is
-        // better than failing the build over a mirror problem.
+        // better than failing the build over a mirror or manifest problem.
         Ok(Err(error)) => {
-            eprintln!("ripple serve: {slug}: {error}");
+            record.outcome = format!("fell back to the repository's file: {error}");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(_) => {
+            record.outcome = "internal error".into();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     };
-    log(started, &slug, response)
+    (response, record)
 }
 
-/// One line per request on stderr.
-fn log(started: Instant, repo: &str, response: Response) -> Response {
-    eprintln!(
-        "ripple serve: POST / {} repo={repo} {:.1}ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    response
+fn wants_json(parts: &axum::http::request::Parts) -> bool {
+    let query = parts.uri.query().unwrap_or_default();
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    query.split('&').any(|q| q == "format=json") || accept.contains("application/json")
+}
+
+/// `GET /plans`: the newest 100, as HTML or JSON.
+async fn list_plans(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
+    let (parts, _) = request.into_parts();
+    let reader = Arc::clone(&state);
+    match tokio::task::spawn_blocking(move || reader.history.recent(100)).await {
+        Ok(Ok(records)) if wants_json(&parts) => axum::Json(records).into_response(),
+        Ok(Ok(records)) => axum::response::Html(history::list_html(&records)).into_response(),
+        _ => refuse(500, "history unavailable".into()),
+    }
+}
+
+/// `GET /plans/{id}`, as HTML or JSON.
+async fn show_plan(
+    State(state): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<u64>,
+    request: Request<Body>,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let reader = Arc::clone(&state);
+    match tokio::task::spawn_blocking(move || reader.history.get(id)).await {
+        Ok(Ok(Some(record))) if wants_json(&parts) => axum::Json(record).into_response(),
+        Ok(Ok(Some(record))) => axum::response::Html(history::record_html(&record)).into_response(),
+        Ok(Ok(None)) => refuse(404, format!("no plan {id}")),
+        _ => refuse(500, "history unavailable".into()),
+    }
 }
 
 impl AppState {
@@ -259,9 +369,38 @@ impl AppState {
         Arc::clone(locks.entry(mirror.to_path_buf()).or_default())
     }
 
-    /// Fetches what the build needs and renders its plan; `None` when the
-    /// repository has no manifest at the built commit.
-    fn plan(&self, request: &ConfigRequest) -> Result<Option<String>> {
+    /// [`AppState::plan`], remembered by everything that decides a plan: a
+    /// retried build is answered without git.
+    fn plan_cached(&self, request: &ConfigRequest) -> Result<Outcome> {
+        let build = &request.build;
+        let key: CacheKey = (
+            request.repo.git_http_url.clone(),
+            build.event.clone(),
+            build.reference.clone(),
+            build.before.clone(),
+            build.after.clone(),
+            build.target.clone(),
+        );
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(outcome) = cached {
+            return Ok(outcome);
+        }
+        let outcome = self.plan(request)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, outcome.clone());
+        Ok(outcome)
+    }
+
+    /// Fetches what the build needs and plans it.
+    fn plan(&self, request: &ConfigRequest) -> Result<Outcome> {
         let build = &request.build;
         let mirror = self
             .config
@@ -296,7 +435,7 @@ impl AppState {
         };
         let text = match crate::app::manifest_at(&repo, &head) {
             Ok(text) => text,
-            Err(Error::ManifestRead { .. }) => return Ok(None),
+            Err(Error::ManifestRead { .. }) => return Ok(Outcome::default()),
             Err(error) => return Err(error),
         };
         let manifest = Manifest::parse(&text, "services.toml")?;
@@ -318,7 +457,13 @@ impl AppState {
         let changes = changes::collect(&repo, &manifest.settings, &request)?;
         let affected = ServiceGraph::new(&manifest).affected(&changes);
         let plan = plan::plan(&manifest, &changes, &affected);
-        self.renderer.drone(&plan).map(Some)
+        Ok(Outcome {
+            yaml: Some(self.renderer.drone(&plan)?),
+            base: changes.base,
+            head: changes.head,
+            changed: changes.paths.len(),
+            affected: affected.services.into_iter().map(|s| s.name).collect(),
+        })
     }
 }
 

@@ -20,12 +20,19 @@ const SECRET: &str = "s3cret shared with drone";
 struct Server {
     child: Child,
     address: SocketAddr,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
     fn start() -> Server {
         let data = tempfile::tempdir().unwrap();
+        let mut server = Server::start_in(data.path());
+        server._data = Some(data);
+        server
+    }
+
+    /// A server keeping its mirrors and history in `data`.
+    fn start_in(data: &std::path::Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ripple"))
             .args([
                 "serve",
@@ -35,7 +42,7 @@ impl Server {
                 "file://",
                 "--data-dir",
             ])
-            .arg(data.path())
+            .arg(data)
             .env_clear()
             .env("RIPPLE_SECRET", SECRET)
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -54,7 +61,7 @@ impl Server {
         Server {
             child,
             address,
-            _data: data,
+            _data: None,
         }
     }
 }
@@ -281,7 +288,14 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
     repo.write("src/lmtpd/main.go", "package main // concurrent\n");
     let after = repo.commit("lmtpd");
     let server = Server::start();
-    let body = build_json(&repo, "push", "refs/heads/develop", &before, &after, "develop");
+    let body = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..50)
             .map(|i| {
@@ -300,13 +314,79 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
     let first = &answers[0];
     assert_eq!(first.0, 200, "{}", first.1);
     assert!(yaml_of(&first.1).contains("publish-lmtpd"));
-    assert!(answers.iter().all(|a| a == first), "every answer is the same plan");
+    assert!(
+        answers.iter().all(|a| a == first),
+        "every answer is the same plan"
+    );
 
     // The mirror is intact: a later build of the same repository still works.
     repo.write("src/web/app.ts", "export const later = 1\n");
     let later = repo.commit("web");
-    let body = build_json(&repo, "push", "refs/heads/develop", &after, &later, "develop");
+    let body = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &after,
+        &later,
+        "develop",
+    );
     let (status, answer) = post(&server, &body);
     assert_eq!(status, 200, "{answer}");
     assert!(yaml_of(&answer).contains("publish-web"));
+}
+
+#[test]
+fn history_is_browsable_and_survives_a_restart() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("src/web/app.ts", "export const kept = 1\n");
+    let after = repo.commit("web");
+    let data = tempfile::tempdir().unwrap();
+    {
+        let server = Server::start_in(data.path());
+        let body = build_json(
+            &repo,
+            "push",
+            "refs/heads/develop",
+            &before,
+            &after,
+            "develop",
+        );
+        assert_eq!(post(&server, &body).0, 200);
+        assert_eq!(exchange(server.address, "POST", "/", &[], b"{}").0, 401);
+    }
+    let server = Server::start_in(data.path());
+    let (status, json) = exchange(server.address, "GET", "/plans?format=json", &[], b"");
+    assert_eq!(status, 200, "{json}");
+    let records: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(
+        records.len(),
+        2,
+        "both requests were recorded before the restart"
+    );
+    assert_eq!(records[0]["status"], 401);
+    assert_eq!(records[0]["outcome"], "unsigned request");
+    let planned = &records[1];
+    assert_eq!(planned["repo"], "octo/mono");
+    assert_eq!(planned["base"], before);
+    assert_eq!(planned["head"], after);
+    assert_eq!(planned["changed"], 1);
+    assert_eq!(planned["affected"], serde_json::json!(["web"]));
+    assert!(planned["yaml"].as_str().unwrap().contains("publish-web"));
+
+    let (status, html) = exchange(server.address, "GET", "/plans", &[], b"");
+    assert_eq!(status, 200);
+    assert!(html.contains("<a href=\"/plans/1\">1</a>"), "{html}");
+    let (status, html) = exchange(server.address, "GET", "/plans/1", &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("publish-web") && html.contains("octo/mono"),
+        "{html}"
+    );
+    assert_eq!(
+        exchange(server.address, "GET", "/plans/99", &[], b"").0,
+        404
+    );
 }

@@ -457,6 +457,10 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
         data_dir: args.data_dir,
         allow_urls: args.allow_urls,
         secret,
+        // Secrets come from the environment only, never from flags.
+        credentials: std::env::var("RIPPLE_GIT_USERNAME")
+            .ok()
+            .zip(std::env::var("RIPPLE_GIT_PASSWORD").ok()),
     })
 }
 

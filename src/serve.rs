@@ -48,7 +48,14 @@ pub struct ServeConfig {
     pub allow_urls: Vec<String>,
     /// The secret shared with Drone (`DRONE_YAML_SECRET`).
     pub secret: Vec<u8>,
+    /// User name and password (or token) for fetching over HTTPS; Drone
+    /// sends none.
+    pub credentials: Option<(String, String)>,
 }
+
+/// Past this, a build gets 204 (the repository's own file) rather than
+/// risk Drone's one-minute timeout failing it.
+pub const PLAN_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The parts of Drone's request ripple reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -275,7 +282,17 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         return (refuse(403, reason), record);
     }
     let worker = Arc::clone(state);
-    let planned = tokio::task::spawn_blocking(move || worker.plan_cached(&request)).await;
+    let planning = tokio::task::spawn_blocking(move || worker.plan_cached(&request));
+    let planned = match tokio::time::timeout(PLAN_TIMEOUT, planning).await {
+        Ok(planned) => planned,
+        Err(_) => {
+            record.outcome = format!(
+                "no plan within {} s: Drone uses the repository's file",
+                PLAN_TIMEOUT.as_secs()
+            );
+            return (StatusCode::NO_CONTENT.into_response(), record);
+        }
+    };
     let response = match planned {
         Ok(Ok(outcome)) => {
             record.base = outcome.base;
@@ -424,8 +441,14 @@ impl AppState {
         let mut remote = repo
             .remote_anonymous(&request.repo.git_http_url)
             .map_err(git("opening the remote"))?;
+        let mut callbacks = git2::RemoteCallbacks::new();
+        if let Some((user, password)) = &self.config.credentials {
+            callbacks.credentials(move |_, _, _| git2::Cred::userpass_plaintext(user, password));
+        }
+        let mut options = git2::FetchOptions::new();
+        options.remote_callbacks(callbacks);
         remote
-            .fetch(&refspecs, None, None)
+            .fetch(&refspecs, Some(&mut options), None)
             .map_err(git(format!("fetching {}", request.repo.git_http_url)))?;
 
         let head = if build.after.is_empty() {

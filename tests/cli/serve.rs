@@ -209,6 +209,22 @@ fn answers_every_event_with_the_plan() {
     let names: Vec<_> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["test-py-tests", "test-worker"]);
 
+    let object = repo
+        .builder
+        .repo()
+        .find_object(git2::Oid::from_str(&head).unwrap(), None)
+        .unwrap();
+    repo.builder
+        .repo()
+        .tag_lightweight("release-3.0", &object, false)
+        .unwrap();
+    let tag = build_json(&repo, "tag", "refs/tags/release-3.0", "", &head, "");
+    let (status, answer) = post(&server, &tag);
+    assert_eq!(status, 200, "{answer}");
+    let docs = crate::common::check_yaml("serve_tag", &yaml_of(&answer));
+    assert_eq!(docs.len(), 5, "a release publishes every image");
+    assert_eq!(docs[0]["steps"][0]["settings"]["tags"][1], "3.0");
+
     let master = build_json(&repo, "push", "refs/heads/master", "", &head, "master");
     let (status, answer) = post(&server, &master);
     assert_eq!(status, 200);

@@ -158,7 +158,16 @@ pub fn verify(
     now: SystemTime,
     window: Duration,
 ) -> Result<Vec<u8>, Rejection> {
-    let header = request.header("signature").ok_or(Rejection::Unsigned)?;
+    // Drone sends `Signature:`; other signers put the same fields in
+    // `Authorization: Signature ...`.
+    let header = request
+        .header("signature")
+        .or_else(|| {
+            request
+                .header("authorization")
+                .and_then(|v| v.strip_prefix("Signature "))
+        })
+        .ok_or(Rejection::Unsigned)?;
     let signature = parse_signature_header(header)?;
     if signature.algorithm != "hmac-sha256" && !signature.algorithm.is_empty() {
         return Err(Rejection::Malformed(format!(
@@ -309,6 +318,15 @@ mod tests {
             err,
             Rejection::Malformed("signed header `accept-encoding` is missing".into())
         );
+    }
+
+    #[test]
+    fn the_authorization_header_form_is_accepted_too() {
+        let now = SystemTime::now();
+        let mut headers = drone_request(SECRET, BODY, now);
+        let (_, fields) = headers.pop().unwrap();
+        headers.push(("Authorization".into(), format!("Signature {fields}")));
+        assert!(check(&headers, BODY, now).is_ok());
     }
 
     #[test]

@@ -447,9 +447,16 @@ impl AppState {
         }
         let mut options = git2::FetchOptions::new();
         options.remote_callbacks(callbacks);
-        remote
-            .fetch(&refspecs, Some(&mut options), None)
-            .map_err(git(format!("fetching {}", request.repo.git_http_url)))?;
+        // A failed fetch is not the end: the mirror may already hold the
+        // commits from an earlier build, and a missing base still gives a
+        // plan for every service, with the reason.
+        if let Err(error) = remote.fetch(&refspecs, Some(&mut options), None) {
+            eprintln!(
+                "ripple serve: fetching {} failed, planning from the mirror: {}",
+                request.repo.git_http_url,
+                error.message()
+            );
+        }
 
         let head = if build.after.is_empty() {
             build.reference.clone()

@@ -406,3 +406,47 @@ fn history_is_browsable_and_survives_a_restart() {
         404
     );
 }
+
+#[test]
+fn an_unreachable_origin_is_planned_from_the_mirror() {
+    let mut repo = TestRepo::standard();
+    repo.checkout("develop");
+    let before = repo.rev("HEAD");
+    repo.write("src/web/app.ts", "export const mirrored = 1\n");
+    let after = repo.commit("web");
+    let server = Server::start();
+    let body = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
+    assert_eq!(post(&server, &body).0, 200);
+
+    // The origin disappears; a retry with other inputs misses the cache.
+    let moved = repo.path().with_extension("moved");
+    std::fs::rename(repo.path(), &moved).unwrap();
+    let unknown_before = "0000000000000000000000000000000000000000";
+    let body = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        unknown_before,
+        &after,
+        "develop",
+    );
+    let (status, answer) = post(&server, &body);
+    std::fs::rename(&moved, repo.path()).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let yaml = yaml_of(&answer);
+    assert!(
+        yaml.contains("every service"),
+        "the reason is in the YAML:\n{yaml}"
+    );
+    assert_eq!(
+        crate::common::check_yaml("serve_mirror_only", &yaml).len(),
+        5
+    );
+}

@@ -507,7 +507,14 @@ impl<'a> Reader<'a> {
     fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
         // An error at the very end points at the last line, not past it.
         let end_of_text = self.text.trim_end_matches(['\n', '\r']).len();
-        let start = span.start.min(end_of_text);
+        // Parser spans may end inside a multi-byte character: round down.
+        let boundary = |mut at: usize| {
+            while !self.text.is_char_boundary(at) {
+                at -= 1;
+            }
+            at
+        };
+        let start = boundary(span.start.min(end_of_text));
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.text[start..]
             .find('\n')
@@ -515,7 +522,7 @@ impl<'a> Reader<'a> {
         let source_line = self.text[line_start..line_end].trim_end_matches('\r');
         let line = self.text[..start].matches('\n').count() + 1;
         let column = self.text[line_start..start].chars().count() + 1;
-        let end = span.end.clamp(start, line_end);
+        let end = boundary(span.end.clamp(start, line_end));
         let width = self.text[start..end].chars().count();
         self.problems.push(Problem {
             path: self.path.to_string(),
@@ -1453,6 +1460,61 @@ depends_on = ["b"]
                 .contains("unknown service `nope` in `s2800.depends_on`"),
             "{err}"
         );
+    }
+
+    /// Mangled manifests never panic: each gives a manifest or problems
+    /// with positions inside the text.
+    #[test]
+    fn mangled_manifests_never_panic() {
+        let pieces = [
+            "\"",
+            "[",
+            "]",
+            "=",
+            "\n",
+            "é",
+            "[[service]]\n",
+            "#",
+            "'''",
+            "\"\"\"",
+            "{",
+            "}",
+            ",",
+            "\\",
+            " ",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3_000 {
+            let mut text = GOOD.to_string();
+            for _ in 0..1 + next(4) {
+                let mut at = next(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if next(2) == 0 {
+                    text.insert_str(at, pieces[next(pieces.len())]);
+                } else {
+                    let end = (at + 1 + next(8)).min(text.len());
+                    let end = (end..=text.len())
+                        .find(|&e| text.is_char_boundary(e))
+                        .unwrap_or(text.len());
+                    text.replace_range(at..end, "");
+                }
+            }
+            if let Err(err) = Manifest::parse(&text, "m") {
+                assert!(!err.problems.is_empty());
+                for problem in &err.problems {
+                    assert!(problem.line >= 1 && problem.line <= text.lines().count().max(1) + 1);
+                    let _ = problem.to_string();
+                }
+            }
+        }
     }
 
     #[test]

@@ -144,6 +144,17 @@ impl TestRepo {
         repo
     }
 
+    /// [`TestRepo::standard`] with one commit on `develop` that writes
+    /// `path`; returns the repository, the commit before and the new one.
+    pub fn develop_change(path: &str, contents: &str) -> (TestRepo, String, String) {
+        let mut repo = TestRepo::standard();
+        repo.checkout("develop");
+        let before = repo.rev("HEAD");
+        repo.write(path, contents);
+        let after = repo.commit(&format!("change {path}"));
+        (repo, before, after)
+    }
+
     pub fn path(&self) -> &Path {
         self.builder.root()
     }

@@ -166,11 +166,8 @@ fn yaml_of(answer: &str) -> String {
 
 #[test]
 fn answers_every_event_with_the_plan() {
-    let mut repo = TestRepo::standard();
-    repo.checkout("develop");
-    let before = repo.rev("HEAD");
-    repo.write("src/web/app.ts", "export const served = true\n");
-    let after = repo.commit("web change on develop");
+    let (mut repo, before, after) =
+        TestRepo::develop_change("src/web/app.ts", "export const served = true\n");
     let server = Server::start();
 
     let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
@@ -298,11 +295,8 @@ fn a_repository_without_a_manifest_gets_204() {
 
 #[test]
 fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
-    let mut repo = TestRepo::standard();
-    repo.checkout("develop");
-    let before = repo.rev("HEAD");
-    repo.write("src/lmtpd/main.go", "package main // concurrent\n");
-    let after = repo.commit("lmtpd");
+    let (mut repo, before, after) =
+        TestRepo::develop_change("src/lmtpd/main.go", "package main // concurrent\n");
     let server = Server::start();
     let body = build_json(
         &repo,
@@ -353,11 +347,8 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
 
 #[test]
 fn history_is_browsable_and_survives_a_restart() {
-    let mut repo = TestRepo::standard();
-    repo.checkout("develop");
-    let before = repo.rev("HEAD");
-    repo.write("src/web/app.ts", "export const kept = 1\n");
-    let after = repo.commit("web");
+    let (repo, before, after) =
+        TestRepo::develop_change("src/web/app.ts", "export const kept = 1\n");
     let data = tempfile::tempdir().unwrap();
     {
         let server = Server::start_in(data.path());
@@ -409,11 +400,8 @@ fn history_is_browsable_and_survives_a_restart() {
 
 #[test]
 fn an_unreachable_origin_is_planned_from_the_mirror() {
-    let mut repo = TestRepo::standard();
-    repo.checkout("develop");
-    let before = repo.rev("HEAD");
-    repo.write("src/web/app.ts", "export const mirrored = 1\n");
-    let after = repo.commit("web");
+    let (repo, before, after) =
+        TestRepo::develop_change("src/web/app.ts", "export const mirrored = 1\n");
     let server = Server::start();
     let body = build_json(
         &repo,

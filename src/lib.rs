@@ -5,20 +5,20 @@
 //! `manifest` → `changes` (git) → `graph` → `plan` → `render`.
 #![warn(missing_docs)]
 
-pub mod app;
-pub mod changes;
-pub mod cli;
-pub mod demo;
-pub mod error;
-pub mod fixture;
-pub mod graph;
-pub mod history;
-pub mod manifest;
-pub mod pattern;
-pub mod plan;
-pub mod render;
-pub mod serve;
-pub mod signature;
-pub mod synth;
+pub mod app; // runs a command line: the I/O edge
+pub mod changes; // which commits to compare, and what changed (git2)
+pub mod cli; // clap types only
+pub mod demo; // `ripple demo`
+pub mod error; // the error type, exit codes, hints
+pub mod fixture; // deterministic git repositories for demo, tests, benches
+pub mod graph; // matcher and dependency graph: the affected set
+pub mod history; // `ripple serve`'s record of what it answered
+pub mod manifest; // services.toml → Manifest, every problem located
+pub mod pattern; // the one path-pattern rule
+pub mod plan; // affected set + event → pipelines
+pub mod render; // plans → YAML, JSON, DOT, Mermaid
+pub mod serve; // Drone's configuration extension
+pub mod signature; // Drone's HTTP signatures
+pub mod synth; // synthetic monorepos for benchmarks
 
 pub use app::{Io, run};

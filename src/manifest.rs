@@ -572,6 +572,17 @@ impl<'a> Reader<'a> {
     }
 
     fn strings(&mut self, item: &Item<'a>, what: &str) -> Vec<Located<'a>> {
+        self.strings_as(item, what, |s, span| (s, span))
+    }
+
+    /// The strings of an array, each made into a `T` as it is read: one
+    /// list, however the caller keeps them.
+    fn strings_as<T>(
+        &mut self,
+        item: &Item<'a>,
+        what: &str,
+        make: impl Fn(&'a str, Range<usize>) -> T,
+    ) -> Vec<T> {
         let Some(items) = item.as_array() else {
             self.problem(
                 range(item.span()),
@@ -586,7 +597,7 @@ impl<'a> Reader<'a> {
         let mut strings = Vec::with_capacity(items.len());
         for element in items.iter() {
             match element.value() {
-                toml_spanner::Value::String(s) => strings.push((*s, range(element.span()))),
+                toml_spanner::Value::String(s) => strings.push(make(s, range(element.span()))),
                 _ => self.problem(
                     range(element.span()),
                     format!("`{what}` must hold strings, found {}", element.type_str()),
@@ -599,11 +610,7 @@ impl<'a> Reader<'a> {
 
     fn owned_strings(&mut self, item: Option<&Item<'a>>, key: &str) -> Vec<String> {
         match item {
-            Some(item) => self
-                .strings(item, key)
-                .into_iter()
-                .map(|(s, _)| s.to_string())
-                .collect(),
+            Some(item) => self.strings_as(item, key, |s, _| s.to_string()),
             None => Vec::new(),
         }
     }

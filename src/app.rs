@@ -173,10 +173,13 @@ fn read(path: &Path) -> Result<String> {
 }
 
 fn read_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
+    read(path).map_err(|error| match error {
+        Error::ManifestRead { path, source } => Error::Io {
+            action: "read",
+            path,
+            source,
+        },
+        other => other,
     })
 }
 
@@ -321,10 +324,7 @@ fn cmd_explain(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let graph = ServiceGraph::new(&analysis.manifest);
-    if graph.index(&args.service).is_none() {
-        return Err(unknown_service(&analysis.manifest, args.service));
-    }
+    let graph = graph_naming(&analysis.manifest, &args.service)?;
     let affected = graph.affected(&analysis.changes);
     let text = graph.explain(&args.service, &analysis.changes, &affected);
     emit(out, &text)
@@ -340,10 +340,7 @@ fn cmd_gate(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let graph = ServiceGraph::new(&analysis.manifest);
-    if graph.index(&args.service).is_none() {
-        return Err(unknown_service(&analysis.manifest, args.service));
-    }
+    let graph = graph_naming(&analysis.manifest, &args.service)?;
     let affected = graph.affected(&analysis.changes);
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let verdict = plan::gate(&args.service, &analysis.changes, &affected, &plan);
@@ -422,11 +419,16 @@ fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Wr
 /// Where `generate` writes by default, at the repository root.
 pub const DRONE_FILE: &str = ".drone.yml";
 
-fn unknown_service(manifest: &Manifest, name: String) -> Error {
-    Error::UnknownService {
-        name,
-        known: manifest.services.iter().map(|s| s.name.clone()).collect(),
+/// The graph of a manifest that has a service called `name`.
+fn graph_naming<'m>(manifest: &'m Manifest, name: &str) -> Result<ServiceGraph<'m>> {
+    let graph = ServiceGraph::new(manifest);
+    if graph.index(name).is_none() {
+        return Err(Error::UnknownService {
+            name: name.to_string(),
+            known: manifest.services.iter().map(|s| s.name.clone()).collect(),
+        });
     }
+    Ok(graph)
 }
 
 fn cmd_serve(args: cli::ServeArgs) -> Result<()> {

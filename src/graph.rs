@@ -238,11 +238,6 @@ impl<'m> ServiceGraph<'m> {
         }
     }
 
-    /// The manifest this graph was built from.
-    pub fn manifest(&self) -> &'m Manifest {
-        self.manifest
-    }
-
     /// The compiled matcher.
     pub fn matcher(&self) -> &Matcher<'m> {
         &self.matcher

@@ -348,7 +348,10 @@ pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
         wide.insert(path.clone(), writer.blob(&format!("// added {path}\n"))?);
         changes += 1;
     }
-    while changes < 50 {
+    // Bounded: with very few files per service there may be too few to edit.
+    let mut attempts = 0;
+    while changes < 50 && attempts < 100_000 {
+        attempts += 1;
         let service = pick(&mut rng);
         let k = 2 + rng.below(shape.files_per_service.saturating_sub(4).max(1));
         let path = format!("{}/src/mod{}/file{k:02}.go", service.dir, k % 4);

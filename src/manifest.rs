@@ -1,9 +1,11 @@
 //! `services.toml` text → [`Manifest`], with every problem found in one pass.
 //!
-//! The TOML is read into toml's spanned tree and walked by hand rather than
-//! through `serde(deny_unknown_fields)`, because serde stops at the first
-//! problem and a user fixing a manifest wants them all, each with a line and
-//! column. No I/O here: the caller reads the file.
+//! The TOML is read into toml-spanner's spanned tree and walked by hand
+//! rather than through `serde(deny_unknown_fields)`, because serde stops at
+//! the first problem and a user fixing a manifest wants them all, each with
+//! a line and column. Service tables in the common form are read by a
+//! scanner that builds no tree ([`scan`]), checked by the same code. No I/O
+//! here: the caller reads the file.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,8 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::pattern::{self, PathPattern};
+
+mod scan;
 
 /// A validated manifest: every name unique, every dependency known, no cycles.
 #[derive(Debug, Clone)]
@@ -284,7 +288,7 @@ const STAGES: [&str; 3] = ["lint", "unit", "functional"];
 impl Manifest {
     /// Parses and validates manifest text; `path` is only used in messages.
     pub fn parse(text: &str, path: &str) -> Result<Manifest, ManifestError> {
-        match parse_split(text, path) {
+        match parse_tables(text, path) {
             Some(manifest) => Ok(manifest),
             None => Manifest::parse_whole(text, path),
         }
@@ -328,93 +332,95 @@ impl Manifest {
     }
 }
 
-/// Manifests smaller than this are parsed in one piece.
-const SPLIT_AT_BYTES: usize = 256 * 1024;
+/// The header line that starts each service, after a newline.
+const SERVICE_HEADER: &str = "\n[[service]]";
 
-/// About how much text each piece of a large manifest holds.
-const PIECE_BYTES: usize = 96 * 1024;
+/// Manifests with fewer tables than this are read on one thread: a thread
+/// costs more than reading them.
+const TABLES_PER_THREAD: usize = 500;
 
-/// The header that starts each service.
-const SERVICE_HEADER: &str = "\n[[service]]\n";
-
-/// Parses a large manifest in pieces cut at `[[service]]` header lines:
-/// each piece is a TOML document of its own, and the services of all, in
-/// order, are the services of the whole. The pieces are shared between two
-/// threads, and each thread parses its pieces one after the other, so the
-/// memory of one piece's document tree is reused for the next: on a large
-/// manifest, first-touch page faults on that tree cost more than parsing.
+/// Reads the manifest one `[[service]]` table at a time. The [`scan`]ner
+/// reads the common form of a table without building a document tree; a
+/// table it declines, and the text before the first table, are read with
+/// toml-spanner as documents of their own. Tables are independent, so a
+/// large manifest's second half is read on a second thread.
 ///
-/// Returns `None` whenever that might not hold, or anything is wrong, so
-/// the caller parses the whole text in one piece and reports problems with
-/// their true positions: a cut inside a multi-line string leaves a piece
-/// unterminated (a syntax error), and a later piece that sets anything but
-/// services (say a late `[settings]`) is refused.
-fn parse_split(text: &str, path: &str) -> Option<Manifest> {
-    if text.len() < SPLIT_AT_BYTES {
-        return None;
-    }
-    let (cuts, headers) = pieces(text)?;
-    let read_piece = |index: usize| {
-        let end = cuts.get(index + 1).copied().unwrap_or(text.len());
-        let piece = &text[cuts[index]..end];
-        let arena = toml_spanner::Arena::new();
-        let document = toml_spanner::parse(piece, &arena).ok()?;
-        let mut reader = Reader::new(piece, path, cuts[index]);
-        let (settings, services) = reader.document(document.table(), index == 0);
-        reader.problems.is_empty().then_some((settings, services))
-    };
-    let headers = |from: usize, to: usize| headers[from..to].iter().sum::<usize>();
-    let read_run = |run: std::ops::Range<usize>, room: usize| {
-        let mut settings = None;
-        let mut all = Services::with_capacity(room);
-        for index in run {
-            let (piece_settings, services) = read_piece(index)?;
-            if index == 0 {
-                settings = piece_settings;
+/// Returns `None` whenever that might not mean the same as the whole
+/// document, or anything is wrong, so that the caller reads the whole text
+/// in one piece and reports problems with their true positions. Tables are
+/// cut at lines that are exactly a `[[service]]` header: a cut inside a
+/// multi-line string leaves the piece that opens the string unterminated
+/// (a syntax error), and a later piece that sets anything but a service
+/// (say a late `[settings]`) is refused.
+fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
+    let bytes = text.as_bytes();
+    let mut starts: Vec<usize> = memchr::memmem::find_iter(bytes, SERVICE_HEADER)
+        .map(|at| at + 1)
+        .filter(|&at| {
+            let after = &bytes[at + SERVICE_HEADER.len() - 1..];
+            after.starts_with(b"\n") || after.starts_with(b"\r\n")
+        })
+        .collect();
+    let first = *starts.first()?;
+    starts.push(text.len());
+    // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than
+    // the tables it bounds.
+    let read_tables = |bounds: &[usize]| {
+        let mut read = Services::default();
+        read.services.reserve(bounds.len() - 1);
+        read.spans.reserve(bounds.len() - 1);
+        let mut reader = Reader::new(text, path, 0);
+        let mut scanner = scan::Scanner::new(text);
+        for table in bounds.windows(2).map(|w| w[0]..w[1]) {
+            if scanner.service(table.clone()) {
+                let fields = ServiceFields::scanned(&scanner);
+                let (service, spans) = reader.service(fields, table)?;
+                read.push(service, spans);
+            } else {
+                read.append(read_document(text, table, path)?.1);
             }
-            all.append(services);
         }
-        Some((settings, all))
+        reader.problems.is_empty().then_some(read)
     };
+    let tables = starts.len() - 1;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-    let middle = if threads > 1 {
-        cuts.len() / 2
+    let middle = if threads > 1 && tables >= 2 * TABLES_PER_THREAD {
+        tables / 2
     } else {
-        cuts.len()
+        tables
     };
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| read_run(middle..cuts.len(), headers(middle, cuts.len())));
-        (
-            read_run(0..middle, headers(0, cuts.len())),
-            second.join().ok().flatten(),
-        )
+    let (preamble, first_half, second_half) = std::thread::scope(|scope| {
+        let second = (middle < tables).then(|| scope.spawn(|| read_tables(&starts[middle..])));
+        let preamble = read_document(text, 0..first, path);
+        let first_half = read_tables(&starts[..=middle]);
+        let second_half = second.map(|thread| thread.join().ok().flatten());
+        (preamble, first_half, second_half)
     });
-    let ((settings, mut services), (_, rest)) = (first?, second?);
-    services.append(rest);
+    let (settings, mut read) = preamble?;
+    read.append(first_half?);
+    if let Some(second_half) = second_half {
+        read.append(second_half?);
+    }
     let mut reader = Reader::new(text, path, 0);
-    let manifest = reader.assemble(settings, services)?;
+    let manifest = reader.assemble(settings, read)?;
     reader.problems.is_empty().then_some(manifest)
 }
 
-/// Where each piece starts (0, then `[[service]]` header lines about
-/// [`PIECE_BYTES`] apart) and how many services each holds, in one scan.
-/// The first piece must hold a header itself, so that every piece extends
-/// the same array of tables.
-fn pieces(text: &str) -> Option<(Vec<usize>, Vec<usize>)> {
-    let mut found = memchr::memmem::find_iter(text.as_bytes(), SERVICE_HEADER);
-    let first_header = found.next()?;
-    let mut starts = vec![0];
-    let mut headers = vec![1];
-    let mut next = first_header + PIECE_BYTES;
-    for at in found {
-        if at >= next {
-            starts.push(at + 1);
-            headers.push(0);
-            next = at + PIECE_BYTES;
-        }
-        *headers.last_mut()? += 1;
-    }
-    (starts.len() > 1).then_some((starts, headers))
+/// Reads `text[piece]` with toml-spanner as a document of its own: the
+/// settings and services of the first piece, only services of a later one.
+/// `None` if it has any problem.
+fn read_document(
+    text: &str,
+    piece: Range<usize>,
+    path: &str,
+) -> Option<(Option<Settings>, Services)> {
+    let is_first = piece.start == 0;
+    let part = &text[piece.clone()];
+    let arena = toml_spanner::Arena::new();
+    let document = toml_spanner::parse(part, &arena).ok()?;
+    let mut reader = Reader::new(part, path, piece.start);
+    let read = reader.document(document.table(), is_first);
+    reader.problems.is_empty().then_some(read)
 }
 
 type Item<'de> = toml_spanner::Item<'de>;
@@ -439,21 +445,69 @@ struct Reader<'a> {
     patterns: HashMap<&'a str, Result<PathPattern, String>>,
 }
 
+/// A value in a `[[service]]` table, from either reader: toml-spanner's
+/// tree or the [`scan`]ner, so that one set of checks serves both.
+#[derive(Clone, Copy)]
+enum Field<'t, 'a> {
+    /// A value of toml-spanner's tree.
+    Item(&'t Item<'a>),
+    /// A string the scanner read.
+    Str(&'t Located<'a>),
+    /// An array of strings the scanner read, and where the array is.
+    List(&'t [Located<'a>], &'t Range<usize>),
+}
+
 /// The values of a `[[service]]` table, by key.
 #[derive(Default)]
 struct ServiceFields<'t, 'a> {
-    name: Option<&'t Item<'a>>,
-    kind: Option<&'t Item<'a>>,
-    paths: Option<&'t Item<'a>>,
-    depends_on: Option<&'t Item<'a>>,
-    image: Option<&'t Item<'a>>,
-    dockerfile: Option<&'t Item<'a>>,
-    context: Option<&'t Item<'a>>,
-    toolchain: Option<&'t Item<'a>>,
-    lint: Option<&'t Item<'a>>,
-    unit: Option<&'t Item<'a>>,
-    functional: Option<&'t Item<'a>>,
+    name: Option<Field<'t, 'a>>,
+    kind: Option<Field<'t, 'a>>,
+    paths: Option<Field<'t, 'a>>,
+    depends_on: Option<Field<'t, 'a>>,
+    image: Option<Field<'t, 'a>>,
+    dockerfile: Option<Field<'t, 'a>>,
+    context: Option<Field<'t, 'a>>,
+    toolchain: Option<Field<'t, 'a>>,
+    lint: Option<Field<'t, 'a>>,
+    unit: Option<Field<'t, 'a>>,
+    functional: Option<Field<'t, 'a>>,
+    /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
+}
+
+impl<'t, 'a> ServiceFields<'t, 'a> {
+    /// The fields of the table the scanner last read.
+    fn scanned(scanner: &'t scan::Scanner<'a>) -> ServiceFields<'t, 'a> {
+        let mut fields = ServiceFields::default();
+        for (key, slot) in scan::KEYS.iter().zip(&scanner.slots) {
+            if let (Some(field), Some(slot)) = (fields.slot(key), slot) {
+                let strings = &scanner.strings[slot.strings.clone()];
+                *field = Some(match (slot.list, strings) {
+                    (false, [string]) => Field::Str(string),
+                    _ => Field::List(strings, &slot.span),
+                });
+            }
+        }
+        fields
+    }
+
+    /// Where the value of `key` goes; `None` for `services` and unknown keys.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Field<'t, 'a>>> {
+        Some(match key {
+            "name" => &mut self.name,
+            "kind" => &mut self.kind,
+            "paths" => &mut self.paths,
+            "depends_on" => &mut self.depends_on,
+            "image" => &mut self.image,
+            "dockerfile" => &mut self.dockerfile,
+            "context" => &mut self.context,
+            "toolchain" => &mut self.toolchain,
+            "lint" => &mut self.lint,
+            "unit" => &mut self.unit,
+            "functional" => &mut self.functional,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a service's name and dependencies stand, for the checks across
@@ -480,14 +534,16 @@ struct Services {
 }
 
 impl Services {
-    fn with_capacity(capacity: usize) -> Services {
-        Services {
-            services: Vec::with_capacity(capacity),
-            spans: Vec::with_capacity(capacity),
-        }
+    fn push(&mut self, service: Service, spans: Spans) {
+        self.services.push(service);
+        self.spans.push(spans);
     }
 
     fn append(&mut self, mut other: Services) {
+        if self.services.is_empty() {
+            *self = other;
+            return;
+        }
         self.services.append(&mut other.services);
         self.spans.append(&mut other.spans);
     }
@@ -557,43 +613,62 @@ impl<'a> Reader<'a> {
         );
     }
 
-    fn string(&mut self, item: &Item<'a>, what: &str) -> Option<Located<'a>> {
-        match item.value() {
-            toml_spanner::Value::String(s) => Some((*s, range(item.span()))),
-            _ => {
-                self.problem(
-                    range(item.span()),
-                    format!("`{what}` must be a string, found {}", item.type_str()),
-                    None,
-                );
-                None
-            }
-        }
+    fn string(&mut self, value: Field<'_, 'a>, what: &str) -> Option<Located<'a>> {
+        let (span, found) = match value {
+            Field::Item(item) => match item.value() {
+                toml_spanner::Value::String(s) => return Some((*s, range(item.span()))),
+                _ => (range(item.span()), *item.type_str()),
+            },
+            Field::Str(located) => return Some(located.clone()),
+            Field::List(_, span) => (span.clone(), "array"),
+        };
+        self.problem(
+            span,
+            format!("`{what}` must be a string, found {found}"),
+            None,
+        );
+        None
     }
 
-    fn strings(&mut self, item: &Item<'a>, what: &str) -> Vec<Located<'a>> {
-        self.strings_as(item, what, |s, span| (s, span))
+    fn strings(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<Located<'a>> {
+        self.strings_as(value, what, |s, span| (s, span))
     }
 
     /// The strings of an array, each made into a `T` as it is read: one
     /// list, however the caller keeps them.
     fn strings_as<T>(
         &mut self,
-        item: &Item<'a>,
+        value: Field<'_, 'a>,
         what: &str,
         make: impl Fn(&'a str, Range<usize>) -> T,
     ) -> Vec<T> {
-        let Some(items) = item.as_array() else {
-            self.problem(
-                range(item.span()),
-                format!(
-                    "`{what}` must be an array of strings, found {}",
-                    item.type_str()
-                ),
-                Some(format!("write it as `{what} = [\"...\"]`")),
-            );
-            return Vec::new();
+        let (span, found) = match value {
+            Field::List(strings, _) => {
+                return strings
+                    .iter()
+                    .map(|(s, span)| make(s, span.clone()))
+                    .collect();
+            }
+            Field::Item(item) => match item.as_array() {
+                Some(items) => return self.item_strings(items, what, make),
+                None => (range(item.span()), *item.type_str()),
+            },
+            Field::Str((_, span)) => (span.clone(), "string"),
         };
+        self.problem(
+            span,
+            format!("`{what}` must be an array of strings, found {found}"),
+            Some(format!("write it as `{what} = [\"...\"]`")),
+        );
+        Vec::new()
+    }
+
+    fn item_strings<T>(
+        &mut self,
+        items: &toml_spanner::Array<'a>,
+        what: &str,
+        make: impl Fn(&'a str, Range<usize>) -> T,
+    ) -> Vec<T> {
         let mut strings = Vec::with_capacity(items.len());
         for element in items.iter() {
             match element.value() {
@@ -608,15 +683,15 @@ impl<'a> Reader<'a> {
         strings
     }
 
-    fn owned_strings(&mut self, item: Option<&Item<'a>>, key: &str) -> Vec<String> {
-        match item {
-            Some(item) => self.strings_as(item, key, |s, _| s.to_string()),
+    fn owned_strings(&mut self, value: Option<Field<'_, 'a>>, key: &str) -> Vec<String> {
+        match value {
+            Some(value) => self.strings_as(value, key, |s, _| s.to_string()),
             None => Vec::new(),
         }
     }
 
-    fn patterns(&mut self, item: &Item<'a>, what: &str) -> Vec<PathPattern> {
-        let raw = self.strings(item, what);
+    fn patterns(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<PathPattern> {
+        let raw = self.strings(value, what);
         let mut patterns = Vec::with_capacity(raw.len());
         for (text, span) in raw {
             let parsed = if pattern::is_glob(text) {
@@ -671,11 +746,11 @@ impl<'a> Reader<'a> {
                     for element in items.iter() {
                         match element.as_table() {
                             Some(table) => {
+                                let fields = self.service_fields(table);
                                 if let Some((service, spans)) =
-                                    self.service(table, range(element.span()))
+                                    self.service(fields, range(element.span()))
                                 {
-                                    read.services.push(service);
-                                    read.spans.push(spans);
+                                    read.push(service, spans);
                                 }
                             }
                             None => self.problem(
@@ -718,12 +793,12 @@ impl<'a> Reader<'a> {
         self.check_keys(table, SETTINGS_KEYS, "`[settings]`");
         let defaults = Settings::default();
         let publish_branches = match table.get("publish_branches") {
-            Some(item) => self.owned_strings(Some(item), "publish_branches"),
+            Some(item) => self.owned_strings(Some(Field::Item(item)), "publish_branches"),
             None => defaults.publish_branches,
         };
         let release_tag = match table.get("release_tag") {
             Some(item) => {
-                let (raw, span) = self.string(item, "release_tag")?;
+                let (raw, span) = self.string(Field::Item(item), "release_tag")?;
                 match ReleaseTag::parse(raw) {
                     Ok(tag) => tag,
                     Err(message) => {
@@ -735,11 +810,14 @@ impl<'a> Reader<'a> {
             None => defaults.release_tag,
         };
         let global_paths = match table.get("global_paths") {
-            Some(item) => self.patterns(item, "global_paths"),
+            Some(item) => self.patterns(Field::Item(item), "global_paths"),
             None => Vec::new(),
         };
         let ripple_image = match table.get("ripple_image") {
-            Some(item) => self.string(item, "ripple_image")?.0.to_string(),
+            Some(item) => self
+                .string(Field::Item(item), "ripple_image")?
+                .0
+                .to_string(),
             None => defaults.ripple_image,
         };
         Some(Settings {
@@ -755,31 +833,22 @@ impl<'a> Reader<'a> {
     fn service_fields<'t>(&mut self, table: &'t Table<'a>) -> ServiceFields<'t, 'a> {
         let mut fields = ServiceFields::default();
         for (key, item) in table.iter() {
-            let slot = match key.name {
-                "name" => &mut fields.name,
-                "kind" => &mut fields.kind,
-                "paths" => &mut fields.paths,
-                "depends_on" => &mut fields.depends_on,
-                "image" => &mut fields.image,
-                "dockerfile" => &mut fields.dockerfile,
-                "context" => &mut fields.context,
-                "toolchain" => &mut fields.toolchain,
-                "lint" => &mut fields.lint,
-                "unit" => &mut fields.unit,
-                "functional" => &mut fields.functional,
-                "services" => &mut fields.services,
-                _ => {
-                    self.unknown_key(key, SERVICE_KEYS, "a `[[service]]`");
-                    continue;
-                }
-            };
-            *slot = Some(item);
+            if key.name == "services" {
+                fields.services = Some(item);
+            } else if let Some(slot) = fields.slot(key.name) {
+                *slot = Some(Field::Item(item));
+            } else {
+                self.unknown_key(key, SERVICE_KEYS, "a `[[service]]`");
+            }
         }
         fields
     }
 
-    fn service(&mut self, table: &Table<'a>, span: Range<usize>) -> Option<(Service, Spans)> {
-        let fields = self.service_fields(table);
+    fn service(
+        &mut self,
+        fields: ServiceFields<'_, 'a>,
+        span: Range<usize>,
+    ) -> Option<(Service, Spans)> {
         let name = match fields.name {
             Some(item) => self.string(item, "name"),
             None => {
@@ -838,7 +907,7 @@ impl<'a> Reader<'a> {
             None => Vec::new(),
         };
         let mut optional =
-            |item: Option<&Item<'a>>, key: &str| item.and_then(|item| self.string(item, key));
+            |value: Option<Field<'_, 'a>>, key: &str| value.and_then(|v| self.string(v, key));
         let (image, dockerfile, context, toolchain) = (
             optional(fields.image, "image"),
             optional(fields.dockerfile, "dockerfile"),
@@ -966,14 +1035,18 @@ impl<'a> Reader<'a> {
                 continue;
             };
             self.check_keys(table, SIDECAR_KEYS, &format!("a sidecar of {label}"));
-            let name = table.get("name").and_then(|v| self.string(v, "name"));
-            let image = table.get("image").and_then(|v| self.string(v, "image"));
+            let name = table
+                .get("name")
+                .and_then(|v| self.string(Field::Item(v), "name"));
+            let image = table
+                .get("image")
+                .and_then(|v| self.string(Field::Item(v), "image"));
             let mut environment = BTreeMap::new();
             if let Some(env) = table.get("environment") {
                 match env.as_table() {
                     Some(vars) => {
                         for (key, value) in vars.iter() {
-                            if let Some((value, _)) = self.string(value, key.name) {
+                            if let Some((value, _)) = self.string(Field::Item(value), key.name) {
                                 environment.insert(key.name.to_string(), value.to_string());
                             }
                         }
@@ -1386,7 +1459,7 @@ depends_on = ["b"]
         );
     }
 
-    /// A manifest big enough to be parsed in two halves.
+    /// A manifest of many services.
     fn big_manifest(services: usize) -> String {
         let mut text = String::from("[settings]\npublish_branches = [\"main\"]\n");
         for i in 0..services {
@@ -1403,33 +1476,47 @@ depends_on = ["b"]
         text
     }
 
-    fn summary(manifest: &Manifest) -> Vec<String> {
-        manifest
-            .services
-            .iter()
-            .map(|s| format!("{} {:?} {:?} {:?}", s.name, s.paths, s.depends_on, s.unit))
-            .collect()
+    /// Everything a manifest holds, to compare two readings of it.
+    fn summary(manifest: &Manifest) -> String {
+        format!("{:?} {:?}", manifest.settings, manifest.services)
     }
 
     #[test]
-    fn split_parsing_reads_the_same_manifest() {
-        let text = big_manifest(3_000);
-        assert!(text.len() > SPLIT_AT_BYTES);
-        let split = parse_split(&text, "m").expect("a clean manifest is split");
-        let whole = Manifest::parse_whole(&text, "m").unwrap();
-        assert_eq!(summary(&split), summary(&whole));
-        assert_eq!(split.settings.publish_branches, ["main"]);
-        assert_eq!(split.position("s2999"), Some(2999));
+    fn table_reading_reads_the_same_manifest() {
+        let crlf = GOOD.replace('\n', "\r\n");
+        let commented = GOOD
+            .replace(" = ", " =\t")
+            .replace("\"]\n", "\" ,  ] # done\n");
+        let spread = GOOD
+            .replace("[\"", "[ # list\n  \"")
+            .replace("\", \"", "\",\n\n  \"")
+            .replace("\"go vet ./...\"", "'go vet \\\"./...'");
+        let big = big_manifest(3_000);
+        for text in [
+            GOOD,
+            &crlf,
+            &commented,
+            &spread,
+            &big,
+            crate::demo::MANIFEST,
+        ] {
+            let tables = parse_tables(text, "m").expect("a clean manifest is read by tables");
+            let whole = Manifest::parse_whole(text, "m").unwrap();
+            assert_eq!(summary(&tables), summary(&whole));
+        }
+        let read = parse_tables(&big, "m").unwrap();
+        assert_eq!(read.settings.publish_branches, ["main"]);
+        assert_eq!(read.position("s2999"), Some(2999));
     }
 
     #[test]
-    fn split_parsing_falls_back_when_a_half_would_mislead() {
+    fn table_reading_falls_back_when_a_table_would_mislead() {
         // A late `[settings]` belongs to the whole document, not a half.
         let late = format!(
             "{}\n[settings]\npublish_branches = [\"x\"]\n",
             big_manifest(3_000).replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1)
         );
-        assert!(parse_split(&late, "m").is_none());
+        assert!(parse_tables(&late, "m").is_none());
         assert_eq!(
             Manifest::parse(&late, "m")
                 .unwrap()
@@ -1450,7 +1537,7 @@ depends_on = ["b"]
                 .replace("\"s", "\"t")
                 .replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1),
         );
-        assert!(parse_split(&tricky, "m").is_none());
+        assert!(parse_tables(&tricky, "m").is_none());
         let manifest = Manifest::parse(&tricky, "m").unwrap();
         assert!(manifest.service("fake").is_none());
         assert_eq!(manifest.services.len(), 2_001);
@@ -1470,7 +1557,8 @@ depends_on = ["b"]
     }
 
     /// Mangled manifests never panic: each gives a manifest or problems
-    /// with positions inside the text.
+    /// with positions inside the text. And reading by tables never reads
+    /// anything the whole document does not say.
     #[test]
     fn mangled_manifests_never_panic() {
         let pieces = [
@@ -1489,6 +1577,14 @@ depends_on = ["b"]
             ",",
             "\\",
             " ",
+            "'",
+            "\r",
+            "\t",
+            "\u{7f}",
+            "\u{1}",
+            "x = \"1\"\n",
+            "name.x = \"y\"\n",
+            "[settings]\n",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {
@@ -1513,6 +1609,10 @@ depends_on = ["b"]
                         .unwrap_or(text.len());
                     text.replace_range(at..end, "");
                 }
+            }
+            if let Some(tables) = parse_tables(&text, "m") {
+                let whole = Manifest::parse_whole(&text, "m").expect("valid as a whole");
+                assert_eq!(summary(&tables), summary(&whole), "{text}");
             }
             if let Err(err) = Manifest::parse(&text, "m") {
                 assert!(!err.problems.is_empty());

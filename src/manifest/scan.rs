@@ -1,0 +1,312 @@
+//! A fast reader for the common form of a `[[service]]` table: a
+//! `key = value` line per key, each value a string or an array of strings,
+//! with comments and blank lines between. It builds no document tree, which
+//! is most of the cost of reading a manifest of thousands of services with
+//! toml-spanner (see BENCHMARKS.md).
+//!
+//! Anything else (a backslash or control character anywhere in the table,
+//! multi-line strings, inline tables, dotted or quoted keys, a key set
+//! twice, a table header) makes it decline, and the caller reads that table
+//! with toml-spanner instead. So it only has to agree with TOML on the
+//! subset it accepts, which the tests check against toml-spanner itself.
+
+use std::ops::Range;
+
+use super::Located;
+
+/// The keys a scanned service may set, in the order of [`KEYS`].
+pub(super) const KEYS: [&str; 11] = [
+    "name",
+    "kind",
+    "paths",
+    "depends_on",
+    "image",
+    "dockerfile",
+    "context",
+    "toolchain",
+    "lint",
+    "unit",
+    "functional",
+];
+
+/// Where one key's value is, in [`Scanner::strings`].
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Slot {
+    /// Written as an array (else a single string).
+    pub list: bool,
+    /// Its strings, as positions in [`Scanner::strings`].
+    pub strings: Range<usize>,
+    /// The value's span in the text: the string or array with its brackets.
+    pub span: Range<usize>,
+}
+
+/// Scans one service table after another, reusing its buffers.
+pub(super) struct Scanner<'a> {
+    text: &'a str,
+    /// Every string of the table last scanned, in order.
+    pub strings: Vec<Located<'a>>,
+    /// Each key's value in the table last scanned, by position in [`KEYS`].
+    pub slots: [Option<Slot>; KEYS.len()],
+}
+
+/// The scan stopped: the text is not in the form this reader takes.
+struct Decline;
+
+type Scan<T> = Result<T, Decline>;
+
+impl<'a> Scanner<'a> {
+    pub(super) fn new(text: &'a str) -> Scanner<'a> {
+        Scanner {
+            text,
+            strings: Vec::new(),
+            slots: Default::default(),
+        }
+    }
+
+    /// Reads `text[table]`, which starts with a `[[service]]` header line
+    /// and holds nothing else of the document. False: declined; the
+    /// caller must read this table another way.
+    pub(super) fn service(&mut self, table: Range<usize>) -> bool {
+        self.strings.clear();
+        self.slots = Default::default();
+        self.table(table).is_ok()
+    }
+
+    fn table(&mut self, table: Range<usize>) -> Scan<()> {
+        let bytes = &self.text.as_bytes()[..table.end];
+        const HEADER: &[u8] = b"[[service]]";
+        if !bytes[table.start..].starts_with(HEADER) || !is_plain(&bytes[table.start..]) {
+            return Err(Decline);
+        }
+        let mut at = line_end(bytes, table.start + HEADER.len())?;
+        while at < bytes.len() {
+            at = match bytes[at] {
+                b' ' | b'\t' => at + 1,
+                b'\n' | b'\r' | b'#' => line_end(bytes, at)?,
+                _ => {
+                    let after = self.key_value(bytes, at)?;
+                    line_end(bytes, after)?
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// `key = value` at `at`; returns where the value ends.
+    fn key_value(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
+        let key_end = at
+            + bytes[at..]
+                .iter()
+                .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                .unwrap_or(bytes.len() - at);
+        let key = &self.text[at..key_end];
+        let index = KEYS.iter().position(|k| *k == key).ok_or(Decline)?;
+        if self.slots[index].is_some() {
+            return Err(Decline);
+        }
+        let mut at = skip_blanks(bytes, key_end);
+        if bytes.get(at) != Some(&b'=') {
+            return Err(Decline);
+        }
+        at = skip_blanks(bytes, at + 1);
+        let first = self.strings.len();
+        let (list, end) = match bytes.get(at) {
+            Some(b'[') => (true, self.array(bytes, at)?),
+            Some(_) => (false, self.string(bytes, at)?),
+            None => return Err(Decline),
+        };
+        self.slots[index] = Some(Slot {
+            list,
+            strings: first..self.strings.len(),
+            span: at..end,
+        });
+        Ok(end)
+    }
+
+    /// An array of strings at `at` (its `[`), over as many lines as it
+    /// likes; returns where it ends.
+    fn array(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
+        let mut at = skip_space(bytes, at + 1)?;
+        loop {
+            match bytes.get(at) {
+                Some(b']') => return Ok(at + 1),
+                Some(_) => at = skip_space(bytes, self.string(bytes, at)?)?,
+                None => return Err(Decline),
+            }
+            match bytes.get(at) {
+                Some(b',') => at = skip_space(bytes, at + 1)?,
+                Some(b']') => return Ok(at + 1),
+                _ => return Err(Decline),
+            }
+        }
+    }
+
+    /// A one-line string at `at`, basic or literal; returns where it ends.
+    /// The table is [plain](is_plain), so neither has escapes.
+    fn string(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
+        let quote = bytes[at];
+        if quote != b'"' && quote != b'\'' {
+            return Err(Decline);
+        }
+        let start = at + 1;
+        let end = start + memchr::memchr3(quote, b'\n', b'\r', &bytes[start..]).ok_or(Decline)?;
+        if bytes[end] != quote {
+            return Err(Decline);
+        }
+        // `""` then a quote opens a multi-line string.
+        if end == start && bytes.get(end + 1) == Some(&quote) {
+            return Err(Decline);
+        }
+        self.strings.push((&self.text[start..end], at..end + 1));
+        Ok(end + 1)
+    }
+}
+
+/// Past spaces and tabs.
+fn skip_blanks(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+        at += 1;
+    }
+    at
+}
+
+/// Past blanks, newlines and comments, as between the values of an array.
+fn skip_space(bytes: &[u8], mut at: usize) -> Scan<usize> {
+    loop {
+        at = skip_blanks(bytes, at);
+        match bytes.get(at) {
+            Some(b'\n' | b'\r' | b'#') => at = line_end(bytes, at)?,
+            _ => return Ok(at),
+        }
+    }
+}
+
+/// Past blanks, an optional comment and the end of the line (or text);
+/// anything else there declines.
+fn line_end(bytes: &[u8], at: usize) -> Scan<usize> {
+    let mut at = skip_blanks(bytes, at);
+    if bytes.get(at) == Some(&b'#') {
+        at = memchr::memchr2(b'\n', b'\r', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+    }
+    match (bytes.get(at), bytes.get(at + 1)) {
+        (None, _) => Ok(at),
+        (Some(b'\n'), _) => Ok(at + 1),
+        (Some(b'\r'), Some(b'\n')) => Ok(at + 2),
+        _ => Err(Decline),
+    }
+}
+
+/// Whether `bytes` hold no backslash and no control character but tab and
+/// line ends: then no string in them has an escape or a character TOML
+/// forbids, and no comment a character TOML forbids. One pass without
+/// branches, which the compiler vectorises.
+fn is_plain(bytes: &[u8]) -> bool {
+    // `&` and `|`, not `&&` and `||`: no branches, so it vectorises.
+    let bad = |b: u8| {
+        ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0x7f) | (b == b'\\')
+    };
+    bytes.iter().fold(0u8, |found, &b| found | u8::from(bad(b))) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What toml-spanner reads from a one-service document, in the
+    /// scanner's terms: each key's strings and the value's span.
+    type Read = Vec<(usize, Vec<(String, Range<usize>)>, Range<usize>)>;
+
+    fn toml_reads(text: &str) -> Read {
+        let span = |s: toml_spanner::Span| s.start as usize..s.end as usize;
+        let arena = toml_spanner::Arena::new();
+        let document = toml_spanner::parse(text, &arena).expect("valid TOML");
+        let services = document.table().get("service").unwrap().as_array().unwrap();
+        let table = services.iter().next().unwrap().as_table().unwrap();
+        let mut read = Vec::new();
+        for (index, key) in KEYS.iter().enumerate() {
+            let Some(item) = table.get(key) else { continue };
+            let strings = match item.as_array() {
+                Some(items) => items
+                    .iter()
+                    .map(|i| (i.as_str().unwrap().to_string(), span(i.span())))
+                    .collect(),
+                None => vec![(item.as_str().unwrap().to_string(), span(item.span()))],
+            };
+            read.push((index, strings, span(item.span())));
+        }
+        read
+    }
+
+    fn scanner_reads(text: &str) -> Option<Read> {
+        let mut scanner = Scanner::new(text);
+        if !scanner.service(0..text.len()) {
+            return None;
+        }
+        let read = scanner
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let slot = slot.as_ref()?;
+                let strings = scanner.strings[slot.strings.clone()]
+                    .iter()
+                    .map(|(s, span)| (s.to_string(), span.clone()))
+                    .collect();
+                Some((index, strings, slot.span.clone()))
+            });
+        Some(read.collect())
+    }
+
+    #[test]
+    fn reads_the_common_form_as_toml_does() {
+        let tables = [
+            "[[service]]\nname = \"api\"\nkind = \"image\"\n",
+            "[[service]]\nname = \"api\"\nkind = \"image\"",
+            "[[service]] # api\n\n  name\t=\t'a\"pi'   # the name\r\n# a comment\n\n\
+             paths = [\"src/api\", '!**/*.md',]\n",
+            "[[service]]\ndepends_on = [\n  # first\n  \"a\" ,\n\n  \"b\" # second\n  ]\n\
+             lint = []\nunit = [ ]\nfunctional=[\"é ü\t\"]\nname = \"\"\n",
+            "[[service]]\nname = \"x\"\nimage = \"r/x\"\ndockerfile = \"x/Dockerfile\"\n\
+             context = \"x\"\ntoolchain = \"golang:1.21\"\n",
+        ];
+        for text in tables {
+            assert_eq!(scanner_reads(text), Some(toml_reads(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn declines_everything_else() {
+        let declined = [
+            "name = \"api\"\n",                            // no header
+            "[[service]]\nname = \"a\\\"pi\"\n",           // escape
+            "[[service]]\nname = 'a\\pi'\n",               // any backslash
+            "[[service]]\nname = \"\"\"api\"\"\"\n",       // multi-line
+            "[[service]]\nname = '''api'''\n",             // multi-line literal
+            "[[service]]\nname = \"api\"\nname = \"b\"\n", // key set twice
+            "[[service]]\n\"name\" = \"api\"\n",           // quoted key
+            "[[service]]\nname.first = \"api\"\n",         // dotted key
+            "[[service]]\nnom = \"api\"\n",                // unknown key
+            "[[service]]\nservices = [{ name = \"r\", image = \"r\" }]\n",
+            "[[service]]\nname = 1\n",
+            "[[service]]\nname = true\n",
+            "[[service]]\nname = \"api\" \"b\"\n",
+            "[[service]]\nname = \"api\nkind = \"image\"\n",
+            "[[service]]\nname = \"a\x01pi\"\n",
+            "[[service]]\nname = \"a\x7fpi\"\n",
+            "[[service]]\nname = \"api\" # a\x01\n",
+            "[[service]]\nname = \"api\"\rkind = \"image\"\n",
+            "[[service]]\nname =\n",
+            "[[service]]\nname = \"api",
+            "[[service]]\npaths = [\"a\" \"b\"]\n",
+            "[[service]]\npaths = [,]\n",
+            "[[service]]\npaths = [[\"a\"]]\n",
+            "[[service]]\npaths = [\"a\"\n",
+            "[[service]]\n[service.sub]\n",
+            "[[service]]\nname = \"a\"\n[[service]]\nname = \"b\"\n",
+            "[[service]] x\nname = \"a\"\n",
+        ];
+        for text in declined {
+            assert_eq!(scanner_reads(text), None, "{text:?}");
+        }
+    }
+}

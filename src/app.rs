@@ -425,7 +425,11 @@ fn graph_naming<'m>(manifest: &'m Manifest, name: &str) -> Result<ServiceGraph<'
     if graph.index(name).is_none() {
         return Err(Error::UnknownService {
             name: name.to_string(),
-            known: manifest.services.iter().map(|s| s.name.clone()).collect(),
+            known: manifest
+                .services
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect(),
         });
     }
     Ok(graph)

@@ -306,17 +306,17 @@ impl<'m> ServiceGraph<'m> {
                     .depends_on
                     .iter()
                     .filter(|d| self.index(d).is_some_and(|d| is_affected[d]))
-                    .cloned()
+                    .map(|d| d.to_string())
                     .collect()
             };
             via.sort_unstable();
             let mut waits_for: Vec<String> = waits[i]
                 .iter()
-                .map(|&d| self.manifest.services[d].name.clone())
+                .map(|&d| self.manifest.services[d].name.to_string())
                 .collect();
             waits_for.sort_unstable();
             services.push(AffectedService {
-                name: service.name.clone(),
+                name: service.name.to_string(),
                 kind: service.kind,
                 files,
                 via,
@@ -496,7 +496,7 @@ impl<'m> ServiceGraph<'m> {
             if layers.len() <= level[i] {
                 layers.resize(level[i] + 1, Vec::new());
             }
-            layers[level[i]].push(services[i].name.clone());
+            layers[level[i]].push(services[i].name.to_string());
         }
         layers.iter_mut().for_each(|layer| layer.sort_unstable());
         layers

@@ -9,6 +9,10 @@
 
 use std::collections::BTreeMap;
 
+// Most of a manifest's strings (names, prefixes, commands) are short: kept
+// inline, they cost no allocation each (see BENCHMARKS.md).
+use compact_str::CompactString;
+
 // Fx: the hot maps here are keyed by short strings from a trusted file.
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
@@ -143,30 +147,30 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Service {
     /// Unique, `[a-z0-9][a-z0-9._-]*`.
-    pub name: String,
+    pub name: CompactString,
     /// What it is.
     pub kind: Kind,
     /// The files it owns.
     pub paths: Vec<PathPattern>,
     /// Services it is built from or on; their changes affect it.
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<CompactString>,
     /// How to build its image; set exactly for image and base-image.
     pub build: Option<ImageBuild>,
     /// The container its lint/unit/functional commands run in.
-    pub toolchain: Option<String>,
+    pub toolchain: Option<CompactString>,
     /// Lint commands, in order.
-    pub lint: Vec<String>,
+    pub lint: Vec<CompactString>,
     /// Unit-test commands, in order.
-    pub unit: Vec<String>,
+    pub unit: Vec<CompactString>,
     /// Functional-test commands, in order.
-    pub functional: Vec<String>,
+    pub functional: Vec<CompactString>,
     /// Containers started beside the functional tests.
     pub sidecars: Vec<Sidecar>,
 }
 
 impl Service {
     /// The test stages that have commands, in the order they run.
-    pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[String])> {
+    pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
         [
             ("lint", self.lint.as_slice()),
             ("unit", self.unit.as_slice()),
@@ -181,11 +185,11 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageBuild {
     /// Repository to publish to, e.g. `registry.example.org/app`.
-    pub image: String,
+    pub image: CompactString,
     /// Path of the Dockerfile from the repository root.
-    pub dockerfile: String,
+    pub dockerfile: CompactString,
     /// Build context from the repository root; `.` when not set.
-    pub context: String,
+    pub context: CompactString,
 }
 
 /// A container started for the functional tests (Drone `services`).
@@ -631,23 +635,25 @@ impl<'a> Reader<'a> {
     }
 
     fn strings(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<Located<'a>> {
-        self.strings_as(value, what, |s, span| (s, span))
+        self.strings_as(value, what, |_, s, span| Some((s, span)))
     }
 
-    /// The strings of an array, each made into a `T` as it is read: one
-    /// list, however the caller keeps them.
+    /// The strings of an array, each made into a `T` as it is read (or
+    /// left out, when `make` finds a problem with it): one list, however
+    /// the caller keeps them.
     fn strings_as<T>(
         &mut self,
         value: Field<'_, 'a>,
         what: &str,
-        make: impl Fn(&'a str, Range<usize>) -> T,
+        mut make: impl FnMut(&mut Self, &'a str, Range<usize>) -> Option<T>,
     ) -> Vec<T> {
         let (span, found) = match value {
             Field::List(strings, _) => {
-                return strings
-                    .iter()
-                    .map(|(s, span)| make(s, span.clone()))
-                    .collect();
+                let mut made = Vec::with_capacity(strings.len());
+                for (s, span) in strings {
+                    made.extend(make(self, s, span.clone()));
+                }
+                return made;
             }
             Field::Item(item) => match item.as_array() {
                 Some(items) => return self.item_strings(items, what, make),
@@ -667,12 +673,14 @@ impl<'a> Reader<'a> {
         &mut self,
         items: &toml_spanner::Array<'a>,
         what: &str,
-        make: impl Fn(&'a str, Range<usize>) -> T,
+        mut make: impl FnMut(&mut Self, &'a str, Range<usize>) -> Option<T>,
     ) -> Vec<T> {
         let mut strings = Vec::with_capacity(items.len());
         for element in items.iter() {
             match element.value() {
-                toml_spanner::Value::String(s) => strings.push(make(s, range(element.span()))),
+                toml_spanner::Value::String(s) => {
+                    strings.extend(make(self, s, range(element.span())));
+                }
                 _ => self.problem(
                     range(element.span()),
                     format!("`{what}` must hold strings, found {}", element.type_str()),
@@ -683,38 +691,39 @@ impl<'a> Reader<'a> {
         strings
     }
 
-    fn owned_strings(&mut self, value: Option<Field<'_, 'a>>, key: &str) -> Vec<String> {
+    fn owned_strings<T: From<&'a str>>(
+        &mut self,
+        value: Option<Field<'_, 'a>>,
+        key: &str,
+    ) -> Vec<T> {
         match value {
-            Some(value) => self.strings_as(value, key, |s, _| s.to_string()),
+            Some(value) => self.strings_as(value, key, |_, s, _| Some(T::from(s))),
             None => Vec::new(),
         }
     }
 
     fn patterns(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<PathPattern> {
-        let raw = self.strings(value, what);
-        let mut patterns = Vec::with_capacity(raw.len());
-        for (text, span) in raw {
+        self.strings_as(value, what, |reader, text, span| {
             let parsed = if pattern::is_glob(text) {
-                self.patterns
+                reader
+                    .patterns
                     .entry(text)
                     .or_insert_with(|| PathPattern::parse(text))
                     .clone()
             } else {
                 PathPattern::parse(text)
             };
-            match parsed {
-                Ok(pattern) => patterns.push(pattern),
-                Err(message) => {
+            parsed
+                .map_err(|message| {
                     let hint = message.starts_with("invalid glob").then(|| {
                         "`*` and `?` stay within one directory, `**` spans directories, \
                          `{a,b}` alternates; escape a literal with `\\`"
                             .to_string()
                     });
-                    self.problem(span, format!("`{what}`: {message}"), hint);
-                }
-            }
-        }
-        patterns
+                    reader.problem(span, format!("`{what}`: {message}"), hint);
+                })
+                .ok()
+        })
     }
 
     /// Reads a whole document, or with `is_first` false the second half of
@@ -925,9 +934,9 @@ impl<'a> Reader<'a> {
         let build = match kind {
             Some(k) if k.is_artifact() => match (&image, &dockerfile) {
                 (Some((image, _)), Some((dockerfile, _))) => Some(ImageBuild {
-                    image: image.to_string(),
-                    dockerfile: dockerfile.to_string(),
-                    context: context.as_ref().map_or(".", |(c, _)| c).to_string(),
+                    image: CompactString::from(*image),
+                    dockerfile: CompactString::from(*dockerfile),
+                    context: CompactString::from(context.as_ref().map_or(".", |(c, _)| c)),
                 }),
                 _ => {
                     let missing: Vec<&str> = [("image", &image), ("dockerfile", &dockerfile)]
@@ -986,21 +995,21 @@ impl<'a> Reader<'a> {
         }
 
         let ((name, name_span), kind) = (name?, kind?);
-        let mut depends_on: Vec<String> = Vec::with_capacity(depends.len());
+        let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
         let mut depends_spans = Vec::with_capacity(depends.len());
         for (dep, span) in depends {
             if !depends_on.iter().any(|d| d == dep) {
                 depends_spans.push(span);
-                depends_on.push(dep.to_string());
+                depends_on.push(CompactString::from(dep));
             }
         }
         let service = Service {
-            name: name.to_string(),
+            name: CompactString::from(name),
             kind,
             paths,
             depends_on,
             build,
-            toolchain: toolchain.map(|(t, _)| t.to_string()),
+            toolchain: toolchain.map(|(t, _)| CompactString::from(t)),
             lint,
             unit,
             functional,

@@ -5,10 +5,8 @@
 //! and `?` never cross `/`. A leading `!` excludes. Matching is
 //! case-sensitive and byte-exact. No I/O here.
 
+use compact_str::CompactString;
 use globset::{Glob, GlobBuilder};
-
-/// Characters that make a pattern a glob rather than a prefix.
-const GLOB_CHARS: &[char] = &['*', '?', '[', ']', '{', '}'];
 
 /// One validated entry of a `paths` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +21,9 @@ pub struct PathPattern {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatternBody {
     /// Matches this path and everything below it.
-    Prefix(String),
+    Prefix(CompactString),
     /// Matches whole paths; the string is the glob source.
-    Glob(String),
+    Glob(CompactString),
 }
 
 impl PathPattern {
@@ -48,16 +46,16 @@ impl PathPattern {
                 "path pattern `{raw}` is absolute; paths are relative to the repository root"
             ));
         }
-        if text.split('/').any(|part| part == "..") {
+        if text.contains("..") && text.split('/').any(|part| part == "..") {
             return Err(format!(
                 "path pattern `{raw}` leaves the repository with `..`"
             ));
         }
         let body = if is_glob(text) {
             compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
-            PatternBody::Glob(text.to_string())
+            PatternBody::Glob(text.into())
         } else {
-            PatternBody::Prefix(text.to_string())
+            PatternBody::Prefix(text.into())
         };
         Ok(PathPattern { exclude, body })
     }
@@ -75,7 +73,9 @@ impl std::fmt::Display for PathPattern {
 
 /// Whether a pattern is a glob (else a path prefix).
 pub fn is_glob(pattern: &str) -> bool {
-    pattern.contains(GLOB_CHARS)
+    pattern
+        .bytes()
+        .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}'))
 }
 
 /// Builds a glob with the rule's options; the graph compiles all of them into

@@ -189,8 +189,8 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>)
             let toolchain = service.toolchain.as_ref()?;
             let tests = service.test_stages().map(|(stage, commands)| Step {
                 name: stage.to_string(),
-                image: toolchain.clone(),
-                commands: commands.to_vec(),
+                image: toolchain.to_string(),
+                commands: commands.iter().map(|c| c.to_string()).collect(),
                 publish: None,
             });
             let gate = family.gate_step(&service.name);
@@ -200,7 +200,7 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>)
             }
             Some(Pipeline {
                 name: family.name(&service.name),
-                service: service.name.clone(),
+                service: service.name.to_string(),
                 depends_on: Vec::new(),
                 trigger: family.trigger.clone(),
                 steps,
@@ -242,10 +242,10 @@ fn publish_pipelines(
                 image: DOCKER_PLUGIN.into(),
                 commands: Vec::new(),
                 publish: Some(Publish {
-                    repo: build.image.clone(),
+                    repo: build.image.to_string(),
                     registry: registry_of(&build.image),
-                    dockerfile: build.dockerfile.clone(),
-                    context: build.context.clone(),
+                    dockerfile: build.dockerfile.to_string(),
+                    context: build.context.to_string(),
                     tags: tags.clone(),
                 }),
             };

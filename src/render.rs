@@ -249,7 +249,7 @@ pub fn mermaid(manifest: &Manifest) -> String {
     }
     for (i, service) in manifest.services.iter().enumerate() {
         for dep in &service.depends_on {
-            if let Some(d) = manifest.services.iter().position(|s| &s.name == dep) {
+            if let Some(d) = manifest.position(dep) {
                 let _ = writeln!(out, "  s{i} --> s{d}");
             }
         }

@@ -1,15 +1,17 @@
 //! Which services a change set affects, and in what order images build.
 //!
-//! All path patterns of all services are compiled once into one [`Matcher`]
-//! (a prefix table plus one `GlobSet`), so each changed path is matched once
-//! however many services there are. The dependency graph is a petgraph
+//! All path patterns of all services go into one [`Matcher`] (a prefix
+//! table, and globs filed under the directory they start with), so each
+//! changed path is matched once however many services there are. The dependency graph is a petgraph
 //! `DiGraph` with edges from a dependency to its dependents. Pure: no I/O.
 
 use std::collections::{BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 
-use globset::{GlobSet, GlobSetBuilder};
+use std::sync::OnceLock;
+
+use globset::GlobMatcher;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -33,10 +35,12 @@ enum Exclusion<'m> {
     Glob(usize),
 }
 
-/// Every pattern of every service, compiled once: prefixes in a hash table
-/// (a path is looked up once per directory level), globs in one `GlobSet`
-/// with each distinct glob compiled once. Exclusions are checked only for
-/// the services a path is included in.
+/// Every pattern of every service: prefixes in a hash table (a path is
+/// looked up once per directory level), and each distinct glob filed under
+/// the directory its literal start names, compiled the first time a path
+/// under that directory is matched: a change touches few directories, and
+/// compiling a glob costs far more than matching it. Exclusions are
+/// checked only for the services a path is included in.
 #[derive(Debug)]
 pub struct Matcher<'m> {
     /// Each prefix to the first of its owners in `prefix_owners`, whose
@@ -44,10 +48,42 @@ pub struct Matcher<'m> {
     /// one list for all, built in one pass.
     prefixes: HashMap<&'m str, u32>,
     prefix_owners: Vec<(Owner, u32)>,
-    globs: GlobSet,
+    globs: Vec<LazyGlob<'m>>,
+    /// Glob indices by the directory a matching path must be in (`""`:
+    /// any path).
+    globs_under: HashMap<&'m str, Vec<usize>>,
     glob_owners: Vec<Vec<Owner>>,
     /// Per service, then one slot for `global_paths`.
     exclusions: Vec<Vec<Exclusion<'m>>>,
+}
+
+/// A glob, compiled when first needed.
+#[derive(Debug)]
+struct LazyGlob<'m> {
+    source: &'m str,
+    compiled: OnceLock<Option<GlobMatcher>>,
+}
+
+impl LazyGlob<'_> {
+    fn is_match(&self, path: &str) -> bool {
+        self.compiled
+            .get_or_init(|| {
+                pattern::compile(self.source)
+                    .ok()
+                    .map(|g| g.compile_matcher())
+            })
+            .as_ref()
+            .is_some_and(|glob| glob.is_match(path))
+    }
+}
+
+/// The directory every path a glob matches is in: the glob's start up to
+/// its last `/` before any special character (`""` when there is none).
+fn literal_directory(glob: &str) -> &str {
+    let literal = glob
+        .find(['*', '?', '[', ']', '{', '}', '\\'])
+        .map_or(glob, |end| &glob[..end]);
+    literal.rfind('/').map_or("", |slash| &glob[..slash])
 }
 
 /// The end of a chain in `Matcher::prefix_owners`.
@@ -68,7 +104,8 @@ impl<'m> Matcher<'m> {
     pub fn new(manifest: &'m Manifest) -> Matcher<'m> {
         let count = manifest.services.len();
         let mut prefix_pairs: Vec<(&'m str, Owner)> = Vec::with_capacity(count);
-        let mut builder = GlobSetBuilder::new();
+        let mut globs = Vec::new();
+        let mut globs_under: HashMap<&'m str, Vec<usize>> = HashMap::default();
         let mut glob_ids: HashMap<&str, usize> = HashMap::default();
         let mut glob_owners: Vec<Vec<Owner>> = Vec::new();
         let mut exclusions: Vec<Vec<Exclusion<'m>>> = vec![Vec::new(); count + 1];
@@ -90,11 +127,17 @@ impl<'m> Matcher<'m> {
                 }
                 (PatternBody::Glob(glob), exclude) => {
                     let id = *glob_ids.entry(glob.as_str()).or_insert_with(|| {
-                        if let Ok(compiled) = pattern::compile(glob) {
-                            builder.add(compiled);
-                        }
+                        let id = globs.len();
+                        globs.push(LazyGlob {
+                            source: glob,
+                            compiled: OnceLock::new(),
+                        });
+                        globs_under
+                            .entry(literal_directory(glob))
+                            .or_default()
+                            .push(id);
                         glob_owners.push(Vec::new());
-                        glob_owners.len() - 1
+                        id
                     });
                     if exclude {
                         exclusions[slot].push(Exclusion::Glob(id));
@@ -112,11 +155,11 @@ impl<'m> Matcher<'m> {
             let previous = prefixes.insert(prefix, id).unwrap_or(NO_MORE);
             prefix_owners.push((owner, previous));
         }
-        let globs = builder.build().unwrap_or_else(|_| GlobSet::empty());
         Matcher {
             prefixes,
             prefix_owners,
             globs,
+            globs_under,
             glob_owners,
             exclusions,
         }
@@ -134,12 +177,13 @@ impl<'m> Matcher<'m> {
             }
         }
         scratch.clear();
-        if !self.glob_owners.is_empty() {
-            self.globs.matches_into(path, scratch);
-            scratch.sort_unstable();
-            for &id in scratch.iter() {
-                found.extend_from_slice(&self.glob_owners[id]);
-            }
+        let directories = std::iter::once("").chain(pattern::prefixes(path));
+        for under in directories.filter_map(|d| self.globs_under.get(d)) {
+            scratch.extend(under.iter().filter(|&&id| self.globs[id].is_match(path)));
+        }
+        scratch.sort_unstable();
+        for &id in scratch.iter() {
+            found.extend_from_slice(&self.glob_owners[id]);
         }
         let excluded = |slot: usize| {
             self.exclusions[slot]
@@ -639,6 +683,34 @@ depends_on = ["apiv2", "web"]
         assert_eq!(owners("web/docs", &mut scratch), [1]);
         assert_eq!(owners("web/docsite/x", &mut scratch), [0, 1]);
         assert!(owners("webby/x", &mut scratch).is_empty());
+    }
+
+    #[test]
+    fn globs_are_tried_under_their_literal_directory() {
+        assert_eq!(literal_directory("protos/p1/*.proto"), "protos/p1");
+        assert_eq!(literal_directory("protos/p1*/x"), "protos");
+        assert_eq!(literal_directory("a/{b,c}/d"), "a");
+        assert_eq!(literal_directory("a/b\\*/c"), "a");
+        assert_eq!(literal_directory("**/*.md"), "");
+        assert_eq!(literal_directory("*.md"), "");
+        let manifest = Manifest::parse(
+            "[[service]]\nname = \"a\"\nkind = \"library\"\n\
+             paths = [\"p/q/*.proto\", \"p/{x,y}/*.go\", \"p/z\\\\*.txt\"]\n\
+             [[service]]\nname = \"b\"\nkind = \"library\"\npaths = [\"**/*.go\", \"!p/y/*.go\"]\n",
+            "m",
+        )
+        .unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let mut scratch = Vec::new();
+        let mut owners = |path: &str| graph.matcher().owners(path, &mut scratch).services;
+        assert_eq!(owners("p/q/a.proto"), [0]);
+        assert!(owners("p/q/r/a.proto").is_empty());
+        assert!(owners("p/qq/a.proto").is_empty());
+        assert_eq!(owners("p/x/a.go"), [0, 1]);
+        assert_eq!(owners("p/y/a.go"), [0]);
+        assert_eq!(owners("p/z*.txt"), [0]);
+        assert!(owners("p/za.txt").is_empty());
+        assert_eq!(owners("deep/er/a.go"), [1]);
     }
 
     #[test]

@@ -53,8 +53,11 @@ pub struct Matcher<'m> {
     /// any path).
     globs_under: HashMap<&'m str, Vec<usize>>,
     glob_owners: Vec<Vec<Owner>>,
-    /// Per service, then one slot for `global_paths`.
-    exclusions: Vec<Vec<Exclusion<'m>>>,
+    /// The exclusions of slot `s` (0 for `global_paths`, `i + 1` for
+    /// service `i`) are `exclusions[exclusion_starts[s]..exclusion_starts[s + 1]]`:
+    /// one list for all, rather than one per service.
+    exclusions: Vec<Exclusion<'m>>,
+    exclusion_starts: Vec<u32>,
 }
 
 /// A glob, compiled when first needed.
@@ -108,22 +111,26 @@ impl<'m> Matcher<'m> {
         let mut globs_under: HashMap<&'m str, Vec<usize>> = HashMap::default();
         let mut glob_ids: HashMap<&str, usize> = HashMap::default();
         let mut glob_owners: Vec<Vec<Owner>> = Vec::new();
-        let mut exclusions: Vec<Vec<Exclusion<'m>>> = vec![Vec::new(); count + 1];
+        // Patterns come in slot order, so each slot's exclusions follow the
+        // previous slot's.
+        let mut exclusions = Vec::new();
+        let mut exclusion_starts = vec![0u32; count + 2];
         let global = manifest
             .settings
             .global_paths
             .iter()
-            .map(|p| (p, Owner::Global, count));
+            .map(|p| (p, Owner::Global, 0));
         let services = manifest
             .services
             .iter()
             .enumerate()
-            .flat_map(|(i, s)| s.paths.iter().map(move |p| (p, Owner::Service(i), i)));
+            .flat_map(|(i, s)| s.paths.iter().map(move |p| (p, Owner::Service(i), i + 1)));
         for (pattern, owner, slot) in global.chain(services) {
             match (&pattern.body, pattern.exclude) {
                 (PatternBody::Prefix(prefix), false) => prefix_pairs.push((prefix, owner)),
                 (PatternBody::Prefix(prefix), true) => {
-                    exclusions[slot].push(Exclusion::Prefix(prefix))
+                    exclusions.push(Exclusion::Prefix(prefix));
+                    exclusion_starts[slot + 1] += 1;
                 }
                 (PatternBody::Glob(glob), exclude) => {
                     let id = *glob_ids.entry(glob.as_str()).or_insert_with(|| {
@@ -140,12 +147,16 @@ impl<'m> Matcher<'m> {
                         id
                     });
                     if exclude {
-                        exclusions[slot].push(Exclusion::Glob(id));
+                        exclusions.push(Exclusion::Glob(id));
+                        exclusion_starts[slot + 1] += 1;
                     } else {
                         glob_owners[id].push(owner);
                     }
                 }
             }
+        }
+        for slot in 1..exclusion_starts.len() {
+            exclusion_starts[slot] += exclusion_starts[slot - 1];
         }
         let mut prefixes: HashMap<&'m str, u32> =
             HashMap::with_capacity_and_hasher(prefix_pairs.len(), Default::default());
@@ -162,6 +173,7 @@ impl<'m> Matcher<'m> {
             globs_under,
             glob_owners,
             exclusions,
+            exclusion_starts,
         }
     }
 
@@ -186,16 +198,16 @@ impl<'m> Matcher<'m> {
             found.extend_from_slice(&self.glob_owners[id]);
         }
         let excluded = |slot: usize| {
-            self.exclusions[slot]
+            let (start, end) = (self.exclusion_starts[slot], self.exclusion_starts[slot + 1]);
+            self.exclusions[start as usize..end as usize]
                 .iter()
                 .any(|exclusion| match exclusion {
                     Exclusion::Prefix(prefix) => pattern::prefixes(path).any(|p| p == *prefix),
                     Exclusion::Glob(id) => scratch.binary_search(id).is_ok(),
                 })
         };
-        let global_slot = self.exclusions.len() - 1;
         let mut owners = Owners {
-            global: found.contains(&Owner::Global) && !excluded(global_slot),
+            global: found.contains(&Owner::Global) && !excluded(0),
             services: found
                 .iter()
                 .filter_map(|owner| match owner {
@@ -206,7 +218,7 @@ impl<'m> Matcher<'m> {
         };
         owners.services.sort_unstable();
         owners.services.dedup();
-        owners.services.retain(|&i| !excluded(i));
+        owners.services.retain(|&i| !excluded(i + 1));
         owners
     }
 }

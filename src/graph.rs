@@ -11,6 +11,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use std::sync::OnceLock;
 
+use compact_str::CompactString;
+
 use globset::GlobMatcher;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -237,17 +239,17 @@ pub struct ServiceGraph<'m> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AffectedService {
     /// Its name.
-    pub name: String,
+    pub name: CompactString,
     /// Its kind.
     pub kind: Kind,
     /// Changed files it owns (or global files), sorted.
     pub files: Vec<String>,
     /// Its affected direct dependencies, sorted.
-    pub via: Vec<String>,
+    pub via: Vec<CompactString>,
     /// For images: the affected images it must wait for (its nearest image
     /// dependencies, looking through libraries), sorted.
     #[serde(skip)]
-    pub waits_for: Vec<String>,
+    pub waits_for: Vec<CompactString>,
 }
 
 /// The affected set and the build order of its images.
@@ -256,7 +258,7 @@ pub struct Affected {
     /// Exactly the affected services, sorted by name.
     pub services: Vec<AffectedService>,
     /// Affected images in layers: each layer waits only for earlier ones.
-    pub build_order: Vec<Vec<String>>,
+    pub build_order: Vec<Vec<CompactString>>,
 }
 
 impl Affected {
@@ -355,24 +357,24 @@ impl<'m> ServiceGraph<'m> {
             let service = &self.manifest.services[i];
             files.sort_unstable();
             files.dedup();
-            let mut via: Vec<String> = if changes.mode == Mode::All {
+            let mut via: Vec<CompactString> = if changes.mode == Mode::All {
                 Vec::new()
             } else {
                 service
                     .depends_on
                     .iter()
                     .filter(|d| self.index(d).is_some_and(|d| is_affected[d]))
-                    .map(|d| d.to_string())
+                    .cloned()
                     .collect()
             };
             via.sort_unstable();
-            let mut waits_for: Vec<String> = waits[i]
+            let mut waits_for: Vec<CompactString> = waits[i]
                 .iter()
-                .map(|&d| self.manifest.services[d].name.to_string())
+                .map(|&d| self.manifest.services[d].name.clone())
                 .collect();
             waits_for.sort_unstable();
             services.push(AffectedService {
-                name: service.name.to_string(),
+                name: service.name.clone(),
                 kind: service.kind,
                 files,
                 via,
@@ -539,10 +541,10 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Affected images grouped so that each waits only for earlier layers.
-    fn layers(&self, is_affected: &[bool], waits: &[BTreeSet<usize>]) -> Vec<Vec<String>> {
+    fn layers(&self, is_affected: &[bool], waits: &[BTreeSet<usize>]) -> Vec<Vec<CompactString>> {
         let services = &self.manifest.services;
         let mut level: Vec<usize> = vec![0; services.len()];
-        let mut layers: Vec<Vec<String>> = Vec::new();
+        let mut layers: Vec<Vec<CompactString>> = Vec::new();
         for &node in &self.order {
             let i = node.index();
             if !is_affected[i] || !services[i].kind.is_artifact() {
@@ -552,7 +554,7 @@ impl<'m> ServiceGraph<'m> {
             if layers.len() <= level[i] {
                 layers.resize(level[i] + 1, Vec::new());
             }
-            layers[level[i]].push(services[i].name.to_string());
+            layers[level[i]].push(services[i].name.clone());
         }
         layers.iter_mut().for_each(|layer| layer.sort_unstable());
         layers

@@ -251,7 +251,7 @@ fn publish_pipelines(
             };
             Some(Pipeline {
                 name: family.name(name),
-                service: name.clone(),
+                service: name.to_string(),
                 depends_on: waits.iter().map(|w| family.name(w)).collect(),
                 trigger: family.trigger.clone(),
                 steps: family

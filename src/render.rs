@@ -148,7 +148,7 @@ pub struct Report<'a> {
     #[serde(flatten)]
     changes: &'a ChangeSet,
     services: &'a [AffectedService],
-    build_order: &'a [Vec<String>],
+    build_order: &'a [Vec<compact_str::CompactString>],
 }
 
 impl<'a> Report<'a> {

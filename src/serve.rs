@@ -492,7 +492,11 @@ impl AppState {
             base: changes.base,
             head: changes.head,
             changed: changes.paths.len(),
-            affected: affected.services.into_iter().map(|s| s.name).collect(),
+            affected: affected
+                .services
+                .into_iter()
+                .map(|s| s.name.into_string())
+                .collect(),
         })
     }
 }

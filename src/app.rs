@@ -132,18 +132,17 @@ impl Workspace {
     /// work tree, else (bare repository) from the head commit.
     fn manifest(&self, repo: Option<&Repository>, head: &str) -> Result<Manifest> {
         if let Some(path) = &self.manifest {
-            let text = read(path)?;
-            return Ok(Manifest::parse(&text, &path.display().to_string())?);
+            let shown = path.display().to_string();
+            return read_manifest(path, |text| Ok(Manifest::parse(text, &shown)?));
         }
         let repo = match repo {
             Some(repo) => repo,
             None => &self.open_repo()?,
         };
         match repo.workdir() {
-            Some(dir) => {
-                let text = read(&dir.join(MANIFEST_FILE))?;
-                Ok(Manifest::parse(&text, MANIFEST_FILE)?)
-            }
+            Some(dir) => read_manifest(&dir.join(MANIFEST_FILE), |text| {
+                Ok(Manifest::parse(text, MANIFEST_FILE)?)
+            }),
             None => {
                 let text = manifest_at(repo, head)?;
                 Ok(Manifest::parse(&text, &format!("{head}:{MANIFEST_FILE}"))?)
@@ -163,6 +162,32 @@ impl Workspace {
         }
         Renderer::new(overrides)
     }
+}
+
+/// Files at least this large are mapped rather than read.
+const MAP_AT_BYTES: u64 = 256 * 1024;
+
+/// Runs `parse` on the manifest file's text. A large manifest is mapped
+/// rather than copied: copying 1.5 MB into fresh memory costs a page fault
+/// per 4 KiB, while mapping shares the pages the system already caches.
+fn read_manifest<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+    let failed = |source| Error::ManifestRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    if file.metadata().map_err(failed)?.len() < MAP_AT_BYTES {
+        return parse(&read(path)?);
+    }
+    // SAFETY: the map is read while this function runs and dropped before
+    // it returns. Were another process to truncate the file meanwhile, this
+    // process could be stopped by SIGBUS; ripple reads a checked-out file
+    // nobody edits during a CI step, and a read could as well see a
+    // half-written file.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(failed)?;
+    let text = std::str::from_utf8(&map)
+        .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    parse(text)
 }
 
 fn read(path: &Path) -> Result<String> {

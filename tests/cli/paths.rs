@@ -89,3 +89,59 @@ fn uncommitted_changes_count_only_when_asked() {
     with.push("--uncommitted");
     assert_eq!(services(&repo.ripple(&with, &[]).json()), ["web"]);
 }
+
+/// The standard manifest and enough services after it to pass 256 KiB,
+/// past which the manifest file is mapped rather than read.
+fn large_manifest() -> String {
+    let mut text = crate::common::MANIFEST.to_string();
+    for i in 0..3_000 {
+        text.push_str(&format!(
+            "\n[[service]]\nname = \"filler-{i:04}\"\nkind = \"library\"\n\
+             paths = [\"fill/{i:04}\"]  # a service nothing in these tests touches\n"
+        ));
+    }
+    assert!(text.len() > 300_000);
+    text
+}
+
+#[test]
+fn a_large_manifest_is_read_like_a_small_one() {
+    let change = |repo: &mut TestRepo| {
+        repo.write("src/go.main/store.go", "package main // changed\n");
+    };
+    let small = affected_on_branch(change);
+    let mut repo = TestRepo::standard();
+    repo.write("services.toml", &large_manifest());
+    repo.commit("many services");
+    repo.branch("topic");
+    change(&mut repo);
+    repo.commit("change");
+    let args = [
+        "affected",
+        "--event",
+        "pull_request",
+        "--base",
+        "main",
+        "--format",
+        "json",
+    ];
+    let large = repo.ripple(&args, &[]).json();
+    assert_eq!(services(&large), services(&small));
+    assert_eq!(services(&large), ["apiv2", "go-main", "lmtpd"]);
+}
+
+#[test]
+fn a_large_manifest_that_is_not_utf8_is_refused() {
+    let repo = TestRepo::standard();
+    let mut bytes = large_manifest().into_bytes();
+    bytes.extend_from_slice(b"# \xff\n");
+    std::fs::write(repo.path().join("services.toml"), bytes).unwrap();
+    let run = repo.ripple(&["check"], &[]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("services.toml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("UTF-8") || run.stderr.contains("utf-8"),
+        "{}",
+        run.stderr
+    );
+}

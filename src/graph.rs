@@ -279,11 +279,9 @@ impl<'m> ServiceGraph<'m> {
         for i in 0..manifest.services.len() {
             graph.add_node(i);
         }
-        for (i, service) in manifest.services.iter().enumerate() {
-            for dep in &service.depends_on {
-                if let Some(d) = manifest.position(dep) {
-                    graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
-                }
+        for i in 0..manifest.services.len() {
+            for d in manifest.dependencies(i) {
+                graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
             }
         }
         // The manifest has no cycles, so the order always exists.
@@ -360,11 +358,10 @@ impl<'m> ServiceGraph<'m> {
             let mut via: Vec<CompactString> = if changes.mode == Mode::All {
                 Vec::new()
             } else {
-                service
-                    .depends_on
-                    .iter()
-                    .filter(|d| self.index(d).is_some_and(|d| is_affected[d]))
-                    .cloned()
+                self.manifest
+                    .dependencies(i)
+                    .filter(|&d| is_affected[d])
+                    .map(|d| self.manifest.services[d].name.clone())
                     .collect()
             };
             via.sort_unstable();

@@ -31,6 +31,46 @@ pub struct Manifest {
     pub services: Vec<Service>,
     /// Position of each service by name.
     index: NameIndex,
+    /// Each service's dependencies as positions, resolved once:
+    /// `dependencies[dependency_starts[i]..dependency_starts[i + 1]]`.
+    dependencies: Dependencies,
+}
+
+/// Dependencies as positions, every service's in one list.
+#[derive(Debug, Clone, Default)]
+struct Dependencies {
+    starts: Vec<u32>,
+    positions: Vec<u32>,
+}
+
+impl Dependencies {
+    /// Resolves every `depends_on`; unknown names are left out (and
+    /// reported by the caller).
+    fn resolve(services: &[Service], index: &NameIndex) -> Dependencies {
+        let mut resolved = Dependencies {
+            starts: Vec::with_capacity(services.len() + 1),
+            positions: Vec::new(),
+        };
+        resolved.starts.push(0);
+        for service in services {
+            let known = service
+                .depends_on
+                .iter()
+                .filter_map(|d| index.get(services, d));
+            resolved.positions.extend(known.map(|d| d as u32));
+            resolved.starts.push(resolved.positions.len() as u32);
+        }
+        resolved
+    }
+
+    fn of(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.slice(service).iter().map(|&d| d as usize)
+    }
+
+    fn slice(&self, service: usize) -> &[u32] {
+        let (start, end) = (self.starts[service], self.starts[service + 1]);
+        &self.positions[start as usize..end as usize]
+    }
 }
 
 /// Repository-wide settings.
@@ -334,6 +374,12 @@ impl Manifest {
     pub fn position(&self, name: &str) -> Option<usize> {
         self.index.get(&self.services, name)
     }
+
+    /// The positions of the services `services[service]` depends on, in
+    /// the order of its `depends_on`.
+    pub fn dependencies(&self, service: usize) -> impl Iterator<Item = usize> + '_ {
+        self.dependencies.of(service)
+    }
 }
 
 /// The header line that starts each service, after a newline.
@@ -374,6 +420,7 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
         read.services.reserve(bounds.len() - 1);
         read.spans.reserve(bounds.len() - 1);
         let mut reader = Reader::new(text, path, 0);
+        reader.dependency_spans = false;
         let mut scanner = scan::Scanner::new(text);
         for table in bounds.windows(2).map(|w| w[0]..w[1]) {
             if scanner.service(table.clone()) {
@@ -447,6 +494,10 @@ struct Reader<'a> {
     problems: Vec<Problem>,
     // Manifests repeat globs (`!**/*.md` in every service): check each once.
     patterns: HashMap<&'a str, Result<PathPattern, String>>,
+    /// Whether to keep where each dependency is written. A reading that
+    /// only needs to know whether anything is wrong (the table reader,
+    /// which leaves reporting to a whole reading) does without.
+    dependency_spans: bool,
 }
 
 /// A value in a `[[service]]` table, from either reader: toml-spanner's
@@ -522,6 +573,12 @@ struct Spans {
 }
 
 impl Spans {
+    /// Where the `k`th dependency is written; where the name is when its
+    /// place was not kept.
+    fn dependency(&self, k: usize) -> Range<usize> {
+        self.depends_on.get(k).unwrap_or(&self.name).clone()
+    }
+
     /// Moves spans read from a later part of the text.
     fn shift(&mut self, offset: usize) {
         let shift = |span: &mut Range<usize>| *span = span.start + offset..span.end + offset;
@@ -561,6 +618,7 @@ impl<'a> Reader<'a> {
             offset,
             problems: Vec::new(),
             patterns: HashMap::default(),
+            dependency_spans: true,
         }
     }
 
@@ -790,11 +848,12 @@ impl<'a> Reader<'a> {
 
     /// The checks across services, then the manifest.
     fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
-        let index = self.cross_check(&read);
+        let (index, dependencies) = self.cross_check(&read);
         Some(Manifest {
             settings: settings?,
             services: read.services,
             index,
+            dependencies,
         })
     }
 
@@ -996,10 +1055,12 @@ impl<'a> Reader<'a> {
 
         let ((name, name_span), kind) = (name?, kind?);
         let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
-        let mut depends_spans = Vec::with_capacity(depends.len());
+        let mut depends_spans = Vec::new();
         for (dep, span) in depends {
             if !depends_on.iter().any(|d| d == dep) {
-                depends_spans.push(span);
+                if self.dependency_spans {
+                    depends_spans.push(span);
+                }
                 depends_on.push(CompactString::from(dep));
             }
         }
@@ -1101,7 +1162,7 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(&mut self, read: &Services) -> NameIndex {
+    fn cross_check(&mut self, read: &Services) -> (NameIndex, Dependencies) {
         let (services, spans) = (&read.services, &read.spans);
         let mut first_seen = NameIndex::with_capacity(services.len());
         for (index, service) in services.iter().enumerate() {
@@ -1123,28 +1184,30 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        for (service, spans) in services.iter().zip(spans) {
-            for (dep, span) in service.depends_on.iter().zip(&spans.depends_on) {
+        let dependencies = Dependencies::resolve(services, &first_seen);
+        for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
+            if dependencies.of(i).len() == service.depends_on.len() {
+                continue;
+            }
+            for (k, dep) in service.depends_on.iter().enumerate() {
                 if first_seen.get(services, dep).is_none() {
                     let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                     self.problem(
-                        span.clone(),
+                        spans.dependency(k),
                         format!("unknown service `{dep}` in `{}.depends_on`", service.name),
                         Some(format!("known services are {}", list.join(", "))),
                     );
                 }
             }
         }
-        if let Some(cycle) = find_cycle(services, &first_seen) {
+        if let Some(cycle) = find_cycle(services.len(), &dependencies, services) {
             let (first, first_spans) = (&services[cycle[0]], &spans[cycle[0]]);
             let next = &services[cycle[1 % cycle.len()]].name;
             let span = first
                 .depends_on
                 .iter()
                 .position(|d| d == next)
-                .map_or(first_spans.name.clone(), |i| {
-                    first_spans.depends_on[i].clone()
-                });
+                .map_or(first_spans.name.clone(), |i| first_spans.dependency(i));
             let mut names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
             names.push(names[0]);
             self.problem(
@@ -1156,33 +1219,36 @@ impl<'a> Reader<'a> {
                 ),
             );
         }
-        first_seen
+        (first_seen, dependencies)
     }
 }
 
 /// One dependency cycle as service indices, starting at its smallest name, or
 /// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
-fn find_cycle(services: &[Service], index: &NameIndex) -> Option<Vec<usize>> {
+fn find_cycle(
+    count: usize,
+    dependencies: &Dependencies,
+    services: &[Service],
+) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
         White,
         Grey,
         Black,
     }
-    let mut colour = vec![Colour::White; services.len()];
+    let mut colour = vec![Colour::White; count];
     // In file order: the search visits each service and edge once.
-    for root in 0..services.len() {
+    for root in 0..count {
         if colour[root] != Colour::White {
             continue;
         }
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         colour[root] = Colour::Grey;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            if let Some(dep) = services[node].depends_on.get(*next) {
+            // Unknown dependencies are left out: they are reported on their own.
+            if let Some(&child) = dependencies.slice(node).get(*next) {
+                let child = child as usize;
                 *next += 1;
-                let Some(child) = index.get(services, dep) else {
-                    continue; // unknown: reported on its own
-                };
                 match colour[child] {
                     Colour::White => {
                         colour[child] = Colour::Grey;
@@ -1314,6 +1380,8 @@ services = [{ name = "redis", image = "redis:7", environment = { MODE = "test" }
         let api = manifest.service("api").unwrap();
         assert_eq!(api.kind, Kind::Image);
         assert_eq!(api.depends_on, ["go-main", "base-go"]);
+        let positions: Vec<usize> = manifest.dependencies(2).collect();
+        assert_eq!(positions, [1, 0]);
         assert_eq!(api.build.as_ref().unwrap().context, "src");
         assert_eq!(api.sidecars[0].environment["MODE"], "test");
         let stages: Vec<_> = api.test_stages().map(|(s, _)| s).collect();

@@ -247,11 +247,9 @@ pub fn mermaid(manifest: &Manifest) -> String {
             service.kind.as_str()
         );
     }
-    for (i, service) in manifest.services.iter().enumerate() {
-        for dep in &service.depends_on {
-            if let Some(d) = manifest.position(dep) {
-                let _ = writeln!(out, "  s{i} --> s{d}");
-            }
+    for i in 0..manifest.services.len() {
+        for d in manifest.dependencies(i) {
+            let _ = writeln!(out, "  s{i} --> s{d}");
         }
     }
     out

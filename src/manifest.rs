@@ -415,10 +415,12 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     starts.push(text.len());
     // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than
     // the tables it bounds.
-    let read_tables = |bounds: &[usize]| {
+    // The first run of tables is read into lists with room for all, so
+    // that the second's are appended without growing them.
+    let read_tables = |bounds: &[usize], room: usize| {
         let mut read = Services::default();
-        read.services.reserve(bounds.len() - 1);
-        read.spans.reserve(bounds.len() - 1);
+        read.services.reserve(room);
+        read.spans.reserve(room);
         let mut reader = Reader::new(text, path, 0);
         reader.dependency_spans = false;
         let mut scanner = scan::Scanner::new(text);
@@ -441,9 +443,10 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
         tables
     };
     let (preamble, first_half, second_half) = std::thread::scope(|scope| {
-        let second = (middle < tables).then(|| scope.spawn(|| read_tables(&starts[middle..])));
+        let second = (middle < tables)
+            .then(|| scope.spawn(|| read_tables(&starts[middle..], tables - middle)));
         let preamble = read_document(text, 0..first, path);
-        let first_half = read_tables(&starts[..=middle]);
+        let first_half = read_tables(&starts[..=middle], tables);
         let second_half = second.map(|thread| thread.join().ok().flatten());
         (preamble, first_half, second_half)
     });

@@ -1324,12 +1324,14 @@ impl NameIndex {
 
 /// `[a-z0-9][a-z0-9._-]*`
 fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
+    // Bytes: every allowed character is ASCII.
+    let mut bytes = name.bytes();
+    bytes
         .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 #[cfg(test)]

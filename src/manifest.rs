@@ -312,6 +312,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "global_paths",
     "ripple_image",
 ];
+/// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
+/// comes last: the [`scan`]ner reads all the others.
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "kind",

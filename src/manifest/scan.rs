@@ -14,20 +14,12 @@ use std::ops::Range;
 
 use super::Located;
 
-/// The keys a scanned service may set, in the order of [`KEYS`].
-pub(super) const KEYS: [&str; 11] = [
-    "name",
-    "kind",
-    "paths",
-    "depends_on",
-    "image",
-    "dockerfile",
-    "context",
-    "toolchain",
-    "lint",
-    "unit",
-    "functional",
-];
+/// The keys a scanned table may set: every key of a service but the last,
+/// `services`, whose inline tables are left to toml-spanner.
+pub(super) const KEYS: &[&str] = match super::SERVICE_KEYS.split_last() {
+    Some((_, scanned)) => scanned,
+    None => &[],
+};
 
 /// Where one key's value is, in [`Scanner::strings`].
 #[derive(Clone, Debug, PartialEq)]
@@ -287,6 +279,7 @@ mod tests {
             "[[service]]\nname.first = \"api\"\n",         // dotted key
             "[[service]]\nnom = \"api\"\n",                // unknown key
             "[[service]]\nservices = [{ name = \"r\", image = \"r\" }]\n",
+            "[[service]]\nservices = [\"redis\"]\n", // sidecars are tables
             "[[service]]\nname = 1\n",
             "[[service]]\nname = true\n",
             "[[service]]\nname = \"api\" \"b\"\n",

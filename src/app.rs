@@ -175,9 +175,11 @@ fn read_manifest<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Resul
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut file = std::fs::File::open(path).map_err(failed)?;
     if file.metadata().map_err(failed)?.len() < MAP_AT_BYTES {
-        return parse(&read(path)?);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(failed)?;
+        return parse(&text);
     }
     // SAFETY: the map is read while this function runs and dropped before
     // it returns. Were another process to truncate the file meanwhile, this

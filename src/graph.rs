@@ -2,20 +2,18 @@
 //!
 //! All path patterns of all services go into one [`Matcher`] (a prefix
 //! table, and globs filed under the directory they start with), so each
-//! changed path is matched once however many services there are. The dependency graph is a petgraph
-//! `DiGraph` with edges from a dependency to its dependents. Pure: no I/O.
+//! changed path is matched once however many services there are. The
+//! dependency graph is a petgraph `DiGraph` with edges from a dependency to
+//! its dependents. Pure: no I/O.
 
 use std::collections::{BTreeSet, VecDeque};
-
-use rustc_hash::FxHashMap as HashMap;
-
 use std::sync::OnceLock;
 
 use compact_str::CompactString;
-
 use globset::GlobMatcher;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
 use crate::changes::{ChangeSet, Mode};

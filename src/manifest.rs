@@ -31,12 +31,12 @@ pub struct Manifest {
     pub services: Vec<Service>,
     /// Position of each service by name.
     index: NameIndex,
-    /// Each service's dependencies as positions, resolved once:
-    /// `dependencies[dependency_starts[i]..dependency_starts[i + 1]]`.
+    /// Each service's dependencies as positions, resolved once.
     dependencies: Dependencies,
 }
 
-/// Dependencies as positions, every service's in one list.
+/// Dependencies as positions, every service's in one list: service `i`'s
+/// are `positions[starts[i]..starts[i + 1]]`.
 #[derive(Debug, Clone, Default)]
 struct Dependencies {
     starts: Vec<u32>,
@@ -387,8 +387,9 @@ impl Manifest {
 /// The header line that starts each service, after a newline.
 const SERVICE_HEADER: &str = "\n[[service]]";
 
-/// Manifests with fewer tables than this are read on one thread: a thread
-/// costs more than reading them.
+/// The fewest tables worth a thread of their own: a manifest with fewer
+/// than twice as many is read on one thread, as a thread would cost more
+/// than it saves.
 const TABLES_PER_THREAD: usize = 500;
 
 /// Reads the manifest one `[[service]]` table at a time. The [`scan`]ner
@@ -416,9 +417,8 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let first = *starts.first()?;
     starts.push(text.len());
     // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than
-    // the tables it bounds.
-    // The first run of tables is read into lists with room for all, so
-    // that the second's are appended without growing them.
+    // the tables it bounds. The first run of tables is read into lists with
+    // room for all, so that the second's are appended without growing them.
     let read_tables = |bounds: &[usize], room: usize| {
         let mut read = Services::default();
         read.services.reserve(room);
@@ -789,8 +789,8 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads a whole document, or with `is_first` false the second half of
-    /// a split one, which may hold only services.
+    /// Reads a whole document, or with `is_first` false a later piece of
+    /// one, which may hold only services.
     fn document(&mut self, root: &Table<'a>, is_first: bool) -> (Option<Settings>, Services) {
         let top: &[&str] = if is_first { TOP_KEYS } else { &["service"] };
         self.check_keys(root, top, "the manifest");

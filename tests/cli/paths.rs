@@ -3,24 +3,23 @@
 
 use crate::common::{TestRepo, services};
 
+/// `ripple affected` for a pull request against `main`, as JSON.
+const AFFECTED_PR: [&str; 7] = [
+    "affected",
+    "--event",
+    "pull_request",
+    "--base",
+    "main",
+    "--format",
+    "json",
+];
+
 fn affected_on_branch(change: impl FnOnce(&mut TestRepo)) -> serde_json::Value {
     let mut repo = TestRepo::standard();
     repo.branch("topic");
     change(&mut repo);
     repo.commit("change");
-    repo.ripple(
-        &[
-            "affected",
-            "--event",
-            "pull_request",
-            "--base",
-            "main",
-            "--format",
-            "json",
-        ],
-        &[],
-    )
-    .json()
+    repo.ripple(&AFFECTED_PR, &[]).json()
 }
 
 #[test]
@@ -75,17 +74,8 @@ fn uncommitted_changes_count_only_when_asked() {
     let mut repo = TestRepo::standard();
     repo.branch("topic");
     repo.write("src/web/new.ts", "export {}\n");
-    let args = [
-        "affected",
-        "--event",
-        "pull_request",
-        "--base",
-        "main",
-        "--format",
-        "json",
-    ];
-    assert!(services(&repo.ripple(&args, &[]).json()).is_empty());
-    let mut with = args.to_vec();
+    assert!(services(&repo.ripple(&AFFECTED_PR, &[]).json()).is_empty());
+    let mut with = AFFECTED_PR.to_vec();
     with.push("--uncommitted");
     assert_eq!(services(&repo.ripple(&with, &[]).json()), ["web"]);
 }
@@ -116,16 +106,7 @@ fn a_large_manifest_is_read_like_a_small_one() {
     repo.branch("topic");
     change(&mut repo);
     repo.commit("change");
-    let args = [
-        "affected",
-        "--event",
-        "pull_request",
-        "--base",
-        "main",
-        "--format",
-        "json",
-    ];
-    let large = repo.ripple(&args, &[]).json();
+    let large = repo.ripple(&AFFECTED_PR, &[]).json();
     assert_eq!(services(&large), services(&small));
     assert_eq!(services(&large), ["apiv2", "go-main", "lmtpd"]);
 }

@@ -189,8 +189,8 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>)
             let toolchain = service.toolchain.as_ref()?;
             let tests = service.test_stages().map(|(stage, commands)| Step {
                 name: stage.to_string(),
-                image: toolchain.to_string(),
-                commands: commands.iter().map(|c| c.to_string()).collect(),
+                image: toolchain.as_str().into(),
+                commands: commands.iter().map(|c| c.as_str().into()).collect(),
                 publish: None,
             });
             let gate = family.gate_step(&service.name);
@@ -200,7 +200,7 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>)
             }
             Some(Pipeline {
                 name: family.name(&service.name),
-                service: service.name.to_string(),
+                service: service.name.as_str().into(),
                 depends_on: Vec::new(),
                 trigger: family.trigger.clone(),
                 steps,
@@ -242,16 +242,16 @@ fn publish_pipelines(
                 image: DOCKER_PLUGIN.into(),
                 commands: Vec::new(),
                 publish: Some(Publish {
-                    repo: build.image.to_string(),
+                    repo: build.image.as_str().into(),
                     registry: registry_of(&build.image),
-                    dockerfile: build.dockerfile.to_string(),
-                    context: build.context.to_string(),
+                    dockerfile: build.dockerfile.as_str().into(),
+                    context: build.context.as_str().into(),
                     tags: tags.clone(),
                 }),
             };
             Some(Pipeline {
                 name: family.name(name),
-                service: name.to_string(),
+                service: name.as_str().into(),
                 depends_on: waits.iter().map(|w| family.name(w)).collect(),
                 trigger: family.trigger.clone(),
                 steps: family

@@ -463,19 +463,10 @@ fn graph_naming<'m>(manifest: &'m Manifest, name: &str) -> Result<ServiceGraph<'
 }
 
 fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
-    let secret = match (&args.secret_file, std::env::var("RIPPLE_SECRET")) {
-        (Some(path), _) => read_file(path)?.trim().as_bytes().to_vec(),
-        (None, Ok(secret)) if !secret.is_empty() => secret.into_bytes(),
-        _ => {
-            return Err(Error::Usage {
-                message: "no secret to verify Drone's requests with".into(),
-                hint: Some(
-                    "set RIPPLE_SECRET or pass `--secret-file FILE` (Drone's DRONE_YAML_SECRET)"
-                        .into(),
-                ),
-            });
-        }
-    };
+    let secret = serve_secret(
+        args.secret_file.as_deref(),
+        std::env::var("RIPPLE_SECRET").ok(),
+    )?;
     if args.allow_urls.is_empty() {
         return Err(Error::Usage {
             message: "no clone URL is allowed".into(),
@@ -495,6 +486,50 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
             .ok()
             .zip(std::env::var("RIPPLE_GIT_PASSWORD").ok()),
     })
+}
+
+/// The shortest secret `serve` accepts: a guessable HMAC key would let
+/// anyone sign requests.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The secret shared with Drone, from `--secret-file` (which wins) or
+/// `RIPPLE_SECRET`; surrounding whitespace is not part of it. Empty or short
+/// secrets are refused from every source: an empty key signs anything.
+fn serve_secret(file: Option<&Path>, variable: Option<String>) -> Result<Vec<u8>> {
+    let (secret, source) = match (file, variable) {
+        (Some(path), _) => (
+            read_file(path)?.trim().to_string(),
+            format!("`{}`", path.display()),
+        ),
+        (None, Some(value)) => (value.trim().to_string(), "RIPPLE_SECRET".to_string()),
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "no secret to verify Drone's requests with".into(),
+                hint: Some(
+                    "set RIPPLE_SECRET or pass `--secret-file FILE` (Drone's DRONE_YAML_SECRET)"
+                        .into(),
+                ),
+            });
+        }
+    };
+    if secret.len() < MIN_SECRET_BYTES {
+        let what = if secret.is_empty() {
+            "is empty".to_string()
+        } else {
+            format!("has {} bytes", secret.len())
+        };
+        return Err(Error::Usage {
+            message: format!(
+                "the secret from {source} {what}: at least {MIN_SECRET_BYTES} are required"
+            ),
+            hint: Some(
+                "generate one with `openssl rand -hex 32` and give the same to Drone as \
+                 DRONE_YAML_SECRET"
+                    .into(),
+            ),
+        });
+    }
+    Ok(secret.into_bytes())
 }
 
 fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, out: &mut dyn Write) -> Result<()> {

@@ -438,3 +438,48 @@ fn an_unreachable_origin_is_planned_from_the_mirror() {
         5
     );
 }
+
+/// Issue 13.3: an empty secret signs anything, so no source may give one.
+#[test]
+fn refuses_to_start_with_an_empty_or_short_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |file_text: Option<&str>, variable: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ripple"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-url", "file://"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_clear();
+        if let Some(text) = file_text {
+            let path = dir.path().join("secret");
+            std::fs::write(&path, text).unwrap();
+            command.arg("--secret-file").arg(&path);
+        }
+        if let Some(value) = variable {
+            command.env("RIPPLE_SECRET", value);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for (file, variable, says) in [
+        (Some(""), None, "is empty"),
+        (Some(" \n\t\n"), None, "is empty"),
+        (Some("short\n"), None, "has 5 bytes"),
+        (None, Some(""), "is empty"),
+        (None, Some("   "), "is empty"),
+        // The file wins over the variable, so a good variable does not
+        // rescue an empty file.
+        (Some("\n"), Some(SECRET), "is empty"),
+    ] {
+        let (code, stderr) = start(file, variable);
+        assert_eq!(code, Some(2), "{file:?} {variable:?}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains("at least 16"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+}

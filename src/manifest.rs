@@ -283,20 +283,46 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
+/// The most characters of a source line an excerpt shows.
+const EXCERPT_CHARS: usize = 120;
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let number = self.line.to_string();
         let pad = " ".repeat(number.len());
         writeln!(f, "{pad}--> {}:{}:{}", self.path, self.line, self.column)?;
         writeln!(f, "{pad} |")?;
-        writeln!(f, "{number} | {}", self.source_line)?;
-        let indent: String = self
+        // A long line is shown as a window around the problem: a manifest
+        // line can be megabytes long, and it is not worth echoing whole.
+        let chars = self.source_line.chars().count();
+        let at = self.column - 1;
+        let (first, last) = if chars <= EXCERPT_CHARS {
+            (0, chars)
+        } else {
+            let first = at.saturating_sub(EXCERPT_CHARS / 3);
+            (first, (first + EXCERPT_CHARS).min(chars))
+        };
+        let shown: String = self
             .source_line
             .chars()
-            .take(self.column - 1)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .skip(first)
+            .take(last - first)
             .collect();
-        writeln!(f, "{pad} | {indent}{}", "^".repeat(self.width.max(1)))?;
+        let before = if first > 0 { "…" } else { "" };
+        let after = if last < chars { "…" } else { "" };
+        writeln!(f, "{number} | {before}{shown}{after}")?;
+        let indent: String = before
+            .chars()
+            .map(|_| ' ')
+            .chain(
+                shown
+                    .chars()
+                    .take(at - first)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' }),
+            )
+            .collect();
+        let width = self.width.min(last.saturating_sub(at)).max(1);
+        writeln!(f, "{pad} | {indent}{}", "^".repeat(width))?;
         write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
@@ -1121,6 +1147,26 @@ impl<'a> Reader<'a> {
                 match env.as_table() {
                     Some(vars) => {
                         for (key, value) in vars.iter() {
+                            if !is_variable_name(key.name) {
+                                let shown: String = key.name.chars().take(40).collect();
+                                let cut = if shown.len() < key.name.len() {
+                                    "…"
+                                } else {
+                                    ""
+                                };
+                                self.problem(
+                                    range(key.span),
+                                    format!(
+                                        "sidecar environment variable `{shown}{cut}` of {label} \
+                                         is not a variable name"
+                                    ),
+                                    Some(format!(
+                                        "use letters, digits, `_`, `.` and `-`, starting with a \
+                                         letter or `_`, at most {MAX_VARIABLE_NAME} bytes"
+                                    )),
+                                );
+                                continue;
+                            }
                             if let Some((value, _)) = self.string(Field::Item(value), key.name) {
                                 environment.insert(key.name.to_string(), value.to_string());
                             }
@@ -1334,6 +1380,21 @@ fn is_valid_name(name: &str) -> bool {
         && bytes.all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
         })
+}
+
+/// The longest sidecar variable name: it becomes a YAML mapping key, and
+/// YAML allows implicit keys of at most 1,024 characters.
+const MAX_VARIABLE_NAME: usize = 255;
+
+/// A name the environment of a container can hold, short enough to be a
+/// YAML key in every backend.
+fn is_variable_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= MAX_VARIABLE_NAME
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -1705,6 +1766,36 @@ depends_on = ["b"]
                     let _ = problem.to_string();
                 }
             }
+        }
+    }
+
+    /// Issue 13.12: a key over 1,024 characters is no implicit YAML key, so
+    /// such a manifest once rendered YAML that did not parse.
+    #[test]
+    fn sidecar_variables_must_be_names() {
+        let with_key = |key: &str| {
+            format!(
+                "[[service]]\nname = \"api\"\nkind = \"library\"\ntoolchain = \"t\"\n\
+                 functional = [\"x\"]\nservices = [{{ name = \"db\", image = \"pg\", \
+                 environment = {{ \"{key}\" = \"v\" }} }}]\n"
+            )
+        };
+        let long = "K".repeat(1_100);
+        let err = problems(&with_key(&long));
+        assert!(err.contains("services.toml:6:58"), "{err}");
+        assert!(err.contains("is not a variable name"), "{err}");
+        assert!(err.len() < 1_000, "long lines are shown as a window: {err}");
+        assert!(err.len() < 1_000, "the key is cut in the message: {err}");
+        for bad in ["A=B", "1X", "", "A B", "A\\nB"] {
+            assert!(
+                problems(&with_key(bad)).contains("is not a variable name"),
+                "{bad}"
+            );
+        }
+        let max = "K".repeat(MAX_VARIABLE_NAME);
+        for good in ["MODE", "_x", "a.b-c_1", max.as_str()] {
+            let manifest = Manifest::parse(&with_key(good), "services.toml").unwrap();
+            assert_eq!(manifest.services[0].sidecars[0].environment[good], "v");
         }
     }
 

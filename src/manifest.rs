@@ -1800,6 +1800,16 @@ depends_on = ["b"]
     }
 
     #[test]
+    fn an_oversized_glob_is_a_located_problem() {
+        let glob = "*a".repeat(50_000);
+        let err = problems(&format!(
+            "[[service]]\nname = \"api\"\nkind = \"library\"\npaths = [\"src\", \"{glob}\"]\n"
+        ));
+        assert!(err.contains("services.toml:4:17"), "{err}");
+        assert!(err.contains("at most 4096 are allowed"), "{err}");
+    }
+
+    #[test]
     fn columns_count_characters() {
         let err = problems("[[service]]\nname = \"é\"\nkind = \"library\"\n");
         assert!(err.contains("services.toml:2:8"), "{err}");

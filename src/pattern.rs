@@ -41,6 +41,13 @@ impl PathPattern {
         if text.is_empty() {
             return Err("empty path pattern".to_string());
         }
+        if text.len() > MAX_PATTERN_BYTES {
+            let shown: String = text.chars().take(40).collect();
+            return Err(format!(
+                "path pattern `{shown}…` is {} bytes long; at most {MAX_PATTERN_BYTES} are allowed",
+                text.len()
+            ));
+        }
         if text.starts_with('/') {
             return Err(format!(
                 "path pattern `{raw}` is absolute; paths are relative to the repository root"
@@ -70,6 +77,13 @@ impl std::fmt::Display for PathPattern {
         write!(f, "{}{body}", if self.exclude { "!" } else { "" })
     }
 }
+
+/// The longest pattern accepted. Validation only parses a glob; the graph
+/// compiles it to a regex when a changed path reaches it, and globset
+/// panics on a regex over its size limit, which a glob of about 100 kB
+/// reaches. Every glob of this length compiles (a test checks the worst
+/// shapes), so what validation accepts, matching can build.
+pub const MAX_PATTERN_BYTES: usize = 4096;
 
 /// Whether a pattern is a glob (else a path prefix).
 pub fn is_glob(pattern: &str) -> bool {
@@ -168,6 +182,24 @@ mod tests {
                 .unwrap_err()
                 .starts_with("invalid glob")
         );
+    }
+
+    /// Issue 13.8: an oversized glob once passed validation and then
+    /// panicked in globset's matcher build.
+    #[test]
+    fn every_accepted_glob_compiles_and_longer_ones_are_refused() {
+        for unit in ["*a", "[a-z]", "{a,b}/", "**/x", "?", "[!a]*", "{*,?}"] {
+            let mut glob = unit.repeat(MAX_PATTERN_BYTES / unit.len());
+            glob.truncate(MAX_PATTERN_BYTES);
+            while PathPattern::parse(&glob).is_err() {
+                glob.pop(); // a cut in the middle of `[...]` or `{...}`
+            }
+            compile(&glob).unwrap().compile_matcher();
+            let too_long = unit.repeat(MAX_PATTERN_BYTES / unit.len() + 1);
+            let err = PathPattern::parse(&too_long).unwrap_err();
+            assert!(err.contains("at most 4096"), "{err}");
+            assert!(err.len() < 200, "{err}");
+        }
     }
 
     #[test]

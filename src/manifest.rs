@@ -500,6 +500,13 @@ fn read_document(
     let part = &text[piece.clone()];
     let arena = toml_spanner::Arena::new();
     let document = toml_spanner::parse(part, &arena).ok()?;
+    // Any `service` before the first cut (`service = [...]`, an indented
+    // `[[service]]`) meets the `[[service]]` tables after it, which the
+    // whole document may refuse (a static array cannot be extended) or
+    // join: only a whole reading knows.
+    if is_first && document.table().get("service").is_some() {
+        return None;
+    }
     let mut reader = Reader::new(part, path, piece.start);
     let read = reader.document(document.table(), is_first);
     reader.problems.is_empty().then_some(read)
@@ -1687,6 +1694,20 @@ depends_on = ["b"]
         assert!(manifest.service("fake").is_none());
         assert_eq!(manifest.services.len(), 2_001);
 
+        // Issue 13.9: services defined before the first cut, as an array of
+        // inline tables, cannot be extended by `[[service]]` tables: TOML
+        // refuses the document, and so must the table reader.
+        let inline = "service = [{ name = \"a\", kind = \"library\" }]\n\n\
+                      [[service]]\nname = \"b\"\nkind = \"library\"\n";
+        assert!(parse_tables(inline, "m").is_none());
+        let err = Manifest::parse(inline, "m").unwrap_err().to_string();
+        assert!(err.contains("TOML syntax"), "{err}");
+        // An indented header is no cut, and joins the tables after it.
+        let indented = "  [[service]]\nname = \"a\"\nkind = \"library\"\n\n\
+                        [[service]]\nname = \"b\"\nkind = \"library\"\n";
+        assert!(parse_tables(indented, "m").is_none());
+        assert_eq!(Manifest::parse(indented, "m").unwrap().services.len(), 2);
+
         // Problems anywhere are reported from the whole text, in order.
         let broken =
             big_manifest(3_000).replace("depends_on = [\"s1400\"]", "depends_on = [\"nope\"]");
@@ -1730,6 +1751,8 @@ depends_on = ["b"]
             "x = \"1\"\n",
             "name.x = \"y\"\n",
             "[settings]\n",
+            "service = [{ name = \"i\", kind = \"library\" }]\n",
+            " [[service]]\n",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {
@@ -1738,7 +1761,13 @@ depends_on = ["b"]
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        for _ in 0..3_000 {
+        // `RIPPLE_FUZZ_ROUNDS=1000000 cargo test --release --lib mangled`
+        // runs it as a longer fuzzing session.
+        let rounds = std::env::var("RIPPLE_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3_000);
+        for _ in 0..rounds {
             let mut text = GOOD.to_string();
             for _ in 0..1 + next(4) {
                 let mut at = next(text.len() + 1);

@@ -133,14 +133,14 @@ impl Workspace {
     fn manifest(&self, repo: Option<&Repository>, head: &str) -> Result<Manifest> {
         if let Some(path) = &self.manifest {
             let shown = path.display().to_string();
-            return read_manifest(path, |text| Ok(Manifest::parse(text, &shown)?));
+            return read_manifest(path, None, |text| Ok(Manifest::parse(text, &shown)?));
         }
         let repo = match repo {
             Some(repo) => repo,
             None => &self.open_repo()?,
         };
         match repo.workdir() {
-            Some(dir) => read_manifest(&dir.join(MANIFEST_FILE), |text| {
+            Some(dir) => read_manifest(&dir.join(MANIFEST_FILE), Some(dir), |text| {
                 Ok(Manifest::parse(text, MANIFEST_FILE)?)
             }),
             None => {
@@ -167,18 +167,81 @@ impl Workspace {
 /// Files at least this large are mapped rather than read.
 const MAP_AT_BYTES: u64 = 256 * 1024;
 
-/// Runs `parse` on the manifest file's text. A large manifest is mapped
-/// rather than copied: copying 1.5 MB into fresh memory costs a page fault
-/// per 4 KiB, while mapping shares the pages the system already caches.
-fn read_manifest<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+/// The largest manifest read: 20,000 services take about 6 MB.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Runs `parse` on the manifest file's text. The file is read only when it
+/// is a regular file of at most [`MAX_MANIFEST_BYTES`]; when `inside` is the
+/// work tree it came from, a symbolic link must stay inside it. A committed
+/// link to `/proc/self/environ` would otherwise print the environment as the
+/// excerpt of a TOML error, `/dev/zero` would be read until memory ran out,
+/// and a FIFO would hang.
+///
+/// A large manifest is mapped rather than copied: copying 1.5 MB into fresh
+/// memory costs a page fault per 4 KiB, while mapping shares the pages the
+/// system already caches.
+fn read_manifest<T>(
+    path: &Path,
+    inside: Option<&Path>,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
     let failed = |source| Error::ManifestRead {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(failed)?;
-    if file.metadata().map_err(failed)?.len() < MAP_AT_BYTES {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut file, &mut text).map_err(failed)?;
+    let refused = |reason: String| Error::ManifestRefused {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if let Some(root) = inside
+        && std::fs::symlink_metadata(path)
+            .map_err(failed)?
+            .is_symlink()
+    {
+        let target = std::fs::canonicalize(path).map_err(failed)?;
+        let root = std::fs::canonicalize(root).map_err(failed)?;
+        if !target.starts_with(&root) {
+            return Err(refused(format!(
+                "it is a symbolic link to `{}`, outside the repository",
+                target.display()
+            )));
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer; non-blocking, it
+    // opens at once and is refused below.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path).map_err(failed)?;
+    let metadata = file.metadata().map_err(failed)?;
+    if !metadata.is_file() {
+        return Err(refused(format!(
+            "it is {}, not a regular file",
+            file_kind(&metadata)
+        )));
+    }
+    if metadata.len() > MAX_MANIFEST_BYTES {
+        return Err(refused(format!(
+            "it is {} bytes long; at most {MAX_MANIFEST_BYTES} are read",
+            metadata.len()
+        )));
+    }
+    if metadata.len() < MAP_AT_BYTES {
+        // Bounded: files under /proc say they are empty and are not.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut file, MAX_MANIFEST_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(failed)?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(refused(format!(
+                "it holds more than {MAX_MANIFEST_BYTES} bytes"
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         return parse(&text);
     }
     // SAFETY: the map is read while this function runs and dropped before
@@ -190,6 +253,29 @@ fn read_manifest<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Resul
     let text = std::str::from_utf8(&map)
         .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     parse(text)
+}
+
+/// What a file that is not a regular file is, for a message.
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = metadata.file_type();
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if metadata.is_dir() {
+        "a directory"
+    } else {
+        "something else"
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -220,15 +306,32 @@ pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
             origin: "`--head`".into(),
         })?;
     let tree = commit.tree().map_err(git("reading the head tree"))?;
+    let shown = PathBuf::from(format!("{rev}:{MANIFEST_FILE}"));
     let entry = tree
         .get_path(Path::new(MANIFEST_FILE))
         .map_err(|_| Error::ManifestRead {
-            path: PathBuf::from(format!("{rev}:{MANIFEST_FILE}")),
+            path: shown.clone(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })?;
+    // A committed link is not followed: its blob is the target's name.
+    if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
+        return Err(Error::ManifestRefused {
+            path: shown,
+            reason: "it is not a regular file in that commit".into(),
+        });
+    }
     let blob = repo
         .find_blob(entry.id())
         .map_err(git("reading the manifest blob"))?;
+    if blob.size() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::ManifestRefused {
+            path: shown,
+            reason: format!(
+                "it is {} bytes long; at most {MAX_MANIFEST_BYTES} are read",
+                blob.size()
+            ),
+        });
+    }
     Ok(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
@@ -605,4 +708,30 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     file.persist(path)
         .map_err(|e| io_error("replace", e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare repository (`serve`'s mirror) has no work tree: a committed
+    /// link must not be read as the manifest either.
+    #[test]
+    fn a_committed_link_is_not_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let link = repo.blob(b"/proc/self/environ").unwrap();
+        let mut tree = repo.treebuilder(None).unwrap();
+        tree.insert(MANIFEST_FILE, link, 0o120000).unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let who = git2::Signature::now("t", "t@example.org").unwrap();
+        repo.commit(Some("HEAD"), &who, &who, "link", &tree, &[])
+            .unwrap();
+        match manifest_at(&repo, "HEAD") {
+            Err(Error::ManifestRefused { reason, .. }) => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -37,6 +37,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The manifest is something ripple will not read: a link out of the
+    /// repository, a device, a FIFO, a file over the size limit.
+    #[error("refusing to read manifest `{}`: {reason}", path.display())]
+    ManifestRefused {
+        /// Where we looked.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
+
     /// A revision the user named does not exist.
     #[error("unknown revision `{rev}`")]
     Revision {
@@ -116,6 +126,7 @@ impl Error {
             | Error::Revision { .. }
             | Error::NoBase { .. }
             | Error::UnknownService { .. }
+            | Error::ManifestRefused { .. }
             | Error::Stale { .. } => exit::USER,
             Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::USER
@@ -133,6 +144,9 @@ impl Error {
             Error::ManifestRead { .. } => Some(
                 "create `services.toml` at the repository root, or pass `--manifest FILE`".into(),
             ),
+            Error::ManifestRefused { .. } => {
+                Some("commit `services.toml` as a regular file, or pass `--manifest FILE`".into())
+            }
             Error::Revision { origin, .. } => Some(format!(
                 "check {origin}; in a shallow clone, fetch more history (`git fetch --deepen=50`)"
             )),

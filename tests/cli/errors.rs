@@ -135,3 +135,62 @@ fn usage_errors_are_clap_errors() {
     let run = ripple_in(dir.path(), &["plan", "--event", "merge"], &[]);
     assert_eq!(run.code, 2);
 }
+
+/// Issue 13.6: a committed link to `/proc/self/environ` once printed the
+/// environment as the excerpt of a TOML error, `/dev/zero` was read until
+/// memory ran out, and a FIFO hung `check`.
+#[test]
+fn a_manifest_that_is_no_regular_file_is_refused() {
+    let mut repo = crate::common::TestRepo::empty();
+    repo.write("README.md", "x\n");
+    repo.write(
+        "real.toml",
+        "[[service]]\nname = \"a\"\nkind = \"library\"\n",
+    );
+    repo.commit("init");
+    let manifest = repo.path().join("services.toml");
+    let env = [("RIPPLE_TEST_SECRET", "hunter2-do-not-print")];
+    let refused = |says: &str| {
+        let run = ripple_in(repo.path(), &["graph"], &env);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.starts_with("error: refusing to read manifest `")
+                && run.stderr.contains("services.toml`: it is "),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 2, "{}", run.stderr);
+    };
+    for target in ["/proc/self/environ", "/dev/zero"] {
+        std::os::unix::fs::symlink(target, &manifest).unwrap();
+        refused("outside the repository");
+        std::fs::remove_file(&manifest).unwrap();
+    }
+
+    let fifo = std::ffi::CString::new(manifest.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    refused("a FIFO, not a regular file");
+    std::fs::remove_file(&manifest).unwrap();
+
+    std::fs::create_dir(&manifest).unwrap();
+    refused("a directory, not a regular file");
+    std::fs::remove_dir(&manifest).unwrap();
+
+    // Named explicitly, a device is still no manifest.
+    let run = ripple_in(repo.path(), &["graph", "--manifest", "/dev/zero"], &env);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("it is a device, not a regular file"),
+        "{}",
+        run.stderr
+    );
+
+    // A link that stays inside the repository is read.
+    std::os::unix::fs::symlink("real.toml", &manifest).unwrap();
+    let run = ripple_in(repo.path(), &["graph"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"a\""), "{}", run.stdout);
+}

@@ -582,7 +582,15 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
     crate::serve::run(crate::serve::ServeConfig {
         listen: args.listen,
         data_dir: args.data_dir,
-        allow_urls: args.allow_urls,
+        allow: crate::serve::allow::AllowList::new(&args.allow_urls).map_err(|message| {
+            Error::Usage {
+                message,
+                hint: Some(
+                    "give file:, http: or https: URLs (or absolute paths), without credentials"
+                        .into(),
+                ),
+            }
+        })?,
         secret,
         // Secrets come from the environment only, never from flags.
         credentials: std::env::var("RIPPLE_GIT_USERNAME")

@@ -33,15 +33,15 @@ impl Server {
 
     /// A server keeping its mirrors and history in `data`.
     fn start_in(data: &std::path::Path) -> Server {
+        Server::start_with(data, &["--allow-url", "file://"])
+    }
+
+    /// A server with these flags beside `--listen` and `--data-dir`.
+    fn start_with(data: &std::path::Path, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ripple"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-url",
-                "file://",
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .arg("--data-dir")
             .arg(data)
             .env_clear()
             .env("RIPPLE_SECRET", SECRET)
@@ -146,8 +146,26 @@ fn build_json(
     after: &str,
     target: &str,
 ) -> Vec<u8> {
+    build_json_from(
+        &format!("file://{}", repo.path().display()),
+        event,
+        reference,
+        before,
+        after,
+        target,
+    )
+}
+
+fn build_json_from(
+    url: &str,
+    event: &str,
+    reference: &str,
+    before: &str,
+    after: &str,
+    target: &str,
+) -> Vec<u8> {
     serde_json::json!({
-        "repo": { "slug": "octo/mono", "git_http_url": format!("file://{}", repo.path().display()) },
+        "repo": { "slug": "octo/mono", "git_http_url": url },
         "build": { "event": event, "ref": reference, "before": before, "after": after, "source": target, "target": target },
     })
     .to_string()
@@ -281,6 +299,52 @@ fn refuses_what_drone_did_not_sign() {
     let (status, reason) = post(&server, elsewhere.as_bytes());
     assert_eq!(status, 403);
     assert!(reason.contains("is not allowed"), "{reason}");
+}
+
+/// Issue 13.5: `file://B/allowed/../other/secret.git` was served with the
+/// other repository's commands.
+#[test]
+fn dot_segments_and_longer_names_do_not_escape_the_allow_list() {
+    let (allowed, before, after) =
+        TestRepo::develop_change("src/web/app.ts", "export const allowed = 1\n");
+    let (other, ..) = TestRepo::develop_change("src/web/app.ts", "export const secret = 1\n");
+    let base = tempfile::tempdir().unwrap();
+    let link = |name: &str, repo: &TestRepo| {
+        std::os::unix::fs::symlink(repo.path(), base.path().join(name)).unwrap();
+    };
+    link("allowed", &allowed);
+    link("allowed-not", &other);
+    link("other", &other);
+    let data = tempfile::tempdir().unwrap();
+    let prefix = format!("file://{}/allowed", base.path().display());
+    let server = Server::start_with(data.path(), &["--allow-url", &prefix]);
+    let root = base.path().display().to_string();
+    let ask = |url: String| {
+        let body = build_json_from(
+            &url,
+            "push",
+            "refs/heads/develop",
+            &before,
+            &after,
+            "develop",
+        );
+        post(&server, &body)
+    };
+    for url in [
+        format!("file://{root}/allowed/../other"),
+        format!("file://{root}/allowed/%2e%2e/other"),
+        format!("file://{root}/allowed/%252e%252e/other"),
+        format!("file://{root}/allowed-not"),
+        format!("{root}/allowed/../other"),
+    ] {
+        let (status, reason) = ask(url.clone());
+        assert_eq!(status, 403, "{url}: {reason}");
+        assert!(reason.starts_with("clone URL is not allowed: "), "{reason}");
+        assert!(!reason.contains(&root), "the URL is not echoed: {reason}");
+    }
+    let (status, answer) = ask(format!("file://{root}/./allowed/"));
+    assert_eq!(status, 200, "{answer}");
+    assert!(yaml_of(&answer).contains("publish-web"));
 }
 
 #[test]

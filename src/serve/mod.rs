@@ -31,6 +31,10 @@ use crate::plan;
 use crate::render::Renderer;
 use crate::signature::{self, SignedRequest};
 
+pub mod allow;
+
+use allow::AllowList;
+
 /// Requests larger than this are refused unread.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -44,8 +48,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Where mirrors are kept.
     pub data_dir: PathBuf,
-    /// Clone URLs must start with one of these.
-    pub allow_urls: Vec<String>,
+    /// The clone URLs that may be fetched.
+    pub allow: AllowList,
     /// The secret shared with Drone (`DRONE_YAML_SECRET`).
     pub secret: Vec<u8>,
     /// User name and password (or token) for fetching over HTTPS; Drone
@@ -276,11 +280,18 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         reference: request.build.reference.clone(),
         ..Record::default()
     };
-    if !state.is_allowed(&request.repo.git_http_url) {
-        let reason = format!("clone URL `{}` is not allowed", request.repo.git_http_url);
-        record.outcome = reason.clone();
-        return (refuse(403, reason), record);
-    }
+    let url = match state.config.allow.check(&request.repo.git_http_url) {
+        Ok(url) => url.to_string(),
+        Err(why) => {
+            let reason = format!("clone URL is not allowed: {why}");
+            record.outcome = reason.clone();
+            return (refuse(403, reason), record);
+        }
+    };
+    // From here on, the normalised URL is the one fetched and the mirror's
+    // name: what was compared is what git sees.
+    let mut request = request;
+    request.repo.git_http_url = url;
     let worker = Arc::clone(state);
     let planning = tokio::task::spawn_blocking(move || worker.plan_cached(&request));
     let planned = match tokio::time::timeout(PLAN_TIMEOUT, planning).await {
@@ -372,13 +383,6 @@ impl AppState {
                 .map_or(true, |age| age <= DATE_WINDOW * 2)
         });
         seen.insert(signature, now).is_none()
-    }
-
-    fn is_allowed(&self, url: &str) -> bool {
-        self.config
-            .allow_urls
-            .iter()
-            .any(|prefix| url.starts_with(prefix.as_str()))
     }
 
     fn lock_for(&self, mirror: &Path) -> Arc<Mutex<()>> {

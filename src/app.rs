@@ -596,6 +596,10 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
         credentials: std::env::var("RIPPLE_GIT_USERNAME")
             .ok()
             .zip(std::env::var("RIPPLE_GIT_PASSWORD").ok()),
+        retention: crate::history::Retention {
+            max_records: args.history_max_records,
+            max_age: args.history_max_age,
+        },
     })
 }
 

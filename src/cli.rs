@@ -230,6 +230,75 @@ pub struct ServeArgs {
     /// RIPPLE_SECRET gives it directly.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// Answered builds kept in the history (refused requests: a tenth of
+    /// this, at least 100); older ones are pruned.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "RIPPLE_HISTORY_MAX_RECORDS",
+        default_value = "10000",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub history_max_records: u64,
+
+    /// Records older than this are pruned (`30d`, `12h`, `90m`, `45s`).
+    #[arg(
+        long,
+        value_name = "AGE",
+        env = "RIPPLE_HISTORY_MAX_AGE",
+        default_value = "30d",
+        value_parser = parse_duration
+    )]
+    pub history_max_age: std::time::Duration,
+
+    /// Past this, a build is answered 204 (Drone uses the repository's
+    /// own file) whatever git is doing; Drone itself gives up after 60 s.
+    #[arg(long, value_name = "TIME", default_value = "45s", value_parser = parse_duration)]
+    pub answer_timeout: std::time::Duration,
+
+    /// A request's headers, and then its body, must each arrive within this.
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    pub read_timeout: std::time::Duration,
+
+    /// A kept-alive connection with no request for this long is closed.
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long, value_name = "N", default_value = "512",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Fetches from origins run at once (one per repository at most).
+    #[arg(long, value_name = "N", default_value = "8",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_fetches: u32,
+}
+
+/// A duration written as a number and a unit: `500ms`, `45s`, `10m`, `12h`,
+/// `30d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like `45s`, `10m`, `12h` or `30d`"))?;
+    let seconds = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(number)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be ms, s, m, h or d")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
 }
 
 /// `ripple graph`

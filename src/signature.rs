@@ -137,7 +137,13 @@ fn signing_string(request: &SignedRequest<'_>, headers: &[String]) -> Result<Str
         } else {
             request
                 .header(name)
-                .ok_or_else(|| Rejection::Malformed(format!("signed header `{name}` is missing")))?
+                .ok_or_else(|| {
+                    // The name comes from the request: a few characters of
+                    // it are enough to say which.
+                    let shown: String = name.chars().take(32).collect();
+                    let cut = if shown.len() < name.len() { "…" } else { "" };
+                    Rejection::Malformed(format!("signed header `{shown}{cut}` is missing"))
+                })?
                 .to_string()
         };
         lines.push(format!("{name}: {value}"));

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
 use crate::graph::ServiceGraph;
-use crate::history::{self, History, Record};
+use crate::history::{self, History, OpenError, Record, Retention};
 use crate::manifest::Manifest;
 use crate::plan;
 use crate::render::Renderer;
@@ -55,6 +55,8 @@ pub struct ServeConfig {
     /// User name and password (or token) for fetching over HTTPS; Drone
     /// sends none.
     pub credentials: Option<(String, String)>,
+    /// How much history is kept.
+    pub retention: Retention,
 }
 
 /// Past this, a build gets 204 (the repository's own file) rather than
@@ -137,6 +139,20 @@ async fn serve(config: ServeConfig) -> Result<()> {
         path: config.data_dir.clone(),
         source,
     })?;
+    // Before listening: a server that cannot keep its history because
+    // another one holds it must not start.
+    let history_path = config.data_dir.join("history.redb");
+    let history = History::open(&history_path, config.retention, |line| {
+        eprintln!("ripple serve: {line}")
+    })
+    .map_err(|OpenError::Locked| Error::Io {
+        action: "lock the history",
+        path: history_path.clone(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another `ripple serve` is using this --data-dir",
+        ),
+    })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Io {
@@ -150,11 +166,6 @@ async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
     eprintln!("ripple serve: listening on {address}");
-    let history =
-        History::open(&config.data_dir.join("history.redb")).map_err(|reason| Error::Usage {
-            message: format!("cannot open the history database: {reason}"),
-            hint: Some("is another `ripple serve` using this --data-dir?".into()),
-        })?;
     let state = Arc::new(AppState {
         config,
         renderer: Renderer::new(Vec::new())?,
@@ -165,7 +176,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     });
     let app = Router::new()
         .route("/", post(configure))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/plans", get(list_plans))
         .route("/plans/{id}", get(show_plan))
         .with_state(state);
@@ -199,6 +210,22 @@ async fn shutdown() {
     interrupt.await.unwrap_or_default();
 }
 
+/// The longest an answer waits for its record to be committed.
+const HISTORY_WAIT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: 200 `ok`, or 503 naming what is degraded (plans are
+/// still answered then; the history is not being kept).
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.history.problem() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: history: {problem}\n"),
+        )
+            .into_response(),
+    }
+}
+
 /// A short plain-text refusal.
 fn refuse(status: u16, reason: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -227,10 +254,10 @@ async fn configure(State(state): State<Arc<AppState>>, request: Request<Body>) -
         record.duration_ms,
         record.outcome
     );
-    let writer = Arc::clone(&state);
-    let stored = tokio::task::spawn_blocking(move || writer.history.record(record)).await;
-    if let Ok(Err(reason)) = stored {
-        eprintln!("ripple serve: history: {reason}");
+    // Answered once recorded, so an acknowledged build is in the history;
+    // but never held up long by it.
+    if let Some(stored) = state.history.record(record) {
+        let _ = tokio::time::timeout(HISTORY_WAIT, stored).await;
     }
     response
 }
@@ -354,7 +381,8 @@ async fn list_plans(State(state): State<Arc<AppState>>, request: Request<Body>) 
     match tokio::task::spawn_blocking(move || reader.history.recent(100)).await {
         Ok(Ok(records)) if wants_json(&parts) => axum::Json(records).into_response(),
         Ok(Ok(records)) => axum::response::Html(history::list_html(&records)).into_response(),
-        _ => refuse(500, "history unavailable".into()),
+        Ok(Err(why)) => refuse(503, format!("history unavailable: {why}")),
+        Err(_) => refuse(500, "history unavailable".into()),
     }
 }
 
@@ -370,7 +398,8 @@ async fn show_plan(
         Ok(Ok(Some(record))) if wants_json(&parts) => axum::Json(record).into_response(),
         Ok(Ok(Some(record))) => axum::response::Html(history::record_html(&record)).into_response(),
         Ok(Ok(None)) => refuse(404, format!("no plan {id}")),
-        _ => refuse(500, "history unavailable".into()),
+        Ok(Err(why)) => refuse(503, format!("history unavailable: {why}")),
+        Err(_) => refuse(500, "history unavailable".into()),
     }
 }
 

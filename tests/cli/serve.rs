@@ -20,6 +20,7 @@ const SECRET: &str = "s3cret shared with drone";
 struct Server {
     child: Child,
     address: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _data: Option<tempfile::TempDir>,
 }
 
@@ -38,7 +39,17 @@ impl Server {
 
     /// A server with these flags beside `--listen` and `--data-dir`.
     fn start_with(data: &std::path::Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ripple"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ripple"));
+        // SIGXFSZ ignored: a test may limit the file size, and the server
+        // must then see write errors rather than die.
+        // SAFETY: `signal` is async-signal-safe, as pre_exec requires.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(flags)
             .arg("--data-dir")
@@ -50,19 +61,38 @@ impl Server {
             .spawn()
             .expect("start ripple serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let address = first
-            .strip_prefix("ripple serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let address = loop {
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => panic!(
+                    "ripple serve stopped before listening:\n{}",
+                    log.lock().unwrap().join("\n")
+                ),
+            };
+            if let Some(address) = line.strip_prefix("ripple serve: listening on ") {
+                break address.parse().unwrap();
+            }
+            log.lock().unwrap().push(line);
+        };
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Server {
             child,
             address,
+            log,
             _data: None,
         }
+    }
+
+    /// Everything the server logged so far, but the `listening on` line.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 }
 
@@ -546,4 +576,213 @@ fn refuses_to_start_with_an_empty_or_short_secret() {
         );
         assert!(!stderr.contains("listening"), "{stderr}");
     }
+}
+
+/// Issue 13.1: every refused POST was recorded with the attacker's text
+/// verbatim (a 60 kB `Signature` field gave 85 kB per request) and nothing
+/// was pruned.
+#[test]
+fn refused_requests_cannot_fill_the_history() {
+    let (mut repo, mut before, _) =
+        TestRepo::develop_change("src/web/app.ts", "export const n = 0\n");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &["--allow-url", "file://", "--history-max-records", "3"],
+    );
+    let huge = format!(
+        "keyId=\"k\",algorithm=\"hmac-sha256\",signature=\"AAAA\",headers=\"{}\"",
+        "x".repeat(60_000)
+    );
+    for _ in 0..200 {
+        let headers = vec![("signature".to_string(), huge.clone())];
+        let (status, reason) = exchange(server.address, "POST", "/", &headers, b"{}");
+        assert_eq!(status, 400, "{reason}");
+        assert!(reason.len() < 200, "{reason}");
+    }
+    for i in 0..5 {
+        repo.write("src/web/app.ts", &format!("export const n = {i}\n"));
+        let after = repo.commit(&format!("web {i}"));
+        let body = build_json(
+            &repo,
+            "push",
+            "refs/heads/develop",
+            &before,
+            &after,
+            "develop",
+        );
+        assert_eq!(post(&server, &body).0, 200);
+        before = after;
+    }
+    let (status, json) = exchange(server.address, "GET", "/plans?format=json", &[], b"");
+    assert_eq!(status, 200);
+    let records: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let planned: Vec<_> = records.iter().filter(|r| r["status"] == 200).collect();
+    let refused: Vec<_> = records.iter().filter(|r| r["status"] == 400).collect();
+    assert_eq!(planned.len(), 3, "the newest three plans are kept");
+    assert_eq!(planned[0]["head"], before.as_str());
+    assert!(
+        !refused.is_empty() && refused.len() <= 100,
+        "{}",
+        refused.len()
+    );
+    for record in refused {
+        assert!(record["outcome"].as_str().unwrap().len() <= 256, "{record}");
+    }
+    let size = std::fs::metadata(data.path().join("history.redb"))
+        .unwrap()
+        .len();
+    assert!(size < 8 * 1024 * 1024, "history.redb is {size} bytes");
+}
+
+/// Sets the largest file the server may write (`None`: no limit).
+fn limit_file_size(server: &Server, bytes: Option<u64>) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setting a limit of our own child process.
+    let set = unsafe {
+        libc::prlimit(
+            server.child.id() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// Issue 13.7: after one I/O error redb refuses every write until the
+/// database is reopened, and `/healthz` said ok throughout.
+#[test]
+fn the_history_recovers_from_an_io_error_and_healthz_reports_it() {
+    let (mut repo, mut before, _) =
+        TestRepo::develop_change("src/web/app.ts", "export const n = 0\n");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_in(data.path());
+    let history = data.path().join("history.redb");
+    let mut push = |repo: &mut TestRepo, i: usize| {
+        repo.write(
+            "src/web/app.ts",
+            &format!("export const n = {i}\n{}\n", "//".repeat(i)),
+        );
+        let after = repo.commit(&format!("web {i}"));
+        let body = build_json(
+            repo,
+            "push",
+            "refs/heads/develop",
+            &before,
+            &after,
+            "develop",
+        );
+        let (status, answer) = post(&server, &body);
+        before = after.clone();
+        (status, answer, after)
+    };
+    assert_eq!(push(&mut repo, 1).0, 200);
+    // The disk is full: the history file cannot grow.
+    limit_file_size(&server, Some(std::fs::metadata(&history).unwrap().len()));
+    let mut degraded = None;
+    for i in 2..400 {
+        let (status, answer, _) = push(&mut repo, i);
+        assert_eq!(status, 200, "plans are answered all the same: {answer}");
+        let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
+        if status == 503 {
+            degraded = Some(body);
+            break;
+        }
+    }
+    let degraded = degraded.expect("a write failed and /healthz said so");
+    assert!(degraded.starts_with("degraded: history: "), "{degraded}");
+
+    // Room again: the next record reopens the database and is kept.
+    limit_file_size(&server, None);
+    let (status, _, head) = push(&mut repo, 500);
+    assert_eq!(status, 200);
+    let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (_, json) = exchange(server.address, "GET", "/plans?format=json", &[], b"");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        records[0]["head"],
+        head.as_str(),
+        "recorded after the error"
+    );
+}
+
+/// Issue 13.11: a damaged history made the server exit 2 with a hint about
+/// another server after printing "listening on", or panic in redb.
+#[test]
+fn a_damaged_history_is_moved_aside_and_a_held_one_stops_the_start() {
+    let (repo, before, after) = TestRepo::develop_change("src/web/app.ts", "export const n = 1\n");
+    let data = tempfile::tempdir().unwrap();
+    let history = data.path().join("history.redb");
+    let body = build_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
+    {
+        let server = Server::start_in(data.path());
+        assert_eq!(post(&server, &body).0, 200);
+
+        // Held by a running server: the second one does not start.
+        let second = Command::new(env!("CARGO_BIN_EXE_ripple"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-url", "file://"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env_clear()
+            .env("RIPPLE_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("another `ripple serve` is using this --data-dir"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+    let good = std::fs::read(&history).unwrap();
+    for (name, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("overwritten", vec![0x5a; good.len()]),
+        ("text", b"garbage".to_vec()),
+    ] {
+        std::fs::write(&history, &bytes).unwrap();
+        let server = Server::start_in(data.path());
+        let (status, health) = exchange(server.address, "GET", "/healthz", &[], b"");
+        assert_eq!((status, health.as_str()), (200, "ok\n"), "{name}");
+        let log = server.log();
+        assert!(
+            log.contains("is damaged") && log.contains("moved it to"),
+            "{name}: {log}"
+        );
+        // Plans are answered and recorded in the new file.
+        let fresh = drone_headers(SECRET, &body, SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(
+            exchange(server.address, "POST", "/", &fresh, &body).0,
+            200,
+            "{name}"
+        );
+        let (status, json) = exchange(server.address, "GET", "/plans?format=json", &[], b"");
+        assert_eq!(status, 200, "{name}: {json}");
+        assert!(json.contains("publish-web"), "{name}: {json}");
+        std::thread::sleep(Duration::from_millis(1100)); // a new name for the next damaged file
+    }
+    let aside = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("damaged")
+        })
+        .count();
+    assert_eq!(aside, 3, "each damaged file is kept for a look");
 }

@@ -600,6 +600,10 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
             max_records: args.history_max_records,
             max_age: args.history_max_age,
         },
+        answer_timeout: args.answer_timeout,
+        read_timeout: args.read_timeout,
+        max_connections: args.max_connections as usize,
+        max_fetches: args.max_fetches as usize,
     })
 }
 

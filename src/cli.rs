@@ -257,13 +257,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "TIME", default_value = "45s", value_parser = parse_duration)]
     pub answer_timeout: std::time::Duration,
 
-    /// A request's headers, and then its body, must each arrive within this.
+    /// A request's headers must arrive within this of the connection
+    /// opening (or of the previous answer on a kept-alive connection), and
+    /// then its body within this again; else the connection is closed.
     #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
     pub read_timeout: std::time::Duration,
-
-    /// A kept-alive connection with no request for this long is closed.
-    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = parse_duration)]
-    pub idle_timeout: std::time::Duration,
 
     /// Connections served at once; more are closed as they arrive.
     #[arg(long, value_name = "N", default_value = "512",

@@ -32,6 +32,7 @@ use crate::render::Renderer;
 use crate::signature::{self, SignedRequest};
 
 pub mod allow;
+mod http;
 
 use allow::AllowList;
 
@@ -57,11 +58,15 @@ pub struct ServeConfig {
     pub credentials: Option<(String, String)>,
     /// How much history is kept.
     pub retention: Retention,
+    /// Past this, a build is answered 204 whatever git is doing.
+    pub answer_timeout: Duration,
+    /// Headers, then the body, must each arrive within this.
+    pub read_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Fetches from origins at once.
+    pub max_fetches: usize,
 }
-
-/// Past this, a build gets 204 (the repository's own file) rather than
-/// risk Drone's one-minute timeout failing it.
-pub const PLAN_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The parts of Drone's request ripple reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -178,16 +183,19 @@ async fn serve(config: ServeConfig) -> Result<()> {
         .route("/", post(configure))
         .route("/healthz", get(healthz))
         .route("/plans", get(list_plans))
-        .route("/plans/{id}", get(show_plan))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|source| Error::Io {
-            action: "serve on",
-            path: PathBuf::from(address.to_string()),
-            source,
-        })?;
+        .route("/plans/{id}", get(show_plan));
+    let limits = http::Limits {
+        read_timeout: state.config.read_timeout,
+        max_connections: state.config.max_connections,
+        grace: state.config.answer_timeout + Duration::from_secs(5),
+    };
+    http::serve(
+        listener,
+        app.with_state(Arc::clone(&state)),
+        limits,
+        shutdown(),
+    )
+    .await;
     eprintln!("ripple serve: stopped");
     Ok(())
 }
@@ -273,9 +281,9 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         (refuse(status, reason), record)
     };
     let (parts, body) = request.into_parts();
-    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+    let body = match read_body(body, state.config.read_timeout).await {
         Ok(body) => body,
-        Err(_) => return refused(400, "request body over 1 MiB".into()),
+        Err((status, reason)) => return refused(status, reason.into()),
     };
     let headers: Vec<(String, String)> = parts
         .headers
@@ -321,12 +329,12 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
     request.repo.git_http_url = url;
     let worker = Arc::clone(state);
     let planning = tokio::task::spawn_blocking(move || worker.plan_cached(&request));
-    let planned = match tokio::time::timeout(PLAN_TIMEOUT, planning).await {
+    let planned = match tokio::time::timeout(state.config.answer_timeout, planning).await {
         Ok(planned) => planned,
         Err(_) => {
             record.outcome = format!(
                 "no plan within {} s: Drone uses the repository's file",
-                PLAN_TIMEOUT.as_secs()
+                state.config.answer_timeout.as_secs()
             );
             return (StatusCode::NO_CONTENT.into_response(), record);
         }
@@ -362,6 +370,25 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         }
     };
     (response, record)
+}
+
+/// The request body, read within `timeout` and [`MAX_BODY`]: else the status
+/// and a fixed reason. A client that stops sending is told apart from one
+/// that sends too much.
+async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, (u16, &'static str)> {
+    use http_body_util::BodyExt as _;
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err((413, "request body over 1 MiB"))
+        }
+        Ok(Err(_)) => Err((
+            400,
+            "request body incomplete: the client closed the connection",
+        )),
+        Err(_) => Err((408, "request body not received in time")),
+    }
 }
 
 fn wants_json(parts: &axum::http::request::Parts) -> bool {

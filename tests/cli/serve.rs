@@ -318,7 +318,7 @@ fn refuses_what_drone_did_not_sign() {
     let (status, reason) = post(&server, &big);
     assert_eq!(
         (status, reason.as_str()),
-        (400, "request body over 1 MiB\n")
+        (413, "request body over 1 MiB\n")
     );
 
     let elsewhere = serde_json::json!({
@@ -785,4 +785,128 @@ fn a_damaged_history_is_moved_aside_and_a_held_one_stops_the_start() {
         })
         .count();
     assert_eq!(aside, 3, "each damaged file is kept for a look");
+}
+
+/// Reads until the server closes the connection (or resets it); false if
+/// it is still open after `patience`.
+fn closed_within(stream: &mut TcpStream, patience: Duration) -> bool {
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn open_descriptors(server: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        .unwrap()
+        .count()
+}
+
+/// Issue 13.4: trickled headers, trickled bodies and silent connections
+/// stayed open for ever, and 1,100 of them used every descriptor.
+#[test]
+fn slow_silent_and_surplus_connections_are_closed() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            "--allow-url",
+            "file://",
+            "--read-timeout",
+            "1s",
+            "--max-connections",
+            "40",
+        ],
+    );
+    // Silent: nothing sent at all.
+    let mut silent = TcpStream::connect(server.address).unwrap();
+    // Trickled headers: a byte every 200 ms, never finishing.
+    let mut trickled = TcpStream::connect(server.address).unwrap();
+    trickled
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let trickler = {
+        let mut stream = trickled.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                if stream.write_all(b"X").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            false
+        })
+    };
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(10)),
+        "silent connection kept"
+    );
+    assert!(
+        closed_within(&mut trickled, Duration::from_secs(10)),
+        "trickled headers kept"
+    );
+    assert!(
+        trickler.join().unwrap(),
+        "writes fail once the server closed"
+    );
+
+    // A trickled body is answered 408.
+    let mut slow_body = TcpStream::connect(server.address).unwrap();
+    slow_body
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        .unwrap();
+    slow_body
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = slow_body.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // A client that gives up mid-body is not "a body over 1 MiB".
+    let mut quitter = TcpStream::connect(server.address).unwrap();
+    quitter
+        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"repo\"")
+        .unwrap();
+    quitter.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(quitter);
+    let mut outcomes = Vec::new();
+    for _ in 0..50 {
+        let (_, json) = exchange(server.address, "GET", "/plans?format=json", &[], b"");
+        let records: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        outcomes = records.iter().map(|r| r["outcome"].to_string()).collect();
+        if outcomes.iter().any(|o| o.contains("incomplete")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.contains("the client closed the connection")),
+        "{outcomes:?}"
+    );
+    assert!(
+        !outcomes.iter().any(|o| o.contains("1 MiB")),
+        "{outcomes:?}"
+    );
+
+    // Many more connections than the limit: the surplus is closed at once,
+    // the descriptors stay bounded, and once the idle ones time out the
+    // server answers again.
+    let hoard: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(server.address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let descriptors = open_descriptors(&server);
+    assert!(descriptors < 40 + 30, "{descriptors} descriptors open");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    drop(hoard);
 }

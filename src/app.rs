@@ -52,6 +52,9 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::Generate(a) => cmd_generate(&workspace, a, out),
         Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
         Command::Serve(a) => cmd_serve(a).map(|()| exit::OK),
+        Command::MirrorFetch(a) => {
+            Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
+        }
         Command::Check(a) => cmd_check(&workspace, a, out).map(|()| exit::OK),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };

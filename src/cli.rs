@@ -56,6 +56,10 @@ pub enum Command {
     Graph(GraphArgs),
     /// Serve Drone's configuration extension (DRONE_YAML_ENDPOINT).
     Serve(ServeArgs),
+    /// Fetch into one of `serve`'s mirrors: run by `serve` itself, in a
+    /// child process it can stop at a deadline.
+    #[command(name = "mirror-fetch", hide = true)]
+    MirrorFetch(MirrorFetchArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),
     /// Build an example monorepo with a feature branch and plan its pull request.
@@ -272,6 +276,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value = "8",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_fetches: u32,
+}
+
+/// `ripple mirror-fetch` (internal)
+#[derive(Debug, ClapArgs)]
+pub struct MirrorFetchArgs {
+    /// The bare mirror.
+    pub mirror: PathBuf,
+    /// The (normalised, allowed) clone URL.
+    pub url: String,
+    /// What to fetch.
+    pub refspecs: Vec<String>,
 }
 
 /// A duration written as a number and a unit: `500ms`, `45s`, `10m`, `12h`,

@@ -33,6 +33,7 @@ use crate::signature::{self, SignedRequest};
 
 pub mod allow;
 mod http;
+pub mod mirror;
 
 use allow::AllowList;
 
@@ -119,7 +120,9 @@ struct AppState {
     cache: Mutex<HashMap<CacheKey, Outcome>>,
     /// One lock per mirror, so concurrent builds of a repository never
     /// fetch into it at once.
-    mirrors: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    mirrors: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// At most `--max-fetches` fetches at once.
+    fetches: tokio::sync::Semaphore,
     /// Signatures seen within the date window: a replay is refused.
     seen: Mutex<HashMap<Vec<u8>, SystemTime>>,
 }
@@ -172,6 +175,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     })?;
     eprintln!("ripple serve: listening on {address}");
     let state = Arc::new(AppState {
+        fetches: tokio::sync::Semaphore::new(config.max_fetches),
         config,
         renderer: Renderer::new(Vec::new())?,
         history,
@@ -327,20 +331,19 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
     // name: what was compared is what git sees.
     let mut request = request;
     request.repo.git_http_url = url;
-    let worker = Arc::clone(state);
-    let planning = tokio::task::spawn_blocking(move || worker.plan_cached(&request));
-    let planned = match tokio::time::timeout(state.config.answer_timeout, planning).await {
+    let budget = state.config.answer_timeout;
+    let planned = match tokio::time::timeout(budget, state.plan_cached(request)).await {
         Ok(planned) => planned,
         Err(_) => {
             record.outcome = format!(
                 "no plan within {} s: Drone uses the repository's file",
-                state.config.answer_timeout.as_secs()
+                budget.as_secs()
             );
             return (StatusCode::NO_CONTENT.into_response(), record);
         }
     };
     let response = match planned {
-        Ok(Ok(outcome)) => {
+        Ok(outcome) => {
             record.base = outcome.base;
             record.head = outcome.head;
             record.changed = outcome.changed;
@@ -360,11 +363,11 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         }
         // Drone falls back to the repository's own file on 204, which is
         // better than failing the build over a mirror or manifest problem.
-        Ok(Err(error)) => {
+        Err(Failed::Plan(error)) => {
             record.outcome = format!("fell back to the repository's file: {error}");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(_) => {
+        Err(Failed::Panicked) => {
             record.outcome = "internal error".into();
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
@@ -441,14 +444,25 @@ impl AppState {
         seen.insert(signature, now).is_none()
     }
 
-    fn lock_for(&self, mirror: &Path) -> Arc<Mutex<()>> {
+    fn lock_for(&self, mirror: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.mirrors.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(locks.entry(mirror.to_path_buf()).or_default())
     }
 
-    /// [`AppState::plan`], remembered by everything that decides a plan: a
-    /// retried build is answered without git.
-    fn plan_cached(&self, request: &ConfigRequest) -> Result<Outcome> {
+    fn cached(&self, key: &CacheKey) -> Option<Outcome> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Fetches what the build needs and plans it, remembered by everything
+    /// that decides a plan: a retried build is answered without git. The
+    /// caller bounds the whole with the answer timeout; dropping this
+    /// future kills a fetch in flight and frees the mirror.
+    async fn plan_cached(self: &Arc<Self>, request: ConfigRequest) -> Result<Outcome, Failed> {
+        let deadline = Instant::now() + self.config.answer_timeout;
         let build = &request.build;
         let key: CacheKey = (
             request.repo.git_http_url.clone(),
@@ -458,16 +472,65 @@ impl AppState {
             build.after.clone(),
             build.target.clone(),
         );
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(outcome) = cached {
+        if let Some(outcome) = self.cached(&key) {
             return Ok(outcome);
         }
-        let outcome = self.plan(request)?;
+        let mirror = self
+            .config
+            .data_dir
+            .join("mirrors")
+            .join(mirror_name(&request.repo.git_http_url));
+        // One build of a repository at a time touches its mirror; others
+        // wait here, without a thread, and may find their answer made.
+        let lock = self.lock_for(&mirror);
+        let _held = lock.lock().await;
+        if let Some(outcome) = self.cached(&key) {
+            return Ok(outcome);
+        }
+        let request = Arc::new(request);
+        let mut healed = false;
+        let outcome = loop {
+            let path = mirror.clone();
+            let opened = blocking(move || mirror::open_or_create(&path)).await?;
+            match opened {
+                Ok((_, Some(note))) => {
+                    healed = true;
+                    eprintln!("ripple serve: {note}");
+                }
+                Ok((_, None)) => {}
+                Err(error) => return Err(Failed::Plan(git("creating a mirror")(error))),
+            }
+            match self.fetch(&mirror, &request, deadline).await {
+                mirror::Fetched::Done => {}
+                mirror::Fetched::Damaged(why) if !healed => {
+                    healed = true;
+                    eprintln!("ripple serve: {}", mirror::move_aside(&mirror, &why));
+                    continue;
+                }
+                // A failed fetch is not the end: the mirror may already hold
+                // the commits from an earlier build, and a missing base still
+                // gives a plan for every service, with the reason.
+                mirror::Fetched::Damaged(why) | mirror::Fetched::Failed(why) => eprintln!(
+                    "ripple serve: fetching {} failed, planning from the mirror: {why}",
+                    request.repo.git_http_url
+                ),
+            }
+            let (worker, path, asked) = (Arc::clone(self), mirror.clone(), Arc::clone(&request));
+            match blocking(move || worker.plan_from(&path, &asked)).await? {
+                Err(Planned::Damaged(why)) if !healed => {
+                    healed = true;
+                    eprintln!("ripple serve: {}", mirror::move_aside(&mirror, &why));
+                }
+                Err(Planned::Damaged(why)) => {
+                    return Err(Failed::Plan(Error::Usage {
+                        message: format!("the mirror is unusable even after cloning again: {why}"),
+                        hint: None,
+                    }));
+                }
+                Err(Planned::Failed(error)) => return Err(Failed::Plan(error)),
+                Ok(outcome) => break outcome,
+            }
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
@@ -476,54 +539,75 @@ impl AppState {
         Ok(outcome)
     }
 
-    /// Fetches what the build needs and plans it.
-    fn plan(&self, request: &ConfigRequest) -> Result<Outcome> {
+    /// Fetches the refs `request` needs, within `deadline` less the time
+    /// planning needs, and only while fewer than `--max-fetches` fetches
+    /// run: a build of a healthy repository never queues behind stalled
+    /// origins, it plans from its mirror.
+    async fn fetch(
+        &self,
+        mirror: &Path,
+        request: &ConfigRequest,
+        deadline: Instant,
+    ) -> mirror::Fetched {
         let build = &request.build;
-        let mirror = self
-            .config
-            .data_dir
-            .join("mirrors")
-            .join(mirror_name(&request.repo.git_http_url));
-        let lock = self.lock_for(&mirror);
-        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let repo = match Repository::open_bare(&mirror) {
-            Ok(repo) => repo,
-            Err(_) => Repository::init_bare(&mirror).map_err(git("creating a mirror"))?,
-        };
-        let event = Event::parse(&build.event);
         let mut refspecs = Vec::new();
         if is_ref(&build.reference) {
             refspecs.push(format!("+{0}:{0}", build.reference));
         }
+        let event = Event::parse(&build.event);
         if event == Some(Event::PullRequest) && is_ref(&format!("refs/heads/{}", build.target)) {
             refspecs.push(format!("+refs/heads/{0}:refs/heads/{0}", build.target));
         }
-        let mut remote = repo
-            .remote_anonymous(&request.repo.git_http_url)
-            .map_err(git("opening the remote"))?;
-        let mut callbacks = git2::RemoteCallbacks::new();
-        if let Some((user, password)) = &self.config.credentials {
-            callbacks.credentials(move |_, _, _| git2::Cred::userpass_plaintext(user, password));
+        let fetch_by = deadline.checked_sub(PLAN_RESERVE).unwrap_or(deadline);
+        let left = fetch_by.saturating_duration_since(Instant::now());
+        if left < mirror::MIN_FETCH_TIME {
+            return mirror::Fetched::Failed("no time left to fetch".into());
         }
-        let mut options = git2::FetchOptions::new();
-        options.remote_callbacks(callbacks);
-        // A failed fetch is not the end: the mirror may already hold the
-        // commits from an earlier build, and a missing base still gives a
-        // plan for every service, with the reason.
-        if let Err(error) = remote.fetch(&refspecs, Some(&mut options), None) {
-            eprintln!(
-                "ripple serve: fetching {} failed, planning from the mirror: {}",
-                request.repo.git_http_url,
-                error.message()
-            );
-        }
+        let permit = tokio::time::timeout(left.min(FETCH_QUEUE_WAIT), self.fetches.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            return mirror::Fetched::Failed(format!(
+                "{} fetches are running already (--max-fetches)",
+                self.config.max_fetches
+            ));
+        };
+        mirror::fetch(
+            mirror,
+            &request.repo.git_http_url,
+            &refspecs,
+            self.config.credentials.as_ref(),
+            fetch_by,
+        )
+        .await
+    }
 
+    /// Plans the build from what the mirror holds.
+    fn plan_from(&self, mirror: &Path, request: &ConfigRequest) -> Result<Outcome, Planned> {
+        let repo =
+            Repository::open_bare(mirror).map_err(|e| Planned::Damaged(e.message().into()))?;
+        let planned = self.plan_in(&repo, request);
+        match planned {
+            Err(Error::Git { source, .. }) if mirror::is_damage(&source) => {
+                Err(Planned::Damaged(source.message().into()))
+            }
+            // An unknown commit in a mirror whose refs cannot be read is
+            // damage, not a bad request.
+            Err(Error::Revision { .. }) if let Some(why) = mirror::damage_of(&repo) => {
+                Err(Planned::Damaged(why))
+            }
+            Err(error) => Err(Planned::Failed(error)),
+            Ok(outcome) => Ok(outcome),
+        }
+    }
+
+    fn plan_in(&self, repo: &Repository, request: &ConfigRequest) -> Result<Outcome> {
+        let build = &request.build;
+        let event = Event::parse(&build.event);
         let head = if build.after.is_empty() {
             build.reference.clone()
         } else {
             build.after.clone()
         };
-        let text = match crate::app::manifest_at(&repo, &head) {
+        let text = match crate::app::manifest_at(repo, &head) {
             Ok(text) => text,
             Err(Error::ManifestRead { .. }) => return Ok(Outcome::default()),
             Err(error) => return Err(error),
@@ -544,7 +628,7 @@ impl AppState {
                 .map(str::to_string),
             ..changes::Request::default()
         };
-        let changes = changes::collect(&repo, &manifest.settings, &request)?;
+        let changes = changes::collect(repo, &manifest.settings, &request)?;
         let affected = ServiceGraph::new(&manifest).affected(&changes);
         let plan = plan::plan(&manifest, &changes, &affected);
         Ok(Outcome {
@@ -559,6 +643,37 @@ impl AppState {
                 .collect(),
         })
     }
+}
+
+/// Why a plan could not be made.
+enum Failed {
+    /// ripple's own error: answered 204 (Drone uses the repository's file).
+    Plan(Error),
+    /// A panic in the planning thread: a bug, answered 500.
+    Panicked,
+}
+
+/// Why planning from a mirror stopped.
+enum Planned {
+    /// git cannot read the mirror.
+    Damaged(String),
+    /// Anything else: a manifest problem, an unknown revision.
+    Failed(Error),
+}
+
+/// Time kept back from a fetch for planning after it.
+const PLAN_RESERVE: Duration = Duration::from_secs(2);
+
+/// The longest a build waits for one of the `--max-fetches` fetches.
+const FETCH_QUEUE_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failed> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Failed::Panicked)
 }
 
 /// A valid, full reference name (`refs/...`): anything else would let a

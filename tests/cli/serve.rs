@@ -910,3 +910,146 @@ fn slow_silent_and_surplus_connections_are_closed() {
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     drop(hoard);
 }
+
+/// The server's threads and the processes it started that still run.
+fn threads_and_children(server: &Server) -> (usize, usize) {
+    let pid = server.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let children = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .is_some_and(|ppid| ppid == pid.to_string())
+        })
+        .count();
+    (threads, children)
+}
+
+/// Issue 13.2: libgit2's fetch has no timeout and held the repository's
+/// lock; 530 builds to an origin that accepts connections and never answers
+/// took 515 threads, and then nothing else was answered.
+#[test]
+fn a_stalled_origin_stops_nothing_else() {
+    // An origin that accepts connections and never says a word.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalled_url = format!("http://{}/team/stuck.git", stalled.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = std::sync::Arc::clone(&held);
+        std::thread::spawn(move || {
+            for stream in stalled.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let (healthy, before, after) =
+        TestRepo::develop_change("src/web/app.ts", "export const healthy = 1\n");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            "--allow-url",
+            "file://",
+            "--allow-url",
+            &format!("http://{}/", held_addr(&stalled_url)),
+            "--answer-timeout",
+            "4s",
+            "--max-fetches",
+            "2",
+        ],
+    );
+    let stuck = build_json_from(
+        &stalled_url,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
+    let healthy_body = build_json(
+        &healthy,
+        "push",
+        "refs/heads/develop",
+        &before,
+        &after,
+        "develop",
+    );
+    let pending = std::sync::atomic::AtomicUsize::new(40);
+    let (stuck_answers, others) = std::thread::scope(|scope| {
+        let stuck_workers: Vec<_> = (0..40)
+            .map(|i| {
+                let (server, stuck, pending) = (&server, &stuck, &pending);
+                scope.spawn(move || {
+                    let date = SystemTime::now() - Duration::from_secs(i);
+                    let headers = drone_headers(SECRET, stuck, date);
+                    let answer = exchange(server.address, "POST", "/", &headers, stuck);
+                    pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    answer
+                })
+            })
+            .collect();
+        // Wait until the origin holds a fetch, then ask for everything else.
+        while held.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let planned = post(&server, &healthy_body);
+        let unsigned = exchange(server.address, "POST", "/", &[], b"{}");
+        let plans = exchange(server.address, "GET", "/plans", &[], b"");
+        let health = exchange(server.address, "GET", "/healthz", &[], b"");
+        let still_pending = pending.load(std::sync::atomic::Ordering::SeqCst);
+        let (threads, _) = threads_and_children(&server);
+        let stuck: Vec<_> = stuck_workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .collect();
+        (
+            stuck,
+            (planned, unsigned, plans, health, still_pending, threads),
+        )
+    });
+    let (planned, unsigned, plans, health, still_pending, threads) = others;
+    assert_eq!(planned.0, 200, "{}", planned.1);
+    assert!(yaml_of(&planned.1).contains("publish-web"));
+    assert_eq!(unsigned.0, 401);
+    assert_eq!(plans.0, 200);
+    assert_eq!(health, (200, "ok\n".to_string()));
+    assert!(
+        still_pending > 0,
+        "the other requests were answered while the stalled builds waited"
+    );
+    assert!(threads < 64, "{threads} threads for 40 stalled builds");
+    // Each stalled build gets 204 (Drone uses the repository's file) within
+    // its budget, and no fetch is left running.
+    assert!(
+        stuck_answers.iter().all(|(status, _)| *status == 204),
+        "{stuck_answers:?}"
+    );
+    let mut children = usize::MAX;
+    for _ in 0..50 {
+        children = threads_and_children(&server).1;
+        if children == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(children, 0, "every stalled fetch was stopped");
+    assert!(
+        server.log().contains("the fetch was stopped"),
+        "{}",
+        server.log()
+    );
+}
+
+fn held_addr(url: &str) -> &str {
+    url.trim_start_matches("http://").split('/').next().unwrap()
+}

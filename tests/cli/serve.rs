@@ -1053,3 +1053,102 @@ fn a_stalled_origin_stops_nothing_else() {
 fn held_addr(url: &str) -> &str {
     url.trim_start_matches("http://").split('/').next().unwrap()
 }
+
+/// Every file below `dir`, recursively.
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Issue 13.10: overwritten packs, deleted objects, garbage refs, a
+/// truncated index or a file where the mirror should be made every later
+/// build of the repository fall back to 204, new commits included.
+#[test]
+fn a_damaged_mirror_is_moved_aside_and_cloned_again() {
+    type Damage = fn(&std::path::Path);
+    let damages: [(&str, Damage); 5] = [
+        ("overwritten packs", |mirror| {
+            for file in files_below(&mirror.join("objects")) {
+                let len = std::fs::metadata(&file).unwrap().len() as usize;
+                std::fs::write(&file, vec![0x42; len]).unwrap();
+            }
+        }),
+        ("deleted objects", |mirror| {
+            for file in files_below(&mirror.join("objects")) {
+                std::fs::remove_file(file).unwrap();
+            }
+        }),
+        ("garbage refs", |mirror| {
+            for file in files_below(&mirror.join("refs")) {
+                std::fs::write(file, "garbage\n").unwrap();
+            }
+            let _ = std::fs::write(mirror.join("packed-refs"), "garbage\n");
+        }),
+        ("truncated index", |mirror| {
+            for file in files_below(&mirror.join("objects")) {
+                let bytes = std::fs::read(&file).unwrap();
+                std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+            }
+        }),
+        ("a file in its place", |mirror| {
+            std::fs::remove_dir_all(mirror).unwrap();
+            std::fs::write(mirror, "not a repository\n").unwrap();
+        }),
+    ];
+    for (name, damage) in damages {
+        let (mut repo, before, after) =
+            TestRepo::develop_change("src/web/app.ts", "export const n = 1\n");
+        let server = Server::start();
+        let body = build_json(
+            &repo,
+            "push",
+            "refs/heads/develop",
+            &before,
+            &after,
+            "develop",
+        );
+        assert_eq!(post(&server, &body).0, 200, "{name}");
+        let mirrors = server._data.as_ref().unwrap().path().join("mirrors");
+        let mirror = std::fs::read_dir(&mirrors)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        damage(&mirror);
+
+        repo.write("src/worker/worker.py", "print('after the damage')\n");
+        let later = repo.commit("worker");
+        let body = build_json(
+            &repo,
+            "push",
+            "refs/heads/develop",
+            &after,
+            &later,
+            "develop",
+        );
+        let (status, answer) = post(&server, &body);
+        assert_eq!(status, 200, "{name}: {answer}\n{}", server.log());
+        let yaml = yaml_of(&answer);
+        assert!(yaml.contains("publish-worker"), "{name}: {yaml}");
+        assert!(
+            !yaml.contains("every service"),
+            "{name}: a real diff: {yaml}"
+        );
+        let log = server.log();
+        assert!(
+            log.contains("is damaged") && log.contains("cloning again"),
+            "{name}: {log}"
+        );
+        // The damaged copy is kept beside the new mirror, for a look.
+        assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 2, "{name}");
+    }
+}

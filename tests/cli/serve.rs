@@ -186,6 +186,11 @@ fn build_json(
     )
 }
 
+/// A push to `develop` from `before` to `after`.
+fn develop_push(repo: &TestRepo, before: &str, after: &str) -> Vec<u8> {
+    build_json(repo, "push", "refs/heads/develop", before, after, "develop")
+}
+
 fn build_json_from(
     url: &str,
     event: &str,
@@ -221,14 +226,7 @@ fn answers_every_event_with_the_plan() {
     let (status, body) = exchange(server.address, "GET", "/healthz", &[], b"");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
-    let push = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        &before,
-        &after,
-        "develop",
-    );
+    let push = develop_push(&repo, &before, &after);
     let (status, answer) = post(&server, &push);
     assert_eq!(status, 200, "{answer}");
     let yaml = yaml_of(&answer);
@@ -392,14 +390,7 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
     let (mut repo, before, after) =
         TestRepo::develop_change("src/lmtpd/main.go", "package main // concurrent\n");
     let server = Server::start();
-    let body = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        &before,
-        &after,
-        "develop",
-    );
+    let body = develop_push(&repo, &before, &after);
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..50)
             .map(|i| {
@@ -426,14 +417,7 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
     // The mirror is intact: a later build of the same repository still works.
     repo.write("src/web/app.ts", "export const later = 1\n");
     let later = repo.commit("web");
-    let body = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        &after,
-        &later,
-        "develop",
-    );
+    let body = develop_push(&repo, &after, &later);
     let (status, answer) = post(&server, &body);
     assert_eq!(status, 200, "{answer}");
     assert!(yaml_of(&answer).contains("publish-web"));
@@ -446,14 +430,7 @@ fn history_is_browsable_and_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     {
         let server = Server::start_in(data.path());
-        let body = build_json(
-            &repo,
-            "push",
-            "refs/heads/develop",
-            &before,
-            &after,
-            "develop",
-        );
+        let body = develop_push(&repo, &before, &after);
         assert_eq!(post(&server, &body).0, 200);
         assert_eq!(exchange(server.address, "POST", "/", &[], b"{}").0, 401);
     }
@@ -497,28 +474,14 @@ fn an_unreachable_origin_is_planned_from_the_mirror() {
     let (repo, before, after) =
         TestRepo::develop_change("src/web/app.ts", "export const mirrored = 1\n");
     let server = Server::start();
-    let body = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        &before,
-        &after,
-        "develop",
-    );
+    let body = develop_push(&repo, &before, &after);
     assert_eq!(post(&server, &body).0, 200);
 
     // The origin disappears; a retry with other inputs misses the cache.
     let moved = repo.path().with_extension("moved");
     std::fs::rename(repo.path(), &moved).unwrap();
     let unknown_before = "0000000000000000000000000000000000000000";
-    let body = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        unknown_before,
-        &after,
-        "develop",
-    );
+    let body = develop_push(&repo, unknown_before, &after);
     let (status, answer) = post(&server, &body);
     std::fs::rename(&moved, repo.path()).unwrap();
     assert_eq!(status, 200, "{answer}");
@@ -603,14 +566,7 @@ fn refused_requests_cannot_fill_the_history() {
     for i in 0..5 {
         repo.write("src/web/app.ts", &format!("export const n = {i}\n"));
         let after = repo.commit(&format!("web {i}"));
-        let body = build_json(
-            &repo,
-            "push",
-            "refs/heads/develop",
-            &before,
-            &after,
-            "develop",
-        );
+        let body = develop_push(&repo, &before, &after);
         assert_eq!(post(&server, &body).0, 200);
         before = after;
     }
@@ -668,14 +624,7 @@ fn the_history_recovers_from_an_io_error_and_healthz_reports_it() {
             &format!("export const n = {i}\n{}\n", "//".repeat(i)),
         );
         let after = repo.commit(&format!("web {i}"));
-        let body = build_json(
-            repo,
-            "push",
-            "refs/heads/develop",
-            &before,
-            &after,
-            "develop",
-        );
+        let body = develop_push(repo, &before, &after);
         let (status, answer) = post(&server, &body);
         before = after.clone();
         (status, answer, after)
@@ -718,14 +667,7 @@ fn a_damaged_history_is_moved_aside_and_a_held_one_stops_the_start() {
     let (repo, before, after) = TestRepo::develop_change("src/web/app.ts", "export const n = 1\n");
     let data = tempfile::tempdir().unwrap();
     let history = data.path().join("history.redb");
-    let body = build_json(
-        &repo,
-        "push",
-        "refs/heads/develop",
-        &before,
-        &after,
-        "develop",
-    );
+    let body = develop_push(&repo, &before, &after);
     {
         let server = Server::start_in(data.path());
         assert_eq!(post(&server, &body).0, 200);
@@ -976,14 +918,7 @@ fn a_stalled_origin_stops_nothing_else() {
         &after,
         "develop",
     );
-    let healthy_body = build_json(
-        &healthy,
-        "push",
-        "refs/heads/develop",
-        &before,
-        &after,
-        "develop",
-    );
+    let healthy_body = develop_push(&healthy, &before, &after);
     let pending = std::sync::atomic::AtomicUsize::new(40);
     let (stuck_answers, others) = std::thread::scope(|scope| {
         let stuck_workers: Vec<_> = (0..40)
@@ -1107,14 +1042,7 @@ fn a_damaged_mirror_is_moved_aside_and_cloned_again() {
         let (mut repo, before, after) =
             TestRepo::develop_change("src/web/app.ts", "export const n = 1\n");
         let server = Server::start();
-        let body = build_json(
-            &repo,
-            "push",
-            "refs/heads/develop",
-            &before,
-            &after,
-            "develop",
-        );
+        let body = develop_push(&repo, &before, &after);
         assert_eq!(post(&server, &body).0, 200, "{name}");
         let mirrors = server._data.as_ref().unwrap().path().join("mirrors");
         let mirror = std::fs::read_dir(&mirrors)
@@ -1127,14 +1055,7 @@ fn a_damaged_mirror_is_moved_aside_and_cloned_again() {
 
         repo.write("src/worker/worker.py", "print('after the damage')\n");
         let later = repo.commit("worker");
-        let body = build_json(
-            &repo,
-            "push",
-            "refs/heads/develop",
-            &after,
-            &later,
-            "develop",
-        );
+        let body = develop_push(&repo, &after, &later);
         let (status, answer) = post(&server, &body);
         assert_eq!(status, 200, "{name}: {answer}\n{}", server.log());
         let yaml = yaml_of(&answer);

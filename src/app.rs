@@ -125,9 +125,12 @@ impl Workspace {
         // the git work, and git itself does not do it either.
         git2::opts::strict_hash_verification(false);
         let dir = self.repo.clone().unwrap_or_else(|| PathBuf::from("."));
-        Repository::discover(&dir).map_err(|source| Error::Git {
-            action: format!("opening the repository at `{}`", dir.display()),
-            source,
+        Repository::discover(&dir).map_err(|source| match source.code() {
+            git2::ErrorCode::NotFound => Error::NoRepository { dir: dir.clone() },
+            _ => Error::Git {
+                action: format!("opening the repository at `{}`", dir.display()),
+                source,
+            },
         })
     }
 
@@ -191,6 +194,7 @@ fn read_manifest<T>(
     let failed = |source| Error::ManifestRead {
         path: path.to_path_buf(),
         source,
+        explicit: inside.is_none(),
     };
     let refused = |reason: String| Error::ManifestRefused {
         path: path.to_path_buf(),
@@ -281,21 +285,11 @@ fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
     }
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::ManifestRead {
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "read",
         path: path.to_path_buf(),
         source,
-    })
-}
-
-fn read_file(path: &Path) -> Result<String> {
-    read(path).map_err(|error| match error {
-        Error::ManifestRead { path, source } => Error::Io {
-            action: "read",
-            path,
-            source,
-        },
-        other => other,
     })
 }
 
@@ -304,10 +298,7 @@ pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
     let commit = repo
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
-        .map_err(|_| Error::Revision {
-            rev: rev.to_string(),
-            origin: "`--head`".into(),
-        })?;
+        .map_err(|_| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
     let tree = commit.tree().map_err(git("reading the head tree"))?;
     let shown = PathBuf::from(format!("{rev}:{MANIFEST_FILE}"));
     let entry = tree
@@ -315,6 +306,7 @@ pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
         .map_err(|_| Error::ManifestRead {
             path: shown.clone(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            explicit: false,
         })?;
     // A committed link is not followed: its blob is the target's name.
     if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
@@ -366,6 +358,25 @@ impl Analysis {
     }
 }
 
+/// What to do when the base of the diff is missing: more history helps only
+/// a shallow clone; a complete one needs the target branch fetched or a
+/// base named.
+fn missing_base_hint(repo: &Repository, event: Event) -> String {
+    if repo.is_shallow() {
+        "this clone is shallow: fetch more history (`--deepen`, a larger clone depth, or \
+         `git fetch --deepen=50`)"
+            .into()
+    } else if event == Event::PullRequest {
+        "fetch the target branch (`--deepen` does, or `git fetch origin BRANCH`), or name \
+         the base with `--base REV`"
+            .into()
+    } else {
+        "say what to compare with: `--before REV` (the commit before the push) or \
+         `--base REV`"
+            .into()
+    }
+}
+
 /// Opens the repository, reads the manifest (before any git work, so a bad
 /// manifest fails fast) and collects the changes.
 fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
@@ -386,16 +397,17 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         changes = changes::deepen(&repo, &manifest.settings, &request, changes, err)?;
     }
     if let Some(reason) = &changes.missing_base {
+        let hint = missing_base_hint(&repo, changes.event);
         if build.strict {
             return Err(Error::NoBase {
                 reason: reason.clone(),
+                hint,
             });
         }
         let _ = writeln!(
             err,
             "warning: {reason}; planning every service\n\
-             hint: fetch more history (`--deepen`, a larger clone depth, or \
-             `git fetch --deepen=50`), or pass `--strict` to fail instead"
+             hint: {hint}, or pass `--strict` to fail instead"
         );
     }
     workspace.lap("git");
@@ -669,10 +681,11 @@ fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, out: &mut dyn Write) -
     let files = changes::tracked_files(&repo, &args.head)?;
     let graph = ServiceGraph::new(&manifest);
     let unowned = graph.unowned(&files);
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let mut text = format!(
-        "manifest ok: {} services, {} files at {}\n",
-        manifest.services.len(),
-        files.len(),
+        "manifest ok: {}, {} at {}\n",
+        count(manifest.services.len(), "service"),
+        count(files.len(), "file"),
         args.head
     );
     if unowned.is_empty() {

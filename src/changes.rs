@@ -189,9 +189,12 @@ pub fn collect(repo: &Repository, settings: &Settings, request: &Request) -> Res
         ),
     })?;
     let head_rev = request.head.as_deref().unwrap_or("HEAD");
-    let head = resolve(repo, head_rev).ok_or_else(|| Error::Revision {
-        rev: head_rev.to_string(),
-        origin: "`--head` (or DRONE_COMMIT_SHA)".into(),
+    let head = resolve(repo, head_rev).ok_or_else(|| {
+        crate::error::unknown_revision(
+            repo,
+            head_rev.to_string(),
+            "`--head` (or DRONE_COMMIT_SHA)".into(),
+        )
     })?;
 
     let mut changes = match event {
@@ -289,10 +292,7 @@ fn pull_request(repo: &Repository, request: &Request, head: &Commit<'_>) -> Resu
         .or_else(|| resolve(repo, &name));
     let Some(target) = target else {
         if origin == "`--base`" {
-            return Err(Error::Revision {
-                rev: name,
-                origin: origin.into(),
-            });
+            return Err(crate::error::unknown_revision(repo, name, origin.into()));
         }
         return Ok(missing(
             event,
@@ -387,10 +387,8 @@ fn current_branch(repo: &Repository, request: &Request) -> Option<String> {
 fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<ChangeSet> {
     let event = Event::Push;
     if let Some(base) = &request.base {
-        let commit = resolve(repo, base).ok_or_else(|| Error::Revision {
-            rev: base.clone(),
-            origin: "`--base`".into(),
-        })?;
+        let commit = resolve(repo, base)
+            .ok_or_else(|| crate::error::unknown_revision(repo, base.clone(), "`--base`".into()))?;
         return Ok(diff_from(
             event,
             Some(commit.id()),
@@ -433,9 +431,11 @@ fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<
         return Ok(missing(
             event,
             head,
-            format!(
-                "the commit before this push, `{before}`, is not in this clone (shallow clone?)"
-            ),
+            if repo.is_shallow() {
+                format!("the commit before this push, `{before}`, is not in this shallow clone")
+            } else {
+                format!("the commit before this push, `{before}`, is not in this repository")
+            },
         ));
     };
     let id = before_commit.id();
@@ -705,10 +705,8 @@ fn collect_delta_paths(diff: &git2::Diff<'_>, paths: &mut BTreeSet<String>) {
 
 /// Every file in the tree of `rev`, sorted: for `ripple check`.
 pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
-    let commit = resolve(repo, rev).ok_or_else(|| Error::Revision {
-        rev: rev.to_string(),
-        origin: "`--head`".into(),
-    })?;
+    let commit = resolve(repo, rev)
+        .ok_or_else(|| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
     let tree = commit.tree().map_err(git("reading the tree"))?;
     let mut files = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {

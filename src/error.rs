@@ -29,12 +29,14 @@ pub enum Error {
     Manifest(#[from] ManifestError),
 
     /// The manifest file could not be read.
-    #[error("cannot read manifest `{}`: {source}", path.display())]
+    #[error("cannot read manifest `{}`: {}", path.display(), io_reason(source))]
     ManifestRead {
         /// Where we looked.
         path: PathBuf,
         /// Why it failed.
         source: std::io::Error,
+        /// Named with `--manifest` (else the default place).
+        explicit: bool,
     },
 
     /// The manifest is something ripple will not read: a link out of the
@@ -54,6 +56,15 @@ pub enum Error {
         rev: String,
         /// Where it came from (flag or variable).
         origin: String,
+        /// The clone is shallow, so the commit may exist but not be here.
+        shallow: bool,
+    },
+
+    /// No repository where ripple looked.
+    #[error("no git repository at `{}` or any directory above it", dir.display())]
+    NoRepository {
+        /// Where ripple started looking.
+        dir: PathBuf,
     },
 
     /// `--strict` and the base of the diff could not be found.
@@ -61,6 +72,8 @@ pub enum Error {
     NoBase {
         /// Why not, and what to do.
         reason: String,
+        /// What to do about it: it depends on the event and the clone.
+        hint: String,
     },
 
     /// A command named a service the manifest does not have.
@@ -88,8 +101,9 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// git failed.
-    #[error("git: {action}: {source}")]
+    /// git failed. Only libgit2's message is shown: its class and code
+    /// mean nothing to a user.
+    #[error("git: {action}: {}", source.message())]
     Git {
         /// What ripple was doing.
         action: String,
@@ -98,7 +112,7 @@ pub enum Error {
     },
 
     /// A file could not be read or written.
-    #[error("cannot {action} `{}`: {source}", path.display())]
+    #[error("cannot {action} `{}`: {}", path.display(), io_reason(source))]
     Io {
         /// What ripple was doing.
         action: &'static str,
@@ -132,7 +146,10 @@ impl Error {
                 exit::USER
             }
             Error::Usage { .. } => exit::USAGE,
-            Error::ManifestRead { .. } | Error::Git { .. } | Error::Io { .. } => exit::ENVIRONMENT,
+            Error::ManifestRead { .. }
+            | Error::NoRepository { .. }
+            | Error::Git { .. }
+            | Error::Io { .. } => exit::ENVIRONMENT,
             Error::Template { .. } => exit::INTERNAL,
         }
     }
@@ -141,20 +158,35 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Manifest(_) => None,
-            Error::ManifestRead { .. } => Some(
-                "create `services.toml` at the repository root, or pass `--manifest FILE`".into(),
-            ),
+            Error::ManifestRead { explicit: true, .. } => {
+                Some("check the path given to `--manifest`".into())
+            }
+            Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some(
+                    "create `services.toml` at the repository root, or pass `--manifest FILE`"
+                        .into(),
+                )
+            }
+            Error::ManifestRead { .. } => None,
             Error::ManifestRefused { .. } => {
                 Some("commit `services.toml` as a regular file, or pass `--manifest FILE`".into())
             }
-            Error::Revision { origin, .. } => Some(format!(
-                "check {origin}; in a shallow clone, fetch more history (`git fetch --deepen=50`)"
-            )),
-            Error::NoBase { .. } => Some(
-                "fetch more history (`git fetch --deepen=50`, or a larger clone depth), \
-                 or drop `--strict` to plan every service"
-                    .into(),
-            ),
+            Error::Revision {
+                origin, shallow, ..
+            } => Some(if *shallow {
+                format!(
+                    "check {origin}; this clone is shallow, so the commit may only be missing \
+                     here: fetch more history (`--deepen`, or `git fetch --deepen=50`)"
+                )
+            } else {
+                format!("check {origin}")
+            }),
+            Error::NoRepository { .. } => {
+                Some("run ripple inside a repository, or pass `--repo DIR`".into())
+            }
+            Error::NoBase { hint, .. } => {
+                Some(format!("{hint}, or drop `--strict` to plan every service"))
+            }
             Error::UnknownService { known, .. } => Some(format!(
                 "known services are {}",
                 known
@@ -168,7 +200,7 @@ impl Error {
                 "run `ripple generate --output {}` and commit the result; the diff is above",
                 path.display()
             )),
-            Error::Git { .. } => Some("check that `--repo` points at a git repository".into()),
+            Error::Git { .. } => None,
             Error::Io { .. } => None,
             Error::Template { .. } => Some(
                 "if you use `--templates`, check that template; otherwise this is a bug in \
@@ -181,6 +213,24 @@ impl Error {
 
 /// Shorthand used throughout.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O error as a person reads it: without "(os error 2)".
+fn io_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_lowercase(),
+        None => text,
+    }
+}
+
+/// A revision that does not resolve, saying whether the clone is shallow.
+pub fn unknown_revision(repo: &git2::Repository, rev: String, origin: String) -> Error {
+    Error::Revision {
+        rev,
+        origin,
+        shallow: repo.is_shallow(),
+    }
+}
 
 /// Wraps a git2 error with what ripple was doing.
 pub fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {

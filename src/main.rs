@@ -25,12 +25,9 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(error) => {
+            // Each message already ends with its cause: printing the
+            // source chain as well would say it twice.
             let _ = writeln!(err, "error: {error}");
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                let _ = writeln!(err, "caused by: {cause}");
-                source = cause.source();
-            }
             if let Some(hint) = error.hint() {
                 let _ = writeln!(err, "hint: {hint}");
             }

@@ -123,7 +123,12 @@ fn outside_a_repository() {
     let run = ripple_in(dir.path(), &["affected", "--event", "push"], &[]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("error: git: opening the repository"),
+        run.stderr
+            .starts_with("error: no git repository at `.` or any directory above it\n")
+            && run
+                .stderr
+                .contains("hint: run ripple inside a repository, or pass `--repo DIR`")
+            && !run.stderr.contains("class="),
         "{}",
         run.stderr
     );
@@ -193,4 +198,103 @@ fn a_manifest_that_is_no_regular_file_is_refused() {
     let run = ripple_in(repo.path(), &["graph"], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("\"a\""), "{}", run.stdout);
+}
+
+/// Issue 8.3: every error line once (no "caused by" echo), no libgit2
+/// internals, and hints only where they apply.
+#[test]
+fn messages_say_each_thing_once_and_hint_only_what_applies() {
+    let once = |run: &crate::common::Run| {
+        assert!(!run.stderr.contains("caused by"), "{}", run.stderr);
+        assert!(!run.stderr.contains("class="), "{}", run.stderr);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            assert!(!lines[i + 1..].contains(line), "said twice: {}", run.stderr);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let named = ripple_in(dir.path(), &["graph", "--manifest", "nope.toml"], &[]);
+    once(&named);
+    assert_eq!(
+        named.stderr,
+        "error: cannot read manifest `nope.toml`: no such file or directory\n\
+         hint: check the path given to `--manifest`\n"
+    );
+
+    let mut repo = crate::common::TestRepo::empty();
+    repo.write("README.md", "x\n");
+    repo.commit("init");
+    let default = repo.ripple(&["graph"], &[]);
+    once(&default);
+    assert!(
+        default.stderr.contains(
+            "hint: create `services.toml` at the repository root, or pass `--manifest FILE`"
+        ),
+        "{}",
+        default.stderr
+    );
+
+    let outside = ripple_in(dir.path(), &["affected", "--event", "push"], &[]);
+    once(&outside);
+
+    // A complete clone: more history cannot help, naming a base can.
+    let (standard, ..) = crate::common::TestRepo::develop_change("src/web/app.ts", "x\n");
+    let push = standard.ripple(
+        &["affected", "--event", "push", "--branch", "develop"],
+        &[(
+            "DRONE_COMMIT_BEFORE",
+            "0000000000000000000000000000000000000000",
+        )],
+    );
+    once(&push);
+    assert!(push.stderr.contains("`--before REV`"), "{}", push.stderr);
+    assert!(!push.stderr.contains("deepen"), "{}", push.stderr);
+    let strict = standard.ripple(
+        &[
+            "affected", "--event", "push", "--branch", "develop", "--strict",
+        ],
+        &[(
+            "DRONE_COMMIT_BEFORE",
+            "0000000000000000000000000000000000000000",
+        )],
+    );
+    once(&strict);
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict.stderr.contains("`--before REV`"),
+        "{}",
+        strict.stderr
+    );
+
+    let unknown = standard.ripple(
+        &["affected", "--event", "pull_request", "--base", "nope"],
+        &[],
+    );
+    once(&unknown);
+    assert!(!unknown.stderr.contains("shallow"), "{}", unknown.stderr);
+
+    let master = standard.ripple(&["affected", "--event", "push", "--branch", "master"], &[]);
+    assert!(
+        master.stdout.contains("only pushes to `develop` publish"),
+        "{}",
+        master.stdout
+    );
+}
+
+#[test]
+fn check_counts_in_words() {
+    let mut repo = crate::common::TestRepo::empty();
+    repo.write(
+        "services.toml",
+        "[[service]]\nname = \"a\"\nkind = \"library\"\npaths = [\"services.toml\"]\n",
+    );
+    repo.commit("init");
+    let run = repo.ripple(&["check"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("manifest ok: 1 service, 1 file at HEAD\n"),
+        "{}",
+        run.stdout
+    );
 }

@@ -228,7 +228,7 @@ fn push_with_an_unusable_before_plans_everything() {
         ("0000000000000000000000000000000000000000", "unknown"),
         (
             "1234567890123456789012345678901234567890",
-            "not in this clone",
+            "not in this repository",
         ),
     ];
     for (before, expect) in cases {
@@ -461,7 +461,7 @@ fn deepen_fetches_history_until_the_base_is_found() {
     let shallow = crate::common::ripple_in(&clone, &["affected", "--format", "json"], &env);
     assert_eq!(shallow.json()["mode"], "all");
     assert!(
-        shallow.stderr.contains("not in this clone"),
+        shallow.stderr.contains("not in this shallow clone"),
         "{}",
         shallow.stderr
     );

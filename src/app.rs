@@ -732,7 +732,13 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = tempfile::NamedTempFile::new_in(dir)
+    // tempfile creates 0600 files; an output file gets what any new file
+    // gets under the umask (0644 under 022), as `>` would give it.
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder
+        .tempfile_in(dir)
         .map_err(|e| io_error("create a temporary file for", e))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.as_file().sync_all())

@@ -74,6 +74,18 @@ pub fn build(root: &Path) -> std::result::Result<RepoBuilder, git2::Error> {
 pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
     let temp;
     let root = match dir {
+        // A second run into the same directory would commit onto the
+        // first one's branches: start from nothing or not at all.
+        Some(dir) if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) => {
+            return Err(Error::Usage {
+                message: format!("`{}` is not empty", dir.display()),
+                hint: Some(format!(
+                    "the demo builds its repository in a new or empty directory: remove `{}` \
+                     or pass another `--dir`",
+                    dir.display()
+                )),
+            });
+        }
         Some(dir) => dir.to_path_buf(),
         None => {
             temp = tempfile::tempdir().map_err(|source| Error::Io {

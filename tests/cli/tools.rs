@@ -126,6 +126,50 @@ fn demo_shows_a_real_plan() {
         crate::common::services(&again.json()),
         ["apiv2", "go-main", "lmtpd"]
     );
+
+    // Issue 8.5: a second run into the same directory once committed onto
+    // the first one's feature branch; now it is refused and the repository
+    // left as it was.
+    let second = ripple_in(dir.path(), &["demo", "--dir", kept.to_str().unwrap()], &[]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("is not empty"), "{}", second.stderr);
+    let after = ripple_in(
+        &kept,
+        &[
+            "affected",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(after.stdout, again.stdout);
+}
+
+/// Issue 8.5: `--output` files were created 0600.
+#[test]
+fn output_files_get_the_mode_the_umask_gives() {
+    let repo = crate::common::TestRepo::standard();
+    let dir = tempfile::tempdir().unwrap();
+    for (command, name) in [("plan", "plan.yml"), ("generate", "generated.yml")] {
+        let out = dir.path().join(name);
+        let mut args = vec![command, "--output", out.to_str().unwrap()];
+        if command == "plan" {
+            args.extend(["--event", "push", "--branch", "develop"]);
+        }
+        // SAFETY: the umask of this test process, which the child inherits.
+        let old = unsafe { libc::umask(0o022) };
+        let run = repo.ripple(&args, &[]);
+        unsafe { libc::umask(old) };
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&out).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644, "{command}");
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
-use crate::changes::{ChangeSet, Mode};
+use crate::changes::{ChangeSet, Event, Mode};
 use crate::manifest::{Kind, Manifest};
 use crate::pattern::{self, PatternBody};
 
@@ -325,14 +325,29 @@ impl<'m> ServiceGraph<'m> {
         let count = self.manifest.services.len();
         let (mut is_affected, files) = match changes.mode {
             Mode::None => return Affected::default(),
+            // A release publishes every image and nothing else: the set
+            // says exactly what is published.
+            Mode::All if changes.event == Event::Tag => (
+                self.manifest
+                    .services
+                    .iter()
+                    .map(|s| s.kind.is_artifact())
+                    .collect(),
+                vec![Vec::new(); count],
+            ),
             Mode::All => (vec![true; count], vec![Vec::new(); count]),
             Mode::Diff => {
                 let files = self.direct(&changes.paths);
                 (files.iter().map(|f| !f.is_empty()).collect(), files)
             }
         };
-        // Breadth-first from the directly affected to every dependent.
-        let mut queue: VecDeque<usize> = (0..count).filter(|&i| is_affected[i]).collect();
+        // Breadth-first from the directly affected to every dependent (with
+        // everything planned there is nothing to add, and a release must not
+        // add the test suites that depend on images).
+        let mut queue: VecDeque<usize> = match changes.mode {
+            Mode::All => VecDeque::new(),
+            _ => (0..count).filter(|&i| is_affected[i]).collect(),
+        };
         while let Some(i) = queue.pop_front() {
             for next in self
                 .graph
@@ -511,17 +526,19 @@ impl<'m> ServiceGraph<'m> {
         let mut waits: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
         for &node in &self.order {
             let i = node.index();
-            if !is_affected[i] {
+            // Libraries are looked through whether or not they are in the
+            // set: a release plans images only, and an image still waits
+            // for the base image its library builds on.
+            if !is_affected[i] && services[i].kind.is_artifact() {
                 continue;
             }
             let mut nearest = BTreeSet::new();
             for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
                 let d = dep.index();
-                if !is_affected[d] {
-                    continue;
-                }
                 if services[d].kind.is_artifact() {
-                    nearest.insert(d);
+                    if is_affected[d] {
+                        nearest.insert(d);
+                    }
                 } else {
                     nearest.extend(reach[d].iter().copied());
                 }

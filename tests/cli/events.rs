@@ -336,7 +336,11 @@ fn release_tag_publishes_every_image_with_latest_and_the_version() {
     let json = repo.ripple(&["affected", "--format", "json"], &env).json();
     assert_eq!(json["mode"], "all");
     assert_eq!(json["base"], serde_json::Value::Null);
-    assert_eq!(services(&json).len(), 7);
+    // Issue 8.5: exactly what is published, every image and base image.
+    assert_eq!(
+        services(&json),
+        ["apiv2", "base-go", "lmtpd", "web", "worker"]
+    );
     let yaml = repo.ripple(&["plan"], &env).ok().to_string();
     let docs = check_yaml("tag_release", &yaml);
     let names: Vec<_> = docs.iter().map(|d| d["name"].as_str().unwrap()).collect();

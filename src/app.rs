@@ -125,13 +125,28 @@ impl Workspace {
         // the git work, and git itself does not do it either.
         git2::opts::strict_hash_verification(false);
         let dir = self.repo.clone().unwrap_or_else(|| PathBuf::from("."));
-        Repository::discover(&dir).map_err(|source| match source.code() {
+        let repo = Repository::discover(&dir).map_err(|source| match source.code() {
             git2::ErrorCode::NotFound => Error::NoRepository { dir: dir.clone() },
             _ => Error::Git {
                 action: format!("opening the repository at `{}`", dir.display()),
                 source,
             },
-        })
+        })?;
+        // Without a `config` (as some mirrors are) libgit2 cannot tell a
+        // bare repository and takes the parent folder for its work tree.
+        if repo.workdir().is_some() && !repo.path().join("config").exists() {
+            let flags = git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH;
+            return Repository::open_ext(
+                repo.path(),
+                flags,
+                std::iter::empty::<&std::ffi::OsStr>(),
+            )
+            .map_err(git(format!(
+                "opening `{}` as a bare repository",
+                repo.path().display()
+            )));
+        }
+        Ok(repo)
     }
 
     /// Reads and validates the manifest: from `--manifest`, else from the

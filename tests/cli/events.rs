@@ -421,6 +421,22 @@ fn bare_repositories_work() {
         &pr_env("main"),
     );
     assert_eq!(services(&run.json()), ["apiv2", "go-main", "lmtpd"]);
+
+    // Issue 8.5: a git directory without `config`, as some mirrors are, is
+    // still bare (libgit2 alone takes its parent for a work tree).
+    std::fs::remove_file(bare_dir.path().join("config")).unwrap();
+    let without = crate::common::ripple_in(
+        bare_dir.path(),
+        &[
+            "affected",
+            "--format",
+            "json",
+            "--head",
+            "origin/feature/search",
+        ],
+        &pr_env("main"),
+    );
+    assert_eq!(services(&without.json()), ["apiv2", "go-main", "lmtpd"]);
 }
 
 #[test]

@@ -474,45 +474,55 @@ impl<'m> ServiceGraph<'m> {
 ",
             changes.reason
         ));
-        // Breadth-first down `via` to the nearest directly affected service.
-        let mut previous: HashMap<&str, &str> = HashMap::default();
-        let mut queue: VecDeque<&AffectedService> = VecDeque::from([service]);
-        let mut root = None;
-        while let Some(current) = queue.pop_front() {
-            if !current.files.is_empty() {
-                root = Some(current);
-                break;
+        // One line per reason `affected` gives: each file of its own, and
+        // for each service in `via` the shortest chain down to a directly
+        // affected one and its files.
+        let mut scratch = Vec::new();
+        let mut file_lines = |line: &str, root: &AffectedService, out: &mut String| {
+            for file in &root.files {
+                let global = self.matcher.owners(file, &mut scratch).global;
+                let suffix = if global { " (global_paths)" } else { "" };
+                out.push_str(&format!("{line} <- {file}{suffix}\n"));
             }
-            for dep in &current.via {
-                if let Some(next) = affected.get(dep)
-                    && !previous.contains_key(dep.as_str())
-                    && dep != name
-                {
-                    previous.insert(next.name.as_str(), current.name.as_str());
-                    queue.push_back(next);
+        };
+        file_lines(name, service, &mut out);
+        for start in &service.via {
+            let Some(first) = affected.get(start) else {
+                continue;
+            };
+            let mut previous: HashMap<&str, &str> = HashMap::default();
+            let mut queue: VecDeque<&AffectedService> = VecDeque::from([first]);
+            let mut root = None;
+            while let Some(current) = queue.pop_front() {
+                if !current.files.is_empty() {
+                    root = Some(current);
+                    break;
+                }
+                for dep in &current.via {
+                    if let Some(next) = affected.get(dep)
+                        && !previous.contains_key(dep.as_str())
+                        && dep != name
+                        && dep != start
+                    {
+                        previous.insert(next.name.as_str(), current.name.as_str());
+                        queue.push_back(next);
+                    }
                 }
             }
-        }
-        let Some(root) = root else {
-            return out;
-        };
-        let mut chain = vec![root.name.as_str()];
-        while let Some(&up) = previous.get(chain[chain.len() - 1]) {
-            chain.push(up);
-        }
-        chain.reverse();
-        let mut line = chain.join(" <- ");
-        if chain.len() > 1 {
-            line = chain[0].to_string();
+            let Some(root) = root else {
+                continue;
+            };
+            let mut chain = vec![root.name.as_str()];
+            while let Some(&up) = previous.get(chain[chain.len() - 1]) {
+                chain.push(up);
+            }
+            chain.push(name);
+            chain.reverse();
+            let mut line = chain[0].to_string();
             for link in &chain[1..] {
                 line.push_str(&format!(" <- {link} (depends_on)"));
             }
-        }
-        let mut scratch = Vec::new();
-        for file in &root.files {
-            let global = self.matcher.owners(file, &mut scratch).global;
-            let suffix = if global { " (global_paths)" } else { "" };
-            out.push_str(&format!("{line} <- {file}{suffix}\n"));
+            file_lines(&line, root, &mut out);
         }
         out
     }
@@ -644,6 +654,41 @@ depends_on = ["apiv2", "web"]
         assert_eq!(api.via, ["go-main"]);
         assert_eq!(got.get("go-main").unwrap().files, ["src/go.main/x.go"]);
         assert_eq!(got.build_order, [vec!["apiv2", "lmtpd"]]);
+    }
+
+    /// Issue 8.5: `explain` gave one chain where `affected` has several.
+    #[test]
+    fn explain_shows_every_reason_affected_gives() {
+        let manifest = Manifest::parse(MANIFEST, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let changes = ChangeSet::diff(
+            ["src/api/main.go", "src/go.main/x.go", "web/app.ts"]
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        );
+        let affected = graph.affected(&changes);
+        let apiv2 = graph.explain("apiv2", &changes, &affected);
+        let lines: Vec<&str> = apiv2.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "apiv2 <- src/api/main.go",
+                "apiv2 <- go-main (depends_on) <- src/go.main/x.go"
+            ],
+            "{apiv2}"
+        );
+        let e2e = graph.explain("e2e", &changes, &affected);
+        let lines: Vec<&str> = e2e.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "e2e <- apiv2 (depends_on) <- src/api/main.go",
+                "e2e <- web (depends_on) <- web/app.ts"
+            ],
+            "{e2e}"
+        );
+        assert_eq!(affected.get("e2e").unwrap().via, ["apiv2", "web"]);
     }
 
     #[test]

@@ -691,6 +691,31 @@ depends_on = ["apiv2", "web"]
         assert_eq!(affected.get("e2e").unwrap().via, ["apiv2", "web"]);
     }
 
+    /// The graph files each glob under its literal start: alternatives with
+    /// `/`, `./` and a trailing `/` must match there as the rule says.
+    #[test]
+    fn pattern_forms_match_in_the_graph() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname = \"shop\"\nkind = \"library\"\n\
+             paths = [\"{src/ad,src/cart}/**\", \"./lib/\", \"./tools/*/\"]\n",
+            "services.toml",
+        )
+        .unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        for (path, hit) in [
+            ("src/cart/x.go", true),
+            ("src/ad/a/b.go", true),
+            ("src/other/x.go", false),
+            ("lib/x.py", true),
+            ("libx/y", false),
+            ("tools/gen", true),
+            ("tools/gen/main.go", false),
+        ] {
+            let got = graph.affected(&ChangeSet::diff(vec![path.to_string()]));
+            assert_eq!(!got.services.is_empty(), hit, "{path}");
+        }
+    }
+
     #[test]
     fn exclusions_remove_matches() {
         assert!(affected(&["src/go.main/README.md"]).services.is_empty());

@@ -34,7 +34,10 @@ impl PathPattern {
             None => (false, raw),
         };
         // `./src` and `src/` mean `src`: people write both.
-        let mut text = rest.strip_prefix("./").unwrap_or(rest);
+        let mut text = rest;
+        while let Some(after) = text.strip_prefix("./") {
+            text = after;
+        }
         while text.len() > 1 && text.ends_with('/') {
             text = &text[..text.len() - 1];
         }
@@ -156,6 +159,26 @@ mod tests {
             "file?.txt", "file1.txt" => true;
             "file?.txt", "file/.txt" => false;
             "*.MD", "a.md" => false;
+        }
+    }
+
+    /// Issue 8.5: DESIGN's rule for `./`, a trailing `/` and `/` inside
+    /// `{a,b}`, on prefixes and globs alike.
+    #[test]
+    fn leading_dot_slash_trailing_slash_and_slashes_in_alternatives() {
+        matches! {
+            "./src/*.go", "src/a.go" => true;
+            "././src", "src/a.go" => true;
+            "!./src", "src/a.go" => true;
+            "src/**/", "src/a/b.go" => true;
+            "src/*/", "src/a" => true;
+            "src/*/", "src/a/b" => false;
+            "{src/ad,src/cart}/**", "src/cart/x.go" => true;
+            "{src/ad,src/cart}/**", "src/ad/y/z.go" => true;
+            "{src/ad,src/cart}/**", "src/other/x.go" => false;
+            "src/{ad,cart/api}/*.go", "src/cart/api/m.go" => true;
+            "./{src/ad,lib}/", "lib/x" => false;
+            "./{src/ad,lib}/**", "lib/x" => true;
         }
     }
 

@@ -236,3 +236,34 @@ fn gate_exits_0_to_run_and_78_to_skip() {
         run.stderr
     );
 }
+
+/// Issue 8.6: the README's JSON sample is what the demo's pull request
+/// gives, value for value.
+#[test]
+fn the_readme_json_sample_is_the_demos() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```json\n{\n  \"event\": \"pull_request\"")
+        .unwrap()
+        + "```json\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let sample: serde_json::Value = serde_json::from_str(&readme[start..end]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    ripple_in(dir.path(), &["demo", "--dir", demo.to_str().unwrap()], &[]).ok();
+    let run = ripple_in(
+        &demo,
+        &[
+            "affected",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(run.json(), sample);
+}

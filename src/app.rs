@@ -345,11 +345,31 @@ pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
-fn request_of(build: &BuildArgs) -> Request {
+/// Whether ripple runs inside a CI system: there a missing event is an
+/// error; elsewhere it is a local dry run.
+fn in_ci() -> bool {
+    const MARKERS: &[&str] = &[
+        "DRONE",
+        "DRONE_BUILD_EVENT",
+        "WOODPECKER",
+        "CI_PIPELINE_EVENT",
+        "GITLAB_CI",
+        "GITHUB_ACTIONS",
+    ];
+    MARKERS.iter().any(|name| std::env::var_os(name).is_some())
+        || std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The request the flags and the environment describe, and whether it is a
+/// local dry run (no event, not in CI: a pull request of the current
+/// branch, counting work-tree files unless `--head` or `--committed-only`
+/// says otherwise, as `nx affected` does).
+fn request_of(build: &BuildArgs) -> (Request, bool) {
     let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    Request {
-        event: build.event,
-        head: Some(build.head.clone()),
+    let local = build.event.is_none() && !in_ci();
+    let request = Request {
+        event: build.event.or(local.then_some(Event::PullRequest)),
+        head: build.head.clone(),
         base: non_empty(&build.base),
         target_branch: non_empty(&build.target_branch),
         branch: non_empty(&build.branch),
@@ -357,8 +377,38 @@ fn request_of(build: &BuildArgs) -> Request {
         commit_sha: non_empty(&build.commit_sha),
         tag: non_empty(&build.tag),
         all: build.all,
-        uncommitted: build.uncommitted,
-    }
+        uncommitted: build.uncommitted || (local && build.head.is_none() && !build.committed_only),
+    };
+    (request, local)
+}
+
+/// The paths listed in `--files` (`-`: standard input), one a line.
+fn listed_paths(list: &Path) -> Result<Vec<String>> {
+    let text = if list == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+            Error::Io {
+                action: "read",
+                path: PathBuf::from("<stdin>"),
+                source,
+            }
+        })?;
+        text
+    } else {
+        read_file(list)?
+    };
+    Ok(text
+        .lines()
+        .map(|line| line.trim_end_matches('\r').trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let mut path = line;
+            while let Some(rest) = path.strip_prefix("./") {
+                path = rest;
+            }
+            path.to_string()
+        })
+        .collect())
 }
 
 /// Everything the build commands share: manifest, change set, affected set.
@@ -395,19 +445,52 @@ fn missing_base_hint(repo: &Repository, event: Event) -> String {
 /// Opens the repository, reads the manifest (before any git work, so a bad
 /// manifest fails fast) and collects the changes.
 fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
+    let head = build.head.as_deref().unwrap_or("HEAD");
+    let (mut request, local) = request_of(build);
     // An explicit manifest is validated before the repository is opened.
     let explicit = match &workspace.manifest {
-        Some(_) => Some(workspace.manifest(None, &build.head)?),
+        Some(_) => Some(workspace.manifest(None, head)?),
         None => None,
     };
+    if let Some(list) = &build.files {
+        let manifest = match explicit {
+            Some(manifest) => manifest,
+            // Outside a repository: the manifest of the directory.
+            None => match workspace.open_repo() {
+                Ok(repo) => workspace.manifest(Some(&repo), head)?,
+                Err(Error::NoRepository { dir }) => {
+                    let path = dir.join(MANIFEST_FILE);
+                    let shown = path.display().to_string();
+                    read_manifest(&path, Some(&dir), |text| Ok(Manifest::parse(text, &shown)?))?
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        workspace.lap("manifest");
+        let changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
+        return Ok(Analysis { manifest, changes });
+    }
     let repo = workspace.open_repo()?;
     let manifest = match explicit {
         Some(manifest) => manifest,
-        None => workspace.manifest(Some(&repo), &build.head)?,
+        None => workspace.manifest(Some(&repo), head)?,
     };
     workspace.lap("manifest");
-    let request = request_of(build);
+    // A bare repository has no work tree to count.
+    request.uncommitted &= build.uncommitted || !repo.is_bare();
     let mut changes = changes::collect(&repo, &manifest.settings, &request)?;
+    if local {
+        let _ = writeln!(
+            err,
+            "ripple: local dry run (no event given, not in CI): {}{}",
+            changes.reason,
+            if request.uncommitted {
+                ", with uncommitted and untracked files"
+            } else {
+                ""
+            }
+        );
+    }
     if build.deepen && changes.missing_base.is_some() {
         changes = changes::deepen(&repo, &manifest.settings, &request, changes, err)?;
     }

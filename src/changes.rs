@@ -325,9 +325,14 @@ fn default_target(repo: &Repository) -> Option<String> {
     {
         return Some(name.to_string());
     }
-    ["main", "master"]
+    ["main", "master", "develop"]
         .into_iter()
-        .find(|b| repo.find_branch(b, git2::BranchType::Local).is_ok())
+        .find(|b| {
+            repo.find_branch(b, git2::BranchType::Local).is_ok()
+                || repo
+                    .find_reference(&format!("refs/remotes/origin/{b}"))
+                    .is_ok()
+        })
         .map(str::to_string)
 }
 
@@ -343,35 +348,117 @@ fn push(
         .clone()
         .filter(|b| !b.is_empty())
         .or_else(|| current_branch(repo, request));
-    let Some(branch) = branch else {
-        return Ok(ChangeSet::nothing(
-            event,
-            head.id(),
-            "push to an unknown branch runs nothing (set DRONE_BRANCH or `--branch`)".into(),
-        ));
-    };
-    if !settings.publish_branches.contains(&branch) {
-        let publish = settings
-            .publish_branches
-            .iter()
-            .map(|b| format!("`{b}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Ok(ChangeSet::nothing(
-            event,
-            head.id(),
-            format!(
-                "push to `{branch}` runs nothing: only pushes to {} publish, pull requests test branches",
-                if publish.is_empty() {
-                    "no branch".into()
-                } else {
-                    publish
-                }
-            ),
-        ));
+    if let Some(reason) = publishes_nothing(settings, branch.as_deref()) {
+        return Ok(ChangeSet::nothing(event, head.id(), reason));
     }
+    let branch = branch.unwrap_or_default();
     let mut changes = push_base(repo, request, head)?;
     changes.branch = Some(branch);
+    Ok(changes)
+}
+
+/// Why a push to `branch` publishes nothing, or `None` when it publishes.
+fn publishes_nothing(settings: &Settings, branch: Option<&str>) -> Option<String> {
+    let Some(branch) = branch else {
+        return Some(
+            "push to an unknown branch runs nothing (set DRONE_BRANCH or `--branch`)".into(),
+        );
+    };
+    if settings.publish_branches.iter().any(|b| b == branch) {
+        return None;
+    }
+    let publish = settings
+        .publish_branches
+        .iter()
+        .map(|b| format!("`{b}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "push to `{branch}` runs nothing: only pushes to {} publish, pull requests test branches",
+        if publish.is_empty() {
+            "no branch".into()
+        } else {
+            publish
+        }
+    ))
+}
+
+/// A release tag's change set, or why the tag plans nothing.
+fn release(settings: &Settings, tag: &str, head: Option<String>) -> ChangeSet {
+    let tag = tag.strip_prefix("refs/tags/").unwrap_or(tag);
+    let release = &settings.release_tag;
+    let (mode, reason, version) = match release.version(tag) {
+        Some(version) => (
+            Mode::All,
+            format!("release tag `{tag}`: every image, version `{version}`"),
+            Some(version.to_string()),
+        ),
+        None => (
+            Mode::None,
+            format!("tag `{tag}` does not match release_tag `{release}`: nothing runs"),
+            None,
+        ),
+    };
+    ChangeSet {
+        event: Event::Tag,
+        base: None,
+        head,
+        mode,
+        reason,
+        paths: Vec::new(),
+        missing_base: None,
+        version,
+        branch: None,
+    }
+}
+
+/// `--files`: the change set for exactly `paths`, with the event's rules
+/// and no git (no base, no head).
+pub fn from_files(settings: &Settings, request: &Request, paths: Vec<String>) -> Result<ChangeSet> {
+    let event = request.event.ok_or_else(|| Error::Usage {
+        message: "no event given".into(),
+        hint: Some("pass `--event pull_request|push|tag`".into()),
+    })?;
+    let mut changes = ChangeSet {
+        event,
+        reason: format!("{event}: the files given with `--files`"),
+        ..ChangeSet::diff(Vec::new())
+    };
+    match event {
+        Event::PullRequest => {}
+        Event::Push => match publishes_nothing(settings, request.branch.as_deref()) {
+            Some(reason) => {
+                return Ok(ChangeSet {
+                    mode: Mode::None,
+                    reason,
+                    ..changes
+                });
+            }
+            None => changes.branch = request.branch.clone(),
+        },
+        Event::Tag => {
+            return Ok(match request.tag.as_deref().filter(|t| !t.is_empty()) {
+                Some(tag) => release(settings, tag, None),
+                None => ChangeSet {
+                    mode: Mode::None,
+                    reason: "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)"
+                        .into(),
+                    ..changes
+                },
+            });
+        }
+        other => {
+            return Ok(ChangeSet {
+                mode: Mode::None,
+                reason: format!("a {other} build runs nothing"),
+                ..changes
+            });
+        }
+    }
+    let mut paths = paths;
+    paths.sort_unstable();
+    paths.dedup();
+    changes.paths = paths;
     Ok(changes)
 }
 
@@ -471,26 +558,7 @@ fn tag(repo: &Repository, settings: &Settings, request: &Request, head: &Commit<
             "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)".into(),
         );
     };
-    let tag = tag.strip_prefix("refs/tags/").unwrap_or(&tag);
-    let release = &settings.release_tag;
-    match release.version(tag) {
-        Some(version) => ChangeSet {
-            event,
-            base: None,
-            head: Some(head.id().to_string()),
-            mode: Mode::All,
-            reason: format!("release tag `{tag}`: every image, version `{version}`"),
-            paths: Vec::new(),
-            missing_base: None,
-            version: Some(version.to_string()),
-            branch: None,
-        },
-        None => ChangeSet::nothing(
-            event,
-            head.id(),
-            format!("tag `{tag}` does not match release_tag `{release}`: nothing runs"),
-        ),
-    }
+    release(settings, &tag, Some(head.id().to_string()))
 }
 
 /// How many times `--deepen` fetches before giving up; the depth doubles

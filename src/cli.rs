@@ -87,18 +87,29 @@ pub struct BuildArgs {
     #[arg(long)]
     pub deepen: bool,
 
-    /// The commit built.
-    #[arg(long, value_name = "REV", default_value = "HEAD")]
-    pub head: String,
+    /// The commit built [default: HEAD; a local dry run without it also
+    /// counts uncommitted and untracked files].
+    #[arg(long, value_name = "REV")]
+    pub head: Option<String>,
+
+    /// Plan for exactly the paths in FILE (one a line; `-`: standard input)
+    /// with the event's rules, instead of asking git what changed. Works
+    /// outside a repository.
+    #[arg(long, value_name = "FILE")]
+    pub files: Option<PathBuf>,
 
     /// Fail (exit 1) instead of planning every service when the base of the
     /// diff cannot be found.
     #[arg(long)]
     pub strict: bool,
 
-    /// Also count uncommitted changes in the work tree (local dry runs).
-    #[arg(long)]
+    /// Also count uncommitted and untracked files, for any event.
+    #[arg(long, conflicts_with = "committed_only")]
     pub uncommitted: bool,
+
+    /// Count committed changes only, even in a local dry run.
+    #[arg(long)]
+    pub committed_only: bool,
 
     /// The branch pushed to [default: the checked-out branch].
     #[arg(long, env = "DRONE_BRANCH", help_heading = "Drone environment")]
@@ -341,8 +352,19 @@ pub struct DemoArgs {
 
 /// Drone's event names, as the core spells them.
 fn event_parser() -> impl TypedValueParser<Value = Event> {
-    PossibleValuesParser::new(Event::ALL.map(Event::as_str))
-        .try_map(|name| Event::parse(&name).ok_or("not a Drone event"))
+    let values = Event::ALL.map(|event| {
+        let value = clap::builder::PossibleValue::new(event.as_str());
+        // Nx and most people say "pr".
+        if event == Event::PullRequest {
+            value.alias("pr")
+        } else {
+            value
+        }
+    });
+    PossibleValuesParser::new(values).try_map(|name| match name.as_str() {
+        "pr" => Ok(Event::PullRequest),
+        name => Event::parse(name).ok_or("not a build event"),
+    })
 }
 
 /// `plan --format`

@@ -261,14 +261,27 @@ impl Run {
 /// Runs the binary in `dir` with a cleared environment, as in a Drone step
 /// where only the variables we set exist.
 pub fn ripple_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_ripple"))
+    ripple_fed(dir, args, env, "")
+}
+
+/// [`ripple_in`] with `stdin` on its standard input.
+pub fn ripple_fed(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ripple"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .envs(env.iter().copied())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run ripple");
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().expect("run ripple");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

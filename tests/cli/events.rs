@@ -523,3 +523,128 @@ fn deepen_fetches_a_missing_target_branch() {
         with.stderr
     );
 }
+
+/// Issue 8.2: with no event and outside CI, a pull request of the current
+/// branch against the default branch, with work-tree files unless `--head`
+/// or `--committed-only` says otherwise, as `nx affected` does.
+#[test]
+fn a_local_dry_run_needs_no_flags() {
+    let mut repo = feature_repo();
+    repo.write("src/worker/new.py", "print('not committed')\n");
+    let run = repo.ripple(&["affected", "--format", "json"], &[]);
+    assert_eq!(
+        services(&run.json()),
+        ["apiv2", "go-main", "lmtpd", "py-tests", "worker"]
+    );
+    assert!(
+        run.stderr
+            .starts_with("ripple: local dry run (no event given, not in CI):")
+            && run.stderr.contains("`main`")
+            && run.stderr.contains("with uncommitted and untracked files"),
+        "{}",
+        run.stderr
+    );
+    let nx = repo.ripple(
+        &[
+            "affected", "--base", "main", "--head", "HEAD", "--format", "json",
+        ],
+        &[],
+    );
+    assert_eq!(services(&nx.json()), ["apiv2", "go-main", "lmtpd"]);
+    assert!(!nx.stderr.contains("uncommitted"), "{}", nx.stderr);
+    let committed = repo.ripple(&["affected", "--committed-only", "--format", "json"], &[]);
+    assert_eq!(services(&committed.json()), ["apiv2", "go-main", "lmtpd"]);
+    // `pr` is `pull_request`; with an event, work-tree files count only
+    // when asked for.
+    let pr = repo.ripple(
+        &[
+            "affected", "--event", "pr", "--base", "main", "--format", "json",
+        ],
+        &[],
+    );
+    assert_eq!(services(&pr.json()), ["apiv2", "go-main", "lmtpd"]);
+    let forced = repo.ripple(
+        &[
+            "affected",
+            "--event",
+            "pr",
+            "--base",
+            "main",
+            "--uncommitted",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(services(&forced.json()).len(), 5);
+    // Inside CI a missing event is an error, not a guess.
+    let ci = repo.ripple(&["affected"], &[("CI", "true")]);
+    assert_eq!(ci.code, 2, "{}", ci.stderr);
+    assert!(
+        ci.stderr.starts_with("error: no event given"),
+        "{}",
+        ci.stderr
+    );
+}
+
+/// Issue 8.2: `--files` plans exactly the listed paths with the event's
+/// rules, from a file or standard input, outside a repository too.
+#[test]
+fn files_plan_exactly_the_listed_paths_without_git() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("services.toml"), crate::common::MANIFEST).unwrap();
+    let fed = |args: &[&str], stdin: &str| crate::common::ripple_fed(dir.path(), args, &[], stdin);
+    let pr = fed(
+        &["affected", "--files", "-", "--format", "json"],
+        "./src/go.main/store.go\n\nsrc/web/app.ts\r\n",
+    );
+    let json = pr.json();
+    assert_eq!(
+        json["changed"],
+        serde_json::json!(["src/go.main/store.go", "src/web/app.ts"])
+    );
+    assert_eq!(json["base"], serde_json::Value::Null);
+    assert_eq!(services(&json), ["apiv2", "go-main", "lmtpd", "web"]);
+
+    std::fs::write(dir.path().join("list"), "src/web/app.ts\n").unwrap();
+    let push = fed(
+        &[
+            "affected", "--files", "list", "--event", "push", "--branch", "develop", "--format",
+            "json",
+        ],
+        "",
+    );
+    assert_eq!(services(&push.json()), ["web"]);
+    let master = fed(
+        &[
+            "affected", "--files", "list", "--event", "push", "--branch", "master", "--format",
+            "json",
+        ],
+        "",
+    );
+    assert_eq!(master.json()["mode"], "none");
+    let tag = fed(
+        &[
+            "affected",
+            "--files",
+            "list",
+            "--event",
+            "tag",
+            "--tag",
+            "release-2.0",
+            "--format",
+            "json",
+        ],
+        "",
+    );
+    assert_eq!(tag.json()["mode"], "all");
+    assert_eq!(services(&tag.json()).len(), 5, "every image");
+    let plan = fed(
+        &[
+            "plan", "--files", "list", "--event", "push", "--branch", "develop",
+        ],
+        "",
+    );
+    let docs = check_yaml("files_push", plan.ok());
+    assert_eq!(docs[0]["name"], "publish-web");
+}

@@ -55,7 +55,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::MirrorFetch(a) => {
             Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
         }
-        Command::Check(a) => cmd_check(&workspace, a, out).map(|()| exit::OK),
+        Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };
     workspace.timings.borrow().report(err);
@@ -168,6 +168,22 @@ impl Workspace {
                 let text = manifest_at(repo, head)?;
                 Ok(Manifest::parse(&text, &format!("{head}:{MANIFEST_FILE}"))?)
             }
+        }
+    }
+
+    /// The manifest's text and the name it is shown by, found as
+    /// [`Workspace::manifest`] finds it: for checks that locate findings.
+    fn manifest_source(&self, repo: &Repository, head: &str) -> Result<(String, String)> {
+        let copy = |text: &str| Ok(text.to_string());
+        if let Some(path) = &self.manifest {
+            return Ok((read_manifest(path, None, copy)?, path.display().to_string()));
+        }
+        match repo.workdir() {
+            Some(dir) => Ok((
+                read_manifest(&dir.join(MANIFEST_FILE), Some(dir), copy)?,
+                MANIFEST_FILE.to_string(),
+            )),
+            None => Ok((manifest_at(repo, head)?, format!("{head}:{MANIFEST_FILE}"))),
         }
     }
 
@@ -773,33 +789,47 @@ fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, out: &mut dyn Write) -
     emit(out, &text)
 }
 
-fn cmd_check(workspace: &Workspace, args: cli::CheckArgs, out: &mut dyn Write) -> Result<()> {
+fn cmd_check(
+    workspace: &Workspace,
+    args: cli::CheckArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
     let repo = workspace.open_repo()?;
-    let manifest = workspace.manifest(Some(&repo), &args.head)?;
+    let (text, shown) = workspace.manifest_source(&repo, &args.head)?;
+    let manifest = Manifest::parse(&text, &shown)?;
     let files = changes::tracked_files(&repo, &args.head)?;
+    let typos = crate::check::typos(&manifest, &files);
+    let failed = !typos.is_empty();
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    if failed {
+        let problems = crate::manifest::locate(&text, &shown, typos);
+        let _ = writeln!(err, "error: {problems}");
+    }
     let graph = ServiceGraph::new(&manifest);
     let unowned = graph.unowned(&files);
-    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-    let mut text = format!(
-        "manifest ok: {}, {} at {}\n",
+    let mut report = format!(
+        "manifest {}: {}, {} at {}\n",
+        if failed { "read" } else { "ok" },
         count(manifest.services.len(), "service"),
         count(files.len(), "file"),
         args.head
     );
     if unowned.is_empty() {
-        text.push_str("every file is owned by a service or global_paths\n");
+        report.push_str("every file is owned by a service or global_paths\n");
     } else {
-        text.push_str(&format!(
-            "{} file(s) owned by no service (changes to them run nothing):\n",
-            unowned.len()
+        report.push_str(&format!(
+            "{} owned by no service (changes to them run nothing):\n",
+            count(unowned.len(), "file")
         ));
         for file in unowned {
-            text.push_str("  ");
-            text.push_str(file);
-            text.push('\n');
+            report.push_str("  ");
+            report.push_str(file);
+            report.push('\n');
         }
     }
-    emit(out, &text)
+    emit(out, &report)?;
+    Ok(if failed { exit::USER } else { exit::OK })
 }
 
 /// The process ends right after a command: freeing tens of thousands of

@@ -7,6 +7,7 @@
 
 pub mod app; // runs a command line: the I/O edge
 pub mod changes; // which commits to compare, and what changed (git2)
+pub mod check; // `ripple check`: names the commit does not have
 pub mod cli; // clap types only
 pub mod demo; // `ripple demo`
 pub mod error; // the error type, exit codes, hints

@@ -410,6 +410,66 @@ impl Manifest {
     }
 }
 
+/// Where in the manifest a finding of a later check belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `key` of the `service`-th `[[service]]` (its `item`-th entry when
+    /// the value is an array).
+    Service {
+        /// Position in [`Manifest::services`].
+        service: usize,
+        /// The key.
+        key: &'static str,
+        /// The entry of an array value.
+        item: Option<usize>,
+    },
+    /// `key` of `[settings]` (its `item`-th entry when an array).
+    Setting {
+        /// The key.
+        key: &'static str,
+        /// The entry of an array value.
+        item: Option<usize>,
+    },
+}
+
+/// A finding of a check made after parsing (say, against the files of a
+/// commit): where it is, what is wrong, what to do.
+pub type Finding = (Place, String, Option<String>);
+
+/// Locates `findings` in the manifest's text, as parsing locates its own
+/// problems: the same form, file, line and column. Manifests do not keep
+/// their spans (that would cost every run); a check that needs them reads
+/// the text again.
+pub fn locate(text: &str, path: &str, findings: Vec<Finding>) -> ManifestError {
+    let arena = toml_spanner::Arena::new();
+    let document = toml_spanner::parse_recoverable(text, &arena);
+    let root = document.table();
+    let mut reader = Reader::new(text, path, 0);
+    for (place, message, hint) in findings {
+        let (table, key, item) = match place {
+            Place::Service { service, key, item } => (
+                root.get("service")
+                    .and_then(|s| s.as_array())
+                    .and_then(|a| a.get(service)),
+                key,
+                item,
+            ),
+            Place::Setting { key, item } => (root.get("settings"), key, item),
+        };
+        let value = table.and_then(|t| t.as_table()).and_then(|t| t.get(key));
+        let entry = match (value, item) {
+            (Some(value), Some(i)) => value.as_array().and_then(|a| a.get(i)).or(Some(value)),
+            (value, _) => value,
+        };
+        let span = entry.or(table).map_or(0..0, |item| range(item.span()));
+        reader.problem(span, message, hint);
+    }
+    reader.problems.sort_by_key(|p| (p.line, p.column));
+    ManifestError {
+        problems: reader.problems,
+    }
+}
+
 /// The header line that starts each service, after a newline.
 const SERVICE_HEADER: &str = "\n[[service]]";
 

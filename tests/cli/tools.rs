@@ -91,7 +91,7 @@ fn check_lists_unowned_files() {
     );
     // README.md is owned by nobody; the other two are excluded by `!` patterns.
     assert!(
-        out.ends_with("3 file(s) owned by no service (changes to them run nothing):\n  README.md\n  src/go.main/README.md\n  src/web/README.md\n"),
+        out.ends_with("3 files owned by no service (changes to them run nothing):\n  README.md\n  src/go.main/README.md\n  src/web/README.md\n"),
         "{out}"
     );
 }
@@ -266,4 +266,60 @@ fn the_readme_json_sample_is_the_demos() {
         &[],
     );
     assert_eq!(run.json(), sample);
+}
+
+/// Issue 8.4: names the commit does not have are problems with file, line
+/// and column (exit 1), and the unowned files are still listed.
+#[test]
+fn check_catches_typos() {
+    let mut repo = TestRepo::empty();
+    repo.write("src/api/main.go", "package main\n");
+    repo.write("src/api/Dockerfile", "FROM scratch\n");
+    repo.write("README.md", "x\n");
+    repo.write(
+        "services.toml",
+        "[settings]\nglobal_paths = [\"servces.toml\"]\n\n[[service]]\nname = \"api\"\n\
+         kind = \"image\"\npaths = [\"src/api\", \"src/apii/**\"]\nimage = \"r/api\"\n\
+         dockerfile = \"src/api/Dockerfle\"\ncontext = \"scr\"\n",
+    );
+    repo.commit("init");
+    let run = repo.ripple(&["check"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: invalid manifest: 4 problems\n"),
+        "{}",
+        run.stderr
+    );
+    for (place, says) in [
+        (
+            "services.toml:2:17",
+            "`servces.toml` matches no tracked file",
+        ),
+        (
+            "services.toml:7:21",
+            "`src/apii/**` matches no tracked file",
+        ),
+        (
+            "services.toml:9:14",
+            "`src/api/Dockerfle` is not a file in this commit",
+        ),
+        (
+            "services.toml:10:11",
+            "`scr` is not a directory in this commit",
+        ),
+    ] {
+        assert!(
+            run.stderr.contains(place) && run.stderr.contains(says),
+            "{place}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stdout
+            .starts_with("manifest read: 1 service, 4 files at HEAD\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("  README.md\n"), "{}", run.stdout);
 }

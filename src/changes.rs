@@ -386,18 +386,13 @@ fn publishes_nothing(settings: &Settings, branch: Option<&str>) -> Option<String
 /// A release tag's change set, or why the tag plans nothing.
 fn release(settings: &Settings, tag: &str, head: Option<String>) -> ChangeSet {
     let tag = tag.strip_prefix("refs/tags/").unwrap_or(tag);
-    let release = &settings.release_tag;
-    let (mode, reason, version) = match release.version(tag) {
-        Some(version) => (
+    let (mode, reason, version) = match settings.release_tag.release(tag) {
+        Ok(version) => (
             Mode::All,
             format!("release tag `{tag}`: every image, version `{version}`"),
             Some(version.to_string()),
         ),
-        None => (
-            Mode::None,
-            format!("tag `{tag}` does not match release_tag `{release}`: nothing runs"),
-            None,
-        ),
+        Err(why) => (Mode::None, format!("{why}: nothing runs"), None),
     };
     ChangeSet {
         event: Event::Tag,

@@ -231,6 +231,61 @@ pub struct ServiceGraph<'m> {
     /// Dependencies before dependents.
     order: Vec<NodeIndex>,
     matcher: Matcher<'m>,
+    /// `[settings] ignore`, when set.
+    ignore: Option<Ignore<'m>>,
+}
+
+/// `[settings] ignore`: paths dropped before any matching. A handful of
+/// patterns, so compiled at once.
+#[derive(Debug)]
+struct Ignore<'m> {
+    prefixes: Vec<&'m str>,
+    kept_prefixes: Vec<&'m str>,
+    globs: globset::GlobSet,
+    kept_globs: globset::GlobSet,
+}
+
+impl<'m> Ignore<'m> {
+    fn new(patterns: &'m [pattern::PathPattern]) -> Option<Ignore<'m>> {
+        if patterns.is_empty() {
+            return None;
+        }
+        let mut ignore = Ignore {
+            prefixes: Vec::new(),
+            kept_prefixes: Vec::new(),
+            globs: globset::GlobSet::empty(),
+            kept_globs: globset::GlobSet::empty(),
+        };
+        let (mut globs, mut kept) = (
+            globset::GlobSetBuilder::new(),
+            globset::GlobSetBuilder::new(),
+        );
+        for p in patterns {
+            match (&p.body, p.exclude) {
+                (PatternBody::Prefix(prefix), false) => ignore.prefixes.push(prefix),
+                (PatternBody::Prefix(prefix), true) => ignore.kept_prefixes.push(prefix),
+                // Validated when the manifest was read.
+                (PatternBody::Glob(glob), exclude) => {
+                    if let Ok(glob) = pattern::compile(glob) {
+                        if exclude {
+                            kept.add(glob)
+                        } else {
+                            globs.add(glob)
+                        };
+                    }
+                }
+            }
+        }
+        ignore.globs = globs.build().unwrap_or_else(|_| globset::GlobSet::empty());
+        ignore.kept_globs = kept.build().unwrap_or_else(|_| globset::GlobSet::empty());
+        Some(ignore)
+    }
+
+    fn is_ignored(&self, path: &str) -> bool {
+        let under = |prefixes: &[&str]| pattern::prefixes(path).any(|p| prefixes.contains(&p));
+        (under(&self.prefixes) || self.globs.is_match(path))
+            && !(under(&self.kept_prefixes) || self.kept_globs.is_match(path))
+    }
 }
 
 /// One affected service and why.
@@ -289,7 +344,13 @@ impl<'m> ServiceGraph<'m> {
             graph,
             order,
             matcher: Matcher::new(manifest),
+            ignore: Ignore::new(&manifest.settings.ignore),
         }
+    }
+
+    /// Whether `[settings] ignore` drops `path`.
+    pub fn is_ignored(&self, path: &str) -> bool {
+        self.ignore.as_ref().is_some_and(|i| i.is_ignored(path))
     }
 
     /// The compiled matcher.
@@ -308,6 +369,9 @@ impl<'m> ServiceGraph<'m> {
         let mut files: Vec<Vec<String>> = vec![Vec::new(); count];
         let mut scratch = Vec::new();
         for path in paths {
+            if self.is_ignored(path) {
+                continue;
+            }
             let owners = self.matcher.owners(path, &mut scratch);
             if owners.global {
                 files.iter_mut().for_each(|f| f.push(path.clone()));
@@ -405,6 +469,9 @@ impl<'m> ServiceGraph<'m> {
         files
             .iter()
             .filter(|f| {
+                if self.is_ignored(f) {
+                    return false;
+                }
                 let owners = self.matcher.owners(f, &mut scratch);
                 !owners.global && owners.services.is_empty()
             })
@@ -714,6 +781,38 @@ depends_on = ["apiv2", "web"]
             let got = graph.affected(&ChangeSet::diff(vec![path.to_string()]));
             assert_eq!(!got.services.is_empty(), hit, "{path}");
         }
+    }
+
+    #[test]
+    fn ignored_paths_affect_nothing() {
+        let text = MANIFEST.replace(
+            "[settings]\n",
+            "[settings]\nignore = [\"**/*.md\", \"docs\", \"!docs/keep.md\"]\n",
+        );
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let of = |paths: &[&str]| {
+            let got = graph.affected(&ChangeSet::diff(
+                paths.iter().map(|p| p.to_string()).collect(),
+            ));
+            names(&got)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(of(&["web/README.md", "docs/x.txt", "services.md"]).is_empty());
+        assert_eq!(of(&["web/README.md", "web/app.ts"]), ["e2e", "web"]);
+        // `services.toml` is global; an ignored `.md` never reaches it.
+        assert_eq!(of(&["services.toml"]).len(), 6);
+        assert_eq!(
+            of(&["docs/keep.md"]).len(),
+            0,
+            "kept by `!`, owned by no service"
+        );
+        assert_eq!(
+            graph.unowned(&["docs/a".to_string(), "x".to_string()]),
+            ["x"]
+        );
     }
 
     #[test]

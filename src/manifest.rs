@@ -82,6 +82,9 @@ pub struct Settings {
     pub release_tag: ReleaseTag,
     /// A change under any of these affects every service.
     pub global_paths: Vec<PathPattern>,
+    /// A changed path matching these affects nothing: it is dropped before
+    /// any service or `global_paths` is matched.
+    pub ignore: Vec<PathPattern>,
     /// The image that runs `ripple gate` in a generated `.drone.yml`.
     pub ripple_image: String,
 }
@@ -92,10 +95,11 @@ impl Default for Settings {
         Settings {
             publish_branches: vec!["develop".to_string()],
             release_tag: ReleaseTag {
-                prefix: "release-".to_string(),
-                suffix: String::new(),
+                patterns: vec![("release-".to_string(), String::new())],
+                semver: false,
             },
             global_paths: Vec::new(),
+            ignore: Vec::new(),
             ripple_image: DEFAULT_RIPPLE_IMAGE.to_string(),
         }
     }
@@ -105,46 +109,114 @@ impl Default for Settings {
 /// `Dockerfile` builds, under the name the README gives it.
 pub const DEFAULT_RIPPLE_IMAGE: &str = "ripple:latest";
 
-/// A `release_tag` pattern: a literal prefix, one `*`, a literal suffix.
+/// `release_tag`: one or more patterns, each a literal prefix, one `*` and
+/// a literal suffix; the first that matches gives the version. With
+/// `release_version = "semver"` the version must also be a semver.org 2.0
+/// version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseTag {
-    prefix: String,
-    suffix: String,
+    patterns: Vec<(String, String)>,
+    semver: bool,
 }
 
 impl ReleaseTag {
-    /// Parses `release-*`; the error says what shape is expected.
+    /// Parses one pattern (`release-*`); the error says what shape is
+    /// expected.
     pub fn parse(pattern: &str) -> Result<ReleaseTag, String> {
-        let Some((prefix, suffix)) = pattern.split_once('*') else {
-            return Err(format!(
-                "release_tag `{pattern}` has no `*` to mark where the version is"
-            ));
-        };
-        if suffix.contains('*') || pattern.contains(['?', '[', ']', '{', '}']) {
-            return Err(format!(
-                "release_tag `{pattern}` may hold only one `*` and no other glob characters"
-            ));
+        ReleaseTag::new(&[pattern], false)
+    }
+
+    /// Parses every pattern of a list.
+    pub fn new(patterns: &[&str], semver: bool) -> Result<ReleaseTag, String> {
+        let mut parsed = Vec::with_capacity(patterns.len());
+        for pattern in patterns {
+            let Some((prefix, suffix)) = pattern.split_once('*') else {
+                return Err(format!(
+                    "release_tag `{pattern}` has no `*` to mark where the version is"
+                ));
+            };
+            if suffix.contains('*') || pattern.contains(['?', '[', ']', '{', '}']) {
+                return Err(format!(
+                    "release_tag `{pattern}` may hold only one `*` and no other glob characters"
+                ));
+            }
+            parsed.push((prefix.to_string(), suffix.to_string()));
+        }
+        if parsed.is_empty() {
+            return Err("release_tag names no pattern".into());
         }
         Ok(ReleaseTag {
-            prefix: prefix.to_string(),
-            suffix: suffix.to_string(),
+            patterns: parsed,
+            semver,
         })
     }
 
-    /// The version a matching tag carries (`release-1.4.0` → `1.4.0`), or
-    /// `None` when the tag does not match or the version would be empty.
+    /// The version a release tag carries (`release-1.4.0` → `1.4.0`), or
+    /// `None` when the tag is not a release.
     pub fn version<'t>(&self, tag: &'t str) -> Option<&'t str> {
-        let version = tag
-            .strip_prefix(self.prefix.as_str())?
-            .strip_suffix(self.suffix.as_str())?;
-        (!version.is_empty()).then_some(version)
+        self.release(tag).ok()
+    }
+
+    /// The version of a release tag, or why the tag is not one.
+    pub fn release<'t>(&self, tag: &'t str) -> Result<&'t str, String> {
+        let matched = self.patterns.iter().find_map(|(prefix, suffix)| {
+            let version = tag
+                .strip_prefix(prefix.as_str())?
+                .strip_suffix(suffix.as_str())?;
+            (!version.is_empty()).then_some(version)
+        });
+        match matched {
+            None => Err(format!("tag `{tag}` does not match release_tag {self}")),
+            Some(version) if self.semver && !is_semver(version) => Err(format!(
+                "tag `{tag}` gives version `{version}`, which is not a semver.org 2.0 version \
+                 (release_version = \"semver\")"
+            )),
+            Some(version) => Ok(version),
+        }
+    }
+
+    /// Each pattern as a glob, for triggers on tag refs.
+    pub fn globs(&self) -> impl Iterator<Item = String> + '_ {
+        self.patterns.iter().map(|(p, s)| format!("{p}*{s}"))
     }
 }
 
 impl fmt::Display for ReleaseTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}*{}", self.prefix, self.suffix)
+        let shown: Vec<String> = self.globs().map(|g| format!("`{g}`")).collect();
+        f.write_str(&shown.join(", "))
     }
+}
+
+/// Whether `version` is a semver.org 2.0 version: `1.4.0`, `1.5.0-rc.1`,
+/// `2.0.0+build.7`; not `v1.2.3`, `1.2`, `01.2.3`.
+pub fn is_semver(version: &str) -> bool {
+    let is_identifier = |part: &str| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let is_number = |part: &str| {
+        !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_digit())
+            && (part == "0" || !part.starts_with('0'))
+    };
+    let (rest, build) = match version.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (version, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    numbers.len() == 3
+        && numbers.iter().all(|n| is_number(n))
+        && pre.is_none_or(|pre| {
+            pre.split('.').all(|part| {
+                is_identifier(part)
+                    && (!part.bytes().all(|b| b.is_ascii_digit()) || is_number(part))
+            })
+        })
+        && build.is_none_or(|build| build.split('.').all(is_identifier))
 }
 
 /// What a service is, which decides what runs for it.
@@ -335,7 +407,9 @@ const TOP_KEYS: &[&str] = &["settings", "service"];
 const SETTINGS_KEYS: &[&str] = &[
     "publish_branches",
     "release_tag",
+    "release_version",
     "global_paths",
+    "ignore",
     "ripple_image",
 ];
 /// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
@@ -962,21 +1036,66 @@ impl<'a> Reader<'a> {
             Some(item) => self.owned_strings(Some(Field::Item(item)), "publish_branches"),
             None => defaults.publish_branches,
         };
+        let semver = match table.get("release_version") {
+            None => false,
+            Some(item) => match self.string(Field::Item(item), "release_version")? {
+                ("semver", _) => true,
+                ("any", _) => false,
+                (other, span) => {
+                    self.problem(
+                        span,
+                        format!("release_version `{other}` is not `semver` or `any`"),
+                        Some(
+                            "`semver`: a tag is a release only when its version is a semver.org \
+                             2.0 version"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
         let release_tag = match table.get("release_tag") {
             Some(item) => {
-                let (raw, span) = self.string(Field::Item(item), "release_tag")?;
-                match ReleaseTag::parse(raw) {
+                let (patterns, span): (Vec<&str>, Range<usize>) = match item.as_array() {
+                    Some(_) => {
+                        let located = self.strings(Field::Item(item), "release_tag");
+                        (
+                            located.iter().map(|(s, _)| *s).collect(),
+                            range(item.span()),
+                        )
+                    }
+                    None => {
+                        let (raw, span) = self.string(Field::Item(item), "release_tag")?;
+                        (vec![raw], span)
+                    }
+                };
+                match ReleaseTag::new(&patterns, semver) {
                     Ok(tag) => tag,
                     Err(message) => {
-                        self.problem(span, message, Some("write it like `release-*`".into()));
+                        self.problem(
+                            span,
+                            message,
+                            Some(
+                                "write it like `release-*`, or a list like `[\"v*\", \"*\"]`"
+                                    .into(),
+                            ),
+                        );
                         return None;
                     }
                 }
             }
-            None => defaults.release_tag,
+            None => ReleaseTag {
+                semver,
+                ..defaults.release_tag
+            },
         };
         let global_paths = match table.get("global_paths") {
             Some(item) => self.patterns(Field::Item(item), "global_paths"),
+            None => Vec::new(),
+        };
+        let ignore = match table.get("ignore") {
+            Some(item) => self.patterns(Field::Item(item), "ignore"),
             None => Vec::new(),
         };
         let ripple_image = match table.get("ripple_image") {
@@ -990,6 +1109,7 @@ impl<'a> Reader<'a> {
             publish_branches,
             release_tag,
             global_paths,
+            ignore,
             ripple_image,
         })
     }
@@ -1594,6 +1714,55 @@ services = [{ name = "redis", image = "redis:7" }]   # sidecars for functional t
         assert_eq!(tag.version("v-stable"), None);
         assert!(ReleaseTag::parse("release").is_err());
         assert!(ReleaseTag::parse("r*-*").is_err());
+    }
+
+    #[test]
+    fn release_tags_may_be_a_list_and_semver_only() {
+        let manifest = Manifest::parse(
+            "[settings]\nrelease_tag = [\"v*\", \"*\"]\nrelease_version = \"semver\"\n",
+            "services.toml",
+        )
+        .unwrap();
+        let tag = &manifest.settings.release_tag;
+        assert_eq!(tag.version("v1.2.3"), Some("1.2.3"));
+        assert_eq!(tag.version("1.5.0-rc.1"), Some("1.5.0-rc.1"));
+        assert_eq!(tag.version("v1.2"), None);
+        assert!(
+            tag.release("nightly")
+                .unwrap_err()
+                .contains("not a semver.org 2.0 version")
+        );
+        assert_eq!(tag.to_string(), "`v*`, `*`");
+        let any = Manifest::parse("[settings]\nrelease_tag = [\"v*\", \"r-*\"]\n", "m").unwrap();
+        assert_eq!(
+            any.settings.release_tag.version("r-nightly"),
+            Some("nightly")
+        );
+        let err = problems("[settings]\nrelease_version = \"calver\"\n");
+        assert!(
+            err.contains("release_version `calver` is not `semver` or `any`"),
+            "{err}"
+        );
+        assert!(problems("[settings]\nrelease_tag = [\"v*\", \"x\"]\n").contains("has no `*`"));
+    }
+
+    #[test]
+    fn semver_is_semver_org_2() {
+        for good in [
+            "1.4.0",
+            "0.0.0",
+            "1.5.0-rc.1",
+            "1.0.0-alpha-1",
+            "2.0.0+build.7",
+            "1.0.0-0.3.7+x",
+        ] {
+            assert!(is_semver(good), "{good}");
+        }
+        for bad in [
+            "v1.2.3", "1.2", "01.2.3", "1.2.3-", "1.2.3-01", "1.2.3+", "1.2.3.4", "1..3", "",
+        ] {
+            assert!(!is_semver(bad), "{bad}");
+        }
     }
 
     #[test]

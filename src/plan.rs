@@ -295,7 +295,11 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
     let release = Family {
         prefix: "release-",
         trigger: Trigger {
-            refs: vec![format!("refs/tags/{}", settings.release_tag)],
+            refs: settings
+                .release_tag
+                .globs()
+                .map(|glob| format!("refs/tags/{glob}"))
+                .collect(),
             ..Trigger::event(Event::Tag)
         },
         gate: Some((image, " --tags-file .tags")),

@@ -21,5 +21,6 @@ pub mod render; // plans → YAML, JSON, DOT, Mermaid
 pub mod serve; // Drone's configuration extension
 pub mod signature; // Drone's HTTP signatures
 pub mod synth; // synthetic monorepos for benchmarks
+pub mod tags; // Docker tag templates
 
 pub use app::{Io, run};

@@ -19,6 +19,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::pattern::{self, PathPattern};
+use crate::tags::{TagTemplate, Use};
 
 mod scan;
 
@@ -87,6 +88,8 @@ pub struct Settings {
     pub ignore: Vec<PathPattern>,
     /// The image that runs `ripple gate` in a generated `.drone.yml`.
     pub ripple_image: String,
+    /// Tag templates for every image that has none of its own.
+    pub tags: Tags,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             global_paths: Vec::new(),
             ignore: Vec::new(),
             ripple_image: DEFAULT_RIPPLE_IMAGE.to_string(),
+            tags: Tags::default(),
         }
     }
 }
@@ -302,6 +306,39 @@ pub struct ImageBuild {
     pub dockerfile: CompactString,
     /// Build context from the repository root; `.` when not set.
     pub context: CompactString,
+    /// `--build-arg`s, sorted by key.
+    pub build_args: Vec<(String, String)>,
+    /// A dotenv file of build arguments, read at the commit built.
+    pub build_args_file: Option<CompactString>,
+    /// Target platforms (`linux/amd64`); more than one is a multi-platform
+    /// build.
+    pub platforms: Vec<String>,
+    /// Tag templates of its own; each absent key falls back to `[settings]`.
+    pub tags: Tags,
+}
+
+/// Tag templates by use; `None`: fall back (service, then `[settings]`,
+/// then the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    /// For publish pushes.
+    pub push: Option<Vec<TagTemplate>>,
+    /// For releases.
+    pub release: Option<Vec<TagTemplate>>,
+}
+
+impl Manifest {
+    /// The tag templates of `build` for `use_`: its own, else `[settings]`,
+    /// else the defaults (`{branch}`, `{sha}` / `latest`, `{version}`).
+    pub fn tag_templates(&self, build: &ImageBuild, use_: Use) -> Vec<TagTemplate> {
+        let pick = |tags: &Tags| match use_ {
+            Use::Push => tags.push.clone(),
+            Use::Release => tags.release.clone(),
+        };
+        pick(&build.tags)
+            .or_else(|| pick(&self.settings.tags))
+            .unwrap_or_else(|| TagTemplate::defaults(use_))
+    }
 }
 
 /// A container started for the functional tests (Drone `services`).
@@ -411,6 +448,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "global_paths",
     "ignore",
     "ripple_image",
+    "tags",
 ];
 /// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
 /// comes last: the [`scan`]ner reads all the others.
@@ -426,8 +464,16 @@ const SERVICE_KEYS: &[&str] = &[
     "lint",
     "unit",
     "functional",
+    "build_args_file",
+    "platforms",
+    "build_args",
+    "tags",
     "services",
 ];
+
+/// How many keys at the end of [`SERVICE_KEYS`] hold inline tables, which
+/// only toml-spanner reads.
+const TREE_KEYS: usize = 3;
 const SIDECAR_KEYS: &[&str] = &["name", "image", "environment"];
 const STAGES: [&str; 3] = ["lint", "unit", "functional"];
 
@@ -698,6 +744,11 @@ struct ServiceFields<'t, 'a> {
     lint: Option<Field<'t, 'a>>,
     unit: Option<Field<'t, 'a>>,
     functional: Option<Field<'t, 'a>>,
+    build_args_file: Option<Field<'t, 'a>>,
+    platforms: Option<Field<'t, 'a>>,
+    /// Inline tables, which only toml-spanner reads.
+    build_args: Option<&'t Item<'a>>,
+    tags: Option<&'t Item<'a>>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
 }
@@ -732,6 +783,8 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             "lint" => &mut self.lint,
             "unit" => &mut self.unit,
             "functional" => &mut self.functional,
+            "build_args_file" => &mut self.build_args_file,
+            "platforms" => &mut self.platforms,
             _ => return None,
         })
     }
@@ -1105,12 +1158,17 @@ impl<'a> Reader<'a> {
                 .to_string(),
             None => defaults.ripple_image,
         };
+        let tags = match table.get("tags") {
+            Some(item) => self.tags(item, "`[settings]`")?,
+            None => Tags::default(),
+        };
         Some(Settings {
             publish_branches,
             release_tag,
             global_paths,
             ignore,
             ripple_image,
+            tags,
         })
     }
 
@@ -1121,6 +1179,10 @@ impl<'a> Reader<'a> {
         for (key, item) in table.iter() {
             if key.name == "services" {
                 fields.services = Some(item);
+            } else if key.name == "build_args" {
+                fields.build_args = Some(item);
+            } else if key.name == "tags" {
+                fields.tags = Some(item);
             } else if let Some(slot) = fields.slot(key.name) {
                 *slot = Some(Field::Item(item));
             } else {
@@ -1194,11 +1256,12 @@ impl<'a> Reader<'a> {
         };
         let mut optional =
             |value: Option<Field<'_, 'a>>, key: &str| value.and_then(|v| self.string(v, key));
-        let (image, dockerfile, context, toolchain) = (
+        let (image, dockerfile, context, toolchain, build_args_file) = (
             optional(fields.image, "image"),
             optional(fields.dockerfile, "dockerfile"),
             optional(fields.context, "context"),
             optional(fields.toolchain, "toolchain"),
+            optional(fields.build_args_file, "build_args_file"),
         );
         let lint = self.owned_strings(fields.lint, "lint");
         let unit = self.owned_strings(fields.unit, "unit");
@@ -1208,12 +1271,31 @@ impl<'a> Reader<'a> {
             None => Vec::new(),
         };
 
+        let platforms = fields
+            .platforms
+            .map(|item| (self.owned_strings(Some(item), "platforms"), item));
+        let build_args = fields
+            .build_args
+            .map(|item| (self.build_args(item, &label()), item));
+        let tags = match fields.tags {
+            Some(item) => self.tags(item, &label()).map(|t| (t, item)),
+            None => None,
+        };
+
         let build = match kind {
             Some(k) if k.is_artifact() => match (&image, &dockerfile) {
                 (Some((image, _)), Some((dockerfile, _))) => Some(ImageBuild {
                     image: CompactString::from(*image),
                     dockerfile: CompactString::from(*dockerfile),
                     context: CompactString::from(context.as_ref().map_or(".", |(c, _)| c)),
+                    build_args: build_args.map(|(a, _)| a).unwrap_or_default(),
+                    build_args_file: build_args_file
+                        .as_ref()
+                        .map(|(f, _)| CompactString::from(*f)),
+                    platforms: platforms
+                        .map(|(p, _): (Vec<String>, _)| p)
+                        .unwrap_or_default(),
+                    tags: tags.map(|(t, _)| t).unwrap_or_default(),
                 }),
                 _ => {
                     let missing: Vec<&str> = [("image", &image), ("dockerfile", &dockerfile)]
@@ -1238,12 +1320,28 @@ impl<'a> Reader<'a> {
                 }
             },
             Some(k) => {
-                for (key, value) in [
-                    ("image", &image),
-                    ("dockerfile", &dockerfile),
-                    ("context", &context),
-                ] {
-                    if let Some((_, span)) = value {
+                let tree_span = |item: Option<Field<'_, 'a>>| match item {
+                    Some(Field::Item(item)) => Some(range(item.span())),
+                    Some(Field::Str((_, span))) | Some(Field::List(_, span)) => Some(span.clone()),
+                    None => None,
+                };
+                let spans = [
+                    ("image", image.as_ref().map(|(_, s)| s.clone())),
+                    ("dockerfile", dockerfile.as_ref().map(|(_, s)| s.clone())),
+                    ("context", context.as_ref().map(|(_, s)| s.clone())),
+                    (
+                        "build_args_file",
+                        build_args_file.as_ref().map(|(_, s)| s.clone()),
+                    ),
+                    ("platforms", tree_span(platforms.as_ref().map(|(_, i)| *i))),
+                    (
+                        "build_args",
+                        build_args.as_ref().map(|(_, i)| range(i.span())),
+                    ),
+                    ("tags", tags.as_ref().map(|(_, i)| range(i.span()))),
+                ];
+                for (key, value) in spans {
+                    if let Some(span) = value {
                         self.problem(
                             span.clone(),
                             format!(
@@ -1396,6 +1494,72 @@ impl<'a> Reader<'a> {
             }
         }
         sidecars
+    }
+
+    /// `build_args = { KEY = "value" }`, sorted by key.
+    fn build_args(&mut self, item: &Item<'a>, label: &str) -> Vec<(String, String)> {
+        let Some(table) = item.as_table() else {
+            self.problem(
+                range(item.span()),
+                format!(
+                    "`build_args` of {label} must be a table like `{{ NODE_VERSION = \"20\" }}`"
+                ),
+                None,
+            );
+            return Vec::new();
+        };
+        let mut args = BTreeMap::new();
+        for (key, value) in table.iter() {
+            if !is_variable_name(key.name) || key.name.contains(['.', '-']) {
+                let shown: String = key.name.chars().take(40).collect();
+                self.problem(
+                    range(key.span),
+                    format!("build argument `{shown}` of {label} is not an `ARG` name"),
+                    Some("use letters, digits and `_`, not starting with a digit".into()),
+                );
+                continue;
+            }
+            if let Some((value, _)) = self.string(Field::Item(value), key.name) {
+                args.insert(key.name.to_string(), value.to_string());
+            }
+        }
+        args.into_iter().collect()
+    }
+
+    /// `tags = { push = [...], release = [...] }`; `None` when a template is
+    /// invalid (reported, naming `label`).
+    fn tags(&mut self, item: &Item<'a>, label: &str) -> Option<Tags> {
+        let Some(table) = item.as_table() else {
+            self.problem(
+                range(item.span()),
+                format!("`tags` of {label} must be a table like `{{ push = [\"{{branch}}\"] }}`"),
+                None,
+            );
+            return None;
+        };
+        self.check_keys(table, &["push", "release"], &format!("`tags` of {label}"));
+        let mut tags = Tags::default();
+        let mut valid = true;
+        for (key, use_) in [("push", Use::Push), ("release", Use::Release)] {
+            let Some(value) = table.get(key) else {
+                continue;
+            };
+            let mut templates = Vec::new();
+            for (source, span) in self.strings(Field::Item(value), key) {
+                match TagTemplate::parse(source, use_) {
+                    Ok(template) => templates.push(template),
+                    Err(message) => {
+                        valid = false;
+                        self.problem(span, format!("`tags.{key}` of {label}: {message}"), None);
+                    }
+                }
+            }
+            match use_ {
+                Use::Push => tags.push = Some(templates),
+                Use::Release => tags.release = Some(templates),
+            }
+        }
+        valid.then_some(tags)
     }
 
     /// Checks that need every service: duplicate names, unknown dependencies

@@ -8,9 +8,13 @@ use serde::Serialize;
 use crate::changes::{ChangeSet, Event, Mode};
 use crate::graph::Affected;
 use crate::manifest::Manifest;
+use crate::tags::{Use, Values};
 
 /// The Drone plugin that builds and publishes images.
 pub const DOCKER_PLUGIN: &str = "plugins/docker";
+
+/// The Drone plugin for multi-platform builds (Docker buildx).
+pub const BUILDX_PLUGIN: &str = "thegeeklab/drone-docker-buildx";
 
 /// Everything one build runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,6 +120,23 @@ pub struct Publish {
     pub context: String,
     /// Tags, all explicit (never `auto_tag`).
     pub tags: Vec<String>,
+    /// `--build-arg`s as `KEY=VALUE`, sorted by key.
+    pub build_args: Vec<String>,
+    /// The one target platform (`plugins/docker`'s `platform`).
+    pub platform: Option<String>,
+    /// Several target platforms (the buildx plugin's `platforms`).
+    pub platforms: Vec<String>,
+}
+
+/// Which tags a publish pipeline gets.
+#[derive(Debug, Clone, Copy)]
+enum Tagging<'a> {
+    /// A publish push: the `push` templates.
+    Push { branch: &'a str, sha: &'a str },
+    /// A release: the `release` templates.
+    Release { version: &'a str, sha: &'a str },
+    /// A static file: the gate writes them to `.tags` at run time.
+    AtRunTime,
 }
 
 /// A Drone `services` entry.
@@ -140,15 +161,18 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
         (_, Mode::None) => Vec::new(),
         (Event::PullRequest, _) => test_pipelines(manifest, affected, &family("test-")),
         (Event::Push, _) => {
-            let branch = changes.branch.as_deref().unwrap_or("unknown");
-            let sha = changes.head.as_deref().unwrap_or_default();
-            let tags = [docker_tag(branch), sha.to_string()];
-            publish_pipelines(manifest, affected, &tags, &family("publish-"))
+            let tagging = Tagging::Push {
+                branch: changes.branch.as_deref().unwrap_or("unknown"),
+                sha: changes.head.as_deref().unwrap_or_default(),
+            };
+            publish_pipelines(manifest, affected, tagging, &family("publish-"))
         }
         (Event::Tag, _) => {
-            let version = changes.version.as_deref().unwrap_or("unknown");
-            let tags = ["latest".into(), docker_tag(version)];
-            publish_pipelines(manifest, affected, &tags, &family("publish-"))
+            let tagging = Tagging::Release {
+                version: changes.version.as_deref().unwrap_or("unknown"),
+                sha: changes.head.as_deref().unwrap_or_default(),
+            };
+            publish_pipelines(manifest, affected, tagging, &family("publish-"))
         }
         _ => Vec::new(),
     };
@@ -218,16 +242,15 @@ fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>)
         .collect()
 }
 
-/// Build-and-publish pipelines with `tags`; no tags means the gate writes
-/// them to `.tags`, which `plugins/docker` reads when `tags` is unset.
+/// Build-and-publish pipelines; tags from each image's templates, or
+/// (static files) none, and the gate writes them to `.tags`, which
+/// `plugins/docker` reads when `tags` is unset.
 fn publish_pipelines(
     manifest: &Manifest,
     affected: &Affected,
-    tags: &[String],
+    tagging: Tagging<'_>,
     family: &Family<'_>,
 ) -> Vec<Pipeline> {
-    let mut tags = tags.to_vec();
-    tags.dedup();
     // Layer by layer, so every pipeline comes after those it depends on.
     affected
         .build_order
@@ -237,16 +260,51 @@ fn publish_pipelines(
             let service = manifest.service(name)?;
             let build = service.build.as_ref()?;
             let waits = &affected.get(name)?.waits_for;
+            let values = |sha, branch, version| Values {
+                sha,
+                service: name,
+                branch,
+                version,
+            };
+            let (templates, values) = match tagging {
+                Tagging::Push { branch, sha } => (
+                    manifest.tag_templates(build, Use::Push),
+                    values(sha, branch, ""),
+                ),
+                Tagging::Release { version, sha } => (
+                    manifest.tag_templates(build, Use::Release),
+                    values(sha, "", version),
+                ),
+                Tagging::AtRunTime => (Vec::new(), values("", "", "")),
+            };
+            let mut tags: Vec<String> = Vec::with_capacity(templates.len());
+            for tag in templates.iter().map(|t| t.render(&values)) {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            let multi = build.platforms.len() > 1;
             let publish = Step {
                 name: "publish".into(),
-                image: DOCKER_PLUGIN.into(),
+                image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
                 commands: Vec::new(),
                 publish: Some(Publish {
                     repo: build.image.as_str().into(),
                     registry: registry_of(&build.image),
                     dockerfile: build.dockerfile.as_str().into(),
                     context: build.context.as_str().into(),
-                    tags: tags.clone(),
+                    tags,
+                    build_args: build
+                        .build_args
+                        .iter()
+                        .map(|(key, value)| format!("{key}={value}"))
+                        .collect(),
+                    platform: (!multi).then(|| build.platforms.first().cloned()).flatten(),
+                    platforms: if multi {
+                        build.platforms.clone()
+                    } else {
+                        Vec::new()
+                    },
                 }),
             };
             Some(Pipeline {
@@ -306,9 +364,19 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
     };
     let mut pipelines = test_pipelines(manifest, all, &tests);
     if !settings.publish_branches.is_empty() {
-        pipelines.extend(publish_pipelines(manifest, all, &[], &publish));
+        pipelines.extend(publish_pipelines(
+            manifest,
+            all,
+            Tagging::AtRunTime,
+            &publish,
+        ));
     }
-    pipelines.extend(publish_pipelines(manifest, all, &[], &release));
+    pipelines.extend(publish_pipelines(
+        manifest,
+        all,
+        Tagging::AtRunTime,
+        &release,
+    ));
     let idle_reason = pipelines
         .is_empty()
         .then(|| "no service has test commands or an image to build".to_string());

@@ -14,12 +14,12 @@ use std::ops::Range;
 
 use super::Located;
 
-/// The keys a scanned table may set: every key of a service but the last,
-/// `services`, whose inline tables are left to toml-spanner.
-pub(super) const KEYS: &[&str] = match super::SERVICE_KEYS.split_last() {
-    Some((_, scanned)) => scanned,
-    None => &[],
-};
+/// The keys a scanned table may set: every key of a service but the last
+/// few (`build_args`, `tags`, `services`), whose inline tables are left to
+/// toml-spanner.
+pub(super) const KEYS: &[&str] = super::SERVICE_KEYS
+    .split_at(super::SERVICE_KEYS.len() - super::TREE_KEYS)
+    .0;
 
 /// Where one key's value is, in [`Scanner::strings`].
 #[derive(Clone, Debug, PartialEq)]

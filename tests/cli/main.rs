@@ -4,6 +4,7 @@ mod common;
 mod drone;
 mod errors;
 mod events;
+mod images;
 mod paths;
 mod render;
 mod repo_files;

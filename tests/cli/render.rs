@@ -63,6 +63,9 @@ fn every_inserted_value_is_escaped() {
                         dockerfile: hostile("dockerfile"),
                         context: hostile("context"),
                         tags: vec![hostile("tag")],
+                        build_args: vec![hostile("build-arg")],
+                        platform: Some(hostile("platform")),
+                        platforms: vec![hostile("platforms")],
                     }),
                 }],
                 sidecars: Vec::new(),
@@ -111,6 +114,15 @@ fn every_inserted_value_is_escaped() {
         assert_eq!(unsubstituted(&settings[key]), hostile(key), "{key}");
     }
     assert_eq!(unsubstituted(&settings["tags"][0]), hostile("tag"));
+    assert_eq!(
+        unsubstituted(&settings["build_args"][0]),
+        hostile("build-arg")
+    );
+    assert_eq!(unsubstituted(&settings["platform"]), hostile("platform"));
+    assert_eq!(
+        unsubstituted(&settings["platforms"][0]),
+        hostile("platforms")
+    );
     // No `${` survives unescaped for Drone to substitute.
     assert!(!yaml.replace("$${", "").contains("${"));
 }

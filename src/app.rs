@@ -483,7 +483,8 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
             },
         };
         workspace.lap("manifest");
-        let changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
+        let mut changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
+        changes::listed_build_args(&manifest, &mut changes);
         return Ok(Analysis { manifest, changes });
     }
     let repo = workspace.open_repo()?;
@@ -524,6 +525,7 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
              hint: {hint}, or pass `--strict` to fail instead"
         );
     }
+    changes::read_build_args(&repo, &manifest, &mut changes);
     workspace.lap("git");
     Ok(Analysis { manifest, changes })
 }

@@ -5,14 +5,16 @@
 //! as a deletion of the old path and an addition of the new one, which is
 //! exactly "counts under both paths", and it keeps large diffs cheap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::Path;
 
 use git2::{Commit, Oid, Repository};
 use serde::Serialize;
 
+use crate::buildargs;
 use crate::error::{Error, Result, git};
-use crate::manifest::Settings;
+use crate::manifest::{Manifest, Settings};
 
 /// A Drone build event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +110,24 @@ pub struct ChangeSet {
     /// For publish pushes: the branch.
     #[serde(skip)]
     pub branch: Option<String>,
+    /// What `build_args_file`s give and which of their changes count.
+    #[serde(skip)]
+    pub args: ArgInputs,
+}
+
+/// The `build_args_file`s of a change set: a changed one affects a service
+/// only through the arguments its Dockerfile declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArgInputs {
+    /// Changed paths that are a service's `build_args_file`: they match no
+    /// service by path.
+    pub files: Vec<String>,
+    /// `(service, file, keys)`: the service is directly affected because
+    /// these keys' effective values changed (no keys: `--files` listed the
+    /// file, with no base to compare).
+    pub changed: Vec<(String, String, Vec<String>)>,
+    /// Per service, the arguments its file gives at the commit built.
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl ChangeSet {
@@ -123,6 +143,7 @@ impl ChangeSet {
             missing_base: None,
             version: None,
             branch: None,
+            args: ArgInputs::default(),
         }
     }
 
@@ -147,6 +168,7 @@ impl ChangeSet {
             missing_base: None,
             version: None,
             branch: None,
+            args: ArgInputs::default(),
         }
     }
 }
@@ -238,6 +260,7 @@ fn missing(event: Event, head: &Commit<'_>, reason: String) -> ChangeSet {
         missing_base: Some(reason),
         version: None,
         branch: None,
+        args: ArgInputs::default(),
     }
 }
 
@@ -252,6 +275,7 @@ fn diff_from(event: Event, base: Option<Oid>, head: &Commit<'_>, reason: String)
         missing_base: None,
         version: None,
         branch: None,
+        args: ArgInputs::default(),
     }
 }
 
@@ -404,6 +428,7 @@ fn release(settings: &Settings, tag: &str, head: Option<String>) -> ChangeSet {
         missing_base: None,
         version,
         branch: None,
+        args: ArgInputs::default(),
     }
 }
 
@@ -643,6 +668,93 @@ fn release_tag_at(repo: &Repository, settings: &Settings, head: Oid) -> Option<S
         .collect();
     names.sort_unstable();
     names.into_iter().next()
+}
+
+/// Reads every `build_args_file` at the commit built (its values, for the
+/// build) and, for one that changed, at the base too: the service is
+/// affected only when an argument its Dockerfile declares (at base or head)
+/// and `build_args` does not override was added, removed or changed.
+pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut ChangeSet) {
+    let tree_of = |rev: Option<&str>| {
+        let oid = Oid::from_str(rev?).ok()?;
+        repo.find_commit(oid).ok()?.tree().ok()
+    };
+    let Some(head) = tree_of(changes.head.as_deref()) else {
+        return;
+    };
+    let base = tree_of(changes.base.as_deref());
+    let text = |tree: &git2::Tree<'_>, path: &str| -> Option<String> {
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = repo.find_blob(entry.id()).ok()?;
+        Some(String::from_utf8_lossy(blob.content()).into_owned())
+    };
+    for service in &manifest.services {
+        let Some(build) = &service.build else {
+            continue;
+        };
+        let Some(file) = build.build_args_file.as_deref() else {
+            continue;
+        };
+        let head_values = buildargs::parse_dotenv(&text(&head, file).unwrap_or_default());
+        let mut declared =
+            buildargs::declared_args(&text(&head, &build.dockerfile).unwrap_or_default());
+        changes.args.values.insert(
+            service.name.to_string(),
+            buildargs::from_file(&head_values, &declared, &build.build_args),
+        );
+        if changes.mode != Mode::Diff
+            || changes
+                .paths
+                .binary_search_by(|p| p.as_str().cmp(file))
+                .is_err()
+        {
+            continue;
+        }
+        if !changes.args.files.iter().any(|f| f == file) {
+            changes.args.files.push(file.to_string());
+        }
+        let base_values = base
+            .as_ref()
+            .and_then(|tree| text(tree, file))
+            .map(|t| buildargs::parse_dotenv(&t))
+            .unwrap_or_default();
+        if let Some(tree) = &base {
+            declared.extend(buildargs::declared_args(
+                &text(tree, &build.dockerfile).unwrap_or_default(),
+            ));
+        }
+        let keys =
+            buildargs::changed_keys(&base_values, &head_values, &declared, &build.build_args);
+        if !keys.is_empty() {
+            changes
+                .args
+                .changed
+                .push((service.name.to_string(), file.to_string(), keys));
+        }
+    }
+}
+
+/// `--files`: a listed `build_args_file` (no base to compare) affects every
+/// service that reads it.
+pub fn listed_build_args(manifest: &Manifest, changes: &mut ChangeSet) {
+    for service in &manifest.services {
+        let Some(file) = service
+            .build
+            .as_ref()
+            .and_then(|b| b.build_args_file.as_deref())
+        else {
+            continue;
+        };
+        if changes.mode == Mode::Diff && changes.paths.iter().any(|p| p == file) {
+            if !changes.args.files.iter().any(|f| f == file) {
+                changes.args.files.push(file.to_string());
+            }
+            changes
+                .args
+                .changed
+                .push((service.name.to_string(), file.to_string(), Vec::new()));
+        }
+    }
 }
 
 /// Paths changed from `base` (the empty tree when `None`) to `head`, both

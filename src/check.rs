@@ -37,6 +37,18 @@ pub fn typos(manifest: &Manifest, files: &[String]) -> Vec<Finding> {
                 Some("paths are relative to the repository root".into()),
             ));
         }
+        if let Some(file) = &build.build_args_file
+            && !is_file(file)
+        {
+            findings.push((
+                place("build_args_file"),
+                format!(
+                    "`{}.build_args_file`: `{file}` is not a file in this commit",
+                    service.name
+                ),
+                Some("paths are relative to the repository root".into()),
+            ));
+        }
         let context = build.context.trim_end_matches('/');
         if context != "." && !context.is_empty() && !is_dir(context) {
             findings.push((

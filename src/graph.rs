@@ -303,6 +303,10 @@ pub struct AffectedService {
     /// dependencies, looking through libraries), sorted.
     #[serde(skip)]
     pub waits_for: Vec<CompactString>,
+    /// The build arguments whose change in its `build_args_file` affects
+    /// it (empty when none, or when `--files` listed the file).
+    #[serde(skip)]
+    pub build_args: Vec<String>,
 }
 
 /// The affected set and the build order of its images.
@@ -364,12 +368,12 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Directly affected services with their files: one pass over the paths.
-    fn direct(&self, paths: &[String]) -> Vec<Vec<String>> {
+    fn direct(&self, paths: &[String], arg_files: &[String]) -> Vec<Vec<String>> {
         let count = self.manifest.services.len();
         let mut files: Vec<Vec<String>> = vec![Vec::new(); count];
         let mut scratch = Vec::new();
         for path in paths {
-            if self.is_ignored(path) {
+            if self.is_ignored(path) || arg_files.contains(path) {
                 continue;
             }
             let owners = self.matcher.owners(path, &mut scratch);
@@ -401,7 +405,17 @@ impl<'m> ServiceGraph<'m> {
             ),
             Mode::All => (vec![true; count], vec![Vec::new(); count]),
             Mode::Diff => {
-                let files = self.direct(&changes.paths);
+                let mut files = self.direct(&changes.paths, &changes.args.files);
+                // A build_args_file counts only for the services whose
+                // declared arguments it changed.
+                for (service, file, _) in &changes.args.changed {
+                    if let Some(i) = self.index(service)
+                        && !files[i].contains(file)
+                    {
+                        files[i].push(file.clone());
+                        files[i].sort_unstable();
+                    }
+                }
                 (files.iter().map(|f| !f.is_empty()).collect(), files)
             }
         };
@@ -447,12 +461,20 @@ impl<'m> ServiceGraph<'m> {
                 .map(|&d| self.manifest.services[d].name.clone())
                 .collect();
             waits_for.sort_unstable();
+            let build_args = changes
+                .args
+                .changed
+                .iter()
+                .filter(|(name, ..)| name == service.name.as_str())
+                .flat_map(|(_, _, keys)| keys.iter().cloned())
+                .collect();
             services.push(AffectedService {
                 name: service.name.clone(),
                 kind: service.kind,
                 files,
                 via,
                 waits_for,
+                build_args,
             });
         }
         services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -547,8 +569,17 @@ impl<'m> ServiceGraph<'m> {
         let mut scratch = Vec::new();
         let mut file_lines = |line: &str, root: &AffectedService, out: &mut String| {
             for file in &root.files {
-                let global = self.matcher.owners(file, &mut scratch).global;
-                let suffix = if global { " (global_paths)" } else { "" };
+                let suffix = if changes.args.files.contains(file) {
+                    match root.build_args.as_slice() {
+                        [] => " (build_args_file)".to_string(),
+                        [key] => format!(" (build argument {key})"),
+                        keys => format!(" (build arguments {})", keys.join(", ")),
+                    }
+                } else if self.matcher.owners(file, &mut scratch).global {
+                    " (global_paths)".to_string()
+                } else {
+                    String::new()
+                };
                 out.push_str(&format!("{line} <- {file}{suffix}\n"));
             }
         };

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod app; // runs a command line: the I/O edge
+pub mod buildargs; // build arguments from a dotenv file, as the Dockerfile declares them
 pub mod changes; // which commits to compare, and what changed (git2)
 pub mod check; // `ripple check`: names the commit does not have
 pub mod cli; // clap types only

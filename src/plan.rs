@@ -165,14 +165,26 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
                 branch: changes.branch.as_deref().unwrap_or("unknown"),
                 sha: changes.head.as_deref().unwrap_or_default(),
             };
-            publish_pipelines(manifest, affected, tagging, &family("publish-"))
+            publish_pipelines(
+                manifest,
+                affected,
+                tagging,
+                &changes.args.values,
+                &family("publish-"),
+            )
         }
         (Event::Tag, _) => {
             let tagging = Tagging::Release {
                 version: changes.version.as_deref().unwrap_or("unknown"),
                 sha: changes.head.as_deref().unwrap_or_default(),
             };
-            publish_pipelines(manifest, affected, tagging, &family("publish-"))
+            publish_pipelines(
+                manifest,
+                affected,
+                tagging,
+                &changes.args.values,
+                &family("publish-"),
+            )
         }
         _ => Vec::new(),
     };
@@ -249,6 +261,7 @@ fn publish_pipelines(
     manifest: &Manifest,
     affected: &Affected,
     tagging: Tagging<'_>,
+    file_args: &BTreeMap<String, BTreeMap<String, String>>,
     family: &Family<'_>,
 ) -> Vec<Pipeline> {
     // Layer by layer, so every pipeline comes after those it depends on.
@@ -294,9 +307,15 @@ fn publish_pipelines(
                     dockerfile: build.dockerfile.as_str().into(),
                     context: build.context.as_str().into(),
                     tags,
-                    build_args: build
-                        .build_args
-                        .iter()
+                    // The file's declared arguments, then `build_args`,
+                    // which win; sorted by key.
+                    build_args: file_args
+                        .get(name.as_str())
+                        .into_iter()
+                        .flatten()
+                        .chain(build.build_args.iter().map(|(k, v)| (k, v)))
+                        .collect::<BTreeMap<_, _>>()
+                        .into_iter()
                         .map(|(key, value)| format!("{key}={value}"))
                         .collect(),
                     platform: (!multi).then(|| build.platforms.first().cloned()).flatten(),
@@ -368,6 +387,7 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
             manifest,
             all,
             Tagging::AtRunTime,
+            &BTreeMap::new(),
             &publish,
         ));
     }
@@ -375,6 +395,7 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
         manifest,
         all,
         Tagging::AtRunTime,
+        &BTreeMap::new(),
         &release,
     ));
     let idle_reason = pipelines

@@ -628,7 +628,8 @@ impl AppState {
                 .map(str::to_string),
             ..changes::Request::default()
         };
-        let changes = changes::collect(repo, &manifest.settings, &request)?;
+        let mut changes = changes::collect(repo, &manifest.settings, &request)?;
+        changes::read_build_args(repo, &manifest, &mut changes);
         let affected = ServiceGraph::new(&manifest).affected(&changes);
         let plan = plan::plan(&manifest, &changes, &affected);
         Ok(Outcome {

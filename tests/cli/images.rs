@@ -132,3 +132,137 @@ fn templates_that_cannot_give_a_tag_name_the_service() {
         run.stderr
     );
 }
+
+/// `.env` feeds two images: each Dockerfile declares its own arguments,
+/// and `api` overrides one of them.
+const ENV_MANIFEST: &str = r#"[settings]
+publish_branches = ["develop"]
+
+[[service]]
+name = "web"
+kind = "image"
+paths = ["web"]
+image = "org/web"
+dockerfile = "web/Dockerfile"
+build_args_file = ".env"
+
+[[service]]
+name = "api"
+kind = "image"
+paths = ["api"]
+image = "org/api"
+dockerfile = "api/Dockerfile"
+build_args_file = ".env"
+build_args = { API_URL = "https://fixed.example.org" }
+"#;
+
+fn env_repo() -> (TestRepo, String) {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", ENV_MANIFEST);
+    repo.write(
+        ".env",
+        "NODE_VERSION=20\nAPI_URL=https://a.example.org\nUNUSED=1\n",
+    );
+    repo.write(
+        "web/Dockerfile",
+        "ARG NODE_VERSION\nFROM node:${NODE_VERSION}\n",
+    );
+    repo.write("api/Dockerfile", "FROM golang\nARG API_URL\nARG UNUSED\n");
+    let first = repo.commit("init");
+    repo.branch("develop");
+    (repo, first)
+}
+
+/// Issue 8.1: a change to a build_args_file affects a service only when a
+/// key its Dockerfile declares, and build_args does not override, changed.
+#[test]
+fn a_build_args_file_counts_only_through_declared_arguments() {
+    let (mut repo, first) = env_repo();
+    let push = |repo: &TestRepo, before: &str| {
+        repo.ripple(
+            &["affected", "--format", "json"],
+            &[
+                ("DRONE_BUILD_EVENT", "push"),
+                ("DRONE_BRANCH", "develop"),
+                ("DRONE_COMMIT_BEFORE", before),
+            ],
+        )
+        .json()
+    };
+    // An overridden key (api's API_URL) and an undeclared one (web's UNUSED).
+    repo.write(
+        ".env",
+        "NODE_VERSION=20\nAPI_URL=https://b.example.org\nUNUSED=1\n# note\n",
+    );
+    let second = repo.commit("api url in .env");
+    let json = push(&repo, &first);
+    assert_eq!(json["mode"], "diff");
+    assert!(crate::common::services(&json).is_empty(), "{json}");
+
+    repo.write(
+        ".env",
+        "NODE_VERSION=22\nAPI_URL=https://b.example.org\nUNUSED=2\n",
+    );
+    let third = repo.commit("node 22");
+    let json = push(&repo, &second);
+    assert_eq!(crate::common::services(&json), ["api", "web"]);
+    let env = [
+        ("DRONE_BUILD_EVENT", "push"),
+        ("DRONE_BRANCH", "develop"),
+        ("DRONE_COMMIT_BEFORE", second.as_str()),
+    ];
+    let why = repo.ripple(&["explain", "web"], &env).ok().to_string();
+    assert!(
+        why.contains("web <- .env (build argument NODE_VERSION)"),
+        "{why}"
+    );
+    let why = repo.ripple(&["explain", "api"], &env).ok().to_string();
+    assert!(why.contains("api <- .env (build argument UNUSED)"), "{why}");
+
+    // The build gets the file's declared values at the commit built, and
+    // build_args wins over the file.
+    let yaml = repo.ripple(&["plan"], &env).ok().to_string();
+    let docs = check_yaml("images_build_args_file", &yaml);
+    let args = |name: &str| {
+        let doc = docs
+            .iter()
+            .find(|d| d["name"] == format!("publish-{name}").as_str())
+            .unwrap();
+        doc["steps"][0]["settings"]["build_args"].clone()
+    };
+    assert_eq!(
+        args("web"),
+        serde_norway::Value::from(vec!["NODE_VERSION=22"])
+    );
+    assert_eq!(
+        args("api"),
+        serde_norway::Value::from(vec!["API_URL=https://fixed.example.org", "UNUSED=2"])
+    );
+    let _ = third;
+
+    // With --files there is no base: a listed file affects every reader.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("services.toml"), ENV_MANIFEST).unwrap();
+    let listed = crate::common::ripple_fed(
+        dir.path(),
+        &["affected", "--files", "-", "--format", "json"],
+        &[],
+        ".env\n",
+    );
+    assert_eq!(crate::common::services(&listed.json()), ["api", "web"]);
+}
+
+#[test]
+fn check_finds_a_missing_build_args_file() {
+    let (mut repo, _) = env_repo();
+    repo.remove(".env");
+    repo.commit("no env");
+    let run = repo.ripple(&["check"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`web.build_args_file`: `.env` is not a file in this commit"),
+        "{}",
+        run.stderr
+    );
+}

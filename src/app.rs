@@ -640,11 +640,21 @@ fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Wr
         _ => Some(workspace.open_repo()?),
     };
     let manifest = workspace.manifest(repo.as_ref(), "HEAD")?;
-    let everything = ChangeSet::everything(Event::Push, "every service");
+    let mut everything = ChangeSet::everything(Event::Push, "every service");
+    // build_args_file values are baked in as they are at HEAD: a change to
+    // a declared one makes the file stale, which `generate --check` says.
+    if let Some(repo) = &repo
+        && let Ok(head) = repo.head().and_then(|h| h.peel_to_commit())
+    {
+        everything.head = Some(head.id().to_string());
+        changes::read_build_args(repo, &manifest, &mut everything);
+    }
     let all = ServiceGraph::new(&manifest).affected(&everything);
-    let text = workspace
-        .renderer()?
-        .drone(&plan::static_plan(&manifest, &all))?;
+    let text = workspace.renderer()?.drone(&plan::static_plan(
+        &manifest,
+        &all,
+        &everything.args.values,
+    ))?;
     let path = match (args.output, repo.as_ref().and_then(|r| r.workdir())) {
         (Some(path), _) => path,
         (None, Some(root)) => root.join(DRONE_FILE),

@@ -353,7 +353,11 @@ pub fn registry_of(image: &str) -> Option<String> {
 /// pipeline gated by `ripple gate`, which decides at run time from Drone's
 /// environment exactly as `plan` would. `all` is the affected set of a
 /// change that affects everything (it carries the build order).
-pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
+pub fn static_plan(
+    manifest: &Manifest,
+    all: &Affected,
+    file_args: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Plan {
     let settings = &manifest.settings;
     let image = settings.ripple_image.as_str();
     let tests = Family {
@@ -387,7 +391,7 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
             manifest,
             all,
             Tagging::AtRunTime,
-            &BTreeMap::new(),
+            file_args,
             &publish,
         ));
     }
@@ -395,7 +399,7 @@ pub fn static_plan(manifest: &Manifest, all: &Affected) -> Plan {
         manifest,
         all,
         Tagging::AtRunTime,
-        &BTreeMap::new(),
+        file_args,
         &release,
     ));
     let idle_reason = pipelines

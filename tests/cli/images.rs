@@ -266,3 +266,34 @@ fn check_finds_a_missing_build_args_file() {
         run.stderr
     );
 }
+
+/// The static file bakes in the build_args_file values at HEAD, so a
+/// change to a declared one makes `generate --check` fail.
+#[test]
+fn generate_renders_the_file_values_at_head() {
+    let (mut repo, _) = env_repo();
+    let out = repo.path().join(".drone.yml");
+    repo.ripple(&["generate"], &[]).ok();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let docs = check_yaml("images_generate", &text);
+    let web = docs.iter().find(|d| d["name"] == "publish-web").unwrap();
+    let publish = web["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "publish")
+        .unwrap();
+    assert_eq!(publish["settings"]["build_args"][0], "NODE_VERSION=20");
+    repo.write(
+        ".env",
+        "NODE_VERSION=22\nAPI_URL=https://a.example.org\nUNUSED=1\n",
+    );
+    repo.commit("node 22");
+    let stale = repo.ripple(&["generate", "--check"], &[]);
+    assert_eq!(stale.code, 1, "{}", stale.stderr);
+    assert!(
+        stale.stdout.contains("+    - \"NODE_VERSION=22\""),
+        "{}",
+        stale.stdout
+    );
+}

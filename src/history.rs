@@ -268,7 +268,13 @@ impl History {
         match sender.try_send((record.bounded(), Some(done))) {
             Ok(()) => Some(wait),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                // Said at 1, 2, 4, 8, ...: a flood must not flood the log.
+                if dropped.is_power_of_two() {
+                    (self.shared.log)(&format!(
+                        "history: the writer is behind; {dropped} record(s) dropped so far"
+                    ));
+                }
                 None
             }
         }
@@ -281,11 +287,6 @@ impl History {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// How many records were dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// The newest `limit` records, answered builds and refusals together,

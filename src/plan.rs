@@ -160,23 +160,18 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
     let pipelines = match (changes.event, changes.mode) {
         (_, Mode::None) => Vec::new(),
         (Event::PullRequest, _) => test_pipelines(manifest, affected, &family("test-")),
-        (Event::Push, _) => {
-            let tagging = Tagging::Push {
-                branch: changes.branch.as_deref().unwrap_or("unknown"),
-                sha: changes.head.as_deref().unwrap_or_default(),
-            };
-            publish_pipelines(
-                manifest,
-                affected,
-                tagging,
-                &changes.args.values,
-                &family("publish-"),
-            )
-        }
-        (Event::Tag, _) => {
-            let tagging = Tagging::Release {
-                version: changes.version.as_deref().unwrap_or("unknown"),
-                sha: changes.head.as_deref().unwrap_or_default(),
+        (Event::Push | Event::Tag, _) => {
+            let sha = changes.head.as_deref().unwrap_or_default();
+            let tagging = if changes.event == Event::Push {
+                Tagging::Push {
+                    branch: changes.branch.as_deref().unwrap_or("unknown"),
+                    sha,
+                }
+            } else {
+                Tagging::Release {
+                    version: changes.version.as_deref().unwrap_or("unknown"),
+                    sha,
+                }
             };
             publish_pipelines(
                 manifest,

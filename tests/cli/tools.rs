@@ -96,6 +96,17 @@ fn check_lists_unowned_files() {
     );
 }
 
+/// `affected` for the demo's pull request, as JSON.
+const PR_JSON: &[&str] = &[
+    "affected",
+    "--event",
+    "pull_request",
+    "--base",
+    "main",
+    "--format",
+    "json",
+];
+
 #[test]
 fn demo_shows_a_real_plan() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,19 +120,7 @@ fn demo_shows_a_real_plan() {
     let kept = dir.path().join("demo");
     let run = ripple_in(dir.path(), &["demo", "--dir", kept.to_str().unwrap()], &[]);
     run.ok();
-    let again = ripple_in(
-        &kept,
-        &[
-            "affected",
-            "--event",
-            "pull_request",
-            "--base",
-            "main",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let again = ripple_in(&kept, PR_JSON, &[]);
     assert_eq!(
         crate::common::services(&again.json()),
         ["apiv2", "go-main", "lmtpd"]
@@ -133,19 +132,7 @@ fn demo_shows_a_real_plan() {
     let second = ripple_in(dir.path(), &["demo", "--dir", kept.to_str().unwrap()], &[]);
     assert_eq!(second.code, 2, "{}", second.stderr);
     assert!(second.stderr.contains("is not empty"), "{}", second.stderr);
-    let after = ripple_in(
-        &kept,
-        &[
-            "affected",
-            "--event",
-            "pull_request",
-            "--base",
-            "main",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let after = ripple_in(&kept, PR_JSON, &[]);
     assert_eq!(after.stdout, again.stdout);
 }
 
@@ -252,19 +239,7 @@ fn the_readme_json_sample_is_the_demos() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     ripple_in(dir.path(), &["demo", "--dir", demo.to_str().unwrap()], &[]).ok();
-    let run = ripple_in(
-        &demo,
-        &[
-            "affected",
-            "--event",
-            "pull_request",
-            "--base",
-            "main",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let run = ripple_in(&demo, PR_JSON, &[]);
     assert_eq!(run.json(), sample);
 }
 

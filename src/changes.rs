@@ -692,7 +692,7 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
         let Some(build) = &service.build else {
             continue;
         };
-        let Some(file) = build.build_args_file.as_deref() else {
+        let Some(file) = build.extras().build_args_file.as_deref() else {
             continue;
         };
         let head_values = buildargs::parse_dotenv(&text(&head, file).unwrap_or_default());
@@ -700,7 +700,7 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
             buildargs::declared_args(&text(&head, &build.dockerfile).unwrap_or_default());
         changes.args.values.insert(
             service.name.to_string(),
-            buildargs::from_file(&head_values, &declared, &build.build_args),
+            buildargs::from_file(&head_values, &declared, &build.extras().build_args),
         );
         if changes.mode != Mode::Diff
             || changes
@@ -723,8 +723,12 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
                 &text(tree, &build.dockerfile).unwrap_or_default(),
             ));
         }
-        let keys =
-            buildargs::changed_keys(&base_values, &head_values, &declared, &build.build_args);
+        let keys = buildargs::changed_keys(
+            &base_values,
+            &head_values,
+            &declared,
+            &build.extras().build_args,
+        );
         if !keys.is_empty() {
             changes
                 .args
@@ -741,7 +745,7 @@ pub fn listed_build_args(manifest: &Manifest, changes: &mut ChangeSet) {
         let Some(file) = service
             .build
             .as_ref()
-            .and_then(|b| b.build_args_file.as_deref())
+            .and_then(|b| b.extras().build_args_file.as_deref())
         else {
             continue;
         };

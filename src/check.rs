@@ -37,7 +37,7 @@ pub fn typos(manifest: &Manifest, files: &[String]) -> Vec<Finding> {
                 Some("paths are relative to the repository root".into()),
             ));
         }
-        if let Some(file) = &build.build_args_file
+        if let Some(file) = &build.extras().build_args_file
             && !is_file(file)
         {
             findings.push((

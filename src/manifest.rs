@@ -306,6 +306,14 @@ pub struct ImageBuild {
     pub dockerfile: CompactString,
     /// Build context from the repository root; `.` when not set.
     pub context: CompactString,
+    /// The rest, boxed and only when set: most images have none of it, and
+    /// a large manifest copies every service as it is read.
+    pub extras: Option<Box<BuildExtras>>,
+}
+
+/// What an image build may add to image, Dockerfile and context.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildExtras {
     /// `--build-arg`s, sorted by key.
     pub build_args: Vec<(String, String)>,
     /// A dotenv file of build arguments, read at the commit built.
@@ -315,6 +323,24 @@ pub struct ImageBuild {
     pub platforms: Vec<String>,
     /// Tag templates of its own; each absent key falls back to `[settings]`.
     pub tags: Tags,
+}
+
+/// The extras of a build that sets none.
+static NO_EXTRAS: BuildExtras = BuildExtras {
+    build_args: Vec::new(),
+    build_args_file: None,
+    platforms: Vec::new(),
+    tags: Tags {
+        push: None,
+        release: None,
+    },
+};
+
+impl ImageBuild {
+    /// Its build arguments, file, platforms and tags (all empty when unset).
+    pub fn extras(&self) -> &BuildExtras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
 }
 
 /// Tag templates by use; `None`: fall back (service, then `[settings]`,
@@ -335,7 +361,7 @@ impl Manifest {
             Use::Push => tags.push.clone(),
             Use::Release => tags.release.clone(),
         };
-        pick(&build.tags)
+        pick(&build.extras().tags)
             .or_else(|| pick(&self.settings.tags))
             .unwrap_or_else(|| TagTemplate::defaults(use_))
     }
@@ -1288,14 +1314,19 @@ impl<'a> Reader<'a> {
                     image: CompactString::from(*image),
                     dockerfile: CompactString::from(*dockerfile),
                     context: CompactString::from(context.as_ref().map_or(".", |(c, _)| c)),
-                    build_args: build_args.map(|(a, _)| a).unwrap_or_default(),
-                    build_args_file: build_args_file
-                        .as_ref()
-                        .map(|(f, _)| CompactString::from(*f)),
-                    platforms: platforms
-                        .map(|(p, _): (Vec<String>, _)| p)
-                        .unwrap_or_default(),
-                    tags: tags.map(|(t, _)| t).unwrap_or_default(),
+                    extras: {
+                        let extras = BuildExtras {
+                            build_args: build_args.map(|(a, _)| a).unwrap_or_default(),
+                            build_args_file: build_args_file
+                                .as_ref()
+                                .map(|(f, _)| CompactString::from(*f)),
+                            platforms: platforms
+                                .map(|(p, _): (Vec<String>, _)| p)
+                                .unwrap_or_default(),
+                            tags: tags.map(|(t, _)| t).unwrap_or_default(),
+                        };
+                        (extras != BuildExtras::default()).then(|| Box::new(extras))
+                    },
                 }),
                 _ => {
                     let missing: Vec<&str> = [("image", &image), ("dockerfile", &dockerfile)]

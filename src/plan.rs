@@ -291,7 +291,7 @@ fn publish_pipelines(
                     tags.push(tag);
                 }
             }
-            let multi = build.platforms.len() > 1;
+            let multi = build.extras().platforms.len() > 1;
             let publish = Step {
                 name: "publish".into(),
                 image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
@@ -308,14 +308,16 @@ fn publish_pipelines(
                         .get(name.as_str())
                         .into_iter()
                         .flatten()
-                        .chain(build.build_args.iter().map(|(k, v)| (k, v)))
+                        .chain(build.extras().build_args.iter().map(|(k, v)| (k, v)))
                         .collect::<BTreeMap<_, _>>()
                         .into_iter()
                         .map(|(key, value)| format!("{key}={value}"))
                         .collect(),
-                    platform: (!multi).then(|| build.platforms.first().cloned()).flatten(),
+                    platform: (!multi)
+                        .then(|| build.extras().platforms.first().cloned())
+                        .flatten(),
                     platforms: if multi {
-                        build.platforms.clone()
+                        build.extras().platforms.clone()
                     } else {
                         Vec::new()
                     },

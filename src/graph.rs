@@ -461,13 +461,17 @@ impl<'m> ServiceGraph<'m> {
                 .map(|&d| self.manifest.services[d].name.clone())
                 .collect();
             waits_for.sort_unstable();
-            let build_args = changes
-                .args
-                .changed
-                .iter()
-                .filter(|(name, ..)| name == service.name.as_str())
-                .flat_map(|(_, _, keys)| keys.iter().cloned())
-                .collect();
+            let build_args = if changes.args.changed.is_empty() {
+                Vec::new()
+            } else {
+                changes
+                    .args
+                    .changed
+                    .iter()
+                    .filter(|(name, ..)| name == service.name.as_str())
+                    .flat_map(|(_, _, keys)| keys.iter().cloned())
+                    .collect()
+            };
             services.push(AffectedService {
                 name: service.name.clone(),
                 kind: service.kind,

@@ -1314,8 +1314,14 @@ impl<'a> Reader<'a> {
                     image: CompactString::from(*image),
                     dockerfile: CompactString::from(*dockerfile),
                     context: CompactString::from(context.as_ref().map_or(".", |(c, _)| c)),
-                    extras: {
-                        let extras = BuildExtras {
+                    extras: if build_args.is_none()
+                        && build_args_file.is_none()
+                        && platforms.is_none()
+                        && tags.is_none()
+                    {
+                        None
+                    } else {
+                        Some(Box::new(BuildExtras {
                             build_args: build_args.map(|(a, _)| a).unwrap_or_default(),
                             build_args_file: build_args_file
                                 .as_ref()
@@ -1324,8 +1330,7 @@ impl<'a> Reader<'a> {
                                 .map(|(p, _): (Vec<String>, _)| p)
                                 .unwrap_or_default(),
                             tags: tags.map(|(t, _)| t).unwrap_or_default(),
-                        };
-                        (extras != BuildExtras::default()).then(|| Box::new(extras))
+                        }))
                     },
                 }),
                 _ => {

@@ -152,9 +152,28 @@ impl Workspace {
     /// Reads and validates the manifest: from `--manifest`, else from the
     /// work tree, else (bare repository) from the head commit.
     fn manifest(&self, repo: Option<&Repository>, head: &str) -> Result<Manifest> {
+        self.with_manifest(repo, head, |text, shown| Ok(Manifest::parse(text, shown)?))
+    }
+
+    /// The manifest's text and the name it is shown by: for checks that
+    /// locate findings in it.
+    fn manifest_source(&self, repo: &Repository, head: &str) -> Result<(String, String)> {
+        self.with_manifest(Some(repo), head, |text, shown| {
+            Ok((text.to_string(), shown.to_string()))
+        })
+    }
+
+    /// Runs `read` on the manifest's text and shown name: from `--manifest`,
+    /// else from the work tree, else (bare repository) from the head commit.
+    fn with_manifest<T>(
+        &self,
+        repo: Option<&Repository>,
+        head: &str,
+        read: impl FnOnce(&str, &str) -> Result<T>,
+    ) -> Result<T> {
         if let Some(path) = &self.manifest {
             let shown = path.display().to_string();
-            return read_manifest(path, None, |text| Ok(Manifest::parse(text, &shown)?));
+            return read_manifest(path, None, |text| read(text, &shown));
         }
         let repo = match repo {
             Some(repo) => repo,
@@ -162,28 +181,12 @@ impl Workspace {
         };
         match repo.workdir() {
             Some(dir) => read_manifest(&dir.join(MANIFEST_FILE), Some(dir), |text| {
-                Ok(Manifest::parse(text, MANIFEST_FILE)?)
+                read(text, MANIFEST_FILE)
             }),
-            None => {
-                let text = manifest_at(repo, head)?;
-                Ok(Manifest::parse(&text, &format!("{head}:{MANIFEST_FILE}"))?)
-            }
-        }
-    }
-
-    /// The manifest's text and the name it is shown by, found as
-    /// [`Workspace::manifest`] finds it: for checks that locate findings.
-    fn manifest_source(&self, repo: &Repository, head: &str) -> Result<(String, String)> {
-        let copy = |text: &str| Ok(text.to_string());
-        if let Some(path) = &self.manifest {
-            return Ok((read_manifest(path, None, copy)?, path.display().to_string()));
-        }
-        match repo.workdir() {
-            Some(dir) => Ok((
-                read_manifest(&dir.join(MANIFEST_FILE), Some(dir), copy)?,
-                MANIFEST_FILE.to_string(),
-            )),
-            None => Ok((manifest_at(repo, head)?, format!("{head}:{MANIFEST_FILE}"))),
+            None => read(
+                &manifest_at(repo, head)?,
+                &format!("{head}:{MANIFEST_FILE}"),
+            ),
         }
     }
 

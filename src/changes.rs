@@ -688,6 +688,20 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
         let blob = repo.find_blob(entry.id()).ok()?;
         Some(String::from_utf8_lossy(blob.content()).into_owned())
     };
+    // Many images share one `.env`: read and parse each file once per side.
+    type Parsed = BTreeMap<String, String>;
+    let mut parsed: BTreeMap<(String, bool), Parsed> = BTreeMap::new();
+    let mut dotenv = |file: &str, at_base: bool| -> Parsed {
+        let tree = if at_base { base.as_ref() } else { Some(&head) };
+        parsed
+            .entry((file.to_string(), at_base))
+            .or_insert_with(|| {
+                tree.and_then(|t| text(t, file))
+                    .map(|t| buildargs::parse_dotenv(&t))
+                    .unwrap_or_default()
+            })
+            .clone()
+    };
     for service in &manifest.services {
         let Some(build) = &service.build else {
             continue;
@@ -695,7 +709,7 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
         let Some(file) = build.extras().build_args_file.as_deref() else {
             continue;
         };
-        let head_values = buildargs::parse_dotenv(&text(&head, file).unwrap_or_default());
+        let head_values = dotenv(file, false);
         let mut declared =
             buildargs::declared_args(&text(&head, &build.dockerfile).unwrap_or_default());
         changes.args.values.insert(
@@ -713,11 +727,7 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
         if !changes.args.files.iter().any(|f| f == file) {
             changes.args.files.push(file.to_string());
         }
-        let base_values = base
-            .as_ref()
-            .and_then(|tree| text(tree, file))
-            .map(|t| buildargs::parse_dotenv(&t))
-            .unwrap_or_default();
+        let base_values = dotenv(file, true);
         if let Some(tree) = &base {
             declared.extend(buildargs::declared_args(
                 &text(tree, &build.dockerfile).unwrap_or_default(),

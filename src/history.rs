@@ -441,19 +441,17 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
-            self.commit_healing(&records);
-            for (_, done) in batch {
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
+            let (mut records, waiting): (Vec<Record>, Vec<_>) = batch.into_iter().unzip();
+            self.commit_healing(&mut records);
+            for done in waiting.into_iter().flatten() {
+                let _ = done.send(());
             }
         }
     }
 
     /// Commits `records`, reopening after an I/O error (redb refuses every
     /// write after one until reopened) and starting over on damage, once.
-    fn commit_healing(&self, records: &[Record]) {
+    fn commit_healing(&self, records: &mut [Record]) {
         let failure = match self.current() {
             Some(db) => match guarded(|| self.commit(&db, records)) {
                 Ok(()) => return self.set_problem(None),
@@ -491,15 +489,15 @@ impl Shared {
         }
     }
 
-    fn commit(&self, db: &Database, records: &[Record]) -> Result<(), Failure> {
+    fn commit(&self, db: &Database, records: &mut [Record]) -> Result<(), Failure> {
         let txn = db.begin_write().map_err(Failure::of)?;
         {
             let mut answered = txn.open_table(RECORDS).map_err(Failure::of)?;
             let mut refused = txn.open_table(REFUSALS).map_err(Failure::of)?;
-            for record in records {
-                let mut record = record.clone();
+            for record in records.iter_mut() {
+                // Numbered at each try: a retried batch takes new ids.
                 record.id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let json = serde_json::to_vec(&record).map_err(|e| Failure::Io(e.to_string()))?;
+                let json = serde_json::to_vec(&*record).map_err(|e| Failure::Io(e.to_string()))?;
                 let table = if record.is_refusal() {
                     &mut refused
                 } else {
@@ -520,6 +518,16 @@ impl Shared {
     }
 }
 
+/// When a stored record was made, reading nothing else of it (a damaged
+/// one counts as old).
+fn time_of(bytes: &[u8]) -> u64 {
+    #[derive(Deserialize)]
+    struct Stamp {
+        time: u64,
+    }
+    serde_json::from_slice::<Stamp>(bytes).map_or(0, |stamp| stamp.time)
+}
+
 /// Removes the oldest records while there are more than `keep` or they are
 /// older than `oldest` (seconds since the epoch).
 fn prune(table: &mut redb::Table<u64, &[u8]>, keep: u64, oldest: u64) -> Result<(), Failure> {
@@ -527,7 +535,7 @@ fn prune(table: &mut redb::Table<u64, &[u8]>, keep: u64, oldest: u64) -> Result<
     let mut count = table.len().map_err(Failure::of)?;
     loop {
         let expired = match table.first().map_err(Failure::of)? {
-            Some((_, value)) => count > keep || decode(0, value.value()).time < oldest,
+            Some((_, value)) => count > keep || time_of(value.value()) < oldest,
             None => false,
         };
         if !expired {

@@ -51,7 +51,8 @@ pub fn is_damage(error: &git2::Error) -> bool {
 pub fn open_or_create(path: &Path) -> Result<(Repository, Option<String>), git2::Error> {
     match Repository::open_bare(path) {
         Ok(repo) => Ok((repo, None)),
-        Err(_) if !path.exists() && std::fs::symlink_metadata(path).is_err() => {
+        // Nothing there at all (not even a dangling link): a first build.
+        Err(_) if std::fs::symlink_metadata(path).is_err() => {
             Ok((Repository::init_bare(path)?, None))
         }
         Err(error) => {
@@ -129,7 +130,7 @@ pub async fn fetch(
     match tokio::time::timeout(left, child.wait_with_output()).await {
         Err(_) => Fetched::Failed(format!(
             "no answer from the origin within {:.0} s; the fetch was stopped",
-            left.as_secs_f64().max(0.0)
+            left.as_secs_f64()
         )),
         Ok(Err(e)) => Fetched::Failed(format!("the fetch process failed: {e}")),
         Ok(Ok(output)) => {

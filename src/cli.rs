@@ -311,6 +311,10 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration like `45s`, `10m`, `12h` or `30d`"))?;
+    if number == 0 {
+        // A zero timeout or age would refuse or prune everything.
+        return Err(format!("`{text}`: a duration must be more than 0"));
+    }
     let seconds = match unit {
         "ms" => return Ok(std::time::Duration::from_millis(number)),
         "s" => 1,
@@ -323,6 +327,30 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .checked_mul(seconds)
         .map(std::time::Duration::from_secs)
         .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(
+            parse_duration("45s"),
+            Ok(std::time::Duration::from_secs(45))
+        );
+        assert_eq!(
+            parse_duration("30d"),
+            Ok(std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("500ms"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        for bad in ["", "s", "10", "10w", "0s", "-1s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 /// `ripple graph`

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use git2::Repository;
 
+use crate::backend::{self, Backend, BuildEnv, Rendered, Templates, Vars};
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
 use crate::manifest::Manifest;
 use crate::plan;
-use crate::render::{self, Renderer, Report};
+use crate::render::{self, Report};
 
 /// Where output goes: data to `out`, diagnostics to `err`.
 pub struct Io<'a> {
@@ -36,11 +37,13 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         repo,
         templates,
         timings,
+        ci,
     } = args;
     let workspace = Workspace {
         manifest,
         repo,
         templates,
+        ci,
         timings: RefCell::new(Timings::new(timings)),
     };
     let Io { out, err } = io;
@@ -112,6 +115,8 @@ struct Workspace {
     manifest: Option<PathBuf>,
     repo: Option<PathBuf>,
     templates: Option<PathBuf>,
+    /// `--ci`.
+    ci: Option<String>,
     timings: RefCell<Timings>,
 }
 
@@ -190,17 +195,31 @@ impl Workspace {
         }
     }
 
-    fn renderer(&self) -> Result<Renderer> {
+    /// The CI system planned for: `--ci`, else `[settings] ci`, else the
+    /// one whose environment this is, else the first backend (Drone).
+    fn backend(&self, manifest: &Manifest) -> &'static dyn Backend {
+        self.ci
+            .as_deref()
+            .or(manifest.settings.ci.as_deref())
+            .and_then(backend::by_name)
+            .or_else(|| backend::detect(&Vars::process()))
+            .unwrap_or(backend::BACKENDS[0])
+    }
+
+    /// `backend`'s templates, each replaced by a file of the same name in
+    /// `--templates DIR/<ci>/` or `DIR/`.
+    fn templates(&self, backend: &dyn Backend) -> Result<Templates> {
         let mut overrides = Vec::new();
         if let Some(dir) = &self.templates {
-            for (name, _) in render::EMBEDDED {
-                let path = dir.join(name);
+            for (name, _) in backend.templates() {
+                let own = dir.join(backend.name()).join(name);
+                let path = if own.exists() { own } else { dir.join(name) };
                 if path.exists() {
                     overrides.push((name.to_string(), read_file(&path)?));
                 }
             }
         }
-        Renderer::new(overrides)
+        backend.load(overrides)
     }
 }
 
@@ -366,35 +385,28 @@ pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
 
 /// Whether ripple runs inside a CI system: there a missing event is an
 /// error; elsewhere it is a local dry run.
-fn in_ci() -> bool {
-    const MARKERS: &[&str] = &[
-        "DRONE",
-        "DRONE_BUILD_EVENT",
-        "WOODPECKER",
-        "CI_PIPELINE_EVENT",
-        "GITLAB_CI",
-        "GITHUB_ACTIONS",
-    ];
-    MARKERS.iter().any(|name| std::env::var_os(name).is_some())
-        || std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+fn in_ci(vars: &Vars<'_>) -> bool {
+    backend::detect(vars).is_some() || vars.is_true("CI")
 }
 
-/// The request the flags and the environment describe, and whether it is a
-/// local dry run (no event, not in CI: a pull request of the current
-/// branch, counting work-tree files unless `--head` or `--committed-only`
-/// says otherwise, as `nx affected` does).
-fn request_of(build: &BuildArgs) -> (Request, bool) {
-    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    let local = build.event.is_none() && !in_ci();
+/// The request the flags and the CI system's environment describe (flags
+/// win), and whether it is a local dry run (no event, not in CI: a pull
+/// request of the current branch, counting work-tree files unless `--head`
+/// or `--committed-only` says otherwise, as `nx affected` does).
+fn request_of(build: &BuildArgs, env: BuildEnv, vars: &Vars<'_>) -> (Request, bool) {
+    let given =
+        |flag: &Option<String>, env: Option<String>| flag.clone().filter(|s| !s.is_empty()).or(env);
+    let event = build.event.or(env.event);
+    let local = event.is_none() && !in_ci(vars);
     let request = Request {
-        event: build.event.or(local.then_some(Event::PullRequest)),
+        event: event.or(local.then_some(Event::PullRequest)),
         head: build.head.clone(),
-        base: non_empty(&build.base),
-        target_branch: non_empty(&build.target_branch),
-        branch: non_empty(&build.branch),
-        before: non_empty(&build.before),
-        commit_sha: non_empty(&build.commit_sha),
-        tag: non_empty(&build.tag),
+        base: given(&build.base, None),
+        target_branch: given(&build.target_branch, env.target_branch),
+        branch: given(&build.branch, env.branch),
+        before: given(&build.before, env.before),
+        commit_sha: given(&build.commit_sha, env.commit_sha),
+        tag: given(&build.tag, env.tag),
         all: build.all,
         uncommitted: build.uncommitted || (local && build.head.is_none() && !build.committed_only),
     };
@@ -430,10 +442,12 @@ fn listed_paths(list: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Everything the build commands share: manifest, change set, affected set.
+/// Everything the build commands share: manifest, change set, and the CI
+/// system planned for.
 struct Analysis {
     manifest: Manifest,
     changes: ChangeSet,
+    backend: &'static dyn Backend,
 }
 
 impl Analysis {
@@ -465,7 +479,7 @@ fn missing_base_hint(repo: &Repository, event: Event) -> String {
 /// manifest fails fast) and collects the changes.
 fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
     let head = build.head.as_deref().unwrap_or("HEAD");
-    let (mut request, local) = request_of(build);
+    let vars = Vars::process();
     // An explicit manifest is validated before the repository is opened.
     let explicit = match &workspace.manifest {
         Some(_) => Some(workspace.manifest(None, head)?),
@@ -486,9 +500,15 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
             },
         };
         workspace.lap("manifest");
+        let backend = workspace.backend(&manifest);
+        let (request, _) = request_of(build, backend.build_env(&vars)?, &vars);
         let mut changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
         changes::listed_build_args(&manifest, &mut changes);
-        return Ok(Analysis { manifest, changes });
+        return Ok(Analysis {
+            manifest,
+            changes,
+            backend,
+        });
     }
     let repo = workspace.open_repo()?;
     let manifest = match explicit {
@@ -496,6 +516,8 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         None => workspace.manifest(Some(&repo), head)?,
     };
     workspace.lap("manifest");
+    let backend = workspace.backend(&manifest);
+    let (mut request, local) = request_of(build, backend.build_env(&vars)?, &vars);
     // A bare repository has no work tree to count.
     request.uncommitted &= build.uncommitted || !repo.is_bare();
     let mut changes = changes::collect(&repo, &manifest.settings, &request)?;
@@ -530,7 +552,11 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
     }
     changes::read_build_args(&repo, &manifest, &mut changes);
     workspace.lap("git");
-    Ok(Analysis { manifest, changes })
+    Ok(Analysis {
+        manifest,
+        changes,
+        backend,
+    })
 }
 
 fn cmd_plan(
@@ -543,20 +569,104 @@ fn cmd_plan(
     let affected = analysis.affected();
     workspace.lap("graph");
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
-    let text = match args.format {
-        cli::PlanFormat::Drone => workspace.renderer()?.drone(&plan)?,
-        cli::PlanFormat::Json => {
-            render::plan_json(&Report::new(&analysis.changes, &affected), &plan)
-        }
+    let rendered = match args.format {
+        cli::PlanFormat::Ci => analysis
+            .backend
+            .plan(&workspace.templates(analysis.backend)?, &plan)?,
+        cli::PlanFormat::Json => Rendered::Text(render::plan_json(
+            &Report::new(&analysis.changes, &affected),
+            &plan,
+        )),
     };
     workspace.lap("render");
-    let written = match &args.output {
-        Some(path) => write_atomically(path, &text),
-        None => emit(out, &text),
-    };
+    let written = write_rendered(&rendered, args.output.as_deref(), out);
     workspace.lap("output");
-    exit_without_freeing((analysis, affected, plan, text));
+    exit_without_freeing((analysis, affected, plan, rendered));
     written
+}
+
+/// Writes what a backend rendered where it belongs: one text to `output`
+/// or stdout; several files into the directory `output`, or their JSON
+/// answer to stdout; step outputs appended to the CI system's outputs
+/// file, or as one JSON object to `output` or stdout.
+fn write_rendered(rendered: &Rendered, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    match rendered {
+        Rendered::Text(text) => match output {
+            Some(path) => write_atomically(path, text),
+            None => emit(out, text),
+        },
+        Rendered::Files { files, json } => match output {
+            Some(dir) => write_files(dir, files),
+            None => emit(out, json),
+        },
+        Rendered::Outputs { variable, values } => {
+            let target = match output {
+                Some(path) => Some((path.to_path_buf(), false)),
+                None => Vars::process()
+                    .get(variable)
+                    .map(|file| (PathBuf::from(file), true)),
+            };
+            match target {
+                Some((path, true)) => append(&path, &outputs_file_form(values)),
+                Some((path, false)) => write_atomically(&path, &outputs_json(values)),
+                None => emit(out, &outputs_json(values)),
+            }
+        }
+    }
+}
+
+/// Step outputs as one JSON object, values as they are.
+fn outputs_json(values: &[(String, String)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let mut text = serde_json::to_string_pretty(&object).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Step outputs in the outputs file's `NAME<<DELIMITER` form, with a
+/// delimiter that no value holds as a line.
+fn outputs_file_form(values: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (name, value) in values {
+        let mut delimiter = String::from("RIPPLE_EOF");
+        while value.lines().any(|line| line == delimiter) {
+            delimiter.push('_');
+        }
+        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+    }
+    text
+}
+
+/// Appends `text` to `path` in one write (the outputs file is the CI
+/// system's, shared with other steps).
+fn append(path: &Path, text: &str) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|source| Error::Io {
+            action: "append to",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes each `(name, text)` into `dir` (created when missing), each file
+/// atomically.
+fn write_files(dir: &Path, files: &[(String, String)]) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        action: "create the directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for (name, text) in files {
+        write_atomically(&dir.join(name), text)?;
+    }
+    Ok(())
 }
 
 fn cmd_affected(
@@ -596,7 +706,9 @@ fn cmd_explain(
 
 /// `ripple gate SERVICE`: the first step of a service's pipeline in a
 /// static `.drone.yml`. Exit 0 runs the rest of the pipeline; 78 ends it
-/// early as a success (Drone's rule), with the reason in the log.
+/// early as a success (Drone's rule), with the reason in the log. Only
+/// Drone's static file uses it: the other CI systems skip jobs by
+/// themselves.
 fn cmd_gate(
     workspace: &Workspace,
     args: cli::GateArgs,
@@ -616,13 +728,7 @@ fn cmd_gate(
     if let Some(path) = &args.tags_file
         && verdict.runs
     {
-        let tags = plan
-            .pipelines
-            .iter()
-            .filter(|p| p.service == args.service)
-            .flat_map(|p| &p.steps)
-            .find_map(|s| s.publish.as_ref())
-            .map(|p| p.tags.join(","));
+        let tags = plan::image_tags(&plan, &args.service).map(|tags| tags.join(","));
         if let Some(tags) = tags {
             write_atomically(path, &tags)?;
             text.push_str(&format!(
@@ -632,17 +738,22 @@ fn cmd_gate(
         }
     }
     emit(out, &text)?;
-    Ok(if verdict.runs { exit::OK } else { exit::SKIP })
+    Ok(if verdict.runs {
+        exit::OK
+    } else {
+        backend::drone::SKIP
+    })
 }
 
-/// `ripple generate`: the static `.drone.yml`, or with `--check` a diff
-/// against it.
+/// `ripple generate`: the CI system's static files, or with `--check` a
+/// diff against them.
 fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Write) -> Result<u8> {
     let repo = match (&workspace.manifest, &args.output) {
         (Some(_), Some(_)) => None,
         _ => Some(workspace.open_repo()?),
     };
     let manifest = workspace.manifest(repo.as_ref(), "HEAD")?;
+    let backend = workspace.backend(&manifest);
     let mut everything = ChangeSet::everything(Event::Push, "every service");
     // build_args_file values are baked in as they are at HEAD: a change to
     // a declared one makes the file stale, which `generate --check` says.
@@ -653,45 +764,73 @@ fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Wr
         changes::read_build_args(repo, &manifest, &mut everything);
     }
     let all = ServiceGraph::new(&manifest).affected(&everything);
-    let text = workspace.renderer()?.drone(&plan::static_plan(
-        &manifest,
-        &all,
-        &everything.args.values,
-    ))?;
-    let path = match (args.output, repo.as_ref().and_then(|r| r.workdir())) {
-        (Some(path), _) => path,
-        (None, Some(root)) => root.join(DRONE_FILE),
-        (None, None) => PathBuf::from(DRONE_FILE),
+    let files = backend.generate(
+        &workspace.templates(backend)?,
+        &plan::static_plan(&manifest, &all, &everything.args.values),
+    )?;
+    let root = repo
+        .as_ref()
+        .and_then(|r| r.workdir())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    // `--output` names the file when there is one, else the directory.
+    let placed: Vec<(PathBuf, &str)> = match (&args.output, files.as_slice()) {
+        (Some(path), [(_, text)]) => vec![(path.clone(), text.as_str())],
+        (Some(dir), files) => files
+            .iter()
+            .map(|(name, text)| (dir.join(file_name(name)), text.as_str()))
+            .collect(),
+        (None, files) => files
+            .iter()
+            .map(|(name, text)| (root.join(name), text.as_str()))
+            .collect(),
     };
     if !args.check {
-        write_atomically(&path, &text)?;
-        return Ok(exit::OK);
-    }
-    let current = match std::fs::read_to_string(&path) {
-        Ok(current) => current,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read",
-                path,
-                source,
-            });
+        for (path, text) in &placed {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    action: "create the directory",
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            write_atomically(path, text)?;
         }
-    };
-    if current == text {
         return Ok(exit::OK);
     }
-    let name = path.display().to_string();
-    let diff = similar::TextDiff::from_lines(&current, &text)
-        .unified_diff()
-        .header(&name, &format!("{name} (ripple generate)"))
-        .to_string();
-    emit(out, &diff)?;
-    Err(Error::Stale { path })
+    let mut stale = None;
+    for (path, text) in &placed {
+        let current = match std::fs::read_to_string(path) {
+            Ok(current) => current,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "read",
+                    path: path.clone(),
+                    source,
+                });
+            }
+        };
+        if current == *text {
+            continue;
+        }
+        let name = path.display().to_string();
+        let diff = similar::TextDiff::from_lines(current.as_str(), *text)
+            .unified_diff()
+            .header(&name, &format!("{name} (ripple generate)"))
+            .to_string();
+        emit(out, &diff)?;
+        stale.get_or_insert_with(|| path.clone());
+    }
+    match stale {
+        None => Ok(exit::OK),
+        Some(path) => Err(Error::Stale { path }),
+    }
 }
 
-/// Where `generate` writes by default, at the repository root.
-pub const DRONE_FILE: &str = ".drone.yml";
+/// The last component of a generated file's path from the root.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
 
 /// The graph of a manifest that has a service called `name`.
 fn graph_naming<'m>(manifest: &'m Manifest, name: &str) -> Result<ServiceGraph<'m>> {

@@ -9,7 +9,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use crate::changes::Event;
 
 /// Plan CI work for a monorepo: which services a change affects, and the
-/// Drone configuration that builds and tests exactly those.
+/// CI configuration (Drone, ...) that builds and tests exactly those.
 #[derive(Debug, Parser)]
 #[command(name = "ripple", version, propagate_version = true)]
 pub struct Args {
@@ -27,9 +27,15 @@ pub struct Args {
     pub repo: Option<PathBuf>,
 
     /// A directory of templates that replace the embedded ones by name
-    /// (`drone.yml.j2`).
+    /// (`drone.yml.j2`, ...), directly in DIR or in DIR/<ci>/.
     #[arg(long, global = true, env = "RIPPLE_TEMPLATES", value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// The CI system to plan for [default: `[settings] ci`, else the one
+    /// whose environment this is, else drone].
+    #[arg(long, global = true, env = "RIPPLE_CI", value_name = "CI",
+          value_parser = PossibleValuesParser::new(crate::backend::names()))]
+    pub ci: Option<String>,
 
     /// Print how long each stage took (manifest, git, graph, render, output)
     /// to stderr.
@@ -49,8 +55,8 @@ pub enum Command {
     /// In a Drone step: exit 0 when SERVICE's pipeline has work for this
     /// build, 78 (Drone's "stop here, success") when it has none.
     Gate(GateArgs),
-    /// Write a static `.drone.yml` for every service and event, each
-    /// pipeline gated by `ripple gate`.
+    /// Write the CI system's static file for every service and event
+    /// (`.drone.yml`: each pipeline gated by `ripple gate`).
     Generate(GenerateArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
@@ -66,7 +72,8 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// What is being built: flags, with Drone's variables as fallbacks.
+/// What is being built. Flags win; inside a CI system, the rest comes
+/// from its environment (Drone's `DRONE_*`, ...), read by its backend.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct BuildArgs {
     /// Plan every service, whatever changed.
@@ -74,12 +81,13 @@ pub struct BuildArgs {
     pub all: bool,
 
     /// Compare with this revision: the target branch of a pull request, or
-    /// the commit before a push [pull requests: DRONE_TARGET_BRANCH].
+    /// the commit before a push [pull requests: the CI system's target
+    /// branch].
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
 
-    /// The build event.
-    #[arg(long, env = "DRONE_BUILD_EVENT", value_parser = event_parser())]
+    /// The build event [default: the CI system's, e.g. DRONE_BUILD_EVENT].
+    #[arg(long, value_parser = event_parser())]
     pub event: Option<Event>,
 
     /// When the base is missing, fetch more history from `origin` step by
@@ -111,38 +119,37 @@ pub struct BuildArgs {
     #[arg(long)]
     pub committed_only: bool,
 
-    /// The branch pushed to [default: the checked-out branch].
-    #[arg(long, env = "DRONE_BRANCH", help_heading = "Drone environment")]
+    /// The branch pushed to [default: the CI system's, else the
+    /// checked-out branch].
+    #[arg(long, help_heading = "Build (default: the CI system's environment)")]
     pub branch: Option<String>,
 
     /// The commit before the push.
     #[arg(
         long,
-        env = "DRONE_COMMIT_BEFORE",
         value_name = "SHA",
-        help_heading = "Drone environment"
+        help_heading = "Build (default: the CI system's environment)"
     )]
     pub before: Option<String>,
 
-    /// The commit of the pull request; recognises Drone's merge checkout.
+    /// The commit of the pull request; recognises a merge checkout (HEAD's
+    /// second parent).
     #[arg(
         long,
-        env = "DRONE_COMMIT_SHA",
         value_name = "SHA",
-        help_heading = "Drone environment"
+        help_heading = "Build (default: the CI system's environment)"
     )]
     pub commit_sha: Option<String>,
 
     /// The tag of a tag event.
-    #[arg(long, env = "DRONE_TAG", help_heading = "Drone environment")]
+    #[arg(long, help_heading = "Build (default: the CI system's environment)")]
     pub tag: Option<String>,
 
     /// The target branch of a pull request.
     #[arg(
         long,
-        env = "DRONE_TARGET_BRANCH",
         value_name = "BRANCH",
-        help_heading = "Drone environment"
+        help_heading = "Build (default: the CI system's environment)"
     )]
     pub target_branch: Option<String>,
 }
@@ -154,12 +161,14 @@ pub struct PlanArgs {
     #[allow(missing_docs)]
     pub build: BuildArgs,
 
-    /// Output format.
-    #[arg(long, value_enum, env = "RIPPLE_FORMAT", default_value = "drone")]
+    /// Output format: the CI system's own (`ci`; `drone` is accepted for
+    /// it), or the plan's jobs as JSON.
+    #[arg(long, value_enum, env = "RIPPLE_FORMAT", default_value = "ci")]
     pub format: PlanFormat,
 
-    /// Write to this file (atomically) instead of stdout.
-    #[arg(long, short, value_name = "FILE")]
+    /// Write to this file (atomically) instead of stdout; for a CI system
+    /// that takes several files, a directory to write them into.
+    #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }
 
@@ -193,7 +202,7 @@ pub struct GateArgs {
     pub service: String,
 
     /// When the pipeline runs and publishes an image, write its tags here,
-    /// comma-separated, for `plugins/docker` (which reads `.tags`).
+    /// comma-separated (Drone's `plugins/docker` reads `.tags`).
     #[arg(long, value_name = "FILE")]
     pub tags_file: Option<PathBuf>,
 
@@ -210,8 +219,10 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub check: bool,
 
-    /// The file [default: .drone.yml at the repository root].
-    #[arg(long, short, value_name = "FILE")]
+    /// Where to write [default: the CI system's own place at the repository
+    /// root: .drone.yml, ...]; for a CI system that takes several files, a
+    /// directory.
+    #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
 }
 
@@ -378,7 +389,7 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Drone's event names, as the core spells them.
+/// ripple's event names (Drone's spelling).
 fn event_parser() -> impl TypedValueParser<Value = Event> {
     let values = Event::ALL.map(|event| {
         let value = clap::builder::PossibleValue::new(event.as_str());
@@ -397,9 +408,11 @@ fn event_parser() -> impl TypedValueParser<Value = Event> {
 
 /// `plan --format`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[allow(missing_docs)]
 pub enum PlanFormat {
-    Drone,
+    /// The CI system's own configuration.
+    #[value(alias = "drone")]
+    Ci,
+    /// The plan's jobs, as JSON.
     Json,
 }
 

@@ -4,13 +4,14 @@
 
 use std::path::Path;
 
+use crate::backend::{Backend, drone};
 use crate::changes::{self, Event, Request};
 use crate::error::{Error, Result, git};
 use crate::fixture::RepoBuilder;
 use crate::graph::ServiceGraph;
 use crate::manifest::Manifest;
 use crate::plan;
-use crate::render::{self, Renderer};
+use crate::render;
 
 /// The demo's manifest, also a worked example of the format.
 pub const MANIFEST: &str = include_str!("demo/services.toml");
@@ -107,7 +108,7 @@ pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
     let graph = ServiceGraph::new(&manifest);
     let affected = graph.affected(&changes);
     let plan = plan::plan(&manifest, &changes, &affected);
-    let yaml = Renderer::new(Vec::new())?.drone(&plan)?;
+    let yaml = drone::render(&drone::Drone.load(Vec::new())?, &plan)?;
 
     let mut text = format!(
         "# ripple demo: an example monorepo with {} services, built with git in {}\n\

@@ -16,9 +16,6 @@ pub mod exit {
     pub const ENVIRONMENT: u8 = 3;
     /// A bug in ripple, such as a template that fails to render.
     pub const INTERNAL: u8 = 4;
-    /// `ripple gate`: the service is not affected. Drone ends a pipeline
-    /// whose step exits 78 early, as a success.
-    pub const SKIP: u8 = 78;
 }
 
 /// Everything that can stop ripple, each with what the user needs to act.

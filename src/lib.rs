@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod app; // runs a command line: the I/O edge
+pub mod backend; // CI systems: environment, lowering, escaping, templates
 pub mod buildargs; // build arguments from a dotenv file, as the Dockerfile declares them
 pub mod changes; // which commits to compare, and what changed (git2)
 pub mod check; // `ripple check`: names the commit does not have
@@ -17,8 +18,8 @@ pub mod graph; // matcher and dependency graph: the affected set
 pub mod history; // `ripple serve`'s record of what it answered
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod pattern; // the one path-pattern rule
-pub mod plan; // affected set + event → pipelines
-pub mod render; // plans → YAML, JSON, DOT, Mermaid
+pub mod plan; // affected set + event → jobs, no CI system named
+pub mod render; // reports → JSON, text, DOT, Mermaid
 pub mod serve; // Drone's configuration extension
 pub mod signature; // Drone's HTTP signatures
 pub mod synth; // synthetic monorepos for benchmarks

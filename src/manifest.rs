@@ -90,6 +90,9 @@ pub struct Settings {
     pub ripple_image: String,
     /// Tag templates for every image that has none of its own.
     pub tags: Tags,
+    /// The CI system to plan for (`--ci` wins; else recognised from the
+    /// environment; else the first backend).
+    pub ci: Option<String>,
 }
 
 impl Default for Settings {
@@ -105,6 +108,7 @@ impl Default for Settings {
             ignore: Vec::new(),
             ripple_image: DEFAULT_RIPPLE_IMAGE.to_string(),
             tags: Tags::default(),
+            ci: None,
         }
     }
 }
@@ -475,6 +479,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "ignore",
     "ripple_image",
     "tags",
+    "ci",
 ];
 /// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
 /// comes last: the [`scan`]ner reads all the others.
@@ -1188,6 +1193,23 @@ impl<'a> Reader<'a> {
             Some(item) => self.tags(item, "`[settings]`")?,
             None => Tags::default(),
         };
+        let ci = match table.get("ci") {
+            Some(item) => {
+                let (name, span) = self.string(Field::Item(item), "ci")?;
+                if crate::backend::by_name(name).is_none() {
+                    let known: Vec<String> =
+                        crate::backend::names().map(|n| format!("`{n}`")).collect();
+                    self.problem(
+                        span,
+                        format!("ci `{name}` is not a CI system ripple renders for"),
+                        Some(format!("use one of {}", known.join(", "))),
+                    );
+                    return None;
+                }
+                Some(name.to_string())
+            }
+            None => None,
+        };
         Some(Settings {
             publish_branches,
             release_tag,
@@ -1195,6 +1217,7 @@ impl<'a> Reader<'a> {
             ignore,
             ripple_image,
             tags,
+            ci,
         })
     }
 

@@ -1,5 +1,7 @@
-//! Affected services + event → [`Plan`]: the pipelines to run, as plain data
-//! for the renderer. Pure: no I/O, no YAML.
+//! Affected services + event → [`Plan`]: the jobs to run, as plain data
+//! for a backend to lower into its CI system's format. Pure: no I/O, no
+//! YAML, and no CI system named: a job is a service's test stages or an
+//! image build, with the jobs it needs and the builds it is for.
 
 use std::collections::BTreeMap;
 
@@ -7,14 +9,8 @@ use serde::Serialize;
 
 use crate::changes::{ChangeSet, Event, Mode};
 use crate::graph::Affected;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Service};
 use crate::tags::{Use, Values};
-
-/// The Drone plugin that builds and publishes images.
-pub const DOCKER_PLUGIN: &str = "plugins/docker";
-
-/// The Drone plugin for multi-platform builds (Docker buildx).
-pub const BUILDX_PLUGIN: &str = "thegeeklab/drone-docker-buildx";
 
 /// Everything one build runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,123 +19,107 @@ pub struct Plan {
     pub event: Option<Event>,
     /// Why these services, in one line.
     pub reason: String,
-    /// In topological order: a pipeline only depends on earlier ones.
-    pub pipelines: Vec<Pipeline>,
-    /// When `pipelines` is empty: why nothing runs.
+    /// In topological order: a job only needs earlier ones.
+    pub jobs: Vec<Job>,
+    /// When `jobs` is empty: why nothing runs.
     pub idle_reason: Option<String>,
+    /// For a static file: the image that runs ripple itself, to decide at
+    /// run time (`[settings] ripple_image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ripple_image: Option<String>,
 }
 
-/// One Drone pipeline, for one service.
+/// One job: a service's tests, or one image's build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Pipeline {
-    /// Unique in the plan: `test-<service>` or `publish-<service>`.
+pub struct Job {
+    /// Unique in the plan: `test-<service>`, `publish-<service>` or
+    /// `release-<service>`.
     pub name: String,
     /// The service it is for.
     pub service: String,
-    /// Pipelines that must succeed first.
-    pub depends_on: Vec<String>,
-    /// When Drone runs it.
-    pub trigger: Trigger,
-    /// Steps, run in order.
-    pub steps: Vec<Step>,
-    /// Containers running beside the steps.
-    pub sidecars: Vec<Sidecar>,
+    /// Jobs that must succeed first, all earlier in the plan.
+    pub needs: Vec<String>,
+    /// The builds it is for.
+    pub when: When,
+    /// In a static file the job runs for every build of `when`, and ripple
+    /// decides at run time whether it has work.
+    pub gated: bool,
+    /// What it does.
+    #[serde(flatten)]
+    pub work: Work,
 }
 
-/// A pipeline's `trigger`: every non-empty list must match.
+/// The builds a job is for: every non-empty list must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Trigger {
-    /// Drone events.
-    pub event: Vec<String>,
+pub struct When {
+    /// Events.
+    pub events: Vec<Event>,
     /// Branches (for pushes).
-    pub branch: Vec<String>,
-    /// Git refs, globs allowed (for tags).
-    #[serde(rename = "ref")]
-    pub refs: Vec<String>,
+    pub branches: Vec<String>,
+    /// Tag globs (for tag events), such as `release-*`.
+    pub tags: Vec<String>,
 }
 
-impl Trigger {
-    fn event(event: Event) -> Trigger {
-        Trigger {
-            event: vec![event.to_string()],
-            ..Trigger::default()
+impl When {
+    fn event(event: Event) -> When {
+        When {
+            events: vec![event],
+            ..When::default()
         }
     }
 }
 
-/// How one family of pipelines is named, triggered and gated.
-struct Family<'a> {
-    /// `test-`, `publish-` or `release-`.
-    prefix: &'a str,
-    trigger: Trigger,
-    /// For a static file: the image that runs `ripple gate` first, and the
-    /// gate's extra arguments.
-    gate: Option<(&'a str, &'a str)>,
-}
-
-impl Family<'_> {
-    fn name(&self, service: &str) -> String {
-        format!("{}{service}", self.prefix)
-    }
-
-    /// The gate step, first in each pipeline of a static file.
-    fn gate_step(&self, service: &str) -> Option<Step> {
-        let (image, extra) = self.gate?;
-        Some(Step {
-            name: "gate".into(),
-            image: image.to_string(),
-            commands: vec![format!("ripple gate {service} --deepen{extra}")],
-            publish: None,
-        })
-    }
-}
-
-/// One step of a pipeline.
+/// What a job does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    /// `lint`, `unit`, `functional` or `publish`.
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// Runs a service's test stages.
+    Tests(Tests),
+    /// Builds and publishes an image.
+    Image(ImageBuild),
+}
+
+/// A service's test stages, each a list of commands run in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tests {
+    /// The container the commands run in.
+    pub toolchain: String,
+    /// `lint`, `unit`, `functional`: those with commands, in that order.
+    pub stages: Vec<Stage>,
+    /// Containers running beside the tests.
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// One test stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    /// `lint`, `unit` or `functional`.
     pub name: String,
-    /// The container it runs in.
-    pub image: String,
-    /// Shell commands, for test steps.
+    /// Shell commands, run in order, stopping at the first failure.
     pub commands: Vec<String>,
-    /// Settings of the docker plugin, for publish steps.
-    pub publish: Option<Publish>,
 }
 
-/// Settings of a `plugins/docker` step.
+/// An image to build and publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Publish {
+pub struct ImageBuild {
     /// Image repository, registry included.
-    pub repo: String,
+    pub image: String,
     /// Registry host to log in to, when not Docker Hub.
     pub registry: Option<String>,
     /// Dockerfile path.
     pub dockerfile: String,
     /// Build context.
     pub context: String,
-    /// Tags, all explicit (never `auto_tag`).
+    /// Tags, all explicit; empty in a static file, where ripple gives them
+    /// at run time.
     pub tags: Vec<String>,
     /// `--build-arg`s as `KEY=VALUE`, sorted by key.
     pub build_args: Vec<String>,
-    /// The one target platform (`plugins/docker`'s `platform`).
-    pub platform: Option<String>,
-    /// Several target platforms (the buildx plugin's `platforms`).
+    /// Target platforms; empty: the builder's own.
     pub platforms: Vec<String>,
 }
 
-/// Which tags a publish pipeline gets.
-#[derive(Debug, Clone, Copy)]
-enum Tagging<'a> {
-    /// A publish push: the `push` templates.
-    Push { branch: &'a str, sha: &'a str },
-    /// A release: the `release` templates.
-    Release { version: &'a str, sha: &'a str },
-    /// A static file: the gate writes them to `.tags` at run time.
-    AtRunTime,
-}
-
-/// A Drone `services` entry.
+/// A container started beside a service's tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sidecar {
     /// Host name.
@@ -150,16 +130,52 @@ pub struct Sidecar {
     pub environment: BTreeMap<String, String>,
 }
 
+/// How one family of jobs is named, for which builds, and whether gated.
+struct Family<'a> {
+    /// `test-`, `publish-` or `release-`.
+    prefix: &'a str,
+    when: When,
+    gated: bool,
+}
+
+impl Family<'_> {
+    fn name(&self, service: &str) -> String {
+        format!("{}{service}", self.prefix)
+    }
+
+    fn job(&self, service: &str, needs: Vec<String>, work: Work) -> Job {
+        Job {
+            name: self.name(service),
+            service: service.to_string(),
+            needs,
+            when: self.when.clone(),
+            gated: self.gated,
+            work,
+        }
+    }
+}
+
+/// Which tags an image job gets.
+#[derive(Debug, Clone, Copy)]
+enum Tagging<'a> {
+    /// A publish push: the `push` templates.
+    Push { branch: &'a str, sha: &'a str },
+    /// A release: the `release` templates.
+    Release { version: &'a str, sha: &'a str },
+    /// A static file: ripple gives them at run time.
+    AtRunTime,
+}
+
 /// Builds the plan for `changes`, whose affected set is `affected`.
 pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Plan {
     let family = |prefix| Family {
         prefix,
-        trigger: Trigger::event(changes.event),
-        gate: None,
+        when: When::event(changes.event),
+        gated: false,
     };
-    let pipelines = match (changes.event, changes.mode) {
+    let jobs = match (changes.event, changes.mode) {
         (_, Mode::None) => Vec::new(),
-        (Event::PullRequest, _) => test_pipelines(manifest, affected, &family("test-")),
+        (Event::PullRequest, _) => test_jobs(manifest, affected, &family("test-")),
         (Event::Push | Event::Tag, _) => {
             let sha = changes.head.as_deref().unwrap_or_default();
             let tagging = if changes.event == Event::Push {
@@ -173,7 +189,7 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
                     sha,
                 }
             };
-            publish_pipelines(
+            image_jobs(
                 manifest,
                 affected,
                 tagging,
@@ -183,12 +199,13 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
         }
         _ => Vec::new(),
     };
-    let idle_reason = pipelines.is_empty().then(|| idle_reason(changes, affected));
+    let idle_reason = jobs.is_empty().then(|| idle_reason(changes, affected));
     Plan {
         event: Some(changes.event),
         reason: changes.reason.clone(),
-        pipelines,
+        jobs,
         idle_reason,
+        ripple_image: None,
     }
 }
 
@@ -211,55 +228,56 @@ fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
     )
 }
 
-fn test_pipelines(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> Vec<Pipeline> {
+/// A service's test stages, when it has a toolchain and any commands.
+fn tests_of(service: &Service) -> Option<Tests> {
+    let toolchain = service.toolchain.as_ref()?;
+    let stages: Vec<Stage> = service
+        .test_stages()
+        .map(|(stage, commands)| Stage {
+            name: stage.to_string(),
+            commands: commands.iter().map(|c| c.as_str().into()).collect(),
+        })
+        .collect();
+    if stages.is_empty() {
+        return None;
+    }
+    Some(Tests {
+        toolchain: toolchain.as_str().into(),
+        stages,
+        sidecars: service
+            .sidecars
+            .iter()
+            .map(|s| Sidecar {
+                name: s.name.clone(),
+                image: s.image.clone(),
+                environment: s.environment.clone(),
+            })
+            .collect(),
+    })
+}
+
+fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> Vec<Job> {
     affected
         .services
         .iter()
         .filter_map(|a| manifest.service(&a.name))
         .filter_map(|service| {
-            let toolchain = service.toolchain.as_ref()?;
-            let tests = service.test_stages().map(|(stage, commands)| Step {
-                name: stage.to_string(),
-                image: toolchain.as_str().into(),
-                commands: commands.iter().map(|c| c.as_str().into()).collect(),
-                publish: None,
-            });
-            let gate = family.gate_step(&service.name);
-            let steps: Vec<Step> = gate.into_iter().chain(tests).collect();
-            if steps.iter().all(|s| s.name == "gate") {
-                return None;
-            }
-            Some(Pipeline {
-                name: family.name(&service.name),
-                service: service.name.as_str().into(),
-                depends_on: Vec::new(),
-                trigger: family.trigger.clone(),
-                steps,
-                sidecars: service
-                    .sidecars
-                    .iter()
-                    .map(|s| Sidecar {
-                        name: s.name.clone(),
-                        image: s.image.clone(),
-                        environment: s.environment.clone(),
-                    })
-                    .collect(),
-            })
+            let tests = tests_of(service)?;
+            Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
         })
         .collect()
 }
 
-/// Build-and-publish pipelines; tags from each image's templates, or
-/// (static files) none, and the gate writes them to `.tags`, which
-/// `plugins/docker` reads when `tags` is unset.
-fn publish_pipelines(
+/// Image jobs in build order, each needing the base images it waits for;
+/// tags from each image's templates, or (static files) none.
+fn image_jobs(
     manifest: &Manifest,
     affected: &Affected,
     tagging: Tagging<'_>,
     file_args: &BTreeMap<String, BTreeMap<String, String>>,
     family: &Family<'_>,
-) -> Vec<Pipeline> {
-    // Layer by layer, so every pipeline comes after those it depends on.
+) -> Vec<Job> {
+    // Layer by layer, so every job comes after those it needs.
     affected
         .build_order
         .iter()
@@ -291,50 +309,27 @@ fn publish_pipelines(
                     tags.push(tag);
                 }
             }
-            let multi = build.extras().platforms.len() > 1;
-            let publish = Step {
-                name: "publish".into(),
-                image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
-                commands: Vec::new(),
-                publish: Some(Publish {
-                    repo: build.image.as_str().into(),
-                    registry: registry_of(&build.image),
-                    dockerfile: build.dockerfile.as_str().into(),
-                    context: build.context.as_str().into(),
-                    tags,
-                    // The file's declared arguments, then `build_args`,
-                    // which win; sorted by key.
-                    build_args: file_args
-                        .get(name.as_str())
-                        .into_iter()
-                        .flatten()
-                        .chain(build.extras().build_args.iter().map(|(k, v)| (k, v)))
-                        .collect::<BTreeMap<_, _>>()
-                        .into_iter()
-                        .map(|(key, value)| format!("{key}={value}"))
-                        .collect(),
-                    platform: (!multi)
-                        .then(|| build.extras().platforms.first().cloned())
-                        .flatten(),
-                    platforms: if multi {
-                        build.extras().platforms.clone()
-                    } else {
-                        Vec::new()
-                    },
-                }),
-            };
-            Some(Pipeline {
-                name: family.name(name),
-                service: name.as_str().into(),
-                depends_on: waits.iter().map(|w| family.name(w)).collect(),
-                trigger: family.trigger.clone(),
-                steps: family
-                    .gate_step(name)
+            let image = ImageBuild {
+                image: build.image.as_str().into(),
+                registry: registry_of(&build.image),
+                dockerfile: build.dockerfile.as_str().into(),
+                context: build.context.as_str().into(),
+                tags,
+                // The file's declared arguments, then `build_args`, which
+                // win; sorted by key.
+                build_args: file_args
+                    .get(name.as_str())
                     .into_iter()
-                    .chain([publish])
+                    .flatten()
+                    .chain(build.extras().build_args.iter().map(|(k, v)| (k, v)))
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}={value}"))
                     .collect(),
-                sidecars: Vec::new(),
-            })
+                platforms: build.extras().platforms.clone(),
+            };
+            let needs = waits.iter().map(|w| family.name(w)).collect();
+            Some(family.job(name, needs, Work::Image(image)))
         })
         .collect()
 }
@@ -346,45 +341,40 @@ pub fn registry_of(image: &str) -> Option<String> {
     (first.contains(['.', ':']) || first == "localhost").then(|| first.to_string())
 }
 
-/// The file for `ripple generate`: every service and every event, each
-/// pipeline gated by `ripple gate`, which decides at run time from Drone's
-/// environment exactly as `plan` would. `all` is the affected set of a
-/// change that affects everything (it carries the build order).
+/// The plan of a static file (`ripple generate`): every service and every
+/// event, each job gated, so that ripple decides at run time from the
+/// build exactly as `plan` would. `all` is the affected set of a change
+/// that affects everything (it carries the build order).
 pub fn static_plan(
     manifest: &Manifest,
     all: &Affected,
     file_args: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> Plan {
     let settings = &manifest.settings;
-    let image = settings.ripple_image.as_str();
     let tests = Family {
         prefix: "test-",
-        trigger: Trigger::event(Event::PullRequest),
-        gate: Some((image, "")),
+        when: When::event(Event::PullRequest),
+        gated: true,
     };
     let publish = Family {
         prefix: "publish-",
-        trigger: Trigger {
-            branch: settings.publish_branches.clone(),
-            ..Trigger::event(Event::Push)
+        when: When {
+            branches: settings.publish_branches.clone(),
+            ..When::event(Event::Push)
         },
-        gate: Some((image, " --tags-file .tags")),
+        gated: true,
     };
     let release = Family {
         prefix: "release-",
-        trigger: Trigger {
-            refs: settings
-                .release_tag
-                .globs()
-                .map(|glob| format!("refs/tags/{glob}"))
-                .collect(),
-            ..Trigger::event(Event::Tag)
+        when: When {
+            tags: settings.release_tag.globs().collect(),
+            ..When::event(Event::Tag)
         },
-        gate: Some((image, " --tags-file .tags")),
+        gated: true,
     };
-    let mut pipelines = test_pipelines(manifest, all, &tests);
+    let mut jobs = test_jobs(manifest, all, &tests);
     if !settings.publish_branches.is_empty() {
-        pipelines.extend(publish_pipelines(
+        jobs.extend(image_jobs(
             manifest,
             all,
             Tagging::AtRunTime,
@@ -392,37 +382,38 @@ pub fn static_plan(
             &publish,
         ));
     }
-    pipelines.extend(publish_pipelines(
+    jobs.extend(image_jobs(
         manifest,
         all,
         Tagging::AtRunTime,
         file_args,
         &release,
     ));
-    let idle_reason = pipelines
+    let idle_reason = jobs
         .is_empty()
         .then(|| "no service has test commands or an image to build".to_string());
     Plan {
         event: None,
         reason: "every service and event, each pipeline gated by `ripple gate`".into(),
-        pipelines,
+        jobs,
         idle_reason,
+        ripple_image: Some(settings.ripple_image.clone()),
     }
 }
 
-/// Whether a service's pipeline has work for a build, and why.
+/// Whether a service's job has work for a build, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// The pipeline's remaining steps should run.
+    /// The job's remaining steps should run.
     pub runs: bool,
     /// One line for the build log.
     pub reason: String,
 }
 
-/// The verdict of `ripple gate` for the service `name`: its pipeline runs
+/// The verdict of `ripple gate` for the service `name`: its job runs
 /// exactly when `plan` (this build's plan) has one for it.
 pub fn gate(name: &str, changes: &ChangeSet, affected: &Affected, plan: &Plan) -> Verdict {
-    let runs = plan.pipelines.iter().any(|p| p.service == name);
+    let runs = plan.jobs.iter().any(|j| j.service == name);
     let why = if runs {
         format!("`{name}` is affected: its pipeline runs")
     } else if changes.mode == Mode::None {
@@ -440,6 +431,17 @@ pub fn gate(name: &str, changes: &ChangeSet, affected: &Affected, plan: &Plan) -
         runs,
         reason: format!("{verb}: {why}"),
     }
+}
+
+/// The tags `plan` gives the image of service `name`, when it builds one.
+pub fn image_tags<'p>(plan: &'p Plan, name: &str) -> Option<&'p [String]> {
+    plan.jobs
+        .iter()
+        .filter(|j| j.service == name)
+        .find_map(|j| match &j.work {
+            Work::Image(image) => Some(image.tags.as_slice()),
+            Work::Tests(_) => None,
+        })
 }
 
 /// Makes text a valid Docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.

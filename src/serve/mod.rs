@@ -22,13 +22,13 @@ use axum::routing::{get, post};
 use git2::Repository;
 use serde::Deserialize;
 
+use crate::backend::{self, Backend, Templates};
 use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
 use crate::graph::ServiceGraph;
 use crate::history::{self, History, OpenError, Record, Retention};
 use crate::manifest::Manifest;
 use crate::plan;
-use crate::render::Renderer;
 use crate::signature::{self, SignedRequest};
 
 pub mod allow;
@@ -115,7 +115,8 @@ const CACHE_ENTRIES: usize = 1024;
 
 struct AppState {
     config: ServeConfig,
-    renderer: Renderer,
+    /// Drone's templates.
+    templates: Templates,
     history: History,
     cache: Mutex<HashMap<CacheKey, Outcome>>,
     /// One lock per mirror, so concurrent builds of a repository never
@@ -177,7 +178,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let state = Arc::new(AppState {
         fetches: tokio::sync::Semaphore::new(config.max_fetches),
         config,
-        renderer: Renderer::new(Vec::new())?,
+        templates: backend::drone::Drone.load(Vec::new())?,
         history,
         cache: Mutex::new(HashMap::new()),
         mirrors: Mutex::new(HashMap::new()),
@@ -633,7 +634,7 @@ impl AppState {
         let affected = ServiceGraph::new(&manifest).affected(&changes);
         let plan = plan::plan(&manifest, &changes, &affected);
         Ok(Outcome {
-            yaml: Some(self.renderer.drone(&plan)?),
+            yaml: Some(backend::drone::render(&self.templates, &plan)?),
             base: changes.base,
             head: changes.head,
             changed: changes.paths.len(),

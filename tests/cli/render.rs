@@ -3,16 +3,83 @@
 
 use std::collections::BTreeMap;
 
+use ripple::backend::{Backend, drone};
 use ripple::changes::Event;
-use ripple::plan::{Pipeline, Plan, Publish, Sidecar, Step, Trigger};
-use ripple::render::Renderer;
+use ripple::plan::{ImageBuild, Job, Plan, Sidecar, Stage, Tests, When, Work};
 use serde_norway::Value;
 
 use crate::common::{TestRepo, check_yaml};
 
-/// Quotes, colons, `#`, Drone's `${...}`, newlines and YAML's other line
-/// breaks, all at once.
-const HOSTILE: &str = "evil\"branch: x #${DRONE_SECRET} $HOME\n- injected: true\r\t\u{2028}'\\";
+/// Quotes, colons, `#`, Drone's `${...}`, GitHub's `${{ }}`, newlines and
+/// YAML's other line breaks, all at once.
+const HOSTILE: &str =
+    "evil\"branch: x #${DRONE_SECRET} ${{ secrets.X }} $HOME\n- injected: true\r\t\u{2028}'\\";
+
+fn hostile(what: &str) -> String {
+    format!("{what}-{HOSTILE}")
+}
+
+/// A plan with a hostile value in every field a backend writes: a test
+/// job, a single-platform image needing it, and a multi-platform image.
+pub fn hostile_plan() -> Plan {
+    let image = |name: &str, platforms: Vec<String>, needs: Vec<String>| Job {
+        name: hostile(name),
+        service: hostile("service"),
+        needs,
+        when: When {
+            events: vec![Event::Push],
+            branches: vec![hostile("branch")],
+            tags: vec![hostile("tag-glob")],
+        },
+        gated: false,
+        work: Work::Image(ImageBuild {
+            image: hostile("repo"),
+            registry: Some(hostile("registry")),
+            dockerfile: hostile("dockerfile"),
+            context: hostile("context"),
+            tags: vec![hostile("tag")],
+            build_args: vec![hostile("build-arg")],
+            platforms,
+        }),
+    };
+    Plan {
+        event: Some(Event::Push),
+        reason: hostile("reason"),
+        idle_reason: None,
+        ripple_image: None,
+        jobs: vec![
+            Job {
+                name: hostile("name"),
+                service: hostile("service"),
+                needs: Vec::new(),
+                when: When {
+                    events: vec![Event::Push],
+                    branches: vec![hostile("branch")],
+                    tags: vec![hostile("tag-glob")],
+                },
+                gated: false,
+                work: Work::Tests(Tests {
+                    toolchain: hostile("image"),
+                    stages: vec![Stage {
+                        name: hostile("step"),
+                        commands: vec![hostile("command")],
+                    }],
+                    sidecars: vec![Sidecar {
+                        name: hostile("sidecar"),
+                        image: hostile("sidecar-image"),
+                        environment: BTreeMap::from([(hostile("key"), hostile("value"))]),
+                    }],
+                }),
+            },
+            image("second", vec![hostile("platform")], vec![hostile("name")]),
+            image(
+                "third",
+                vec![hostile("platforms"), "linux/arm64".into()],
+                vec![hostile("second")],
+            ),
+        ],
+    }
+}
 
 /// What Drone sees after its `$$` → `$` substitution.
 fn unsubstituted(value: &Value) -> String {
@@ -21,70 +88,23 @@ fn unsubstituted(value: &Value) -> String {
 
 #[test]
 fn every_inserted_value_is_escaped() {
-    let hostile = |what: &str| format!("{what}-{HOSTILE}");
-    let plan = Plan {
-        event: Some(Event::Push),
-        reason: hostile("reason"),
-        idle_reason: None,
-        pipelines: vec![
-            Pipeline {
-                name: hostile("name"),
-                service: hostile("service"),
-                depends_on: Vec::new(),
-                trigger: Trigger {
-                    event: vec!["push".into()],
-                    branch: vec![hostile("branch")],
-                    refs: vec![hostile("ref")],
-                },
-                steps: vec![Step {
-                    name: hostile("step"),
-                    image: hostile("image"),
-                    commands: vec![hostile("command")],
-                    publish: None,
-                }],
-                sidecars: vec![Sidecar {
-                    name: hostile("sidecar"),
-                    image: hostile("sidecar-image"),
-                    environment: BTreeMap::from([(hostile("key"), hostile("value"))]),
-                }],
-            },
-            Pipeline {
-                name: hostile("second"),
-                service: hostile("service"),
-                depends_on: vec![hostile("name")],
-                trigger: Trigger::default(),
-                steps: vec![Step {
-                    name: "publish".into(),
-                    image: "plugins/docker".into(),
-                    commands: Vec::new(),
-                    publish: Some(Publish {
-                        repo: hostile("repo"),
-                        registry: Some(hostile("registry")),
-                        dockerfile: hostile("dockerfile"),
-                        context: hostile("context"),
-                        tags: vec![hostile("tag")],
-                        build_args: vec![hostile("build-arg")],
-                        platform: Some(hostile("platform")),
-                        platforms: vec![hostile("platforms")],
-                    }),
-                }],
-                sidecars: Vec::new(),
-            },
-        ],
-    };
-    let yaml = Renderer::new(Vec::new()).unwrap().drone(&plan).unwrap();
+    let templates = drone::Drone.load(Vec::new()).unwrap();
+    let yaml = drone::render(&templates, &hostile_plan()).unwrap();
     let docs: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|v: &Value| !v.is_null())
         .collect();
-    assert_eq!(docs.len(), 2, "no document was injected");
+    assert_eq!(docs.len(), 3, "no document was injected");
     let first = &docs[0];
     assert_eq!(unsubstituted(&first["name"]), hostile("name"));
     assert_eq!(
         unsubstituted(&first["trigger"]["branch"][0]),
         hostile("branch")
     );
-    assert_eq!(unsubstituted(&first["trigger"]["ref"][0]), hostile("ref"));
+    assert_eq!(
+        unsubstituted(&first["trigger"]["ref"][0]),
+        format!("refs/tags/{}", hostile("tag-glob"))
+    );
     assert_eq!(unsubstituted(&first["steps"][0]["name"]), hostile("step"));
     assert_eq!(unsubstituted(&first["steps"][0]["image"]), hostile("image"));
     assert_eq!(
@@ -119,10 +139,8 @@ fn every_inserted_value_is_escaped() {
         hostile("build-arg")
     );
     assert_eq!(unsubstituted(&settings["platform"]), hostile("platform"));
-    assert_eq!(
-        unsubstituted(&settings["platforms"][0]),
-        hostile("platforms")
-    );
+    let third = &docs[2]["steps"][0]["settings"];
+    assert_eq!(unsubstituted(&third["platforms"][0]), hostile("platforms"));
     // No `${` survives unescaped for Drone to substitute.
     assert!(!yaml.replace("$${", "").contains("${"));
 }

@@ -1,0 +1,279 @@
+//! Drone: multi-document pipelines, one per job, with `plugins/docker`
+//! (or the buildx plugin) publishing images; a static `.drone.yml` whose
+//! pipelines start with `ripple gate`, which ends them early with exit 78.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use crate::changes::Event;
+use crate::error::Result;
+use crate::plan::{self, Job, Plan, Work};
+
+mod escape;
+
+pub use escape::{quote, yaml_scalar};
+
+/// The Drone plugin that builds and publishes images.
+pub const DOCKER_PLUGIN: &str = "plugins/docker";
+
+/// The Drone plugin for multi-platform builds (Docker buildx).
+pub const BUILDX_PLUGIN: &str = "thegeeklab/drone-docker-buildx";
+
+/// The exit code with which a Drone step ends its pipeline early, as a
+/// success: `ripple gate` uses it for a service with nothing to do.
+pub const SKIP: u8 = 78;
+
+/// The entry template.
+pub const TEMPLATE: &str = "drone.yml.j2";
+
+/// Where `generate` writes, from the repository root.
+pub const FILE: &str = ".drone.yml";
+
+/// Drone.
+pub struct Drone;
+
+impl Backend for Drone {
+    fn name(&self) -> &'static str {
+        "drone"
+    }
+
+    fn detects(&self, vars: &Vars<'_>) -> bool {
+        vars.get("DRONE").is_some() || vars.get("DRONE_BUILD_EVENT").is_some()
+    }
+
+    fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv> {
+        let event = match vars.get("DRONE_BUILD_EVENT") {
+            None => None,
+            // Drone's names are ripple's.
+            Some(name) => Some(Event::parse(&name).ok_or_else(|| {
+                super::unknown_event(&name, "DRONE_BUILD_EVENT", &Event::ALL.map(Event::as_str))
+            })?),
+        };
+        Ok(BuildEnv {
+            event,
+            commit_sha: vars.get("DRONE_COMMIT_SHA"),
+            before: vars.get("DRONE_COMMIT_BEFORE"),
+            branch: vars.get("DRONE_BRANCH"),
+            tag: vars.get("DRONE_TAG"),
+            target_branch: vars.get("DRONE_TARGET_BRANCH"),
+        })
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            TEMPLATE,
+            include_str!("../../../templates/drone/drone.yml.j2"),
+        )]
+    }
+
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+        Templates::new(yaml_scalar, self.templates(), overrides)
+    }
+
+    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
+        Ok(Rendered::Text(render(templates, plan)?))
+    }
+
+    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+        Ok(vec![(FILE.to_string(), render(templates, plan)?)])
+    }
+}
+
+/// The Drone YAML for `plan`.
+pub fn render(templates: &Templates, plan: &Plan) -> Result<String> {
+    templates.render(TEMPLATE, "plan", &lower(plan))
+}
+
+/// What the Drone template reads: a plan of pipelines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DronePlan {
+    /// The event planned for; `None` for a static file.
+    pub event: Option<Event>,
+    /// Why these pipelines, in one line.
+    pub reason: String,
+    /// In topological order: a pipeline only depends on earlier ones.
+    pub pipelines: Vec<Pipeline>,
+    /// When `pipelines` is empty: why nothing runs.
+    pub idle_reason: Option<String>,
+}
+
+/// One Drone pipeline, for one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pipeline {
+    /// Unique in the plan.
+    pub name: String,
+    /// The service it is for.
+    pub service: String,
+    /// Pipelines that must succeed first.
+    pub depends_on: Vec<String>,
+    /// When Drone runs it.
+    pub trigger: Trigger,
+    /// Steps, run in order.
+    pub steps: Vec<Step>,
+    /// Containers running beside the steps.
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// A pipeline's `trigger`: every non-empty list must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    /// Drone events.
+    pub event: Vec<String>,
+    /// Branches (for pushes).
+    pub branch: Vec<String>,
+    /// Git refs, globs allowed (for tags).
+    #[serde(rename = "ref")]
+    pub refs: Vec<String>,
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// `gate`, `lint`, `unit`, `functional` or `publish`.
+    pub name: String,
+    /// The container it runs in.
+    pub image: String,
+    /// Shell commands, for test steps.
+    pub commands: Vec<String>,
+    /// Settings of the docker plugin, for publish steps.
+    pub publish: Option<Publish>,
+}
+
+/// Settings of a `plugins/docker` (or buildx) step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    /// Image repository, registry included.
+    pub repo: String,
+    /// Registry host to log in to, when not Docker Hub.
+    pub registry: Option<String>,
+    /// Dockerfile path.
+    pub dockerfile: String,
+    /// Build context.
+    pub context: String,
+    /// Tags, all explicit (never `auto_tag`).
+    pub tags: Vec<String>,
+    /// `--build-arg`s as `KEY=VALUE`, sorted by key.
+    pub build_args: Vec<String>,
+    /// The one target platform (`plugins/docker`'s `platform`).
+    pub platform: Option<String>,
+    /// Several target platforms (the buildx plugin's `platforms`).
+    pub platforms: Vec<String>,
+}
+
+/// A Drone `services` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sidecar {
+    /// Host name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Environment.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The neutral plan as Drone pipelines.
+pub fn lower(plan: &Plan) -> DronePlan {
+    DronePlan {
+        event: plan.event,
+        reason: plan.reason.clone(),
+        pipelines: plan
+            .jobs
+            .iter()
+            .map(|job| pipeline(job, plan.ripple_image.as_deref()))
+            .collect(),
+        idle_reason: plan.idle_reason.clone(),
+    }
+}
+
+fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
+    let trigger = Trigger {
+        event: job.when.events.iter().map(|e| e.to_string()).collect(),
+        branch: job.when.branches.clone(),
+        refs: job
+            .when
+            .tags
+            .iter()
+            .map(|glob| format!("refs/tags/{glob}"))
+            .collect(),
+    };
+    // In a static file the gate decides at run time, and for an image
+    // writes the tags to `.tags`, which `plugins/docker` reads when its
+    // `tags` is unset.
+    let gate = job.gated.then(|| {
+        let extra = match job.work {
+            Work::Image(_) => " --tags-file .tags",
+            Work::Tests(_) => "",
+        };
+        Step {
+            name: "gate".into(),
+            image: ripple_image
+                .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
+                .to_string(),
+            commands: vec![format!("ripple gate {} --deepen{extra}", job.service)],
+            publish: None,
+        }
+    });
+    let (steps, sidecars) = match &job.work {
+        Work::Tests(tests) => (
+            tests
+                .stages
+                .iter()
+                .map(|stage| Step {
+                    name: stage.name.clone(),
+                    image: tests.toolchain.clone(),
+                    commands: stage.commands.clone(),
+                    publish: None,
+                })
+                .collect(),
+            tests
+                .sidecars
+                .iter()
+                .map(|s| Sidecar {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    environment: s.environment.clone(),
+                })
+                .collect(),
+        ),
+        Work::Image(image) => (vec![publish_step(image)], Vec::new()),
+    };
+    Pipeline {
+        name: job.name.clone(),
+        service: job.service.clone(),
+        depends_on: job.needs.clone(),
+        trigger,
+        steps: gate.into_iter().chain(steps).collect(),
+        sidecars,
+    }
+}
+
+/// `plugins/docker` with one platform (or none), the buildx plugin with
+/// several.
+fn publish_step(image: &plan::ImageBuild) -> Step {
+    let multi = image.platforms.len() > 1;
+    Step {
+        name: "publish".into(),
+        image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
+        commands: Vec::new(),
+        publish: Some(Publish {
+            repo: image.image.clone(),
+            registry: image.registry.clone(),
+            dockerfile: image.dockerfile.clone(),
+            context: image.context.clone(),
+            tags: image.tags.clone(),
+            build_args: image.build_args.clone(),
+            platform: if multi {
+                None
+            } else {
+                image.platforms.first().cloned()
+            },
+            platforms: if multi {
+                image.platforms.clone()
+            } else {
+                Vec::new()
+            },
+        }),
+    }
+}

@@ -1,0 +1,138 @@
+//! CI backends: each lowers the neutral [`Plan`] into its CI system's
+//! format, reads its CI system's environment into a neutral [`BuildEnv`],
+//! and escapes every value it writes with its own filter. Nothing above
+//! this module names a CI system.
+//!
+//! A backend is a folder here with a type implementing [`Backend`], plus
+//! one line in [`BACKENDS`].
+
+use crate::changes::Event;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+
+pub mod drone;
+pub mod templates;
+
+pub use templates::Templates;
+
+/// Every backend, the default first.
+pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone];
+
+/// The backend called `name` (`--ci`, `[settings] ci`).
+pub fn by_name(name: &str) -> Option<&'static dyn Backend> {
+    BACKENDS.iter().copied().find(|b| b.name() == name)
+}
+
+/// The names `--ci` accepts.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BACKENDS.iter().map(|b| b.name())
+}
+
+/// The backend whose CI system's environment this is, if any.
+pub fn detect(vars: &Vars<'_>) -> Option<&'static dyn Backend> {
+    BACKENDS.iter().copied().find(|b| b.detects(vars))
+}
+
+/// Reads one environment variable; empty values read as unset.
+pub struct Vars<'a>(pub &'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// The process's own environment.
+    pub fn process() -> Vars<'static> {
+        Vars(&|name| std::env::var(name).ok())
+    }
+
+    /// The value of `name`, when set and not empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// Whether `name` is set to anything but `false` or `0`.
+    pub fn is_true(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v != "false" && v != "0")
+    }
+}
+
+/// A build as a CI system describes it, in ripple's words. Flags win over
+/// every field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildEnv {
+    /// The event.
+    pub event: Option<Event>,
+    /// The commit built (for pull requests, the pull request's own commit,
+    /// so that a merge checkout is recognised).
+    pub commit_sha: Option<String>,
+    /// The commit before a push.
+    pub before: Option<String>,
+    /// The branch pushed to.
+    pub branch: Option<String>,
+    /// The tag of a tag event.
+    pub tag: Option<String>,
+    /// The target branch of a pull request.
+    pub target_branch: Option<String>,
+}
+
+/// What `plan` gives for one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    /// One document: to stdout, or to `--output FILE`.
+    Text(String),
+    /// Several named documents: `json` (their names and texts as one JSON
+    /// value) on stdout, or one file each in `--output DIR`.
+    Files {
+        /// `(file name, text)`, in plan order.
+        files: Vec<(String, String)>,
+        /// All of them as the CI system takes them in one answer.
+        json: String,
+    },
+    /// Named values for the CI system's step outputs: appended to the file
+    /// that `variable` names (in `NAME<<DELIMITER` form) when it is set,
+    /// else one JSON object on stdout.
+    Outputs {
+        /// The environment variable naming the outputs file.
+        variable: &'static str,
+        /// `(name, value)`, in order.
+        values: Vec<(String, String)>,
+    },
+}
+
+/// One CI system.
+pub trait Backend: Sync {
+    /// Its `--ci` name.
+    fn name(&self) -> &'static str;
+
+    /// Whether `vars` is this CI system's environment.
+    fn detects(&self, vars: &Vars<'_>) -> bool;
+
+    /// The build its environment describes.
+    fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv>;
+
+    /// The templates it ships: `(name, source)`, the entry first.
+    fn templates(&self) -> &'static [(&'static str, &'static str)];
+
+    /// A template environment with its escaping filter and `overrides`
+    /// (from `--templates`) replacing shipped templates by name.
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates>;
+
+    /// The configuration for one build.
+    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered>;
+
+    /// The static files of `ripple generate` for a static plan: `(path
+    /// from the repository root, text)`.
+    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>>;
+}
+
+/// An event's name in a CI system, for messages: `name (VARIABLE)`.
+pub(crate) fn unknown_event(value: &str, variable: &str, known: &[&str]) -> Error {
+    Error::Usage {
+        message: format!("{variable} is `{value}`, which is not a build event ripple knows"),
+        hint: Some(format!(
+            "ripple knows {}; pass `--event` to say which to plan",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}

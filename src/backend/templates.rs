@@ -1,0 +1,70 @@
+//! The minijinja environment every backend renders with: its templates
+//! (shipped, or replaced by name from `--templates`) and its escaping
+//! filter installed as the formatter, so no template can print a value
+//! unescaped.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Writes one value for a backend's format, or says why it cannot.
+pub type Escape = fn(&Value) -> std::result::Result<String, minijinja::Error>;
+
+/// A loaded set of templates with one escaping filter.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// `shipped` templates, with `overrides` (name, source) replacing or
+    /// adding to them; every printed value goes through `escape`.
+    pub fn new(
+        escape: Escape,
+        shipped: &[(&'static str, &'static str)],
+        overrides: Vec<(String, String)>,
+    ) -> Result<Templates> {
+        let mut env = Environment::new();
+        let mut syntax = minijinja::syntax::SyntaxConfig::builder();
+        syntax
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true);
+        env.set_syntax(syntax.build().map_err(|source| Error::Template {
+            name: "(syntax)".into(),
+            source,
+        })?);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(move |out, _state, value| {
+            let text = escape(value)?;
+            out.write_str(&text).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+            })
+        });
+        for (name, source) in shipped {
+            add(&mut env, name.to_string(), source.to_string())?;
+        }
+        for (name, source) in overrides {
+            add(&mut env, name, source)?;
+        }
+        Ok(Templates { env })
+    }
+
+    /// Renders template `name` with `value` bound to `key`.
+    pub fn render(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
+        let failed = |source| Error::Template {
+            name: name.to_string(),
+            source,
+        };
+        let template = self.env.get_template(name).map_err(failed)?;
+        let value = Value::from(minijinja::value::Serde(value));
+        template
+            .render(std::collections::BTreeMap::from([(key, value)]))
+            .map_err(failed)
+    }
+}
+
+fn add(env: &mut Environment<'static>, name: String, source: String) -> Result<()> {
+    env.add_template_owned(name.clone(), source)
+        .map_err(|source| Error::Template { name, source })
+}

@@ -203,7 +203,7 @@ impl Workspace {
             .or(manifest.settings.ci.as_deref())
             .and_then(backend::by_name)
             .or_else(|| backend::detect(&Vars::process()))
-            .unwrap_or(backend::BACKENDS[0])
+            .unwrap_or_else(backend::default)
     }
 
     /// `backend`'s templates, each replaced by a file of the same name in

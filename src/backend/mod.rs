@@ -11,12 +11,23 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 
 pub mod drone;
+pub mod gitlab;
 pub mod templates;
+pub mod yaml;
 
 pub use templates::Templates;
 
-/// Every backend, the default first.
-pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone];
+/// Every backend, in the order their environments are recognised.
+pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone, &gitlab::Gitlab];
+
+/// The backend planned for when nothing names one and no CI system's
+/// environment is recognised.
+pub const DEFAULT: &str = "drone";
+
+/// The backend planned for when nothing names one.
+pub fn default() -> &'static dyn Backend {
+    by_name(DEFAULT).unwrap_or(BACKENDS[0])
+}
 
 /// The backend called `name` (`--ci`, `[settings] ci`).
 pub fn by_name(name: &str) -> Option<&'static dyn Backend> {

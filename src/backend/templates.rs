@@ -50,6 +50,16 @@ impl Templates {
         Ok(Templates { env })
     }
 
+    /// Adds a filter templates can use.
+    pub fn add_filter<F, Rv, Args>(&mut self, name: &'static str, filter: F)
+    where
+        F: minijinja::functions::Function<Rv, Args>,
+        Rv: minijinja::value::FunctionResult,
+        Args: for<'a> minijinja::value::FunctionArgs<'a>,
+    {
+        self.env.add_filter(name, filter);
+    }
+
     /// Renders template `name` with `value` bound to `key`.
     pub fn render(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
         let failed = |source| Error::Template {

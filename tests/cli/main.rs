@@ -1,9 +1,11 @@
 //! One integration binary for the whole command line (see STYLE.md).
 
+mod backends;
 mod common;
 mod drone;
 mod errors;
 mod events;
+mod gitlab;
 mod images;
 mod paths;
 mod render;

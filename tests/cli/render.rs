@@ -12,10 +12,10 @@ use crate::common::{TestRepo, check_yaml};
 
 /// Quotes, colons, `#`, Drone's `${...}`, GitHub's `${{ }}`, newlines and
 /// YAML's other line breaks, all at once.
-const HOSTILE: &str =
+pub const HOSTILE: &str =
     "evil\"branch: x #${DRONE_SECRET} ${{ secrets.X }} $HOME\n- injected: true\r\t\u{2028}'\\";
 
-fn hostile(what: &str) -> String {
+pub fn hostile(what: &str) -> String {
     format!("{what}-{HOSTILE}")
 }
 

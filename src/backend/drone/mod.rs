@@ -11,9 +11,7 @@ use crate::changes::Event;
 use crate::error::Result;
 use crate::plan::{self, Job, Plan, Work};
 
-mod escape;
-
-pub use escape::{quote, yaml_scalar};
+use super::yaml::{self, Dollar};
 
 /// The Drone plugin that builds and publishes images.
 pub const DOCKER_PLUGIN: &str = "plugins/docker";
@@ -69,7 +67,12 @@ impl Backend for Drone {
     }
 
     fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
-        Templates::new(yaml_scalar, self.templates(), overrides)
+        // Drone substitutes `${...}` in the raw text before parsing.
+        Templates::new(
+            |value| yaml::scalar(value, Dollar::Double),
+            self.templates(),
+            overrides,
+        )
     }
 
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {

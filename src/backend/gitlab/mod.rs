@@ -1,0 +1,279 @@
+//! GitLab CI: `plan` renders a child pipeline (a job per test stage and
+//! per image, `needs` following the graph); `generate` writes the parent
+//! `.gitlab-ci.yml`, whose `ripple` job plans into an artifact that a
+//! trigger job runs with `strategy: depend`.
+//!
+//! GitLab and its runner expand `$` in images, services and variables
+//! (`$$` is a literal `$`), and the shell expands it in `script`: so every
+//! value from the plan reaches a script through a job variable, and the
+//! script lines ripple writes only name those variables.
+
+use serde::Serialize;
+
+use super::yaml::{self, Dollar};
+use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use crate::changes::Event;
+use crate::error::Result;
+use crate::plan::{ImageBuild, Job, Plan, Work};
+
+/// The child pipeline's template.
+pub const CHILD_TEMPLATE: &str = "gitlab-child.yml.j2";
+
+/// The parent pipeline's template (`generate`).
+pub const PARENT_TEMPLATE: &str = "gitlab-ci.yml.j2";
+
+/// Where `generate` writes, from the repository root.
+pub const FILE: &str = ".gitlab-ci.yml";
+
+/// The artifact the `ripple` job plans into.
+pub const CHILD_FILE: &str = "ripple-child.yml";
+
+/// The image that builds images, and its Docker-in-Docker service.
+const DOCKER_IMAGE: &str = "docker:27";
+const DOCKER_SERVICE: &str = "docker:27-dind";
+
+/// GitLab CI.
+pub struct Gitlab;
+
+impl Backend for Gitlab {
+    fn name(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn detects(&self, vars: &Vars<'_>) -> bool {
+        vars.get("GITLAB_CI").is_some()
+    }
+
+    fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv> {
+        let tag = vars.get("CI_COMMIT_TAG");
+        let event = match vars.get("CI_PIPELINE_SOURCE").as_deref() {
+            None => None,
+            Some(_) if tag.is_some() => Some(Event::Tag),
+            Some("merge_request_event" | "external_pull_request_event") => Some(Event::PullRequest),
+            Some("push") => Some(Event::Push),
+            Some("schedule") => Some(Event::Cron),
+            // Run by hand, by the API, by another pipeline: nothing is
+            // planned unless `--event` says what to plan.
+            Some(_) => Some(Event::Custom),
+        };
+        Ok(BuildEnv {
+            event,
+            // In a merged-results pipeline HEAD is the merge, and this the
+            // merge request's own commit.
+            commit_sha: vars
+                .get("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA")
+                .or_else(|| vars.get("CI_COMMIT_SHA")),
+            before: vars.get("CI_COMMIT_BEFORE_SHA"),
+            branch: vars.get("CI_COMMIT_BRANCH"),
+            tag,
+            target_branch: vars.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
+        })
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                CHILD_TEMPLATE,
+                include_str!("../../../templates/gitlab/gitlab-child.yml.j2"),
+            ),
+            (
+                PARENT_TEMPLATE,
+                include_str!("../../../templates/gitlab/gitlab-ci.yml.j2"),
+            ),
+        ]
+    }
+
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+        // Values: `$` doubled. Job names and script lines (the `literal`
+        // filter marks them) are not expanded by GitLab: `$` kept.
+        let mut templates = Templates::new(
+            |value| {
+                let dollar = if value.is_safe() {
+                    Dollar::Keep
+                } else {
+                    Dollar::Double
+                };
+                yaml::scalar(value, dollar)
+            },
+            self.templates(),
+            overrides,
+        )?;
+        templates.add_filter("literal", |line: String| {
+            minijinja::Value::from_safe_string(line)
+        });
+        Ok(templates)
+    }
+
+    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
+        Ok(Rendered::Text(templates.render(
+            CHILD_TEMPLATE,
+            "plan",
+            &lower(plan),
+        )?))
+    }
+
+    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+        #[derive(Serialize)]
+        struct Parent<'a> {
+            ripple_image: &'a str,
+            child: &'a str,
+        }
+        let text = templates.render(
+            PARENT_TEMPLATE,
+            "parent",
+            &Parent {
+                ripple_image: plan
+                    .ripple_image
+                    .as_deref()
+                    .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE),
+                child: CHILD_FILE,
+            },
+        )?;
+        Ok(vec![(FILE.to_string(), text)])
+    }
+}
+
+/// What the child pipeline's template reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChildPipeline {
+    /// The event planned for.
+    pub event: Option<Event>,
+    /// Why these jobs, in one line.
+    pub reason: String,
+    /// In plan order: a job needs only earlier ones.
+    pub jobs: Vec<GitlabJob>,
+    /// When `jobs` is empty: why nothing runs.
+    pub idle_reason: Option<String>,
+}
+
+/// One GitLab job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GitlabJob {
+    /// Unique: `test-<service>:<stage>` or the plan job's name.
+    pub name: String,
+    /// The container the script runs in.
+    pub image: String,
+    /// Containers beside it.
+    pub services: Vec<Service>,
+    /// Jobs that must succeed first.
+    pub needs: Vec<String>,
+    /// `(name, value)`: everything the script uses from the plan.
+    pub variables: Vec<(String, String)>,
+    /// Shell lines: a service's own commands, or lines that only name
+    /// `variables`.
+    pub script: Vec<String>,
+}
+
+/// A GitLab `services` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// The image.
+    pub name: String,
+    /// The host name jobs reach it by.
+    pub alias: String,
+    /// Its environment.
+    pub variables: Vec<(String, String)>,
+}
+
+/// The neutral plan as a child pipeline.
+pub fn lower(plan: &Plan) -> ChildPipeline {
+    ChildPipeline {
+        event: plan.event,
+        reason: plan.reason.clone(),
+        jobs: plan.jobs.iter().flat_map(jobs).collect(),
+        idle_reason: plan.idle_reason.clone(),
+    }
+}
+
+/// A job per test stage, or one for an image.
+fn jobs(job: &Job) -> Vec<GitlabJob> {
+    match &job.work {
+        Work::Tests(tests) => {
+            let services: Vec<Service> = tests
+                .sidecars
+                .iter()
+                .map(|s| Service {
+                    name: s.image.clone(),
+                    alias: s.name.clone(),
+                    variables: s
+                        .environment
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+                .collect();
+            tests
+                .stages
+                .iter()
+                .map(|stage| GitlabJob {
+                    name: format!("{}:{}", job.name, stage.name),
+                    image: tests.toolchain.clone(),
+                    services: services.clone(),
+                    needs: job.needs.clone(),
+                    variables: Vec::new(),
+                    script: stage.commands.clone(),
+                })
+                .collect()
+        }
+        Work::Image(image) => vec![image_job(job, image)],
+    }
+}
+
+/// `docker buildx build --push` in Docker-in-Docker, every value through
+/// a variable.
+fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
+    let mut variables = vec![
+        ("DOCKER_HOST".to_string(), "tcp://docker:2376".to_string()),
+        ("DOCKER_TLS_CERTDIR".to_string(), "/certs".to_string()),
+        ("DOCKER_TLS_VERIFY".to_string(), "1".to_string()),
+        ("DOCKER_CERT_PATH".to_string(), "/certs/client".to_string()),
+        ("RIPPLE_IMAGE".to_string(), image.image.clone()),
+        ("RIPPLE_DOCKERFILE".to_string(), image.dockerfile.clone()),
+        ("RIPPLE_CONTEXT".to_string(), image.context.clone()),
+    ];
+    let mut build = String::from("docker buildx build --push --file \"$RIPPLE_DOCKERFILE\"");
+    for (i, tag) in image.tags.iter().enumerate() {
+        variables.push((format!("RIPPLE_TAG_{i}"), tag.clone()));
+        build.push_str(&format!(" --tag \"$RIPPLE_IMAGE:$RIPPLE_TAG_{i}\""));
+    }
+    for (i, arg) in image.build_args.iter().enumerate() {
+        variables.push((format!("RIPPLE_BUILD_ARG_{i}"), arg.clone()));
+        build.push_str(&format!(" --build-arg \"$RIPPLE_BUILD_ARG_{i}\""));
+    }
+    let mut script = Vec::new();
+    let login = match &image.registry {
+        Some(registry) => {
+            variables.push(("RIPPLE_REGISTRY".to_string(), registry.clone()));
+            " \"$RIPPLE_REGISTRY\""
+        }
+        None => "",
+    };
+    script.push(format!(
+        "if [ -n \"$DOCKER_USERNAME\" ]; then echo \"$DOCKER_PASSWORD\" | docker login \
+         --username \"$DOCKER_USERNAME\" --password-stdin{login}; fi"
+    ));
+    if !image.platforms.is_empty() {
+        variables.push(("RIPPLE_PLATFORMS".to_string(), image.platforms.join(",")));
+        build.push_str(" --platform \"$RIPPLE_PLATFORMS\"");
+    }
+    if image.platforms.len() > 1 {
+        // Emulators for the other architectures, and a builder that can
+        // build for several at once.
+        script.push("docker run --privileged --rm tonistiigi/binfmt --install all".into());
+        script.push("docker buildx create --use --driver docker-container".into());
+    }
+    build.push_str(" \"$RIPPLE_CONTEXT\"");
+    script.push(build);
+    GitlabJob {
+        name: job.name.clone(),
+        image: DOCKER_IMAGE.into(),
+        services: vec![Service {
+            name: DOCKER_SERVICE.into(),
+            alias: "docker".into(),
+            variables: Vec::new(),
+        }],
+        needs: job.needs.clone(),
+        variables,
+        script,
+    }
+}

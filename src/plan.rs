@@ -19,6 +19,8 @@ pub struct Plan {
     pub event: Option<Event>,
     /// Why these services, in one line.
     pub reason: String,
+    /// The affected services, sorted (every service in a static plan).
+    pub services: Vec<String>,
     /// In topological order: a job only needs earlier ones.
     pub jobs: Vec<Job>,
     /// When `jobs` is empty: why nothing runs.
@@ -203,6 +205,11 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
     Plan {
         event: Some(changes.event),
         reason: changes.reason.clone(),
+        services: affected
+            .services
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect(),
         jobs,
         idle_reason,
         ripple_image: None,
@@ -395,6 +402,7 @@ pub fn static_plan(
     Plan {
         event: None,
         reason: "every service and event, each pipeline gated by `ripple gate`".into(),
+        services: all.services.iter().map(|s| s.name.to_string()).collect(),
         jobs,
         idle_reason,
         ripple_image: Some(settings.ripple_image.clone()),

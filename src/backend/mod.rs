@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 
 pub mod drone;
+pub mod github;
 pub mod gitlab;
 pub mod templates;
 pub mod yaml;
@@ -18,7 +19,7 @@ pub mod yaml;
 pub use templates::Templates;
 
 /// Every backend, in the order their environments are recognised.
-pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone, &gitlab::Gitlab];
+pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone, &gitlab::Gitlab, &github::Github];
 
 /// The backend planned for when nothing names one and no CI system's
 /// environment is recognised.

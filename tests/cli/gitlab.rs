@@ -74,6 +74,7 @@ use serde_norway::Value;
 #[test]
 fn every_build_renders_a_child_pipeline() {
     plan_every_build("gitlab", env_of, |build, text| {
+        keep("gitlab", &format!("{}.yml", build.name), text);
         let jobs = check_child(text);
         let names: Vec<&str> = jobs.iter().map(|(n, _)| n.as_str()).collect();
         match build.name {

@@ -5,6 +5,7 @@ mod common;
 mod drone;
 mod errors;
 mod events;
+mod github;
 mod gitlab;
 mod images;
 mod paths;

@@ -24,7 +24,7 @@ pub fn hostile(what: &str) -> String {
 pub fn hostile_plan() -> Plan {
     let image = |name: &str, platforms: Vec<String>, needs: Vec<String>| Job {
         name: hostile(name),
-        service: hostile("service"),
+        service: hostile(&format!("{name}-service")),
         needs,
         when: When {
             events: vec![Event::Push],
@@ -45,6 +45,7 @@ pub fn hostile_plan() -> Plan {
     Plan {
         event: Some(Event::Push),
         reason: hostile("reason"),
+        services: vec![hostile("service")],
         idle_reason: None,
         ripple_image: None,
         jobs: vec![

@@ -1,0 +1,427 @@
+//! GitHub Actions: `plan` gives the plan job's step outputs (`affected`,
+//! a `tests` matrix, `images`, and `image_tags` for the image jobs);
+//! `generate` writes `.github/workflows/ripple.yml` with a plan job, a
+//! test job over that matrix, and one job per image whose `needs` follow
+//! the graph and whose `if:` asks the plan.
+//!
+//! GitHub evaluates `${{ ... }}` anywhere in a workflow, so every value is
+//! written with `${{` as an expression giving that text, and values reach
+//! `run:` only through `env:`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::yaml::{self, Dollar};
+use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use crate::changes::Event;
+use crate::error::Result;
+use crate::plan::{ImageBuild, Plan, Work};
+
+/// The workflow's template.
+pub const TEMPLATE: &str = "github-workflow.yml.j2";
+
+/// Where `generate` writes, from the repository root.
+pub const FILE: &str = ".github/workflows/ripple.yml";
+
+/// GitHub Actions.
+pub struct Github;
+
+impl Backend for Github {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn detects(&self, vars: &Vars<'_>) -> bool {
+        vars.get("GITHUB_ACTIONS").is_some()
+    }
+
+    fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv> {
+        let reference = vars.get("GITHUB_REF").unwrap_or_default();
+        let tag = reference.strip_prefix("refs/tags/").map(str::to_string);
+        let branch = reference.strip_prefix("refs/heads/").map(str::to_string);
+        let event = match vars.get("GITHUB_EVENT_NAME").as_deref() {
+            None => None,
+            Some("pull_request" | "pull_request_target" | "merge_group") => {
+                Some(Event::PullRequest)
+            }
+            Some("push" | "release") if tag.is_some() => Some(Event::Tag),
+            Some("push") => Some(Event::Push),
+            Some("schedule") => Some(Event::Cron),
+            Some("deployment") => Some(Event::Promote),
+            // By hand, by the API, by another workflow: nothing is planned
+            // unless `--event` says what to plan.
+            Some(_) => Some(Event::Custom),
+        };
+        // The event's payload has what the variables lack: the commit
+        // before a push, and the pull request's own commit (HEAD is the
+        // merge GitHub made).
+        let payload = vars
+            .get("GITHUB_EVENT_PATH")
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .unwrap_or_default();
+        let text = |pointer: &str| {
+            payload
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(BuildEnv {
+            event,
+            commit_sha: text("/pull_request/head/sha").or_else(|| vars.get("GITHUB_SHA")),
+            before: text("/before"),
+            branch,
+            tag,
+            target_branch: vars
+                .get("GITHUB_BASE_REF")
+                .or_else(|| text("/pull_request/base/ref")),
+        })
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            TEMPLATE,
+            include_str!("../../../templates/github/github-workflow.yml.j2"),
+        )]
+    }
+
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+        // Values: `${{` disarmed. Expressions ripple writes (the `literal`
+        // filter marks them) are GitHub's to evaluate.
+        let mut templates = Templates::new(
+            |value| {
+                let dollar = if value.is_safe() {
+                    Dollar::Keep
+                } else {
+                    Dollar::Expression
+                };
+                yaml::scalar(value, dollar)
+            },
+            self.templates(),
+            overrides,
+        )?;
+        templates.add_filter("literal", |text: String| {
+            minijinja::Value::from_safe_string(text)
+        });
+        Ok(templates)
+    }
+
+    fn plan(&self, _templates: &Templates, plan: &Plan) -> Result<Rendered> {
+        Ok(Rendered::Outputs {
+            variable: "GITHUB_OUTPUT",
+            values: outputs(plan),
+        })
+    }
+
+    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+        let text = templates.render(TEMPLATE, "workflow", &workflow(plan))?;
+        Ok(vec![(FILE.to_string(), text)])
+    }
+}
+
+/// One entry of the `tests` matrix: a service's test stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestEntry {
+    /// The plan's job (`test-<service>`).
+    pub job: String,
+    /// The service.
+    pub service: String,
+    /// `lint`, `unit` or `functional`.
+    pub stage: String,
+    /// The container the commands run in.
+    pub toolchain: String,
+    /// The commands, one a line, run in order, stopping at a failure.
+    pub commands: String,
+    /// Sidecars by [`token`] of their name.
+    pub sidecars: BTreeMap<String, SidecarEntry>,
+}
+
+/// A sidecar in the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SidecarEntry {
+    /// Its image.
+    pub image: String,
+    /// Its environment, by [`token`] of each variable's name.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One entry of `images`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageEntry {
+    /// The workflow's job for it (`image-<service>`, see [`job_id`]).
+    pub job: String,
+    /// The service.
+    pub service: String,
+    /// The image repository.
+    pub image: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// The services whose images it waits for.
+    pub needs: Vec<String>,
+}
+
+/// The plan job's outputs: `affected`, `tests`, `images`, `image_tags`.
+pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
+    let mut include = Vec::new();
+    let mut images = Vec::new();
+    let mut image_tags = BTreeMap::new();
+    let service_of: HashMap<&str, &str> = plan
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.service.as_str()))
+        .collect();
+    for job in &plan.jobs {
+        match &job.work {
+            Work::Tests(tests) => {
+                let sidecars: BTreeMap<String, SidecarEntry> = tests
+                    .sidecars
+                    .iter()
+                    .map(|s| {
+                        (
+                            token(&s.name),
+                            SidecarEntry {
+                                image: s.image.clone(),
+                                env: s
+                                    .environment
+                                    .iter()
+                                    .map(|(k, v)| (token(k), v.clone()))
+                                    .collect(),
+                            },
+                        )
+                    })
+                    .collect();
+                include.extend(tests.stages.iter().map(|stage| TestEntry {
+                    job: job.name.clone(),
+                    service: job.service.clone(),
+                    stage: stage.name.clone(),
+                    toolchain: tests.toolchain.clone(),
+                    commands: stage.commands.join("\n"),
+                    sidecars: sidecars.clone(),
+                }));
+            }
+            Work::Image(image) => {
+                image_tags.insert(job_id(&job.service), references(image).join("\n"));
+                images.push(ImageEntry {
+                    job: job_id(&job.service),
+                    service: job.service.clone(),
+                    image: image.image.clone(),
+                    tags: image.tags.clone(),
+                    needs: job
+                        .needs
+                        .iter()
+                        .map(|n| service_of.get(n.as_str()).copied().unwrap_or(n).to_string())
+                        .collect(),
+                });
+            }
+        }
+    }
+    vec![
+        ("affected".into(), json(&plan.services)),
+        (
+            "tests".into(),
+            json(&BTreeMap::from([("include", include)])),
+        ),
+        ("images".into(), json(&images)),
+        ("image_tags".into(), json(&image_tags)),
+    ]
+}
+
+/// Compact JSON: one line, as an output value.
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// `image:tag` for every tag.
+fn references(image: &ImageBuild) -> Vec<String> {
+    image
+        .tags
+        .iter()
+        .map(|tag| format!("{}:{tag}", image.image))
+        .collect()
+}
+
+/// What the workflow template reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workflow {
+    /// The image the plan job runs ripple in.
+    pub ripple_image: String,
+    /// Pushes to these branches publish.
+    pub branches: Vec<String>,
+    /// Tags matching these release.
+    pub tags: Vec<String>,
+    /// Every sidecar a test may start: the matrix entry says which run.
+    pub sidecars: Vec<SidecarSlot>,
+    /// One job per image, in build order.
+    pub images: Vec<ImageJob>,
+}
+
+/// A service container of the test job, started when the matrix entry
+/// has a sidecar of that name (an empty image starts nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SidecarSlot {
+    /// The sidecar's name: the host name tests reach it by.
+    pub name: String,
+    /// The expression giving its image, or `''`.
+    pub image: String,
+    /// `(variable, expression giving its value)`, for every variable any
+    /// service gives it.
+    pub env: Vec<(String, String)>,
+}
+
+/// A job that builds one image when the plan lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageJob {
+    /// The job's id: [`job_id`].
+    pub id: String,
+    /// The service.
+    pub service: String,
+    /// Job ids it needs: `plan` and the images it waits for.
+    pub needs: Vec<String>,
+    /// The job's `if:` expression.
+    pub condition: String,
+    /// The expression giving its tags, one a line.
+    pub tags: String,
+    /// Registry host to log in to, when not Docker Hub.
+    pub registry: Option<String>,
+    /// Dockerfile path.
+    pub dockerfile: String,
+    /// Build context.
+    pub context: String,
+    /// `KEY=VALUE` lines.
+    pub build_args: String,
+    /// Comma-separated platforms; empty: the runner's.
+    pub platforms: String,
+    /// More than one platform: emulators are set up first.
+    pub multi_platform: bool,
+}
+
+/// The static plan as a workflow: image jobs once per service (pushes and
+/// releases share them: the plan gives the tags).
+pub fn workflow(plan: &Plan) -> Workflow {
+    let mut ids: HashMap<&str, String> = HashMap::new();
+    let mut images = Vec::new();
+    let mut sidecars: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut branches = Vec::new();
+    let mut tags = Vec::new();
+    for job in &plan.jobs {
+        for branch in &job.when.branches {
+            if !branches.contains(branch) {
+                branches.push(branch.clone());
+            }
+        }
+        for glob in &job.when.tags {
+            if !tags.contains(glob) {
+                tags.push(glob.clone());
+            }
+        }
+        match &job.work {
+            Work::Tests(tests) => {
+                for sidecar in &tests.sidecars {
+                    let keys = sidecars.entry(sidecar.name.clone()).or_default();
+                    for key in sidecar.environment.keys() {
+                        if !keys.contains(key) {
+                            keys.push(key.clone());
+                        }
+                    }
+                }
+            }
+            Work::Image(image) => {
+                if ids.contains_key(job.service.as_str()) {
+                    continue;
+                }
+                let id = job_id(&job.service);
+                let needs = std::iter::once("plan".to_string())
+                    .chain(job.needs.iter().filter_map(|need| {
+                        let service = plan.jobs.iter().find(|j| &j.name == need)?.service.as_str();
+                        ids.get(service).cloned()
+                    }))
+                    .collect();
+                images.push(ImageJob {
+                    condition: format!(
+                        "${{{{ !cancelled() && !contains(needs.*.result, 'failure') && \
+                         contains(fromJSON(needs.plan.outputs.images).*.job, '{id}') }}}}"
+                    ),
+                    tags: format!("${{{{ fromJSON(needs.plan.outputs.image_tags)['{id}'] }}}}"),
+                    id: id.clone(),
+                    service: job.service.clone(),
+                    needs,
+                    registry: image.registry.clone(),
+                    dockerfile: image.dockerfile.clone(),
+                    context: image.context.clone(),
+                    build_args: image.build_args.join("\n"),
+                    platforms: image.platforms.join(","),
+                    multi_platform: image.platforms.len() > 1,
+                });
+                ids.insert(job.service.as_str(), id);
+            }
+        }
+    }
+    let sidecars = sidecars
+        .into_iter()
+        .map(|(name, mut keys)| {
+            keys.sort();
+            let slot = format!("matrix.sidecars['{}']", token(&name));
+            SidecarSlot {
+                image: format!("${{{{ {slot}.image || '' }}}}"),
+                env: keys
+                    .into_iter()
+                    .map(|key| {
+                        let value = format!("${{{{ {slot}.env['{}'] }}}}", token(&key));
+                        (key, value)
+                    })
+                    .collect(),
+                name,
+            }
+        })
+        .collect();
+    Workflow {
+        ripple_image: plan
+            .ripple_image
+            .clone()
+            .unwrap_or_else(|| crate::manifest::DEFAULT_RIPPLE_IMAGE.into()),
+        branches,
+        tags,
+        sidecars,
+        images,
+    }
+}
+
+/// The job id of a service's image: `image-` and its [`token`], which
+/// GitHub accepts (`[A-Za-z_][A-Za-z0-9_-]*`) and which is the same in
+/// `plan` and `generate` whatever else the manifest holds.
+pub fn job_id(service: &str) -> String {
+    format!("image-{}", token(service))
+}
+
+/// A name as text that is safe inside a GitHub expression's string literal
+/// and distinct for distinct names: ASCII letters, digits and `-` as they
+/// are, `_` as `__`, anything else as `_<hex>_`.
+pub fn token(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '-' => out.push(c),
+            '_' => out.push_str("__"),
+            c => out.push_str(&format!("_{:x}_", c as u32)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_plain_and_distinct() {
+        assert_eq!(token("api-v2"), "api-v2");
+        assert_eq!(token("go.main"), "go_2e_main");
+        assert_eq!(token("go_main"), "go__main");
+        assert_eq!(token("POSTGRES_DB"), "POSTGRES__DB");
+        assert_ne!(token("a_2e_b"), token("a.b"));
+        assert_eq!(token("x'}} ${{"), "x_27__7d__7d__20__24__7b__7b_");
+        assert_eq!(job_id("go.main"), "image-go_2e_main");
+    }
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::changes::{ChangeSet, Event, Mode};
 use crate::graph::Affected;
 use crate::manifest::{Manifest, Service};
+use crate::pattern::{PathPattern, PatternBody};
 use crate::tags::{Use, Values};
 
 /// Everything one build runs.
@@ -46,6 +47,10 @@ pub struct Job {
     /// In a static file the job runs for every build of `when`, and ripple
     /// decides at run time whether it has work.
     pub gated: bool,
+    /// In a static file, for CI systems that filter by changed files
+    /// themselves: the files whose change can affect the job's service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Paths>,
     /// What it does.
     #[serde(flatten)]
     pub work: Work,
@@ -69,6 +74,20 @@ impl When {
             ..When::default()
         }
     }
+}
+
+/// Changed files that make a job run, as globs over the whole path (`*`
+/// and `?` do not cross `/`, `**` crosses any number of directories).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Paths {
+    /// A change matching any of these can affect the service: its own
+    /// patterns, those of everything it depends on, `global_paths`, and its
+    /// build arguments file. Exclusions are left out (an exclusion of one
+    /// service does not exclude for another), so this may match more than
+    /// ripple would.
+    pub include: Vec<String>,
+    /// `[settings] ignore`: changes here affect nothing.
+    pub exclude: Vec<String>,
 }
 
 /// What a job does.
@@ -152,6 +171,7 @@ impl Family<'_> {
             needs,
             when: self.when.clone(),
             gated: self.gated,
+            paths: None,
             work,
         }
     }
@@ -396,17 +416,102 @@ pub fn static_plan(
         file_args,
         &release,
     ));
+    // Release builds run every image: no path filter.
+    let filters = path_filters(manifest);
+    for job in jobs.iter_mut().filter(|j| j.when.tags.is_empty()) {
+        job.paths = manifest.position(&job.service).map(|i| filters[i].clone());
+    }
     let idle_reason = jobs
         .is_empty()
         .then(|| "no service has test commands or an image to build".to_string());
     Plan {
         event: None,
-        reason: "every service and event, each pipeline gated by `ripple gate`".into(),
+        reason: "every service and event".into(),
         services: all.services.iter().map(|s| s.name.to_string()).collect(),
         jobs,
         idle_reason,
         ripple_image: Some(settings.ripple_image.clone()),
     }
+}
+
+/// For each service, the globs of every file whose change can affect it:
+/// its own and its dependencies' (transitively) path patterns and build
+/// arguments files, and `global_paths`; `[settings] ignore` excluded.
+fn path_filters(manifest: &Manifest) -> Vec<Paths> {
+    let settings = &manifest.settings;
+    let globs_of = |patterns: &[PathPattern]| -> Vec<String> {
+        patterns
+            .iter()
+            .filter(|p| !p.exclude)
+            .flat_map(pattern_globs)
+            .collect()
+    };
+    let global = globs_of(&settings.global_paths);
+    let exclude = globs_of(&settings.ignore);
+    let own: Vec<Vec<String>> = manifest
+        .services
+        .iter()
+        .map(|service| {
+            let mut globs = globs_of(&service.paths);
+            if let Some(file) = service
+                .build
+                .as_ref()
+                .and_then(|b| b.extras().build_args_file.as_ref())
+            {
+                globs.push(escape_glob(file));
+            }
+            globs
+        })
+        .collect();
+    let mut seen = vec![usize::MAX; manifest.services.len()];
+    (0..manifest.services.len())
+        .map(|start| {
+            // Depth first over `depends_on`, each service once.
+            let mut include: Vec<String> = Vec::new();
+            let mut stack = vec![start];
+            seen[start] = start;
+            while let Some(at) = stack.pop() {
+                include.extend(own[at].iter().cloned());
+                for dep in manifest.dependencies(at) {
+                    if seen[dep] != start {
+                        seen[dep] = start;
+                        stack.push(dep);
+                    }
+                }
+            }
+            include.extend(global.iter().cloned());
+            let mut unique = std::collections::HashSet::new();
+            include.retain(|glob| unique.insert(glob.clone()));
+            Paths {
+                include,
+                exclude: exclude.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A path pattern as globs: a prefix `p` is `p` and `p/**`, its glob
+/// characters escaped; a glob is itself.
+fn pattern_globs(pattern: &PathPattern) -> Vec<String> {
+    match &pattern.body {
+        PatternBody::Prefix(prefix) => {
+            let literal = escape_glob(prefix);
+            vec![format!("{literal}/**"), literal]
+        }
+        PatternBody::Glob(glob) => vec![glob.to_string()],
+    }
+}
+
+/// `text` as a glob that matches exactly it.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Whether a service's job has work for a build, and why.
@@ -485,6 +590,65 @@ mod tests {
         assert_eq!(docker_tag("a\"b:c#d${X}\n"), "a-b-c-d--X--");
         assert_eq!(docker_tag(&"x".repeat(300)).len(), 128);
         assert_eq!(docker_tag("é"), "_-");
+    }
+
+    #[test]
+    fn static_jobs_filter_on_their_closure_and_global_paths() {
+        let manifest = Manifest::parse(
+            r#"
+[settings]
+global_paths = ["services.toml"]
+ignore = ["**/*.md"]
+
+[[service]]
+name = "base"
+kind = "base-image"
+paths = ["docker/base", "!docker/base/*.txt"]
+image = "base"
+dockerfile = "docker/base/Dockerfile"
+
+[[service]]
+name = "lib"
+kind = "library"
+paths = ["lib/**/*.go"]
+depends_on = ["base"]
+
+[[service]]
+name = "app"
+kind = "image"
+paths = ["app"]
+depends_on = ["lib"]
+image = "app"
+dockerfile = "app/Dockerfile"
+build_args_file = "cfg/[x].env"
+"#,
+            "services.toml",
+        )
+        .unwrap();
+        let filters = path_filters(&manifest);
+        assert_eq!(
+            filters[2].include,
+            [
+                "app/**",
+                "app",
+                "cfg/\\[x\\].env",
+                "lib/**/*.go",
+                "docker/base/**",
+                "docker/base",
+                "services.toml/**",
+                "services.toml"
+            ]
+        );
+        assert_eq!(filters[2].exclude, ["**/*.md"]);
+        assert_eq!(
+            filters[0].include,
+            [
+                "docker/base/**",
+                "docker/base",
+                "services.toml/**",
+                "services.toml"
+            ]
+        );
     }
 
     #[test]

@@ -14,12 +14,19 @@ pub mod drone;
 pub mod github;
 pub mod gitlab;
 pub mod templates;
+pub mod woodpecker;
 pub mod yaml;
 
 pub use templates::Templates;
 
-/// Every backend, in the order their environments are recognised.
-pub static BACKENDS: &[&dyn Backend] = &[&drone::Drone, &gitlab::Gitlab, &github::Github];
+/// Every backend, in the order their environments are recognised
+/// (Woodpecker before Drone: it sets Drone's variables too).
+pub static BACKENDS: &[&dyn Backend] = &[
+    &woodpecker::Woodpecker,
+    &gitlab::Gitlab,
+    &github::Github,
+    &drone::Drone,
+];
 
 /// The backend planned for when nothing names one and no CI system's
 /// environment is recognised.
@@ -132,6 +139,13 @@ pub trait Backend: Sync {
     /// The static files of `ripple generate` for a static plan: `(path
     /// from the repository root, text)`.
     fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>>;
+
+    /// Whether `generate` writes a directory of files, one per job, that
+    /// ripple owns: files it generated there before and no longer writes
+    /// are removed.
+    fn generates_directory(&self) -> bool {
+        false
+    }
 }
 
 /// An event's name in a CI system, for messages: `name (VARIABLE)`.

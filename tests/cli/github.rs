@@ -118,6 +118,7 @@ fn every_build_gives_the_plan_outputs() {
                 assert!(stages.is_empty() && images.is_empty(), "nothing runs");
             }
         }
+        text.to_string()
     });
 }
 

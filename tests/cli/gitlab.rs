@@ -116,6 +116,7 @@ fn every_build_renders_a_child_pipeline() {
                 assert!(reason.contains("nothing"), "{reason}");
             }
         }
+        text.to_string()
     });
 }
 

@@ -13,6 +13,7 @@ mod render;
 mod repo_files;
 mod serve;
 mod tools;
+mod woodpecker;
 
 /// Every `tests/cli/*.rs` file must be declared above, or its tests
 /// silently never run.

@@ -32,6 +32,7 @@ pub fn hostile_plan() -> Plan {
             tags: vec![hostile("tag-glob")],
         },
         gated: false,
+        paths: None,
         work: Work::Image(ImageBuild {
             image: hostile("repo"),
             registry: Some(hostile("registry")),
@@ -59,6 +60,7 @@ pub fn hostile_plan() -> Plan {
                     tags: vec![hostile("tag-glob")],
                 },
                 gated: false,
+                paths: None,
                 work: Work::Tests(Tests {
                     toolchain: hostile("image"),
                     stages: vec![Stage {

@@ -180,7 +180,11 @@ pub struct Sidecar {
 pub fn lower(plan: &Plan) -> DronePlan {
     DronePlan {
         event: plan.event,
-        reason: plan.reason.clone(),
+        reason: if plan.event.is_none() {
+            format!("{}, each pipeline gated by `ripple gate`", plan.reason)
+        } else {
+            plan.reason.clone()
+        },
         pipelines: plan
             .jobs
             .iter()

@@ -1,0 +1,340 @@
+//! Woodpecker: one workflow per job. `plan` answers as Woodpecker's
+//! configuration extension does (`{"configs": [{"name", "data"}]}`), or
+//! writes one file per workflow; `generate` writes `.woodpecker/*.yaml`
+//! whose `when.path` lets Woodpecker itself run only the workflows a
+//! change can affect.
+//!
+//! Woodpecker substitutes `${...}` and `$NAME` in the raw text before
+//! parsing, and reads `$$` as a literal `$`, as Drone does.
+
+use serde::Serialize;
+
+use super::yaml::{self, Dollar};
+use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use crate::changes::Event;
+use crate::error::Result;
+use crate::plan::{ImageBuild, Job, Paths, Plan, Sidecar, Work};
+
+/// A workflow's template.
+pub const TEMPLATE: &str = "woodpecker-workflow.yaml.j2";
+
+/// Where `generate` writes, from the repository root.
+pub const DIR: &str = ".woodpecker";
+
+/// The plugin that builds and publishes images.
+pub const BUILDX_PLUGIN: &str = "woodpeckerci/plugin-docker-buildx";
+
+/// Woodpecker.
+pub struct Woodpecker;
+
+impl Backend for Woodpecker {
+    fn name(&self) -> &'static str {
+        "woodpecker"
+    }
+
+    fn detects(&self, vars: &Vars<'_>) -> bool {
+        vars.get("CI").as_deref() == Some("woodpecker")
+    }
+
+    fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv> {
+        let event = vars.get("CI_PIPELINE_EVENT").map(|name| event(&name));
+        Ok(BuildEnv {
+            event,
+            commit_sha: vars.get("CI_COMMIT_SHA"),
+            // Pushes carry no `before`: the previous pipeline's commit is
+            // the base when it is an ancestor (the event rules check).
+            before: vars.get("CI_PREV_COMMIT_SHA"),
+            branch: vars.get("CI_COMMIT_BRANCH"),
+            tag: vars.get("CI_COMMIT_TAG"),
+            target_branch: vars.get("CI_COMMIT_TARGET_BRANCH"),
+        })
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            TEMPLATE,
+            include_str!("../../../templates/woodpecker/woodpecker-workflow.yaml.j2"),
+        )]
+    }
+
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+        Templates::new(
+            |value| yaml::scalar(value, Dollar::Double),
+            self.templates(),
+            overrides,
+        )
+    }
+
+    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
+        #[derive(Serialize)]
+        struct Config<'a> {
+            name: &'a str,
+            data: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            configs: Vec<Config<'a>>,
+        }
+        let workflows = render(templates, plan)?;
+        let mut json = serde_json::to_string(&Answer {
+            configs: workflows
+                .iter()
+                .map(|(name, data)| Config { name, data })
+                .collect(),
+        })
+        .unwrap_or_default();
+        json.push('\n');
+        Ok(Rendered::Files {
+            files: workflows
+                .into_iter()
+                .map(|(name, data)| (format!("{name}.yaml"), data))
+                .collect(),
+            json,
+        })
+    }
+
+    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+        Ok(render(templates, plan)?
+            .into_iter()
+            .map(|(name, data)| (format!("{DIR}/{name}.yaml"), data))
+            .collect())
+    }
+
+    fn generates_directory(&self) -> bool {
+        true
+    }
+}
+
+/// Woodpecker's event name (`CI_PIPELINE_EVENT`) in ripple's words.
+fn event(name: &str) -> Event {
+    match name {
+        "pull_request" => Event::PullRequest,
+        "push" => Event::Push,
+        "tag" | "release" => Event::Tag,
+        "deployment" => Event::Promote,
+        "cron" => Event::Cron,
+        // `manual`, a closed pull request, changed labels: nothing is
+        // planned unless `--event` says what to plan.
+        _ => Event::Custom,
+    }
+}
+
+/// Ripple's event as Woodpecker names it.
+fn event_name(event: Event) -> &'static str {
+    match event {
+        Event::PullRequest => "pull_request",
+        Event::Push => "push",
+        Event::Tag => "tag",
+        Event::Promote | Event::Rollback => "deployment",
+        Event::Cron => "cron",
+        Event::Custom => "manual",
+    }
+}
+
+/// `(workflow name, YAML)` for every job, or one `ripple` workflow saying
+/// why nothing runs.
+pub fn render(templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+    let workflows = lower(plan);
+    workflows
+        .into_iter()
+        .map(|workflow| {
+            let text = templates.render(TEMPLATE, "workflow", &workflow)?;
+            Ok((workflow.name, text))
+        })
+        .collect()
+}
+
+/// What a workflow's template reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workflow {
+    /// The file's name without `.yaml`, which Woodpecker names it by.
+    pub name: String,
+    /// The event planned for, in Woodpecker's words (static: none).
+    pub event: Option<&'static str>,
+    /// Why, in one line.
+    pub reason: String,
+    /// When Woodpecker runs it.
+    pub when: When,
+    /// In order.
+    pub steps: Vec<Step>,
+    /// Containers beside the steps.
+    pub services: Vec<Sidecar>,
+    /// Workflows that must succeed first, when they run at all.
+    pub depends_on: Vec<String>,
+    /// No checkout: the workflow that says why nothing runs.
+    pub skip_clone: bool,
+}
+
+/// A workflow's `when`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct When {
+    /// Events.
+    pub event: Vec<&'static str>,
+    /// Branches.
+    pub branch: Vec<String>,
+    /// Refs, globs allowed.
+    #[serde(rename = "ref")]
+    pub refs: Vec<String>,
+    /// Changed files.
+    pub path: Option<Paths>,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Unique in the workflow.
+    pub name: String,
+    /// The container.
+    pub image: String,
+    /// Shell commands (none for the plugin).
+    pub commands: Vec<String>,
+    /// The buildx plugin's settings.
+    pub publish: Option<Publish>,
+    /// Its environment.
+    pub environment: Vec<(String, String)>,
+}
+
+/// Settings of `woodpeckerci/plugin-docker-buildx`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    /// Image repository.
+    pub repo: String,
+    /// Registry host to log in to, when not Docker Hub.
+    pub registry: Option<String>,
+    /// Dockerfile path.
+    pub dockerfile: String,
+    /// Build context.
+    pub context: String,
+    /// Tags; empty in a static file, where `tags_file` names the file
+    /// ripple writes them to.
+    pub tags: Vec<String>,
+    /// `.tags` in a static file.
+    pub tags_file: Option<String>,
+    /// `KEY=VALUE`.
+    pub build_args: Vec<String>,
+    /// Target platforms.
+    pub platforms: Vec<String>,
+}
+
+/// The neutral plan as workflows.
+pub fn lower(plan: &Plan) -> Vec<Workflow> {
+    let event = plan.event.map(event_name);
+    if plan.jobs.is_empty() {
+        return vec![Workflow {
+            name: "ripple".into(),
+            event,
+            reason: plan.reason.clone(),
+            when: When {
+                event: match event {
+                    Some(event) => vec![event],
+                    None => vec!["pull_request", "push", "tag"],
+                },
+                ..When::default()
+            },
+            steps: vec![Step {
+                name: "nothing-to-run".into(),
+                image: "alpine:3".into(),
+                commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()],
+                publish: None,
+                environment: vec![(
+                    "RIPPLE_REASON".into(),
+                    plan.idle_reason.clone().unwrap_or_default(),
+                )],
+            }],
+            services: Vec::new(),
+            depends_on: Vec::new(),
+            skip_clone: true,
+        }];
+    }
+    let reason = if plan.event.is_none() {
+        format!("{}, each workflow run when its `when` matches", plan.reason)
+    } else {
+        plan.reason.clone()
+    };
+    plan.jobs
+        .iter()
+        .map(|job| workflow(job, event, &reason, plan.ripple_image.as_deref()))
+        .collect()
+}
+
+fn workflow(
+    job: &Job,
+    event: Option<&'static str>,
+    reason: &str,
+    ripple: Option<&str>,
+) -> Workflow {
+    let when = When {
+        event: job.when.events.iter().map(|e| event_name(*e)).collect(),
+        branch: job.when.branches.clone(),
+        refs: job
+            .when
+            .tags
+            .iter()
+            .map(|glob| format!("refs/tags/{glob}"))
+            .collect(),
+        path: job.paths.clone(),
+    };
+    let (steps, services) = match &job.work {
+        Work::Tests(tests) => (
+            tests
+                .stages
+                .iter()
+                .map(|stage| Step {
+                    name: stage.name.clone(),
+                    image: tests.toolchain.clone(),
+                    commands: stage.commands.clone(),
+                    publish: None,
+                    environment: Vec::new(),
+                })
+                .collect(),
+            tests.sidecars.clone(),
+        ),
+        Work::Image(image) => (image_steps(job, image, ripple), Vec::new()),
+    };
+    Workflow {
+        name: job.name.clone(),
+        event,
+        reason: reason.to_string(),
+        when,
+        steps,
+        services,
+        depends_on: job.needs.clone(),
+        skip_clone: false,
+    }
+}
+
+/// The buildx plugin; in a static file, after a step in which ripple
+/// writes the tags of this build (`--all`: Woodpecker's path filter has
+/// already decided that the workflow runs).
+fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step> {
+    let tags_file = job.gated.then(|| ".tags".to_string());
+    let tags = tags_file.as_ref().map(|file| Step {
+        name: "tags".into(),
+        image: ripple
+            .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
+            .to_string(),
+        commands: vec![format!(
+            "ripple --ci woodpecker gate {} --all --tags-file {file}",
+            job.service
+        )],
+        publish: None,
+        environment: Vec::new(),
+    });
+    let publish = Step {
+        name: "publish".into(),
+        image: BUILDX_PLUGIN.into(),
+        commands: Vec::new(),
+        publish: Some(Publish {
+            repo: image.image.clone(),
+            registry: image.registry.clone(),
+            dockerfile: image.dockerfile.clone(),
+            context: image.context.clone(),
+            tags: image.tags.clone(),
+            tags_file,
+            build_args: image.build_args.clone(),
+            platforms: image.platforms.clone(),
+        }),
+        environment: Vec::new(),
+    };
+    tags.into_iter().chain([publish]).collect()
+}

@@ -16,10 +16,7 @@ use crate::render::{hostile, hostile_plan};
 fn env_of(build: &Build) -> Vec<(String, String)> {
     let mut env = vec![
         ("CI".to_string(), "woodpecker".to_string()),
-        (
-            "CI_PIPELINE_EVENT".into(),
-            build.event.replace("cron", "cron"),
-        ),
+        ("CI_PIPELINE_EVENT".into(), build.event.to_string()),
         ("CI_COMMIT_SHA".into(), build.repo.rev("HEAD")),
         ("DRONE_BUILD_EVENT".into(), "custom".into()),
     ];

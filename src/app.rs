@@ -54,7 +54,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err),
         Command::Generate(a) => cmd_generate(&workspace, a, out),
         Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
-        Command::Serve(a) => cmd_serve(a).map(|()| exit::OK),
+        Command::Serve(a) => cmd_serve(&workspace, a).map(|()| exit::OK),
         Command::MirrorFetch(a) => {
             Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
         }
@@ -905,11 +905,30 @@ fn graph_naming<'m>(manifest: &'m Manifest, name: &str) -> Result<ServiceGraph<'
     Ok(graph)
 }
 
-fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
-    let secret = serve_secret(
-        args.secret_file.as_deref(),
-        std::env::var("RIPPLE_SECRET").ok(),
-    )?;
+/// `ripple serve`: Drone's configuration extension, or Woodpecker's with
+/// `--ci woodpecker`.
+fn cmd_serve(workspace: &Workspace, args: cli::ServeArgs) -> Result<()> {
+    let speaks = match workspace.ci.as_deref().unwrap_or(backend::DEFAULT) {
+        "drone" => crate::serve::Speaks::Drone {
+            secret: serve_secret(
+                args.secret_file.as_deref(),
+                std::env::var("RIPPLE_SECRET").ok(),
+            )?,
+        },
+        "woodpecker" => crate::serve::Speaks::Woodpecker {
+            key: woodpecker_key(args.public_key.as_deref())?,
+        },
+        other => {
+            return Err(Error::Usage {
+                message: format!("`serve` has no configuration extension for `{other}`"),
+                hint: Some(
+                    "`serve` speaks Drone's (`--ci drone`) and Woodpecker's (`--ci woodpecker`); \
+                     for other CI systems run `ripple plan` as the pipeline's first step"
+                        .into(),
+                ),
+            });
+        }
+    };
     if args.allow_urls.is_empty() {
         return Err(Error::Usage {
             message: "no clone URL is allowed".into(),
@@ -931,7 +950,7 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
                 ),
             }
         })?,
-        secret,
+        speaks,
         // Secrets come from the environment only, never from flags.
         credentials: std::env::var("RIPPLE_GIT_USERNAME")
             .ok()
@@ -944,6 +963,25 @@ fn cmd_serve(args: cli::ServeArgs) -> Result<()> {
         read_timeout: args.read_timeout,
         max_connections: args.max_connections as usize,
         max_fetches: args.max_fetches as usize,
+    })
+}
+
+/// Woodpecker's public key, from `--public-key FILE` (PEM, as Woodpecker
+/// publishes it at `/api/signature/public-key`).
+fn woodpecker_key(file: Option<&Path>) -> Result<ed25519_dalek::VerifyingKey> {
+    let Some(path) = file else {
+        return Err(Error::Usage {
+            message: "no key to verify Woodpecker's requests with".into(),
+            hint: Some(
+                "save Woodpecker's `/api/signature/public-key` to a file and pass \
+                 `--public-key FILE`"
+                    .into(),
+            ),
+        });
+    };
+    crate::serve::rfc9421::public_key(&read_file(path)?).map_err(|why| Error::Usage {
+        message: format!("`{}`: {why}", path.display()),
+        hint: Some("use the PEM that Woodpecker serves at `/api/signature/public-key`".into()),
     })
 }
 

@@ -60,7 +60,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the dependency graph.
     Graph(GraphArgs),
-    /// Serve Drone's configuration extension (DRONE_YAML_ENDPOINT).
+    /// Serve Drone's configuration extension (DRONE_YAML_ENDPOINT), or
+    /// Woodpecker's with `--ci woodpecker`.
     Serve(ServeArgs),
     /// Fetch into one of `serve`'s mirrors: run by `serve` itself, in a
     /// child process it can stop at a deadline.
@@ -256,6 +257,11 @@ pub struct ServeArgs {
     /// RIPPLE_SECRET gives it directly.
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// With `--ci woodpecker`: Woodpecker's ed25519 public key, the PEM it
+    /// serves at `/api/signature/public-key`.
+    #[arg(long, value_name = "FILE", env = "RIPPLE_PUBLIC_KEY")]
+    pub public_key: Option<PathBuf>,
 
     /// Answered builds kept in the history (refused requests: a tenth of
     /// this, at least 100); older ones are pruned.

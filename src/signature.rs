@@ -32,11 +32,24 @@ pub struct SignedRequest<'a> {
 }
 
 impl SignedRequest<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of header `name`, trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim())
+    }
+
+    /// Every value of header `name`, trimmed and joined with `, ` (as
+    /// RFC 9421 reads a field sent more than once).
+    pub fn header_values(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
     }
 }
 

@@ -1,7 +1,9 @@
-//! `ripple serve`: Drone's configuration extension. Drone POSTs the build
-//! (`{repo, build}`), signed with a shared secret; ripple fetches what the
-//! build needs into its own mirror of the repository and answers with the
-//! plan's YAML, or 204 to let Drone use the repository's own file.
+//! `ripple serve`: Drone's or Woodpecker's configuration extension. The CI
+//! system POSTs the build (Drone: `{repo, build}`, signed with a shared
+//! secret; Woodpecker: `{repo, pipeline}`, signed with its ed25519 key);
+//! ripple fetches what the build needs into its own mirror of the
+//! repository and answers with the plan, or 204 to let the CI system use
+//! the repository's own file.
 //!
 //! Requests are authenticated before anything else happens: unsigned,
 //! badly signed, stale, replayed, oversized or malformed ones are refused
@@ -22,7 +24,7 @@ use axum::routing::{get, post};
 use git2::Repository;
 use serde::Deserialize;
 
-use crate::backend::{self, Backend, Templates};
+use crate::backend::{self, Backend, Rendered, Templates};
 use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
 use crate::graph::ServiceGraph;
@@ -34,6 +36,7 @@ use crate::signature::{self, SignedRequest};
 pub mod allow;
 mod http;
 pub mod mirror;
+pub mod rfc9421;
 
 use allow::AllowList;
 
@@ -52,8 +55,9 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// The clone URLs that may be fetched.
     pub allow: AllowList,
-    /// The secret shared with Drone (`DRONE_YAML_SECRET`).
-    pub secret: Vec<u8>,
+    /// Which extension it speaks, and the key its requests are verified
+    /// with.
+    pub speaks: Speaks,
     /// User name and password (or token) for fetching over HTTPS; Drone
     /// sends none.
     pub credentials: Option<(String, String)>,
@@ -67,6 +71,117 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Fetches from origins at once.
     pub max_fetches: usize,
+}
+
+/// The CI system whose configuration extension `serve` is.
+#[derive(Debug, Clone)]
+pub enum Speaks {
+    /// Drone: HMAC signatures with the shared `DRONE_YAML_SECRET`.
+    Drone {
+        /// The secret.
+        secret: Vec<u8>,
+    },
+    /// Woodpecker: RFC 9421 signatures with its ed25519 key.
+    Woodpecker {
+        /// Woodpecker's public key (`/api/signature/public-key`).
+        key: ed25519_dalek::VerifyingKey,
+    },
+}
+
+impl Speaks {
+    /// The backend that renders the answer.
+    fn backend(&self) -> &'static dyn Backend {
+        match self {
+            Speaks::Drone { .. } => &backend::drone::Drone,
+            Speaks::Woodpecker { .. } => &backend::woodpecker::Woodpecker,
+        }
+    }
+
+    /// The CI system's name, for messages.
+    fn who(&self) -> &'static str {
+        match self {
+            Speaks::Drone { .. } => "Drone",
+            Speaks::Woodpecker { .. } => "Woodpecker",
+        }
+    }
+
+    /// Verifies a request's signature; its bytes, for replay detection.
+    fn verify(
+        &self,
+        request: &SignedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Vec<u8>, signature::Rejection> {
+        match self {
+            Speaks::Drone { secret } => signature::verify(secret, request, now, DATE_WINDOW),
+            Speaks::Woodpecker { key } => rfc9421::verify(key, request, now, DATE_WINDOW),
+        }
+    }
+
+    /// The build a request body describes, in Drone's shape.
+    fn parse(&self, body: &[u8]) -> Result<ConfigRequest, serde_json::Error> {
+        match self {
+            Speaks::Drone { .. } => serde_json::from_slice(body),
+            Speaks::Woodpecker { .. } => {
+                serde_json::from_slice::<WoodpeckerRequest>(body).map(WoodpeckerRequest::into_build)
+            }
+        }
+    }
+}
+
+/// The parts of Woodpecker's request ripple reads.
+#[derive(Debug, Clone, Deserialize)]
+struct WoodpeckerRequest {
+    repo: WoodpeckerRepo,
+    pipeline: WoodpeckerPipeline,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WoodpeckerRepo {
+    #[serde(default)]
+    full_name: String,
+    clone_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WoodpeckerPipeline {
+    event: String,
+    #[serde(default)]
+    commit: String,
+    #[serde(default, rename = "ref")]
+    reference: String,
+    /// `source:target` for pull requests.
+    #[serde(default)]
+    refspec: String,
+}
+
+impl WoodpeckerRequest {
+    /// The same build as Drone would describe it; Woodpecker sends no
+    /// `before` (the history gives it).
+    fn into_build(self) -> ConfigRequest {
+        let event = backend::woodpecker::event(&self.pipeline.event);
+        let target = match event {
+            Event::PullRequest => self
+                .pipeline
+                .refspec
+                .rsplit_once(':')
+                .map(|(_, target)| target.to_string())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        ConfigRequest {
+            repo: RepoInfo {
+                slug: self.repo.full_name,
+                git_http_url: self.repo.clone_url,
+            },
+            build: BuildInfo {
+                event: event.as_str().to_string(),
+                reference: self.pipeline.reference,
+                before: String::new(),
+                after: self.pipeline.commit,
+                target,
+            },
+        }
+    }
 }
 
 /// The parts of Drone's request ripple reads.
@@ -99,7 +214,10 @@ struct BuildInfo {
 /// What a build's plan came to, for the answer and the history.
 #[derive(Debug, Clone, Default)]
 struct Outcome {
-    /// `None`: no manifest at the built commit (answer 204).
+    /// The answer's JSON body; `None`: no manifest at the built commit
+    /// (answer 204).
+    answer: Option<String>,
+    /// The configuration in it, as people read it.
     yaml: Option<String>,
     base: Option<String>,
     head: Option<String>,
@@ -115,7 +233,7 @@ const CACHE_ENTRIES: usize = 1024;
 
 struct AppState {
     config: ServeConfig,
-    /// Drone's templates.
+    /// The templates of the CI system spoken.
     templates: Templates,
     history: History,
     cache: Mutex<HashMap<CacheKey, Outcome>>,
@@ -175,10 +293,11 @@ async fn serve(config: ServeConfig) -> Result<()> {
         source,
     })?;
     eprintln!("ripple serve: listening on {address}");
+    let templates = config.speaks.backend().load(Vec::new())?;
     let state = Arc::new(AppState {
         fetches: tokio::sync::Semaphore::new(config.max_fetches),
         config,
-        templates: backend::drone::Drone.load(Vec::new())?,
+        templates,
         history,
         cache: Mutex::new(HashMap::new()),
         mirrors: Mutex::new(HashMap::new()),
@@ -303,14 +422,14 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         body: &body,
     };
     let now = SystemTime::now();
-    let signature = match signature::verify(&state.config.secret, &signed, now, DATE_WINDOW) {
+    let signature = match state.config.speaks.verify(&signed, now) {
         Ok(signature) => signature,
         Err(rejection) => return refused(rejection.status(), rejection.to_string()),
     };
     if !state.first_sighting(signature, now) {
         return refused(401, "replayed request".into());
     }
-    let request: ConfigRequest = match serde_json::from_slice(&body) {
+    let mut request: ConfigRequest = match state.config.speaks.parse(&body) {
         Ok(request) => request,
         Err(e) => return refused(400, format!("malformed JSON: {e}")),
     };
@@ -330,14 +449,19 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
     };
     // From here on, the normalised URL is the one fetched and the mirror's
     // name: what was compared is what git sees.
-    let mut request = request;
     request.repo.git_http_url = url;
+    if matches!(state.config.speaks, Speaks::Woodpecker { .. })
+        && request.build.event == Event::Push.as_str()
+    {
+        request.build.before = state.last_head(&request).await.unwrap_or_default();
+    }
+    let who = state.config.speaks.who();
     let budget = state.config.answer_timeout;
     let planned = match tokio::time::timeout(budget, state.plan_cached(request)).await {
         Ok(planned) => planned,
         Err(_) => {
             record.outcome = format!(
-                "no plan within {} s: Drone uses the repository's file",
+                "no plan within {} s: {who} uses the repository's file",
                 budget.as_secs()
             );
             return (StatusCode::NO_CONTENT.into_response(), record);
@@ -349,21 +473,21 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
             record.head = outcome.head;
             record.changed = outcome.changed;
             record.affected = outcome.affected;
-            match outcome.yaml {
-                Some(yaml) => {
+            match outcome.answer {
+                Some(body) => {
                     record.outcome = "planned".into();
-                    let body = serde_json::json!({ "data": yaml }).to_string();
-                    record.yaml = Some(yaml);
+                    record.yaml = outcome.yaml;
                     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
                 }
                 None => {
-                    record.outcome = "no services.toml: Drone uses the repository's file".into();
+                    record.outcome = format!("no services.toml: {who} uses the repository's file");
                     StatusCode::NO_CONTENT.into_response()
                 }
             }
         }
-        // Drone falls back to the repository's own file on 204, which is
-        // better than failing the build over a mirror or manifest problem.
+        // The CI system falls back to the repository's own file on 204,
+        // which is better than failing the build over a mirror or manifest
+        // problem.
         Err(Failed::Plan(error)) => {
             record.outcome = format!("fell back to the repository's file: {error}");
             StatusCode::NO_CONTENT.into_response()
@@ -435,6 +559,28 @@ async fn show_plan(
 }
 
 impl AppState {
+    /// The head of the newest plan answered for this repository and ref at
+    /// another commit: Woodpecker's pushes carry no `before`. The event
+    /// rules use it only when it is an ancestor of the commit built.
+    async fn last_head(self: &Arc<Self>, request: &ConfigRequest) -> Option<String> {
+        let reader = Arc::clone(self);
+        let (slug, reference, after) = (
+            request.repo.slug.clone(),
+            request.build.reference.clone(),
+            request.build.after.clone(),
+        );
+        let records = tokio::task::spawn_blocking(move || reader.history.recent(LOOKBACK))
+            .await
+            .ok()?
+            .ok()?;
+        records.into_iter().find_map(|r| {
+            (r.status == 200 && r.repo == slug && r.reference == reference)
+                .then_some(r.head)
+                .flatten()
+                .filter(|head| *head != after)
+        })
+    }
+
     fn first_sighting(&self, signature: Vec<u8>, now: SystemTime) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         // Outside the window a replay fails on its date anyway.
@@ -633,8 +779,27 @@ impl AppState {
         changes::read_build_args(repo, &manifest, &mut changes);
         let affected = ServiceGraph::new(&manifest).affected(&changes);
         let plan = plan::plan(&manifest, &changes, &affected);
+        let (answer, yaml) = match self.config.speaks.backend().plan(&self.templates, &plan)? {
+            // Drone: `{"data": YAML}`.
+            Rendered::Text(yaml) => (serde_json::json!({ "data": yaml }).to_string(), yaml),
+            // Woodpecker: `{"configs": [{"name", "data"}]}`.
+            Rendered::Files { files, json } => {
+                let shown: Vec<String> = files
+                    .iter()
+                    .map(|(name, text)| format!("# {name}\n{text}"))
+                    .collect();
+                (json, shown.join("\n"))
+            }
+            Rendered::Outputs { .. } => {
+                return Err(Error::Usage {
+                    message: "serve speaks Drone's and Woodpecker's extensions only".into(),
+                    hint: None,
+                });
+            }
+        };
         Ok(Outcome {
-            yaml: Some(backend::drone::render(&self.templates, &plan)?),
+            answer: Some(answer),
+            yaml: Some(yaml),
             base: changes.base,
             head: changes.head,
             changed: changes.paths.len(),
@@ -662,6 +827,9 @@ enum Planned {
     /// Anything else: a manifest problem, an unknown revision.
     Failed(Error),
 }
+
+/// How many of the newest records are searched for a branch's last plan.
+const LOOKBACK: usize = 1_000;
 
 /// Time kept back from a fetch for planning after it.
 const PLAN_RESERVE: Duration = Duration::from_secs(2);

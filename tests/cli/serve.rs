@@ -1072,3 +1072,278 @@ fn a_damaged_mirror_is_moved_aside_and_cloned_again() {
         assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 2, "{name}");
     }
 }
+
+/// Woodpecker's signing (RFC 9421, as its `httpsign` client does):
+/// ed25519 over `@request-target` and `content-digest`, with `created`.
+fn woodpecker_headers(
+    key: &ed25519_dalek::SigningKey,
+    target: &str,
+    body: &[u8],
+    created: SystemTime,
+) -> Vec<(String, String)> {
+    use ed25519_dalek::Signer as _;
+    let created = created
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let digest = format!("sha-256=:{}:", BASE64.encode(sha2::Sha256::digest(body)));
+    let params =
+        format!("(\"@request-target\" \"content-digest\");created={created};alg=\"ed25519\"");
+    let base = format!(
+        "\"@request-target\": {target}\n\"content-digest\": {digest}\n\"@signature-params\": {params}"
+    );
+    let signature = BASE64.encode(key.sign(base.as_bytes()).to_bytes());
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("content-digest".into(), digest),
+        (
+            "signature-input".into(),
+            format!("woodpecker-ci-extensions={params}"),
+        ),
+        (
+            "signature".into(),
+            format!("woodpecker-ci-extensions=:{signature}:"),
+        ),
+    ]
+}
+
+/// Woodpecker's request: `{repo, pipeline}`.
+fn woodpecker_json(
+    repo: &TestRepo,
+    event: &str,
+    reference: &str,
+    commit: &str,
+    refspec: &str,
+) -> Vec<u8> {
+    serde_json::json!({
+        "repo": {"full_name": "octo/mono", "clone_url": format!("file://{}", repo.path().display())},
+        "pipeline": {"event": event, "ref": reference, "commit": commit, "refspec": refspec, "branch": "x"},
+        "netrc": {"machine": "", "login": "", "password": ""},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A `serve --ci woodpecker` with Woodpecker's public key in a file.
+fn woodpecker_server(key: &ed25519_dalek::SigningKey, data: &std::path::Path) -> Server {
+    use ed25519_dalek::pkcs8::EncodePublicKey as _;
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    let file = data.join("woodpecker.pem");
+    std::fs::write(&file, pem).unwrap();
+    Server::start_with(
+        data,
+        &[
+            "--ci",
+            "woodpecker",
+            "--public-key",
+            file.to_str().unwrap(),
+            "--allow-url",
+            "file://",
+        ],
+    )
+}
+
+/// The configuration extension's answer, each workflow kept for CI's
+/// schema check.
+fn workflows_of(name: &str, answer: &str) -> Vec<(String, serde_norway::Value)> {
+    let json: serde_json::Value = serde_json::from_str(answer).expect("JSON answer");
+    json["configs"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .map(|c| {
+            let (workflow, data) = (c["name"].as_str().unwrap(), c["data"].as_str().unwrap());
+            crate::backends::keep("woodpecker", &format!("serve-{name}-{workflow}.yaml"), data);
+            (workflow.to_string(), crate::backends::parse(data))
+        })
+        .collect()
+}
+
+#[test]
+fn woodpecker_is_answered_with_workflows() {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let data = tempfile::tempdir().unwrap();
+    let server = woodpecker_server(&key, data.path());
+    let post = |body: &[u8]| {
+        let headers = woodpecker_headers(&key, "/", body, SystemTime::now());
+        exchange(server.address, "POST", "/", &headers, body)
+    };
+    let (mut repo, _, first) = TestRepo::develop_change("src/web/app.ts", "export const a = 1\n");
+
+    // The first push of a branch: no earlier plan to compare with.
+    let (status, answer) = post(&woodpecker_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &first,
+        "",
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let names: Vec<String> = workflows_of("first", &answer)
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    assert_eq!(names.len(), 5, "every image: {names:?}");
+
+    // The next push compares with the head of that plan.
+    repo.write("src/worker/worker.py", "print('next')\n");
+    let second = repo.commit("worker");
+    let (status, answer) = post(&woodpecker_json(
+        &repo,
+        "push",
+        "refs/heads/develop",
+        &second,
+        "",
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let workflows = workflows_of("second", &answer);
+    let names: Vec<&str> = workflows.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(names, ["publish-worker"], "only what changed since {first}");
+    assert_eq!(
+        workflows[0].1["steps"][0]["settings"]["tags"][1],
+        second.as_str()
+    );
+
+    // A pull request: `refspec` names the target.
+    repo.checkout("main");
+    repo.branch("feature");
+    repo.write("src/go.main/store.go", "package main // pr\n");
+    let head = repo.commit("pr");
+    let (status, answer) = post(&woodpecker_json(
+        &repo,
+        "pull_request",
+        "refs/heads/feature",
+        &head,
+        "feature:main",
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let names: Vec<String> = workflows_of("pr", &answer)
+        .into_iter()
+        .map(|w| w.0)
+        .collect();
+    assert_eq!(names, ["test-apiv2", "test-go-main"]);
+
+    // A closed pull request plans nothing, and says so.
+    let (status, answer) = post(&woodpecker_json(
+        &repo,
+        "pull_request_closed",
+        "refs/heads/feature",
+        &head,
+        "feature:main",
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let workflows = workflows_of("closed", &answer);
+    assert_eq!(workflows.len(), 1);
+    assert_eq!(workflows[0].0, "ripple");
+}
+
+#[test]
+fn woodpecker_requests_are_verified() {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let data = tempfile::tempdir().unwrap();
+    let server = woodpecker_server(&key, data.path());
+    let repo = TestRepo::standard();
+    let body = woodpecker_json(&repo, "push", "refs/heads/main", &repo.rev("HEAD"), "");
+    let send = |headers: &[(String, String)], body: &[u8]| {
+        exchange(server.address, "POST", "/", headers, body)
+    };
+
+    let (status, reason) = send(&[], &body);
+    assert_eq!((status, reason.as_str()), (401, "unsigned request\n"));
+
+    let signed = woodpecker_headers(&key, "/", &body, SystemTime::now());
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    let (status, reason) = send(&signed, &tampered);
+    assert_eq!(
+        (status, reason.as_str()),
+        (400, "digest does not match the body\n")
+    );
+
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[43; 32]);
+    let forged = woodpecker_headers(&stranger, "/", &body, SystemTime::now());
+    assert_eq!(send(&forged, &body), (401, "bad signature\n".to_string()));
+
+    let elsewhere = woodpecker_headers(&key, "/other", &body, SystemTime::now());
+    assert_eq!(send(&elsewhere, &body).0, 401, "the path is signed");
+
+    let stale = woodpecker_headers(
+        &key,
+        "/",
+        &body,
+        SystemTime::now() - Duration::from_secs(3600),
+    );
+    assert_eq!(
+        send(&stale, &body),
+        (401, "date outside the accepted window\n".to_string())
+    );
+
+    let (status, answer) = send(&signed, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        send(&signed, &body),
+        (401, "replayed request\n".to_string()),
+        "a captured request is answered once"
+    );
+}
+
+#[test]
+fn woodpecker_mode_needs_its_public_key() {
+    let data = tempfile::tempdir().unwrap();
+    for (flags, expected) in [
+        (
+            vec!["--ci", "woodpecker"],
+            "no key to verify Woodpecker's requests with",
+        ),
+        (
+            vec!["--ci", "gitlab"],
+            "`serve` has no configuration extension for `gitlab`",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ripple"))
+            .arg("serve")
+            .args(&flags)
+            .args([
+                "--allow-url",
+                "file://",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data.path())
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: {expected}")),
+            "{stderr}"
+        );
+    }
+    let bad = data.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ripple"))
+        .args(["serve", "--ci", "woodpecker", "--public-key"])
+        .arg(&bad)
+        .args([
+            "--allow-url",
+            "file://",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("not an ed25519 public key"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

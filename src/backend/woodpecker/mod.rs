@@ -105,8 +105,9 @@ impl Backend for Woodpecker {
     }
 }
 
-/// Woodpecker's event name (`CI_PIPELINE_EVENT`) in ripple's words.
-fn event(name: &str) -> Event {
+/// Woodpecker's event name (`CI_PIPELINE_EVENT`, a pipeline's `event`)
+/// in ripple's words.
+pub fn event(name: &str) -> Event {
     match name {
         "pull_request" => Event::PullRequest,
         "push" => Event::Push,

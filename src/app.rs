@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use git2::Repository;
 
-use crate::backend::{self, Backend, BuildEnv, Rendered, Templates, Vars};
+use crate::backend::{self, Backend, Rendered, Templates, Vars};
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
@@ -393,7 +393,12 @@ fn in_ci(vars: &Vars<'_>) -> bool {
 /// win), and whether it is a local dry run (no event, not in CI: a pull
 /// request of the current branch, counting work-tree files unless `--head`
 /// or `--committed-only` says otherwise, as `nx affected` does).
-fn request_of(build: &BuildArgs, env: BuildEnv, vars: &Vars<'_>) -> (Request, bool) {
+fn request_of(
+    backend: &dyn Backend,
+    build: &BuildArgs,
+    vars: &Vars<'_>,
+) -> Result<(Request, bool)> {
+    let env = backend.build_env(vars)?;
     let given =
         |flag: &Option<String>, env: Option<String>| flag.clone().filter(|s| !s.is_empty()).or(env);
     let event = build.event.or(env.event);
@@ -409,8 +414,9 @@ fn request_of(build: &BuildArgs, env: BuildEnv, vars: &Vars<'_>) -> (Request, bo
         tag: given(&build.tag, env.tag),
         all: build.all,
         uncommitted: build.uncommitted || (local && build.head.is_none() && !build.committed_only),
+        names: backend.names(),
     };
-    (request, local)
+    Ok((request, local))
 }
 
 /// The paths listed in `--files` (`-`: standard input), one a line.
@@ -501,7 +507,7 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         };
         workspace.lap("manifest");
         let backend = workspace.backend(&manifest);
-        let (request, _) = request_of(build, backend.build_env(&vars)?, &vars);
+        let (request, _) = request_of(backend, build, &vars)?;
         let mut changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
         changes::listed_build_args(&manifest, &mut changes);
         return Ok(Analysis {
@@ -517,7 +523,7 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
     };
     workspace.lap("manifest");
     let backend = workspace.backend(&manifest);
-    let (mut request, local) = request_of(build, backend.build_env(&vars)?, &vars);
+    let (mut request, local) = request_of(backend, build, &vars)?;
     // A bare repository has no work tree to count.
     request.uncommitted &= build.uncommitted || !repo.is_bare();
     let mut changes = changes::collect(&repo, &manifest.settings, &request)?;

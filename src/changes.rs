@@ -16,7 +16,8 @@ use crate::buildargs;
 use crate::error::{Error, Result, git};
 use crate::manifest::{Manifest, Settings};
 
-/// A Drone build event.
+/// A build event, in ripple's words (Drone's spelling); each backend maps
+/// its CI system's events onto these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
@@ -48,7 +49,7 @@ impl Event {
         Event::Custom,
     ];
 
-    /// Drone's name for it (`DRONE_BUILD_EVENT`).
+    /// Its name (`--event`, the JSON output).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::PullRequest => "pull_request",
@@ -61,7 +62,7 @@ impl Event {
         }
     }
 
-    /// Parses Drone's name.
+    /// Parses its name.
     pub fn parse(name: &str) -> Option<Event> {
         Event::ALL.into_iter().find(|e| e.as_str() == name)
     }
@@ -173,7 +174,39 @@ impl ChangeSet {
     }
 }
 
-/// What the build is: Drone's environment or the flags, resolved.
+/// What a CI system calls each value of a build, for messages that say
+/// where a missing one comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    /// The event.
+    pub event: &'static str,
+    /// The commit built.
+    pub commit_sha: &'static str,
+    /// A pull request's target branch.
+    pub target_branch: &'static str,
+    /// The branch pushed to.
+    pub branch: &'static str,
+    /// The commit before a push.
+    pub before: &'static str,
+    /// The tag.
+    pub tag: &'static str,
+}
+
+impl Default for Names {
+    /// Outside any CI system: only the flags.
+    fn default() -> Names {
+        Names {
+            event: "the CI system's event",
+            commit_sha: "the CI system's commit",
+            target_branch: "the CI system's target branch",
+            branch: "the CI system's branch",
+            before: "the CI system's previous commit",
+            tag: "the CI system's tag",
+        }
+    }
+}
+
+/// What the build is: the CI system's environment or the flags, resolved.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     /// The event; required.
@@ -183,20 +216,22 @@ pub struct Request {
     /// An explicit base (`--base`): for pull requests the target branch, for
     /// pushes the commit before.
     pub base: Option<String>,
-    /// `DRONE_TARGET_BRANCH`.
+    /// A pull request's target branch.
     pub target_branch: Option<String>,
-    /// `DRONE_BRANCH`, or the checked-out branch.
+    /// The branch pushed to, or the checked-out branch.
     pub branch: Option<String>,
-    /// `DRONE_COMMIT_BEFORE`.
+    /// The commit before a push.
     pub before: Option<String>,
-    /// `DRONE_COMMIT_SHA`: recognises Drone's merge ref for pull requests.
+    /// The pull request's own commit: recognises a merge checkout.
     pub commit_sha: Option<String>,
-    /// `DRONE_TAG`.
+    /// The tag of a tag event.
     pub tag: Option<String>,
     /// Plan every service whatever changed.
     pub all: bool,
     /// Also count uncommitted changes in the work tree (local dry runs).
     pub uncommitted: bool,
+    /// Where each value comes from in the CI system, for messages.
+    pub names: Names,
 }
 
 /// The message that asks for every service.
@@ -206,16 +241,17 @@ const ALL_MARKER: &str = "[ripple all]";
 pub fn collect(repo: &Repository, settings: &Settings, request: &Request) -> Result<ChangeSet> {
     let event = request.event.ok_or_else(|| Error::Usage {
         message: "no event given".into(),
-        hint: Some(
-            "pass `--event pull_request|push|tag`, or run inside Drone (DRONE_BUILD_EVENT)".into(),
-        ),
+        hint: Some(format!(
+            "pass `--event pull_request|push|tag`, or run inside a CI system ({})",
+            request.names.event
+        )),
     })?;
     let head_rev = request.head.as_deref().unwrap_or("HEAD");
     let head = resolve(repo, head_rev).ok_or_else(|| {
         crate::error::unknown_revision(
             repo,
             head_rev.to_string(),
-            "`--head` (or DRONE_COMMIT_SHA)".into(),
+            format!("`--head` (or {})", request.names.commit_sha),
         )
     })?;
 
@@ -281,8 +317,9 @@ fn diff_from(event: Event, base: Option<Oid>, head: &Commit<'_>, reason: String)
 
 fn pull_request(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<ChangeSet> {
     let event = Event::PullRequest;
-    // Drone checks out the merge of the pull request into its target: HEAD's
-    // second parent is the pull request's own commit, the first the target.
+    // Drone and GitHub check out the merge of the pull request into its
+    // target: HEAD's second parent is the pull request's own commit, the
+    // first the target.
     if head.parent_count() == 2
         && let (Ok(target), Ok(pr)) = (head.parent_id(0), head.parent_id(1))
         && request
@@ -294,19 +331,24 @@ fn pull_request(repo: &Repository, request: &Request, head: &Commit<'_>) -> Resu
             event,
             Some(target),
             head,
-            "Drone's merge ref: compared with its first parent, the target branch".into(),
+            "merge checkout of the pull request: compared with its first parent, the target \
+             branch"
+                .into(),
         ));
     }
 
     let (name, origin) = match (&request.base, &request.target_branch) {
         (Some(base), _) => (base.clone(), "`--base`"),
-        (None, Some(target)) if !target.is_empty() => (target.clone(), "DRONE_TARGET_BRANCH"),
+        (None, Some(target)) if !target.is_empty() => (target.clone(), request.names.target_branch),
         _ => match default_target(repo) {
             Some(found) => (found, "the default branch"),
             None => {
                 return Err(Error::Usage {
                     message: "no target branch for the pull request".into(),
-                    hint: Some("pass `--base BRANCH` or set DRONE_TARGET_BRANCH".into()),
+                    hint: Some(format!(
+                        "pass `--base BRANCH` or set {}",
+                        request.names.target_branch
+                    )),
                 });
             }
         },
@@ -372,7 +414,7 @@ fn push(
         .clone()
         .filter(|b| !b.is_empty())
         .or_else(|| current_branch(repo, request));
-    if let Some(reason) = publishes_nothing(settings, branch.as_deref()) {
+    if let Some(reason) = publishes_nothing(settings, branch.as_deref(), &request.names) {
         return Ok(ChangeSet::nothing(event, head.id(), reason));
     }
     let branch = branch.unwrap_or_default();
@@ -382,11 +424,12 @@ fn push(
 }
 
 /// Why a push to `branch` publishes nothing, or `None` when it publishes.
-fn publishes_nothing(settings: &Settings, branch: Option<&str>) -> Option<String> {
+fn publishes_nothing(settings: &Settings, branch: Option<&str>, names: &Names) -> Option<String> {
     let Some(branch) = branch else {
-        return Some(
-            "push to an unknown branch runs nothing (set DRONE_BRANCH or `--branch`)".into(),
-        );
+        return Some(format!(
+            "push to an unknown branch runs nothing (set {} or `--branch`)",
+            names.branch
+        ));
     };
     if settings.publish_branches.iter().any(|b| b == branch) {
         return None;
@@ -446,7 +489,8 @@ pub fn from_files(settings: &Settings, request: &Request, paths: Vec<String>) ->
     };
     match event {
         Event::PullRequest => {}
-        Event::Push => match publishes_nothing(settings, request.branch.as_deref()) {
+        Event::Push => match publishes_nothing(settings, request.branch.as_deref(), &request.names)
+        {
             Some(reason) => {
                 return Ok(ChangeSet {
                     mode: Mode::None,
@@ -461,8 +505,10 @@ pub fn from_files(settings: &Settings, request: &Request, paths: Vec<String>) ->
                 Some(tag) => release(settings, tag, None),
                 None => ChangeSet {
                     mode: Mode::None,
-                    reason: "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)"
-                        .into(),
+                    reason: format!(
+                        "tag event without a tag runs nothing (set {} or `--tag`)",
+                        request.names.tag
+                    ),
                     ..changes
                 },
             });
@@ -530,8 +576,10 @@ fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<
         return Ok(missing(
             event,
             head,
-            "the commit before this push is unknown (a new branch, or DRONE_COMMIT_BEFORE unset)"
-                .into(),
+            format!(
+                "the commit before this push is unknown (a new branch, or {} unset)",
+                request.names.before
+            ),
         ));
     };
     let Some(before_commit) = resolve(repo, before) else {
@@ -570,12 +618,15 @@ fn push_base(repo: &Repository, request: &Request, head: &Commit<'_>) -> Result<
 fn tag(repo: &Repository, settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
     let event = Event::Tag;
     let given = request.tag.clone().filter(|t| !t.is_empty());
-    // Locally, without DRONE_TAG: a release tag on the head commit.
+    // Locally, without a tag given: a release tag on the head commit.
     let Some(tag) = given.or_else(|| release_tag_at(repo, settings, head.id())) else {
         return ChangeSet::nothing(
             event,
             head.id(),
-            "tag event without a tag runs nothing (set DRONE_TAG or `--tag`)".into(),
+            format!(
+                "tag event without a tag runs nothing (set {} or `--tag`)",
+                request.names.tag
+            ),
         );
     };
     release(settings, &tag, Some(head.id().to_string()))

@@ -6,7 +6,7 @@
 //! A backend is a folder here with a type implementing [`Backend`], plus
 //! one line in [`BACKENDS`].
 
-use crate::changes::Event;
+use crate::changes::{Event, Names};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 
@@ -125,6 +125,9 @@ pub trait Backend: Sync {
 
     /// The build its environment describes.
     fn build_env(&self, vars: &Vars<'_>) -> Result<BuildEnv>;
+
+    /// What its environment calls each value of a build, for messages.
+    fn names(&self) -> Names;
 
     /// The templates it ships: `(name, source)`, the entry first.
     fn templates(&self) -> &'static [(&'static str, &'static str)];

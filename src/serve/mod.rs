@@ -773,6 +773,7 @@ impl AppState {
                 .reference
                 .strip_prefix("refs/tags/")
                 .map(str::to_string),
+            names: self.config.speaks.backend().names(),
             ..changes::Request::default()
         };
         let mut changes = changes::collect(repo, &manifest.settings, &request)?;

@@ -39,7 +39,8 @@ impl Build {
 }
 
 /// A pull request, a direct push to a publish branch that changes a base
-/// image, a release tag, a push that publishes nothing, and a cron build.
+/// image, a release tag, a push that publishes nothing, a cron build and
+/// one started by hand.
 pub fn builds() -> Vec<Build> {
     let mut feature = TestRepo::standard();
     feature.branch("feature/search");
@@ -82,6 +83,10 @@ pub fn builds() -> Vec<Build> {
             ..build("push_main", TestRepo::standard(), "push")
         },
         build("cron", TestRepo::standard(), "cron"),
+        Build {
+            branch: Some("main"),
+            ..build("custom", TestRepo::standard(), "custom")
+        },
     ]
 }
 
@@ -123,6 +128,64 @@ pub fn plan_every_build(
             text,
             "{ci} {}: its environment plans what the flags do",
             build.name
+        );
+    }
+}
+
+#[test]
+fn settings_choose_the_ci_system_and_the_flag_wins() {
+    let mut repo = TestRepo::empty();
+    let manifest = crate::common::MANIFEST.replace("[settings]\n", "[settings]\nci = \"gitlab\"\n");
+    repo.write("services.toml", &manifest);
+    repo.write("src/web/app.ts", "x\n");
+    repo.commit("init");
+    let args = ["plan", "--event", "tag", "--tag", "release-1"];
+    let gitlab = repo.ripple(&args, &[]).ok().to_string();
+    assert!(
+        gitlab.contains("\"publish-web\":\n  image: \"docker:27\""),
+        "{gitlab}"
+    );
+    let mut with_flag = vec!["--ci", "drone"];
+    with_flag.extend(args);
+    let drone = repo.ripple(&with_flag, &[]).ok().to_string();
+    assert!(drone.contains("kind: pipeline"), "{drone}");
+    // Inside another CI system, the manifest's choice still holds.
+    let in_github = repo
+        .ripple(&args, &[("GITHUB_ACTIONS", "true")])
+        .ok()
+        .to_string();
+    assert_eq!(in_github, gitlab);
+
+    let unknown = crate::common::MANIFEST.replace("[settings]\n", "[settings]\nci = \"jenkins\"\n");
+    repo.write("services.toml", &unknown);
+    let run = repo.ripple(&args, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("ci `jenkins` is not a CI system ripple renders for"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("services.toml:3:6"), "{}", run.stderr);
+}
+
+#[test]
+fn messages_name_the_ci_systems_own_variables() {
+    let repo = TestRepo::standard();
+    for (ci, variable) in [
+        ("drone", "DRONE_TAG"),
+        ("woodpecker", "CI_COMMIT_TAG"),
+        ("gitlab", "CI_COMMIT_TAG"),
+        ("github", "GITHUB_REF"),
+    ] {
+        let run = repo.ripple(
+            &["affected", "--ci", ci, "--event", "tag", "--format", "json"],
+            &[],
+        );
+        let reason = run.json()["reason"].as_str().unwrap().to_string();
+        assert_eq!(
+            reason,
+            format!("tag event without a tag runs nothing (set {variable} or `--tag`)")
         );
     }
 }

@@ -87,7 +87,7 @@ fn pull_request_on_drones_merge_ref_compares_with_the_first_parent() {
     assert_eq!(json["base"], target_tip);
     assert_eq!(json["head"], merge);
     assert_eq!(services(&json), ["apiv2", "go-main", "lmtpd"]);
-    assert!(json["reason"].as_str().unwrap().contains("merge ref"));
+    assert!(json["reason"].as_str().unwrap().contains("merge checkout"));
 }
 
 #[test]

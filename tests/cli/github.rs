@@ -13,6 +13,7 @@ fn env_of(build: &Build) -> Vec<(String, String)> {
     let (name, reference) = match build.event {
         "pull_request" => ("pull_request", "refs/pull/7/merge".to_string()),
         "cron" => ("schedule", "refs/heads/main".to_string()),
+        "custom" => ("workflow_dispatch", "refs/heads/main".to_string()),
         _ => match build.tag {
             Some(tag) => ("push", format!("refs/tags/{tag}")),
             None => ("push", format!("refs/heads/{}", build.branch.unwrap())),

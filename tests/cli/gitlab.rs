@@ -19,6 +19,7 @@ fn env_of(build: &Build) -> Vec<(String, String)> {
     let source = match build.event {
         "pull_request" => "merge_request_event",
         "cron" => "schedule",
+        "custom" => "web",
         _ => "push",
     };
     env.push(("CI_PIPELINE_SOURCE".into(), source.into()));

@@ -16,7 +16,10 @@ use crate::render::{hostile, hostile_plan};
 fn env_of(build: &Build) -> Vec<(String, String)> {
     let mut env = vec![
         ("CI".to_string(), "woodpecker".to_string()),
-        ("CI_PIPELINE_EVENT".into(), build.event.to_string()),
+        (
+            "CI_PIPELINE_EVENT".into(),
+            build.event.replace("custom", "manual"),
+        ),
         ("CI_COMMIT_SHA".into(), build.repo.rev("HEAD")),
         ("DRONE_BUILD_EVENT".into(), "custom".into()),
     ];

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Backend, BuildEnv, Rendered, Templates, Vars};
-use crate::changes::Event;
+use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{self, Job, Plan, Work};
 
@@ -57,6 +57,17 @@ impl Backend for Drone {
             tag: vars.get("DRONE_TAG"),
             target_branch: vars.get("DRONE_TARGET_BRANCH"),
         })
+    }
+
+    fn names(&self) -> Names {
+        Names {
+            event: "DRONE_BUILD_EVENT",
+            commit_sha: "DRONE_COMMIT_SHA",
+            target_branch: "DRONE_TARGET_BRANCH",
+            branch: "DRONE_BRANCH",
+            before: "DRONE_COMMIT_BEFORE",
+            tag: "DRONE_TAG",
+        }
     }
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::yaml::{self, Dollar};
 use super::{Backend, BuildEnv, Rendered, Templates, Vars};
-use crate::changes::Event;
+use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Plan, Work};
 
@@ -78,6 +78,17 @@ impl Backend for Github {
                 .get("GITHUB_BASE_REF")
                 .or_else(|| text("/pull_request/base/ref")),
         })
+    }
+
+    fn names(&self) -> Names {
+        Names {
+            event: "GITHUB_EVENT_NAME",
+            commit_sha: "GITHUB_SHA",
+            target_branch: "GITHUB_BASE_REF",
+            branch: "GITHUB_REF",
+            before: "`before` in GITHUB_EVENT_PATH",
+            tag: "GITHUB_REF",
+        }
     }
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {

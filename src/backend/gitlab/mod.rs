@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::yaml::{self, Dollar};
 use super::{Backend, BuildEnv, Rendered, Templates, Vars};
-use crate::changes::Event;
+use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Plan, Work};
 
@@ -68,6 +68,17 @@ impl Backend for Gitlab {
             tag,
             target_branch: vars.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
         })
+    }
+
+    fn names(&self) -> Names {
+        Names {
+            event: "CI_PIPELINE_SOURCE",
+            commit_sha: "CI_COMMIT_SHA",
+            target_branch: "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+            branch: "CI_COMMIT_BRANCH",
+            before: "CI_COMMIT_BEFORE_SHA",
+            tag: "CI_COMMIT_TAG",
+        }
     }
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::yaml::{self, Dollar};
 use super::{Backend, BuildEnv, Rendered, Templates, Vars};
-use crate::changes::Event;
+use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Paths, Plan, Sidecar, Work};
 
@@ -48,6 +48,17 @@ impl Backend for Woodpecker {
             tag: vars.get("CI_COMMIT_TAG"),
             target_branch: vars.get("CI_COMMIT_TARGET_BRANCH"),
         })
+    }
+
+    fn names(&self) -> Names {
+        Names {
+            event: "CI_PIPELINE_EVENT",
+            commit_sha: "CI_COMMIT_SHA",
+            target_branch: "CI_COMMIT_TARGET_BRANCH",
+            branch: "CI_COMMIT_BRANCH",
+            before: "CI_PREV_COMMIT_SHA",
+            tag: "CI_COMMIT_TAG",
+        }
     }
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use git2::Repository;
 
 use crate::backend::{self, Backend, Rendered, Templates, Vars};
+use crate::changes::manifest_at;
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
-use crate::manifest::Manifest;
+use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
 use crate::plan;
 use crate::render::{self, Report};
 
@@ -25,9 +26,6 @@ pub struct Io<'a> {
     /// Warnings and explanations.
     pub err: &'a mut dyn Write,
 }
-
-/// The default manifest file name, at the repository root.
-pub const MANIFEST_FILE: &str = "services.toml";
 
 /// Runs one command; on success, the exit code (0, or 78 from `gate`).
 pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
@@ -226,9 +224,6 @@ impl Workspace {
 /// Files at least this large are mapped rather than read.
 const MAP_AT_BYTES: u64 = 256 * 1024;
 
-/// The largest manifest read: 20,000 services take about 6 MB.
-pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-
 /// Runs `parse` on the manifest file's text. The file is read only when it
 /// is a regular file of at most [`MAX_MANIFEST_BYTES`]; when `inside` is the
 /// work tree it came from, a symbolic link must stay inside it. A committed
@@ -344,43 +339,6 @@ fn read_file(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// The manifest as committed at `rev`: bare repositories have no work tree.
-pub(crate) fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
-    let commit = repo
-        .revparse_single(rev)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(|_| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
-    let tree = commit.tree().map_err(git("reading the head tree"))?;
-    let shown = PathBuf::from(format!("{rev}:{MANIFEST_FILE}"));
-    let entry = tree
-        .get_path(Path::new(MANIFEST_FILE))
-        .map_err(|_| Error::ManifestRead {
-            path: shown.clone(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            explicit: false,
-        })?;
-    // A committed link is not followed: its blob is the target's name.
-    if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
-        return Err(Error::ManifestRefused {
-            path: shown,
-            reason: "it is not a regular file in that commit".into(),
-        });
-    }
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(git("reading the manifest blob"))?;
-    if blob.size() as u64 > MAX_MANIFEST_BYTES {
-        return Err(Error::ManifestRefused {
-            path: shown,
-            reason: format!(
-                "it is {} bytes long; at most {MAX_MANIFEST_BYTES} are read",
-                blob.size()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(blob.content()).into_owned())
 }
 
 /// Whether ripple runs inside a CI system: there a missing event is an
@@ -1129,30 +1087,4 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     file.persist(path)
         .map_err(|e| io_error("replace", e.error))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A bare repository (`serve`'s mirror) has no work tree: a committed
-    /// link must not be read as the manifest either.
-    #[test]
-    fn a_committed_link_is_not_a_manifest() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = Repository::init_bare(dir.path()).unwrap();
-        let link = repo.blob(b"/proc/self/environ").unwrap();
-        let mut tree = repo.treebuilder(None).unwrap();
-        tree.insert(MANIFEST_FILE, link, 0o120000).unwrap();
-        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
-        let who = git2::Signature::now("t", "t@example.org").unwrap();
-        repo.commit(Some("HEAD"), &who, &who, "link", &tree, &[])
-            .unwrap();
-        match manifest_at(&repo, "HEAD") {
-            Err(Error::ManifestRefused { reason, .. }) => {
-                assert!(reason.contains("not a regular file"), "{reason}")
-            }
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-    }
 }

@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{Commit, Oid, Repository};
 use serde::Serialize;
 
 use crate::buildargs;
 use crate::error::{Error, Result, git};
-use crate::manifest::{Manifest, Settings};
+use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, Settings};
 
 /// A build event, in ripple's words (Drone's spelling); each backend maps
 /// its CI system's events onto these.
@@ -632,6 +632,43 @@ fn tag(repo: &Repository, settings: &Settings, request: &Request, head: &Commit<
     release(settings, &tag, Some(head.id().to_string()))
 }
 
+/// The manifest as committed at `rev`: bare repositories have no work tree.
+pub fn manifest_at(repo: &Repository, rev: &str) -> Result<String> {
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|_| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
+    let tree = commit.tree().map_err(git("reading the head tree"))?;
+    let shown = PathBuf::from(format!("{rev}:{MANIFEST_FILE}"));
+    let entry = tree
+        .get_path(Path::new(MANIFEST_FILE))
+        .map_err(|_| Error::ManifestRead {
+            path: shown.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            explicit: false,
+        })?;
+    // A committed link is not followed: its blob is the target's name.
+    if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
+        return Err(Error::ManifestRefused {
+            path: shown,
+            reason: "it is not a regular file in that commit".into(),
+        });
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(git("reading the manifest blob"))?;
+    if blob.size() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::ManifestRefused {
+            path: shown,
+            reason: format!(
+                "it is {} bytes long; at most {MAX_MANIFEST_BYTES} are read",
+                blob.size()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(blob.content()).into_owned())
+}
+
 /// How many times `--deepen` fetches before giving up; the depth doubles
 /// each time from [`DEEPEN_START`], so the last fetch asks for 6,400 commits.
 const DEEPEN_ROUNDS: u32 = 8;
@@ -964,6 +1001,27 @@ pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bare repository (`serve`'s mirror) has no work tree: a committed
+    /// link must not be read as the manifest either.
+    #[test]
+    fn a_committed_link_is_not_a_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let link = repo.blob(b"/proc/self/environ").unwrap();
+        let mut tree = repo.treebuilder(None).unwrap();
+        tree.insert(MANIFEST_FILE, link, 0o120000).unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let who = git2::Signature::now("t", "t@example.org").unwrap();
+        repo.commit(Some("HEAD"), &who, &who, "link", &tree, &[])
+            .unwrap();
+        match manifest_at(&repo, "HEAD") {
+            Err(Error::ManifestRefused { reason, .. }) => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
     use crate::fixture::RepoBuilder;
 
     /// libgit2's own tree diff: the reference `diff_trees` must agree with.

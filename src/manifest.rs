@@ -74,6 +74,12 @@ impl Dependencies {
     }
 }
 
+/// The manifest's file name, at the repository root.
+pub const MANIFEST_FILE: &str = "services.toml";
+
+/// The largest manifest read: 20,000 services take about 6 MB.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Repository-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -754,7 +754,7 @@ impl AppState {
         } else {
             build.after.clone()
         };
-        let text = match crate::app::manifest_at(repo, &head) {
+        let text = match changes::manifest_at(repo, &head) {
             Ok(text) => text,
             Err(Error::ManifestRead { .. }) => return Ok(Outcome::default()),
             Err(error) => return Err(error),

@@ -62,10 +62,12 @@ pub enum Command {
     Graph(GraphArgs),
     /// Serve Drone's configuration extension (DRONE_YAML_ENDPOINT), or
     /// Woodpecker's with `--ci woodpecker`.
+    #[cfg(feature = "server")]
     Serve(ServeArgs),
     /// Fetch into one of `serve`'s mirrors: run by `serve` itself, in a
     /// child process it can stop at a deadline.
     #[command(name = "mirror-fetch", hide = true)]
+    #[cfg(feature = "server")]
     MirrorFetch(MirrorFetchArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),

@@ -15,12 +15,15 @@ pub mod demo; // `ripple demo`
 pub mod error; // the error type, exit codes, hints
 pub mod fixture; // deterministic git repositories for demo, tests, benches
 pub mod graph; // matcher and dependency graph: the affected set
+#[cfg(feature = "server")]
 pub mod history; // `ripple serve`'s record of what it answered
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod pattern; // the one path-pattern rule
 pub mod plan; // affected set + event → jobs, no CI system named
 pub mod render; // reports → JSON, text, DOT, Mermaid
-pub mod serve; // Drone's configuration extension
+#[cfg(feature = "server")]
+pub mod serve; // Drone's and Woodpecker's configuration extensions
+#[cfg(feature = "server")]
 pub mod signature; // Drone's HTTP signatures
 pub mod synth; // synthetic monorepos for benchmarks
 pub mod tags; // Docker tag templates

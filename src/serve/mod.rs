@@ -34,11 +34,13 @@ use crate::plan;
 use crate::signature::{self, SignedRequest};
 
 pub mod allow;
+mod command;
 mod http;
 pub mod mirror;
 pub mod rfc9421;
 
 use allow::AllowList;
+pub use command::{MIN_SECRET_BYTES, command};
 
 /// Requests larger than this are refused unread.
 pub const MAX_BODY: usize = 1024 * 1024;

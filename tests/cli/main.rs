@@ -11,6 +11,7 @@ mod images;
 mod paths;
 mod render;
 mod repo_files;
+#[cfg(feature = "server")]
 mod serve;
 mod tools;
 mod woodpecker;

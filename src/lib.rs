@@ -1,8 +1,9 @@
 //! ripple plans CI work for a monorepo: which services a change affects, and
-//! the Drone configuration that builds and tests exactly those.
+//! the CI configuration (Drone, Woodpecker, GitLab CI, GitHub Actions) that
+//! builds and tests exactly those.
 //!
 //! The stages, each a module with plain data in and out:
-//! `manifest` → `changes` (git) → `graph` → `plan` → `render`.
+//! `manifest` → `changes` (git) → `graph` → `plan` → `backend`.
 #![warn(missing_docs)]
 
 pub mod app; // runs a command line: the I/O edge
@@ -13,7 +14,12 @@ pub mod check; // `ripple check`: names the commit does not have
 pub mod cli; // clap types only
 pub mod demo; // `ripple demo`
 pub mod error; // the error type, exit codes, hints
-pub mod fixture; // deterministic git repositories for demo, tests, benches
+// Deterministic git repositories for demo, tests and benchmarks; in the
+// public API only for ripple's own tests (feature `testutil`).
+#[cfg(feature = "testutil")]
+pub mod fixture;
+#[cfg(not(feature = "testutil"))]
+pub(crate) mod fixture;
 pub mod graph; // matcher and dependency graph: the affected set
 #[cfg(feature = "server")]
 pub mod history; // `ripple serve`'s record of what it answered
@@ -25,6 +31,7 @@ pub mod render; // reports → JSON, text, DOT, Mermaid
 pub mod serve; // Drone's and Woodpecker's configuration extensions
 #[cfg(feature = "server")]
 pub mod signature; // Drone's HTTP signatures
+#[cfg(feature = "testutil")]
 pub mod synth; // synthetic monorepos for benchmarks
 pub mod tags; // Docker tag templates
 

@@ -26,11 +26,12 @@ pub enum Error {
     Manifest(#[from] ManifestError),
 
     /// The manifest file could not be read.
-    #[error("cannot read manifest `{}`: {}", path.display(), io_reason(source))]
+    #[error("cannot read manifest `{}`", path.display())]
     ManifestRead {
         /// Where we looked.
         path: PathBuf,
         /// Why it failed.
+        #[source]
         source: std::io::Error,
         /// Named with `--manifest` (else the default place).
         explicit: bool,
@@ -98,38 +99,57 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// git failed. Only libgit2's message is shown: its class and code
-    /// mean nothing to a user.
-    #[error("git: {action}: {}", source.message())]
+    /// git failed.
+    #[error("git: {action}")]
     Git {
         /// What ripple was doing.
         action: String,
         /// libgit2's error.
+        #[source]
         source: git2::Error,
     },
 
     /// A file could not be read or written.
-    #[error("cannot {action} `{}`: {}", path.display(), io_reason(source))]
+    #[error("cannot {action} `{}`", path.display())]
     Io {
         /// What ripple was doing.
         action: &'static str,
         /// The file.
         path: PathBuf,
         /// Why it failed.
+        #[source]
         source: std::io::Error,
     },
 
     /// A template failed to load or render.
-    #[error("template `{name}` failed: {source:#}")]
+    #[error("template `{name}` failed")]
     Template {
         /// The template.
         name: String,
         /// minijinja's error.
+        #[source]
         source: minijinja::Error,
     },
 }
 
 impl Error {
+    /// The message and its causes on one line, each said once: `cannot read
+    /// manifest `x`: no such file or directory`.
+    pub fn report(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            line.push_str(": ");
+            line.push_str(&describe(error));
+            // minijinja's alternate form already holds its own causes.
+            cause = match error.downcast_ref::<minijinja::Error>() {
+                Some(_) => None,
+                None => error.source(),
+            };
+        }
+        line
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -211,6 +231,21 @@ impl Error {
 /// Shorthand used throughout.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A cause as a person reads it: an I/O error without "(os error 2)",
+/// libgit2's message without its class and code, minijinja's with where in
+/// the template it failed.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(io) = error.downcast_ref::<std::io::Error>() {
+        io_reason(io)
+    } else if let Some(git) = error.downcast_ref::<git2::Error>() {
+        git.message().to_string()
+    } else if let Some(template) = error.downcast_ref::<minijinja::Error>() {
+        format!("{template:#}")
+    } else {
+        error.to_string()
+    }
+}
+
 /// An I/O error as a person reads it: without "(os error 2)".
 fn io_reason(error: &std::io::Error) -> String {
     let text = error.to_string();
@@ -233,4 +268,50 @@ pub fn unknown_revision(repo: &git2::Repository, rev: String, origin: String) ->
 pub fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
     let action = action.into();
     move |source| Error::Git { action, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once_after_what_failed() {
+        let io = Error::Io {
+            action: "read",
+            path: PathBuf::from("a.txt"),
+            source: std::io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(io.to_string(), "cannot read `a.txt`");
+        assert_eq!(
+            io.report(),
+            "cannot read `a.txt`: no such file or directory"
+        );
+
+        let git = Error::Git {
+            action: "opening the repository".into(),
+            source: git2::Error::new(
+                git2::ErrorCode::NotFound,
+                git2::ErrorClass::Repository,
+                "could not find repository",
+            ),
+        };
+        assert_eq!(
+            git.report(),
+            "git: opening the repository: could not find repository"
+        );
+
+        let mut env = minijinja::Environment::new();
+        let failure = env
+            .add_template("t", "{{ x.y.z }}")
+            .and_then(|()| env.get_template("t")?.render(()))
+            .map(|_| ())
+            .unwrap_err();
+        let template = Error::Template {
+            name: "t".into(),
+            source: failure,
+        };
+        let report = template.report();
+        assert!(report.starts_with("template `t` failed: "), "{report}");
+        assert_eq!(report.matches("template `t` failed").count(), 1, "{report}");
+    }
 }

@@ -25,9 +25,8 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(error) => {
-            // Each message already ends with its cause: printing the
-            // source chain as well would say it twice.
-            let _ = writeln!(err, "error: {error}");
+            // What failed, then its causes, once each, on one line.
+            let _ = writeln!(err, "error: {}", error.report());
             if let Some(hint) = error.hint() {
                 let _ = writeln!(err, "hint: {hint}");
             }

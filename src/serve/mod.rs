@@ -491,7 +491,7 @@ async fn answer(state: &Arc<AppState>, request: Request<Body>) -> (Response, Rec
         // which is better than failing the build over a mirror or manifest
         // problem.
         Err(Failed::Plan(error)) => {
-            record.outcome = format!("fell back to the repository's file: {error}");
+            record.outcome = format!("fell back to the repository's file: {}", error.report());
             StatusCode::NO_CONTENT.into_response()
         }
         Err(Failed::Panicked) => {

@@ -18,6 +18,7 @@ pub mod woodpecker;
 pub mod yaml;
 
 pub use templates::Templates;
+pub use yaml::Dollar;
 
 /// Every backend, in the order their environments are recognised
 /// (Woodpecker before Drone: it sets Drone's variables too).
@@ -132,9 +133,14 @@ pub trait Backend: Sync {
     /// The templates it ships: `(name, source)`, the entry first.
     fn templates(&self) -> &'static [(&'static str, &'static str)];
 
+    /// How its configuration reads `$`: its one escaping filter.
+    fn dollar(&self) -> Dollar;
+
     /// A template environment with its escaping filter and `overrides`
     /// (from `--templates`) replacing shipped templates by name.
-    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates>;
+    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+        Templates::new(self.dollar(), self.templates(), overrides)
+    }
 
     /// The configuration for one build.
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered>;

@@ -1,15 +1,15 @@
 //! The minijinja environment every backend renders with: its templates
 //! (shipped, or replaced by name from `--templates`) and its escaping
 //! filter installed as the formatter, so no template can print a value
-//! unescaped.
+//! unescaped. What the template itself writes as it is (an expression, a
+//! script line the shell reads) goes through the `literal` filter, which
+//! keeps `$` and still quotes the YAML.
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use super::yaml::{self, Dollar};
 use crate::error::{Error, Result};
-
-/// Writes one value for a backend's format, or says why it cannot.
-pub type Escape = fn(&Value) -> std::result::Result<String, minijinja::Error>;
 
 /// A loaded set of templates with one escaping filter.
 pub struct Templates {
@@ -18,9 +18,10 @@ pub struct Templates {
 
 impl Templates {
     /// `shipped` templates, with `overrides` (name, source) replacing or
-    /// adding to them; every printed value goes through `escape`.
+    /// adding to them; every printed value is a YAML scalar with `$`
+    /// written as `dollar` says, but for `literal` text.
     pub fn new(
-        escape: Escape,
+        dollar: Dollar,
         shipped: &[(&'static str, &'static str)],
         overrides: Vec<(String, String)>,
     ) -> Result<Templates> {
@@ -36,11 +37,19 @@ impl Templates {
         })?);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_formatter(move |out, _state, value| {
-            let text = escape(value)?;
+            let text = yaml::scalar(
+                value,
+                if value.is_safe() {
+                    Dollar::Keep
+                } else {
+                    dollar
+                },
+            )?;
             out.write_str(&text).map_err(|_| {
                 minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
             })
         });
+        env.add_filter("literal", |text: String| Value::from_safe_string(text));
         for (name, source) in shipped {
             add(&mut env, name.to_string(), source.to_string())?;
         }
@@ -48,16 +57,6 @@ impl Templates {
             add(&mut env, name, source)?;
         }
         Ok(Templates { env })
-    }
-
-    /// Adds a filter templates can use.
-    pub fn add_filter<F, Rv, Args>(&mut self, name: &'static str, filter: F)
-    where
-        F: minijinja::functions::Function<Rv, Args>,
-        Rv: minijinja::value::FunctionResult,
-        Args: for<'a> minijinja::value::FunctionArgs<'a>,
-    {
-        self.env.add_filter(name, filter);
     }
 
     /// Renders template `name` with `value` bound to `key`.

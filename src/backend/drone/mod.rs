@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{self, Job, Plan, Work};
-
-use super::yaml::{self, Dollar};
 
 /// The Drone plugin that builds and publishes images.
 pub const DOCKER_PLUGIN: &str = "plugins/docker";
@@ -77,13 +75,9 @@ impl Backend for Drone {
         )]
     }
 
-    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+    fn dollar(&self) -> Dollar {
         // Drone substitutes `${...}` in the raw text before parsing.
-        Templates::new(
-            |value| yaml::scalar(value, Dollar::Double),
-            self.templates(),
-            overrides,
-        )
+        Dollar::Double
     }
 
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {

@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::yaml::{self, Dollar};
-use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Plan, Work};
@@ -98,25 +97,10 @@ impl Backend for Github {
         )]
     }
 
-    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+    fn dollar(&self) -> Dollar {
         // Values: `${{` disarmed. Expressions ripple writes (the `literal`
         // filter marks them) are GitHub's to evaluate.
-        let mut templates = Templates::new(
-            |value| {
-                let dollar = if value.is_safe() {
-                    Dollar::Keep
-                } else {
-                    Dollar::Expression
-                };
-                yaml::scalar(value, dollar)
-            },
-            self.templates(),
-            overrides,
-        )?;
-        templates.add_filter("literal", |text: String| {
-            minijinja::Value::from_safe_string(text)
-        });
-        Ok(templates)
+        Dollar::Expression
     }
 
     fn plan(&self, _templates: &Templates, plan: &Plan) -> Result<Rendered> {

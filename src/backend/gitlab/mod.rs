@@ -10,8 +10,7 @@
 
 use serde::Serialize;
 
-use super::yaml::{self, Dollar};
-use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Plan, Work};
@@ -94,25 +93,10 @@ impl Backend for Gitlab {
         ]
     }
 
-    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
+    fn dollar(&self) -> Dollar {
         // Values: `$` doubled. Job names and script lines (the `literal`
         // filter marks them) are not expanded by GitLab: `$` kept.
-        let mut templates = Templates::new(
-            |value| {
-                let dollar = if value.is_safe() {
-                    Dollar::Keep
-                } else {
-                    Dollar::Double
-                };
-                yaml::scalar(value, dollar)
-            },
-            self.templates(),
-            overrides,
-        )?;
-        templates.add_filter("literal", |line: String| {
-            minijinja::Value::from_safe_string(line)
-        });
-        Ok(templates)
+        Dollar::Double
     }
 
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {

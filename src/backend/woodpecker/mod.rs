@@ -9,8 +9,7 @@
 
 use serde::Serialize;
 
-use super::yaml::{self, Dollar};
-use super::{Backend, BuildEnv, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Paths, Plan, Sidecar, Work};
@@ -68,12 +67,8 @@ impl Backend for Woodpecker {
         )]
     }
 
-    fn load(&self, overrides: Vec<(String, String)>) -> Result<Templates> {
-        Templates::new(
-            |value| yaml::scalar(value, Dollar::Double),
-            self.templates(),
-            overrides,
-        )
+    fn dollar(&self) -> Dollar {
+        Dollar::Double
     }
 
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {

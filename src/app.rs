@@ -547,8 +547,30 @@ fn cmd_plan(
     workspace.lap("render");
     let written = write_rendered(&rendered, args.output.as_deref(), out);
     workspace.lap("output");
+    // When the plan went to a file, the build log still says what it is.
+    if written.is_ok()
+        && !matches!(
+            (&rendered, &args.output),
+            (Rendered::Text(_), None) | (Rendered::Files { .. }, None)
+        )
+    {
+        let _ = writeln!(err, "ripple: {}", summary(&plan));
+    }
     exit_without_freeing((analysis, affected, plan, rendered));
     written
+}
+
+/// One line for a build log: why these jobs, how many, or why none.
+fn summary(plan: &plan::Plan) -> String {
+    match &plan.idle_reason {
+        Some(idle) => format!("nothing to run: {idle}"),
+        None => format!(
+            "{}: {} job{}",
+            plan.reason,
+            plan.jobs.len(),
+            if plan.jobs.len() == 1 { "" } else { "s" }
+        ),
+    }
 }
 
 /// Writes what a backend rendered where it belongs: one text to `output`

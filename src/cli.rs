@@ -261,8 +261,8 @@ pub struct ServeArgs {
     pub secret_file: Option<PathBuf>,
 
     /// With `--ci woodpecker`: Woodpecker's ed25519 public key, the PEM it
-    /// serves at `/api/signature/public-key`.
-    #[arg(long, value_name = "FILE", env = "RIPPLE_PUBLIC_KEY")]
+    /// serves at `/api/signature/public-key`, or a file holding it.
+    #[arg(long, value_name = "PEM|FILE", env = "RIPPLE_PUBLIC_KEY")]
     pub public_key: Option<PathBuf>,
 
     /// Answered builds kept in the history (refused requests: a tenth of

@@ -68,8 +68,8 @@ pub fn command(ci: Option<&str>, args: ServeArgs) -> Result<()> {
     })
 }
 
-/// Woodpecker's public key, from `--public-key FILE` (PEM, as Woodpecker
-/// publishes it at `/api/signature/public-key`).
+/// Woodpecker's public key, from `--public-key` (the PEM Woodpecker
+/// publishes at `/api/signature/public-key`, or a file holding it).
 fn woodpecker_key(file: Option<&Path>) -> Result<ed25519_dalek::VerifyingKey> {
     let Some(path) = file else {
         return Err(Error::Usage {
@@ -81,8 +81,16 @@ fn woodpecker_key(file: Option<&Path>) -> Result<ed25519_dalek::VerifyingKey> {
             ),
         });
     };
-    super::rfc9421::public_key(&read(path)?).map_err(|why| Error::Usage {
-        message: format!("`{}`: {why}", path.display()),
+    // The PEM itself (from RIPPLE_PUBLIC_KEY, say), or a file holding it.
+    let given = path
+        .to_str()
+        .filter(|text| text.trim_start().starts_with("-----BEGIN"));
+    let (pem, shown) = match given {
+        Some(pem) => (pem.to_string(), "the key given".to_string()),
+        None => (read(path)?, format!("`{}`", path.display())),
+    };
+    super::rfc9421::public_key(&pem).map_err(|why| Error::Usage {
+        message: format!("{shown}: {why}"),
         hint: Some("use the PEM that Woodpecker serves at `/api/signature/public-key`".into()),
     })
 }

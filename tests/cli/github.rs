@@ -138,8 +138,7 @@ fn outputs_are_appended_to_github_output() {
     let run = repo.ripple(&["plan"], &env);
     assert!(run.ok().is_empty(), "nothing on stdout: {}", run.stdout);
     assert_eq!(
-        run.stderr,
-        "ripple: release tag `release-2`: every image, version `2`: 5 jobs\n",
+        run.stderr, "ripple: release tag `release-2`: every image, version `2`: 5 jobs\n",
         "the plan job's log says what was planned"
     );
     let written = std::fs::read_to_string(&file).unwrap();

@@ -1124,22 +1124,32 @@ fn woodpecker_json(
     .into_bytes()
 }
 
-/// A `serve --ci woodpecker` with Woodpecker's public key in a file.
-fn woodpecker_server(key: &ed25519_dalek::SigningKey, data: &std::path::Path) -> Server {
+/// A `serve --ci woodpecker` with Woodpecker's public key in a file (the
+/// first server) or given as it is.
+fn woodpecker_server(
+    key: &ed25519_dalek::SigningKey,
+    data: &std::path::Path,
+    inline: bool,
+) -> Server {
     use ed25519_dalek::pkcs8::EncodePublicKey as _;
     let pem = key
         .verifying_key()
         .to_public_key_pem(Default::default())
         .unwrap();
     let file = data.join("woodpecker.pem");
-    std::fs::write(&file, pem).unwrap();
+    std::fs::write(&file, &pem).unwrap();
+    let given = if inline {
+        pem
+    } else {
+        file.display().to_string()
+    };
     Server::start_with(
         data,
         &[
             "--ci",
             "woodpecker",
             "--public-key",
-            file.to_str().unwrap(),
+            &given,
             "--allow-url",
             "file://",
         ],
@@ -1166,7 +1176,7 @@ fn workflows_of(name: &str, answer: &str) -> Vec<(String, serde_norway::Value)> 
 fn woodpecker_is_answered_with_workflows() {
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let data = tempfile::tempdir().unwrap();
-    let server = woodpecker_server(&key, data.path());
+    let server = woodpecker_server(&key, data.path(), false);
     let post = |body: &[u8]| {
         let headers = woodpecker_headers(&key, "/", body, SystemTime::now());
         exchange(server.address, "POST", "/", &headers, body)
@@ -1244,7 +1254,7 @@ fn woodpecker_is_answered_with_workflows() {
 fn woodpecker_requests_are_verified() {
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let data = tempfile::tempdir().unwrap();
-    let server = woodpecker_server(&key, data.path());
+    let server = woodpecker_server(&key, data.path(), true);
     let repo = TestRepo::standard();
     let body = woodpecker_json(&repo, "push", "refs/heads/main", &repo.rev("HEAD"), "");
     let send = |headers: &[(String, String)], body: &[u8]| {

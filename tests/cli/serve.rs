@@ -1138,21 +1138,15 @@ fn woodpecker_server(
         .unwrap();
     let file = data.join("woodpecker.pem");
     std::fs::write(&file, &pem).unwrap();
+    // The PEM itself starts with dashes: given as `--public-key=PEM`.
     let given = if inline {
-        pem
+        format!("--public-key={pem}")
     } else {
-        file.display().to_string()
+        format!("--public-key={}", file.display())
     };
     Server::start_with(
         data,
-        &[
-            "--ci",
-            "woodpecker",
-            "--public-key",
-            &given,
-            "--allow-url",
-            "file://",
-        ],
+        &["--ci", "woodpecker", &given, "--allow-url", "file://"],
     )
 }
 

@@ -700,7 +700,12 @@ fn cmd_explain(
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = graph_naming(&analysis.manifest, &args.service)?;
     let affected = graph.affected(&analysis.changes);
-    let text = graph.explain(&args.service, &analysis.changes, &affected);
+    let text = graph.explain(
+        &args.service,
+        &analysis.changes,
+        &affected,
+        &crate::graph::no_evidence,
+    );
     emit(out, &text)
 }
 
@@ -720,7 +725,12 @@ fn cmd_gate(
     let affected = graph.affected(&analysis.changes);
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let verdict = plan::gate(&args.service, &analysis.changes, &affected, &plan);
-    let explanation = graph.explain(&args.service, &analysis.changes, &affected);
+    let explanation = graph.explain(
+        &args.service,
+        &analysis.changes,
+        &affected,
+        &crate::graph::no_evidence,
+    );
     let mut text = format!("ripple gate: {}\n", verdict.reason);
     for line in explanation.lines() {
         text.push_str(&format!("ripple gate: {line}\n"));

@@ -131,7 +131,7 @@ pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
         "#\n# why apiv2:\n#   {}\
          #\n# The Drone YAML for the pull request follows.\n",
         graph
-            .explain("apiv2", &changes, &affected)
+            .explain("apiv2", &changes, &affected, &crate::graph::no_evidence)
             .lines()
             .last()
             .unwrap_or_default()

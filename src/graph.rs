@@ -299,6 +299,8 @@ pub struct AffectedService {
     pub files: Vec<String>,
     /// Its affected direct dependencies, sorted.
     pub via: Vec<CompactString>,
+    /// Where the edge to each of `via` comes from, in the same order.
+    pub edges: Vec<Edge>,
     /// For images: the affected images it must wait for (its nearest image
     /// dependencies, looking through libraries), sorted.
     #[serde(skip)]
@@ -307,6 +309,21 @@ pub struct AffectedService {
     /// it (empty when none, or when `--files` listed the file).
     #[serde(skip)]
     pub build_args: Vec<String>,
+}
+
+/// For [`ServiceGraph::explain`] when no discovery source is re-run: a
+/// discovered edge is named by its source alone.
+pub fn no_evidence(_from: &str, _to: &str, _source: &str) -> Option<String> {
+    None
+}
+
+/// One edge of the graph: to a dependency, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// The dependency.
+    pub to: CompactString,
+    /// `declared` (`depends_on`), or the discovery source that found it.
+    pub origin: &'static str,
 }
 
 /// The affected set and the build order of its images.
@@ -446,16 +463,20 @@ impl<'m> ServiceGraph<'m> {
             let service = &self.manifest.services[i];
             files.sort_unstable();
             files.dedup();
-            let mut via: Vec<CompactString> = if changes.mode == Mode::All {
+            let mut edges: Vec<Edge> = if changes.mode == Mode::All {
                 Vec::new()
             } else {
                 self.manifest
-                    .dependencies(i)
-                    .filter(|&d| is_affected[d])
-                    .map(|d| self.manifest.services[d].name.clone())
+                    .edges(i)
+                    .filter(|&(d, _)| is_affected[d])
+                    .map(|(d, origin)| Edge {
+                        to: self.manifest.services[d].name.clone(),
+                        origin: origin.as_str(),
+                    })
                     .collect()
             };
-            via.sort_unstable();
+            edges.sort_unstable_by(|a, b| a.to.cmp(&b.to));
+            let via: Vec<CompactString> = edges.iter().map(|e| e.to.clone()).collect();
             let mut waits_for: Vec<CompactString> = waits[i]
                 .iter()
                 .map(|&d| self.manifest.services[d].name.clone())
@@ -477,6 +498,7 @@ impl<'m> ServiceGraph<'m> {
                 kind: service.kind,
                 files,
                 via,
+                edges,
                 waits_for,
                 build_args,
             });
@@ -506,8 +528,16 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Why `name` is or is not affected, as lines of text: the shortest
-    /// chain `service <- dependency (depends_on) <- file`.
-    pub fn explain(&self, name: &str, changes: &ChangeSet, affected: &Affected) -> String {
+    /// chain `service <- dependency (depends_on) <- file`. A discovered
+    /// edge is named by its source, and by what `evidence(from, to,
+    /// source)` says of it (`go import in src/x/main.go`) when it knows.
+    pub fn explain(
+        &self,
+        name: &str,
+        changes: &ChangeSet,
+        affected: &Affected,
+        evidence: &dyn Fn(&str, &str, &str) -> Option<String>,
+    ) -> String {
         let mut out = String::new();
         match changes.mode {
             Mode::None => {
@@ -621,8 +651,18 @@ impl<'m> ServiceGraph<'m> {
             chain.push(name);
             chain.reverse();
             let mut line = chain[0].to_string();
-            for link in &chain[1..] {
-                line.push_str(&format!(" <- {link} (depends_on)"));
+            for pair in chain.windows(2) {
+                let (from, to) = (pair[0], pair[1]);
+                let origin = affected
+                    .get(from)
+                    .and_then(|s| s.edges.iter().find(|e| e.to == to))
+                    .map_or("declared", |e| e.origin);
+                let why = match origin {
+                    "declared" => "depends_on".to_string(),
+                    source => evidence(from, to, source)
+                        .unwrap_or_else(|| format!("discovered by {source}")),
+                };
+                line.push_str(&format!(" <- {to} ({why})"));
             }
             file_lines(&line, root, &mut out);
         }
@@ -770,7 +810,7 @@ depends_on = ["apiv2", "web"]
                 .collect(),
         );
         let affected = graph.affected(&changes);
-        let apiv2 = graph.explain("apiv2", &changes, &affected);
+        let apiv2 = graph.explain("apiv2", &changes, &affected, &crate::graph::no_evidence);
         let lines: Vec<&str> = apiv2.lines().skip(1).collect();
         assert_eq!(
             lines,
@@ -780,7 +820,7 @@ depends_on = ["apiv2", "web"]
             ],
             "{apiv2}"
         );
-        let e2e = graph.explain("e2e", &changes, &affected);
+        let e2e = graph.explain("e2e", &changes, &affected, &no_evidence);
         let lines: Vec<&str> = e2e.lines().skip(1).collect();
         assert_eq!(
             lines,

@@ -13,6 +13,7 @@ pub mod changes; // which commits to compare, and what changed (git2)
 pub mod check; // `ripple check`: names the commit does not have
 pub mod cli; // clap types only
 pub mod demo; // `ripple demo`
+pub mod discover; // edges the code states: Dockerfiles, imports, package files
 pub mod error; // the error type, exit codes, hints
 // Deterministic git repositories for demo, tests and benchmarks; in the
 // public API only for ripple's own tests (feature `testutil`).

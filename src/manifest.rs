@@ -37,28 +37,54 @@ pub struct Manifest {
 }
 
 /// Dependencies as positions, every service's in one list: service `i`'s
-/// are `positions[starts[i]..starts[i + 1]]`.
+/// are `positions[starts[i]..starts[i + 1]]`, each with its origin at the
+/// same place in `origins`.
 #[derive(Debug, Clone, Default)]
 struct Dependencies {
     starts: Vec<u32>,
     positions: Vec<u32>,
+    origins: Vec<Origin>,
 }
 
 impl Dependencies {
-    /// Resolves every `depends_on`; unknown names are left out (and
-    /// reported by the caller).
+    /// Resolves every `depends_on` and, but for those dropped with
+    /// `"!name"` or declared too, every discovered edge; unknown names are
+    /// left out (and reported by the caller).
     fn resolve(services: &[Service], index: &NameIndex) -> Dependencies {
         let mut resolved = Dependencies {
             starts: Vec::with_capacity(services.len() + 1),
             positions: Vec::new(),
+            origins: Vec::new(),
         };
         resolved.starts.push(0);
         for service in services {
-            let known = service
-                .depends_on
-                .iter()
-                .filter_map(|d| index.get(services, d));
-            resolved.positions.extend(known.map(|d| d as u32));
+            let start = resolved.positions.len();
+            for dep in &service.depends_on {
+                if let Some(d) = index.get(services, dep) {
+                    resolved.positions.push(d as u32);
+                    resolved.origins.push(Origin::Declared);
+                }
+            }
+            if let Some(discovery) = &service.discovery {
+                for (source, target) in &discovery.edges {
+                    if discovery.dropped.contains(target) {
+                        continue;
+                    }
+                    let Some(d) = index.get(services, target) else {
+                        continue;
+                    };
+                    if resolved.positions[start..].contains(&(d as u32)) {
+                        continue;
+                    }
+                    resolved.positions.push(d as u32);
+                    let source = crate::discover::SOURCES
+                        .iter()
+                        .find(|s| **s == source.as_str())
+                        .copied()
+                        .unwrap_or("discovered");
+                    resolved.origins.push(Origin::Discovered(source));
+                }
+            }
             resolved.starts.push(resolved.positions.len() as u32);
         }
         resolved
@@ -66,6 +92,15 @@ impl Dependencies {
 
     fn of(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
         self.slice(service).iter().map(|&d| d as usize)
+    }
+
+    /// Service `i`'s dependencies with their origins.
+    fn edges(&self, service: usize) -> impl Iterator<Item = (usize, Origin)> + '_ {
+        let (start, end) = (self.starts[service], self.starts[service + 1]);
+        self.positions[start as usize..end as usize]
+            .iter()
+            .zip(&self.origins[start as usize..end as usize])
+            .map(|(&d, &o)| (d as usize, o))
     }
 
     fn slice(&self, service: usize) -> &[u32] {
@@ -99,6 +134,8 @@ pub struct Settings {
     /// The CI system to plan for (`--ci` wins; else recognised from the
     /// environment; else the first backend).
     pub ci: Option<String>,
+    /// The discovery sources `ripple sync` runs.
+    pub discover: Vec<String>,
 }
 
 impl Default for Settings {
@@ -115,6 +152,7 @@ impl Default for Settings {
             ripple_image: DEFAULT_RIPPLE_IMAGE.to_string(),
             tags: Tags::default(),
             ci: None,
+            discover: Vec::new(),
         }
     }
 }
@@ -280,6 +318,9 @@ pub struct Service {
     pub paths: Vec<PathPattern>,
     /// Services it is built from or on; their changes affect it.
     pub depends_on: Vec<CompactString>,
+    /// Edges `ripple sync` found in the code, and the discovered edges
+    /// `depends_on` drops; boxed and only when set.
+    pub discovery: Option<Box<Discovery>>,
     /// How to build its image; set exactly for image and base-image.
     pub build: Option<ImageBuild>,
     /// The container its lint/unit/functional commands run in.
@@ -292,6 +333,35 @@ pub struct Service {
     pub functional: Vec<CompactString>,
     /// Containers started beside the functional tests.
     pub sidecars: Vec<Sidecar>,
+}
+
+/// A service's discovered edges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// `(source, service)` from the generated `discovered` key, in order.
+    pub edges: Vec<(CompactString, CompactString)>,
+    /// `"!name"` entries of `depends_on`: discovered edges to these are
+    /// dropped.
+    pub dropped: Vec<CompactString>,
+}
+
+/// Where an edge of the graph comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Written in `depends_on`.
+    Declared,
+    /// Found by the discovery source of this name.
+    Discovered(&'static str),
+}
+
+impl Origin {
+    /// `declared`, or the source's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Declared => "declared",
+            Origin::Discovered(source) => source,
+        }
+    }
 }
 
 impl Service {
@@ -486,6 +556,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "ripple_image",
     "tags",
     "ci",
+    "discover",
 ];
 /// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
 /// comes last: the [`scan`]ner reads all the others.
@@ -505,12 +576,13 @@ const SERVICE_KEYS: &[&str] = &[
     "platforms",
     "build_args",
     "tags",
+    "discovered",
     "services",
 ];
 
 /// How many keys at the end of [`SERVICE_KEYS`] hold inline tables, which
 /// only toml-spanner reads.
-const TREE_KEYS: usize = 3;
+const TREE_KEYS: usize = 4;
 const SIDECAR_KEYS: &[&str] = &["name", "image", "environment"];
 const STAGES: [&str; 3] = ["lint", "unit", "functional"];
 
@@ -561,9 +633,14 @@ impl Manifest {
     }
 
     /// The positions of the services `services[service]` depends on, in
-    /// the order of its `depends_on`.
+    /// the order of its `depends_on`, then its discovered edges.
     pub fn dependencies(&self, service: usize) -> impl Iterator<Item = usize> + '_ {
         self.dependencies.of(service)
+    }
+
+    /// [`Manifest::dependencies`] with where each edge comes from.
+    pub fn edges(&self, service: usize) -> impl Iterator<Item = (usize, Origin)> + '_ {
+        self.dependencies.edges(service)
     }
 }
 
@@ -786,6 +863,7 @@ struct ServiceFields<'t, 'a> {
     /// Inline tables, which only toml-spanner reads.
     build_args: Option<&'t Item<'a>>,
     tags: Option<&'t Item<'a>>,
+    discovered: Option<&'t Item<'a>>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
 }
@@ -832,6 +910,9 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
 struct Spans {
     name: Range<usize>,
     depends_on: Vec<Range<usize>>,
+    /// The `"!name"` entries of `depends_on`, then the names in
+    /// `discovered`, in the order of [`Discovery`].
+    others: Vec<Range<usize>>,
 }
 
 impl Spans {
@@ -846,6 +927,7 @@ impl Spans {
         let shift = |span: &mut Range<usize>| *span = span.start + offset..span.end + offset;
         shift(&mut self.name);
         self.depends_on.iter_mut().for_each(shift);
+        self.others.iter_mut().for_each(shift);
     }
 }
 
@@ -1216,6 +1298,24 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
+        let mut discover: Vec<String> = Vec::new();
+        if let Some(item) = table.get("discover") {
+            for (source, span) in self.strings(Field::Item(item), "discover") {
+                if !crate::discover::is_source(source) {
+                    let known: Vec<String> = crate::discover::SOURCES
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect();
+                    self.problem(
+                        span,
+                        format!("unknown discovery source `{source}`"),
+                        Some(format!("sources are {}", known.join(", "))),
+                    );
+                } else if !discover.iter().any(|d| d == source) {
+                    discover.push(source.to_string());
+                }
+            }
+        }
         Some(Settings {
             publish_branches,
             release_tag,
@@ -1224,6 +1324,7 @@ impl<'a> Reader<'a> {
             ripple_image,
             tags,
             ci,
+            discover,
         })
     }
 
@@ -1238,6 +1339,8 @@ impl<'a> Reader<'a> {
                 fields.build_args = Some(item);
             } else if key.name == "tags" {
                 fields.tags = Some(item);
+            } else if key.name == "discovered" {
+                fields.discovered = Some(item);
             } else if let Some(slot) = fields.slot(key.name) {
                 *slot = Some(Field::Item(item));
             } else {
@@ -1434,22 +1537,41 @@ impl<'a> Reader<'a> {
             );
         }
 
+        let discovered = fields
+            .discovered
+            .map(|item| self.discovered(item, &label()))
+            .unwrap_or_default();
+
         let ((name, name_span), kind) = (name?, kind?);
         let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
         let mut depends_spans = Vec::new();
+        let mut discovery = Discovery::default();
+        let mut other_spans = Vec::new();
         for (dep, span) in depends {
-            if !depends_on.iter().any(|d| d == dep) {
+            // `"!b"`: no discovered edge to `b`.
+            if let Some(dropped) = dep.strip_prefix('!') {
+                if !discovery.dropped.iter().any(|d| d == dropped) {
+                    discovery.dropped.push(CompactString::from(dropped));
+                    other_spans.push(span);
+                }
+            } else if !depends_on.iter().any(|d| d == dep) {
                 if self.dependency_spans {
                     depends_spans.push(span);
                 }
                 depends_on.push(CompactString::from(dep));
             }
         }
+        for (source, target, span) in discovered {
+            discovery.edges.push((source, target));
+            other_spans.push(span);
+        }
+        let discovery = (discovery != Discovery::default()).then(|| Box::new(discovery));
         let service = Service {
             name: CompactString::from(name),
             kind,
             paths,
             depends_on,
+            discovery,
             build,
             toolchain: toolchain.map(|(t, _)| CompactString::from(t)),
             lint,
@@ -1460,8 +1582,51 @@ impl<'a> Reader<'a> {
         let spans = Spans {
             name: name_span,
             depends_on: depends_spans,
+            others: other_spans,
         };
         Some((service, spans))
+    }
+
+    /// `discovered = { go = ["b"], docker = ["c"] }`: `(source, service,
+    /// span of the name)`, sources in file order.
+    fn discovered(
+        &mut self,
+        item: &Item<'a>,
+        label: &str,
+    ) -> Vec<(CompactString, CompactString, Range<usize>)> {
+        let Some(table) = item.as_table() else {
+            self.problem(
+                range(item.span()),
+                format!("`discovered` of {label} must be a table of lists, by source"),
+                Some("it is written by `ripple sync`; run it again".into()),
+            );
+            return Vec::new();
+        };
+        let mut edges = Vec::new();
+        for (key, value) in table.iter() {
+            if !crate::discover::is_source(key.name) {
+                self.problem(
+                    range(key.span),
+                    format!(
+                        "unknown discovery source `{}` in `discovered` of {label}",
+                        key.name
+                    ),
+                    Some(format!(
+                        "sources are {}; `ripple sync` writes this key",
+                        crate::discover::SOURCES.join(", ")
+                    )),
+                );
+                continue;
+            }
+            for (target, span) in self.strings(Field::Item(value), "discovered") {
+                edges.push((
+                    CompactString::from(key.name),
+                    CompactString::from(target),
+                    span,
+                ));
+            }
+        }
+        edges
     }
 
     fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {
@@ -1653,7 +1818,34 @@ impl<'a> Reader<'a> {
         };
         let dependencies = Dependencies::resolve(services, &first_seen);
         for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
-            if dependencies.of(i).len() == service.depends_on.len() {
+            if let Some(discovery) = &service.discovery {
+                let named =
+                    discovery
+                        .dropped
+                        .iter()
+                        .map(|d| (d, format!("`{}.depends_on` (\"!{d}\")", service.name)))
+                        .chain(discovery.edges.iter().map(|(source, d)| {
+                            (d, format!("`{}.discovered.{source}`", service.name))
+                        }));
+                for (k, (dep, place)) in named.enumerate() {
+                    if first_seen.get(services, dep).is_none() {
+                        let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+                        self.problem(
+                            spans.others.get(k).unwrap_or(&spans.name).clone(),
+                            format!("unknown service `{dep}` in {place}"),
+                            Some(format!(
+                                "known services are {}; `ripple sync` rewrites `discovered`",
+                                list.join(", ")
+                            )),
+                        );
+                    }
+                }
+            }
+            let declared = dependencies
+                .edges(i)
+                .filter(|(_, o)| *o == Origin::Declared)
+                .count();
+            if declared == service.depends_on.len() {
                 continue;
             }
             for (k, dep) in service.depends_on.iter().enumerate() {
@@ -2300,5 +2492,83 @@ depends_on = ["b"]
     fn columns_count_characters() {
         let err = problems("[[service]]\nname = \"é\"\nkind = \"library\"\n");
         assert!(err.contains("services.toml:2:8"), "{err}");
+    }
+
+    const DISCOVERED: &str = r#"
+[settings]
+discover = ["go", "docker"]
+
+[[service]]
+name = "a"
+kind = "library"
+paths = ["a"]
+depends_on = ["c", "!b"]
+discovered = { go = ["b", "c"], docker = ["d"] }
+
+[[service]]
+name = "b"
+kind = "library"
+paths = ["b"]
+
+[[service]]
+name = "c"
+kind = "library"
+paths = ["c"]
+
+[[service]]
+name = "d"
+kind = "library"
+paths = ["d"]
+"#;
+
+    #[test]
+    fn discovered_edges_join_declared_ones_unless_dropped() {
+        let manifest = Manifest::parse(DISCOVERED, "services.toml").unwrap();
+        assert_eq!(manifest.settings.discover, ["go", "docker"]);
+        let edges: Vec<(&str, &str)> = manifest
+            .edges(0)
+            .map(|(d, o)| (manifest.services[d].name.as_str(), o.as_str()))
+            .collect();
+        // `c` is declared (that wins), `b` dropped with "!b", `d` found.
+        assert_eq!(edges, [("c", "declared"), ("d", "docker")]);
+        let discovery = manifest.services[0].discovery.as_ref().unwrap();
+        assert_eq!(discovery.dropped, ["b"]);
+        assert!(manifest.services[1].discovery.is_none());
+    }
+
+    #[test]
+    fn discovered_names_and_sources_are_checked() {
+        let text = DISCOVERED
+            .replace("docker = [\"d\"]", "docker = [\"nope\"], maven = [\"b\"]")
+            .replace("\"!b\"", "\"!zz\"");
+        let err = Manifest::parse(&text, "services.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown service `nope` in `a.discovered.docker`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("unknown service `zz` in `a.depends_on` (\"!zz\")"),
+            "{err}"
+        );
+        assert!(err.contains("unknown discovery source `maven`"), "{err}");
+        let bad = DISCOVERED.replace("discover = [\"go\", \"docker\"]", "discover = [\"gradle\"]");
+        let err = Manifest::parse(&bad, "services.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown discovery source `gradle`"), "{err}");
+    }
+
+    #[test]
+    fn a_discovered_edge_can_close_a_cycle() {
+        let text = DISCOVERED.replace(
+            "name = \"d\"\nkind = \"library\"\npaths = [\"d\"]",
+            "name = \"d\"\nkind = \"library\"\npaths = [\"d\"]\ndepends_on = [\"a\"]",
+        );
+        let err = Manifest::parse(&text, "services.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dependency cycle: a -> d -> a"), "{err}");
     }
 }

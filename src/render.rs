@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::changes::ChangeSet;
 use crate::graph::{Affected, AffectedService};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Origin};
 use crate::plan::Plan;
 
 /// The JSON report of `affected --format json`: DESIGN.md's contract.
@@ -84,7 +84,7 @@ pub fn affected_text(changes: &ChangeSet, affected: &Affected) -> String {
 }
 
 /// The dependency graph in Graphviz DOT; edges point from a service to what
-/// it depends on.
+/// it depends on, discovered ones dashed and labelled with their source.
 pub fn dot(manifest: &Manifest) -> String {
     let mut out = String::from("digraph services {\n  rankdir=LR;\n  node [shape=box];\n");
     for service in &manifest.services {
@@ -96,17 +96,31 @@ pub fn dot(manifest: &Manifest) -> String {
             service.kind.as_str()
         );
     }
-    for service in &manifest.services {
-        for dep in &service.depends_on {
-            let _ = writeln!(out, "  \"{}\" -> \"{dep}\";", service.name);
+    for (i, service) in manifest.services.iter().enumerate() {
+        for (d, origin) in manifest.edges(i) {
+            let dep = &manifest.services[d].name;
+            match origin {
+                Origin::Declared => {
+                    let _ = writeln!(out, "  \"{}\" -> \"{dep}\";", service.name);
+                }
+                // Discovered edges dashed, labelled with their source.
+                Origin::Discovered(source) => {
+                    let _ = writeln!(
+                        out,
+                        "  \"{}\" -> \"{dep}\" [style=dashed, label=\"{source}\"];",
+                        service.name
+                    );
+                }
+            }
         }
     }
     out.push_str("}\n");
     out
 }
 
-/// The dependency graph as a Mermaid flowchart. Node ids are positional
-/// because Mermaid ids cannot hold `-` or `.`.
+/// The dependency graph as a Mermaid flowchart, discovered edges dotted and
+/// labelled with their source. Node ids are positional because Mermaid ids
+/// cannot hold `-` or `.`.
 pub fn mermaid(manifest: &Manifest) -> String {
     let mut out = String::from("flowchart LR\n");
     for (i, service) in manifest.services.iter().enumerate() {
@@ -118,8 +132,11 @@ pub fn mermaid(manifest: &Manifest) -> String {
         );
     }
     for i in 0..manifest.services.len() {
-        for d in manifest.dependencies(i) {
-            let _ = writeln!(out, "  s{i} --> s{d}");
+        for (d, origin) in manifest.edges(i) {
+            let _ = match origin {
+                Origin::Declared => writeln!(out, "  s{i} --> s{d}"),
+                Origin::Discovered(source) => writeln!(out, "  s{i} -.->|{source}| s{d}"),
+            };
         }
     }
     out

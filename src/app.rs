@@ -3,6 +3,7 @@
 //! plain data to the pure stages.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -59,6 +60,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
             Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
         }
         Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
+        Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };
     workspace.timings.borrow().report(err);
@@ -700,12 +702,32 @@ fn cmd_explain(
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = graph_naming(&analysis.manifest, &args.service)?;
     let affected = graph.affected(&analysis.changes);
-    let text = graph.explain(
-        &args.service,
-        &analysis.changes,
-        &affected,
-        &crate::graph::no_evidence,
-    );
+    // A discovered edge in a chain is shown with the file that states it:
+    // its source is run again, once, on the commit built.
+    let repo = workspace.open_repo().ok();
+    let head = analysis
+        .changes
+        .head
+        .clone()
+        .unwrap_or_else(|| "HEAD".into());
+    let found: RefCell<HashMap<&str, Vec<crate::discover::Edge>>> = RefCell::default();
+    let evidence = |from: &str, to: &str, source: &str| -> Option<String> {
+        let source = *crate::discover::SOURCES.iter().find(|s| **s == source)?;
+        let manifest = &analysis.manifest;
+        let (from, to) = (manifest.position(from)?, manifest.position(to)?);
+        let mut found = found.borrow_mut();
+        let edges = found.entry(source).or_insert_with(|| {
+            repo.as_ref()
+                .and_then(|repo| changes::files_at(repo, &head).ok())
+                .map(|files| crate::discover::discover(manifest, &files, &[source.to_string()]))
+                .unwrap_or_default()
+        });
+        edges
+            .iter()
+            .find(|e| e.from == from && e.to == to)
+            .map(crate::discover::Edge::evidence)
+    };
+    let text = graph.explain(&args.service, &analysis.changes, &affected, &evidence);
     emit(out, &text)
 }
 
@@ -910,6 +932,77 @@ fn cmd_graph(workspace: &Workspace, args: cli::GraphArgs, out: &mut dyn Write) -
         cli::GraphFormat::Mermaid => render::mermaid(&manifest),
     };
     emit(out, &text)
+}
+
+/// `ripple sync`: the discovered edges into the manifest, or with
+/// `--check` a diff against it.
+fn cmd_sync(
+    workspace: &Workspace,
+    args: cli::SyncArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let repo = workspace.open_repo()?;
+    let path = match (&workspace.manifest, repo.workdir()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => dir.join(MANIFEST_FILE),
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "a bare repository has no manifest file to write".into(),
+                hint: Some("run `ripple sync` in a clone, or pass `--manifest FILE`".into()),
+            });
+        }
+    };
+    let shown = path.display().to_string();
+    let text = read_manifest(&path, None, |text| Ok(text.to_string()))?;
+    let unreadable = |why: crate::sync::Unreadable| Error::Usage {
+        message: format!("cannot rewrite `{shown}`: {}", why.0),
+        hint: Some("fix the TOML first (`ripple check` shows where)".into()),
+    };
+    // The sources run against the manifest without its old `discovered`
+    // keys: a stale one must not stop them.
+    let stripped = crate::sync::without_discovered(&text).map_err(unreadable)?;
+    let manifest = Manifest::parse(&stripped, &shown)?;
+    let sources = &manifest.settings.discover;
+    let missing = crate::discover::unavailable(sources);
+    if !missing.is_empty() {
+        let _ = writeln!(
+            err,
+            "warning: ripple cannot read the `{}` source(s) yet; their edges are not written",
+            missing.join("`, `")
+        );
+    }
+    let files = changes::files_at(&repo, &args.head)?;
+    let edges = crate::discover::discover(&manifest, &files, sources);
+    let written = crate::sync::with_discovered(&stripped, &manifest, &edges).map_err(unreadable)?;
+    // An edge that closes a cycle: said with the manifest's own message,
+    // and nothing written.
+    Manifest::parse(&written, &shown)?;
+    if written == text {
+        let _ = writeln!(
+            err,
+            "ripple sync: `{shown}` is up to date ({} discovered edge{})",
+            edges.len(),
+            if edges.len() == 1 { "" } else { "s" }
+        );
+        return Ok(exit::OK);
+    }
+    if args.check {
+        let diff = similar::TextDiff::from_lines(text.as_str(), written.as_str())
+            .unified_diff()
+            .header(&shown, &format!("{shown} (ripple sync)"))
+            .to_string();
+        emit(out, &diff)?;
+        return Err(Error::Unsynced { path });
+    }
+    write_atomically(&path, &written)?;
+    let _ = writeln!(
+        err,
+        "ripple sync: wrote {} discovered edge{} into `{shown}`",
+        edges.len(),
+        if edges.len() == 1 { "" } else { "s" }
+    );
+    Ok(exit::OK)
 }
 
 fn cmd_check(

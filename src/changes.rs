@@ -5,7 +5,7 @@
 //! as a deletion of the old path and an addition of the new one, which is
 //! exactly "counts under both paths", and it keeps large diffs cheap.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -996,6 +996,33 @@ pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
     .map_err(git("walking the tree"))?;
     files.sort_unstable();
     Ok(files)
+}
+
+/// The files of `rev` with a reader of their contents, for discovery:
+/// blobs only (not submodules), read from git objects, never the work
+/// tree.
+pub fn files_at<'r>(repo: &'r Repository, rev: &str) -> Result<crate::discover::Files<'r>> {
+    let commit = resolve(repo, rev)
+        .ok_or_else(|| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
+    let tree = commit.tree().map_err(git("reading the tree"))?;
+    let mut blobs: HashMap<String, Oid> = HashMap::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) && entry.filemode() != 0o120000 {
+            let name = String::from_utf8_lossy(entry.name_bytes());
+            blobs.insert(format!("{dir}{name}"), entry.id());
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(git("walking the tree"))?;
+    let mut paths: Vec<String> = blobs.keys().cloned().collect();
+    paths.sort_unstable();
+    Ok(crate::discover::Files {
+        paths,
+        read: Box::new(move |path| {
+            let id = blobs.get(path)?;
+            repo.find_blob(*id).ok().map(|blob| blob.content().to_vec())
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub enum Command {
     MirrorFetch(MirrorFetchArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),
+    /// Write the dependencies the code states (`[settings] discover`) into
+    /// each service's `discovered` key.
+    Sync(SyncArgs),
     /// Build an example monorepo with a feature branch and plan its pull request.
     Demo(DemoArgs),
 }
@@ -378,6 +381,19 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "dot")]
     pub format: GraphFormat,
+}
+
+/// `ripple sync`
+#[derive(Debug, ClapArgs)]
+pub struct SyncArgs {
+    /// Write nothing; exit 1 and print a unified diff when the manifest's
+    /// `discovered` keys are not what the code states.
+    #[arg(long)]
+    pub check: bool,
+
+    /// The commit whose files are read.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
 }
 
 /// `ripple check`

@@ -99,6 +99,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `sync --check`: the manifest's `discovered` keys are stale.
+    #[error("`{}` is stale: its `discovered` keys are not what the code states", path.display())]
+    Unsynced {
+        /// The manifest.
+        path: PathBuf,
+    },
+
     /// git failed.
     #[error("git: {action}")]
     Git {
@@ -158,7 +165,8 @@ impl Error {
             | Error::NoBase { .. }
             | Error::UnknownService { .. }
             | Error::ManifestRefused { .. }
-            | Error::Stale { .. } => exit::USER,
+            | Error::Stale { .. }
+            | Error::Unsynced { .. } => exit::USER,
             Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::USER
             }
@@ -217,6 +225,9 @@ impl Error {
                 "run `ripple generate --output {}` and commit the result; the diff is above",
                 path.display()
             )),
+            Error::Unsynced { .. } => {
+                Some("run `ripple sync` and commit the manifest; the diff is above".into())
+            }
             Error::Git { .. } => None,
             Error::Io { .. } => None,
             Error::Template { .. } => Some(

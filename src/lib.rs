@@ -32,6 +32,7 @@ pub mod render; // reports → JSON, text, DOT, Mermaid
 pub mod serve; // Drone's and Woodpecker's configuration extensions
 #[cfg(feature = "server")]
 pub mod signature; // Drone's HTTP signatures
+pub mod sync; // `ripple sync`: discovered edges into the manifest, layout kept
 #[cfg(feature = "testutil")]
 pub mod synth; // synthetic monorepos for benchmarks
 pub mod tags; // Docker tag templates

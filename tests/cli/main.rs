@@ -2,6 +2,7 @@
 
 mod backends;
 mod common;
+mod discover;
 mod drone;
 mod errors;
 mod events;

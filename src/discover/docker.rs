@@ -1,0 +1,261 @@
+//! `docker`: a Dockerfile's `FROM` an image another service builds, and
+//! `COPY`/`ADD` of a path (relative to the build context) that another
+//! service owns. `COPY --from=` a stage and a copy of the whole context
+//! give no edge.
+
+use super::{Found, Repo, Source, join};
+
+/// The docker source.
+pub struct Docker;
+
+impl Source for Docker {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn discover(&self, repo: &Repo<'_>, found: &mut Found) {
+        let services = &repo.manifest.services;
+        for (i, service) in services.iter().enumerate() {
+            let Some(build) = &service.build else {
+                continue;
+            };
+            let Some(text) = repo.text(&build.dockerfile) else {
+                continue;
+            };
+            let mut stages: Vec<String> = Vec::new();
+            for (instruction, arguments) in instructions(&text) {
+                match instruction.as_str() {
+                    "FROM" => {
+                        let (image, stage) = from(&arguments);
+                        // `FROM build` names an earlier stage, not an image.
+                        let image = image.filter(|image| !stages.contains(image));
+                        stages.extend(stage);
+                        let Some(image) = image else { continue };
+                        let targets = builders(repo, &image);
+                        found.link(repo, &[i], &build.dockerfile, &targets, "docker", "FROM");
+                    }
+                    "COPY" | "ADD" => {
+                        let targets = copied(repo, &build.context, &arguments);
+                        let what = if instruction == "COPY" { "COPY" } else { "ADD" };
+                        found.link(repo, &[i], &build.dockerfile, &targets, "docker", what);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The instructions of a Dockerfile, upper-cased, with their arguments:
+/// continuation lines joined, comments and blank lines left out.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        if !current.is_empty() && trimmed.starts_with('#') {
+            continue; // a comment inside a continued instruction
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                let (word, rest) = current
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((current.as_str(), ""));
+                out.push((word.to_ascii_uppercase(), rest.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+/// `FROM [--platform=...] image [AS name]`: the image without tag or
+/// digest (`None` when it names a variable), and the stage's name.
+fn from(arguments: &str) -> (Option<String>, Option<String>) {
+    let words: Vec<&str> = arguments
+        .split_whitespace()
+        .filter(|w| !w.starts_with("--"))
+        .collect();
+    let stage = match words.as_slice() {
+        [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+        _ => None,
+    };
+    let image = words.first().and_then(|image| {
+        if image.contains('$') || image.eq_ignore_ascii_case("scratch") {
+            return None;
+        }
+        let image = image.split('@').next().unwrap_or(image);
+        // A tag is a `:` after the last `/` (a registry port comes before).
+        let name = match image.rfind(':') {
+            Some(colon) if colon > image.rfind('/').unwrap_or(0) => &image[..colon],
+            _ => image,
+        };
+        Some(name.to_ascii_lowercase())
+    });
+    (image, stage)
+}
+
+/// The services that build `image`: by the full name, else by the name
+/// without its registry host when exactly one service builds that.
+fn builders(repo: &Repo<'_>, image: &str) -> Vec<usize> {
+    let services = &repo.manifest.services;
+    let built = |i: usize| {
+        services[i]
+            .build
+            .as_ref()
+            .map(|b| b.image.to_ascii_lowercase())
+    };
+    let exact: Vec<usize> = (0..services.len())
+        .filter(|&i| built(i).as_deref() == Some(image))
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    let short = without_registry(image);
+    let loose: Vec<usize> = (0..services.len())
+        .filter(|&i| built(i).is_some_and(|b| without_registry(&b) == short))
+        .collect();
+    if loose.len() == 1 { loose } else { Vec::new() }
+}
+
+/// An image name without its registry host (Docker's rule: a first
+/// component holding `.` or `:`, or `localhost`).
+fn without_registry(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => image,
+    }
+}
+
+/// The owners of what `COPY`/`ADD` brings in from the context.
+fn copied(repo: &Repo<'_>, context: &str, arguments: &str) -> Vec<usize> {
+    let (flags, sources) = copy_sources(arguments);
+    if flags.iter().any(|f| f.starts_with("--from")) {
+        return Vec::new(); // from a stage or an image, not the context
+    }
+    let mut owners = Vec::new();
+    for source in sources {
+        if source.contains("://") || source.starts_with("git@") {
+            continue;
+        }
+        let Some(path) = join(context, &source) else {
+            continue;
+        };
+        let whole = join(context, ".").unwrap_or_default();
+        if path == whole || source == "*" {
+            continue; // the whole context
+        }
+        if crate::pattern::is_glob(&path) {
+            let Ok(glob) = crate::pattern::compile(&path) else {
+                continue;
+            };
+            let matcher = glob.compile_matcher();
+            let dir = literal_dir(&path);
+            for file in repo.under(dir) {
+                if matcher.is_match(file) {
+                    owners.extend(repo.owners(file));
+                }
+            }
+        } else if repo.is_file(&path) {
+            owners.extend(repo.owners(&path));
+        } else {
+            for file in repo.under(&path) {
+                owners.extend(repo.owners(file));
+            }
+        }
+    }
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
+/// The flags and the sources (every argument but the destination) of a
+/// `COPY`/`ADD`, in shell or JSON form.
+fn copy_sources(arguments: &str) -> (Vec<String>, Vec<String>) {
+    let mut words: Vec<String> = Vec::new();
+    let mut flags = Vec::new();
+    let mut rest = arguments.trim();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let end = flag.find(char::is_whitespace).unwrap_or(flag.len());
+        flags.push(format!("--{}", &flag[..end]));
+        rest = flag[end..].trim_start();
+    }
+    if rest.starts_with('[') {
+        if let Ok(list) = serde_json::from_str::<Vec<String>>(rest) {
+            words = list;
+        }
+    } else {
+        words = rest.split_whitespace().map(str::to_string).collect();
+    }
+    words.pop(); // the destination
+    (flags, words)
+}
+
+/// The directory before a glob's first glob character.
+fn literal_dir(glob: &str) -> &str {
+    let first = glob.find(['*', '?', '[', '{']).unwrap_or(glob.len());
+    match glob[..first].rfind('/') {
+        Some(slash) => &glob[..slash],
+        None => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_join_continuations_and_skip_comments() {
+        let text = "# syntax=docker/dockerfile:1\nFROM golang:1.22 AS build\nRUN a \\\n  # note\n  && b\ncopy --chown=1 src/ /x\n";
+        let got = instructions(text);
+        assert_eq!(got[0], ("FROM".into(), "golang:1.22 AS build".into()));
+        assert_eq!(got[1].0, "RUN");
+        assert_eq!(got[2], ("COPY".into(), "--chown=1 src/ /x".into()));
+    }
+
+    #[test]
+    fn from_reads_images_and_stages() {
+        assert_eq!(
+            from("--platform=$BUILDPLATFORM registry.example.org:5000/base/go:1.2 AS build"),
+            (
+                Some("registry.example.org:5000/base/go".into()),
+                Some("build".into())
+            )
+        );
+        assert_eq!(from("base@sha256:abc"), (Some("base".into()), None));
+        assert_eq!(from("${BASE}"), (None, None));
+        assert_eq!(from("scratch"), (None, None));
+    }
+
+    #[test]
+    fn copies_read_flags_sources_and_json() {
+        assert_eq!(
+            copy_sources("--from=build /out /app"),
+            (vec!["--from=build".to_string()], vec!["/out".to_string()])
+        );
+        assert_eq!(
+            copy_sources("[\"a b\", \"c\", \"/dest\"]"),
+            (Vec::new(), vec!["a b".to_string(), "c".to_string()])
+        );
+        assert_eq!(literal_dir("src/lib/*.go"), "src/lib");
+        assert_eq!(literal_dir("*.go"), "");
+    }
+
+    #[test]
+    fn registry_hosts_are_dropped_like_docker_does() {
+        assert_eq!(
+            without_registry("registry.example.org/team/app"),
+            "team/app"
+        );
+        assert_eq!(without_registry("localhost/app"), "app");
+        assert_eq!(without_registry("team/app"), "team/app");
+    }
+}

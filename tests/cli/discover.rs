@@ -1,0 +1,246 @@
+//! Dependency discovery on real repositories: the docker and go sources,
+//! `ripple sync` (and `--check`), `"!name"`, cycles, and how `explain`,
+//! `affected` and `graph` name each edge's origin.
+
+use crate::common::{TestRepo, services};
+
+/// A Go module with a `replace ../x` directive, a GOPATH-style tree, a
+/// vendored package, a base image and an image that builds FROM it with a
+/// multi-stage Dockerfile.
+const MANIFEST: &str = r#"# services, hand-written
+[settings]
+publish_branches = ["main"]
+discover = ["docker", "go"]
+
+[[service]]
+name = "base"
+kind = "base-image"
+paths = ["docker/base"]
+image = "registry.example.org/team/base"
+dockerfile = "docker/base/Dockerfile"
+context = "docker/base"
+
+[[service]]
+name = "shared"     # the Go library everyone uses
+kind = "library"
+paths = ["libs/shared"]
+
+[[service]]
+name = "proto"
+kind = "library"
+paths = ["proto"]
+
+[[service]]
+name = "api"
+kind = "image"
+paths = ["services/api", "!services/api/vendor/**"]
+image = "registry.example.org/team/api"
+dockerfile = "services/api/Dockerfile"
+context = "."
+
+[[service]]
+name = "legacy"
+kind = "library"
+paths = ["gopath/src/legacy"]
+
+[[service]]
+name = "tool"
+kind = "library"
+paths = ["gopath/src/tool"]
+
+[[service]]
+name = "vendored"
+kind = "library"
+paths = ["services/api/vendor"]
+
+[[service]]
+name = "everything"   # a catch-all suite: never a target
+kind = "tests"
+paths = ["libs", "services", "proto", "gopath"]
+"#;
+
+fn repo() -> TestRepo {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", MANIFEST);
+    repo.write("docker/base/Dockerfile", "FROM debian:12\n");
+    repo.write(
+        "libs/shared/go.mod",
+        "module example.org/shared\n\ngo 1.22\n",
+    );
+    repo.write("libs/shared/shared.go", "package shared\n");
+    repo.write(
+        "libs/shared/shared_test.go",
+        "package shared\nimport \"example.org/api\"\n",
+    );
+    repo.write("proto/api.proto", "syntax = \"proto3\";\n");
+    repo.write(
+        "services/api/go.mod",
+        "module example.org/api\n\nrequire example.org/shared v0.0.0\n\nreplace example.org/shared => ../../libs/shared\n",
+    );
+    repo.write(
+        "services/api/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"example.org/shared\"\n\tv \"github.com/vendored/thing\"\n)\n\nfunc main() { fmt.Println(shared.X, v.Y) }\n",
+    );
+    repo.write(
+        "services/api/vendor/github.com/vendored/thing/thing.go",
+        "package thing\n",
+    );
+    repo.write(
+        "services/api/Dockerfile",
+        "# build\nFROM golang:1.22 AS build\nCOPY . /src\nCOPY proto/ /src/proto\nRUN go build ./...\n\nFROM registry.example.org/team/base:1.0\nCOPY --from=build /src/api /usr/bin/api\n",
+    );
+    repo.write(
+        "gopath/src/legacy/legacy.go",
+        "package legacy\n\nimport \"github.com/org/mono/gopath/src/tool\"\n",
+    );
+    repo.write("gopath/src/tool/tool.go", "package tool\n");
+    repo.commit("init");
+    repo
+}
+
+fn manifest(repo: &TestRepo) -> String {
+    std::fs::read_to_string(repo.path().join("services.toml")).unwrap()
+}
+
+#[test]
+fn sync_writes_what_the_code_states_and_keeps_the_rest() {
+    let repo = repo();
+    let check = repo.ripple(&["sync", "--check"], &[]);
+    assert_eq!(
+        check.code, 1,
+        "stale before the first sync: {}",
+        check.stderr
+    );
+    assert!(check.stdout.contains("+discovered = "), "{}", check.stdout);
+    assert_eq!(manifest(&repo), MANIFEST, "--check writes nothing");
+
+    let run = repo.ripple(&["sync"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = manifest(&repo);
+    // api: FROM base (docker), COPY proto/ (docker), the shared module by
+    // its replace directive and the vendored package (go). COPY --from and
+    // the whole context give none; the test file's import of api gives
+    // none; the catch-all suite is never a target, and gets no edge to
+    // what it owns itself (but its Dockerfile's FROM). legacy imports tool
+    // GOPATH-style.
+    let expected = MANIFEST
+        .replace(
+            "context = \".\"\n",
+            "context = \".\"\ndiscovered = { docker = [\"base\", \"proto\"], go = [\"shared\", \"vendored\"] }\n",
+        )
+        .replace(
+            "paths = [\"gopath/src/legacy\"]\n",
+            "paths = [\"gopath/src/legacy\"]\ndiscovered = { go = [\"tool\"] }\n",
+        )
+        .replace(
+            "paths = [\"libs\", \"services\", \"proto\", \"gopath\"]\n",
+            "paths = [\"libs\", \"services\", \"proto\", \"gopath\"]\ndiscovered = { docker = [\"base\"] }\n",
+        );
+    assert_eq!(written, expected);
+    assert!(
+        run.stderr.contains("wrote 6 discovered edges"),
+        "{}",
+        run.stderr
+    );
+
+    let again = repo.ripple(&["sync", "--check"], &[]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+}
+
+#[test]
+fn discovered_edges_affect_and_explain_with_their_file() {
+    let mut repo = repo();
+    repo.ripple(&["sync"], &[]).ok();
+    repo.commit("sync");
+    repo.branch("feature");
+    repo.write("libs/shared/shared.go", "package shared\n\nvar X = 1\n");
+    repo.commit("change shared");
+    let args = ["affected", "--base", "main", "--format", "json"];
+    let json = repo.ripple(&args, &[]).json();
+    assert_eq!(services(&json), ["api", "everything", "shared"]);
+    assert_eq!(
+        json["services"][0]["edges"],
+        serde_json::json!([{"to": "shared", "origin": "go"}])
+    );
+    let explain = repo
+        .ripple(&["explain", "api", "--base", "main"], &[])
+        .ok()
+        .to_string();
+    assert!(
+        explain
+            .contains("api <- shared (go import in services/api/main.go) <- libs/shared/shared.go"),
+        "{explain}"
+    );
+    let dot = repo.ripple(&["graph"], &[]).ok().to_string();
+    assert!(
+        dot.contains("\"api\" -> \"shared\" [style=dashed, label=\"go\"];"),
+        "{dot}"
+    );
+    let mermaid = repo
+        .ripple(&["graph", "--format", "mermaid"], &[])
+        .ok()
+        .to_string();
+    assert!(mermaid.contains("-.->|docker|"), "{mermaid}");
+}
+
+#[test]
+fn a_dropped_edge_stays_dropped_and_a_cycle_writes_nothing() {
+    let mut repo = repo();
+    let dropped = MANIFEST.replace(
+        "context = \".\"\n",
+        "context = \".\"\ndepends_on = [\"!proto\"]\n",
+    );
+    repo.write("services.toml", &dropped);
+    repo.commit("drop proto");
+    repo.ripple(&["sync"], &[]).ok();
+    assert!(
+        manifest(&repo).contains("docker = [\"base\", \"proto\"]"),
+        "still written"
+    );
+    repo.commit("sync");
+    repo.branch("feature");
+    repo.write("proto/api.proto", "syntax = \"proto3\"; // v2\n");
+    repo.commit("proto change");
+    let json = repo
+        .ripple(&["affected", "--base", "main", "--format", "json"], &[])
+        .json();
+    assert_eq!(
+        services(&json),
+        ["everything", "proto"],
+        "the edge is dropped"
+    );
+
+    // shared's code imports api: a cycle with api's discovered edge.
+    repo.write(
+        "libs/shared/shared.go",
+        "package shared\n\nimport \"example.org/api\"\n",
+    );
+    repo.write(
+        "libs/shared/go.mod",
+        "module example.org/shared\n\nreplace example.org/api => ../../services/api\n",
+    );
+    repo.commit("a cycle");
+    let before = manifest(&repo);
+    let run = repo.ripple(&["sync"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("dependency cycle: api -> shared -> api"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(manifest(&repo), before, "nothing written");
+}
+
+#[test]
+fn no_source_enabled_removes_discovered_keys() {
+    let repo = repo();
+    repo.ripple(&["sync"], &[]).ok();
+    let off = manifest(&repo).replace("discover = [\"docker\", \"go\"]\n", "");
+    std::fs::write(repo.path().join("services.toml"), &off).unwrap();
+    repo.ripple(&["sync"], &[]).ok();
+    assert_eq!(
+        manifest(&repo),
+        MANIFEST.replace("discover = [\"docker\", \"go\"]\n", "")
+    );
+}

@@ -164,12 +164,8 @@ fn copied(repo: &Repo<'_>, context: &str, arguments: &str) -> Vec<usize> {
                     owners.extend(repo.owners(file));
                 }
             }
-        } else if repo.is_file(&path) {
-            owners.extend(repo.owners(&path));
         } else {
-            for file in repo.under(&path) {
-                owners.extend(repo.owners(file));
-            }
+            owners.extend(repo.owners_under(&path));
         }
     }
     owners.sort_unstable();

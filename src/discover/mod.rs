@@ -14,8 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 use crate::graph::Matcher;
 use crate::manifest::Manifest;
 
+mod cargo;
 mod docker;
 mod go;
+mod npm;
+mod python;
 
 /// The sources, by the name `[settings] discover` and `discovered` use.
 pub const SOURCES: &[&str] = &["docker", "go", "npm", "cargo", "python"];
@@ -31,6 +34,9 @@ fn source(name: &str) -> Option<&'static dyn Source> {
     match name {
         "docker" => Some(&docker::Docker),
         "go" => Some(&go::Go),
+        "npm" => Some(&npm::Npm),
+        "cargo" => Some(&cargo::Cargo),
+        "python" => Some(&python::Python),
         _ => None,
     }
 }
@@ -97,6 +103,22 @@ impl Repo<'_> {
         let start = paths.partition_point(|p| p.as_str() < prefix.as_str());
         let end = start + paths[start..].partition_point(|p| p.starts_with(&prefix));
         &paths[start..end]
+    }
+
+    /// The services owning `path` when it is a file, else any file under
+    /// it: what a reference to a path or a directory reaches.
+    pub fn owners_under(&self, path: &str) -> Vec<usize> {
+        if self.is_file(path) {
+            return self.owners(path);
+        }
+        let mut owners: Vec<usize> = self
+            .under(path)
+            .iter()
+            .flat_map(|f| self.owners(f))
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners
     }
 
     /// Whether `path` is a tracked file.

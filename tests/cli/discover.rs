@@ -244,3 +244,147 @@ fn no_source_enabled_removes_discovered_keys() {
         MANIFEST.replace("discover = [\"docker\", \"go\"]\n", "")
     );
 }
+
+/// An npm workspace (with a same-named package from the registry), a Cargo
+/// workspace, and a uv workspace with a requirements file.
+const POLYGLOT: &str = r#"[settings]
+discover = ["npm", "cargo", "python"]
+
+[[service]]
+name = "web"
+kind = "library"
+paths = ["js/web"]
+
+[[service]]
+name = "ui"
+kind = "library"
+paths = ["js/ui"]
+
+[[service]]
+name = "logger"
+kind = "library"
+paths = ["js/logger"]
+
+[[service]]
+name = "cli"
+kind = "library"
+paths = ["rust/cli"]
+
+[[service]]
+name = "core"
+kind = "library"
+paths = ["rust/core"]
+
+[[service]]
+name = "macros"
+kind = "library"
+paths = ["rust/macros"]
+
+[[service]]
+name = "worker"
+kind = "library"
+paths = ["py/worker"]
+
+[[service]]
+name = "pycore"
+kind = "library"
+paths = ["py/core"]
+
+[[service]]
+name = "scripts"
+kind = "library"
+paths = ["tools"]
+"#;
+
+fn polyglot() -> TestRepo {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", POLYGLOT);
+    repo.write(
+        "package.json",
+        r#"{"private": true, "workspaces": ["js/*"]}"#,
+    );
+    repo.write(
+        "js/web/package.json",
+        r#"{"name": "@team/web", "version": "1.0.0", "dependencies": {"@team/ui": "workspace:*", "logger": "^3.0.0", "react": "^18"}, "devDependencies": {"@team/scripts": "file:../../tools"}}"#,
+    );
+    repo.write(
+        "js/ui/package.json",
+        r#"{"name": "@team/ui", "version": "2.1.0"}"#,
+    );
+    // `logger` here is 1.x: web's `^3.0.0` is the registry's package.
+    repo.write(
+        "js/logger/package.json",
+        r#"{"name": "logger", "version": "1.4.0"}"#,
+    );
+    repo.write(
+        "tools/package.json",
+        r#"{"name": "@team/scripts", "version": "0.1.0"}"#,
+    );
+    repo.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"rust/*\"]\n\n[workspace.dependencies]\ncore = { path = \"rust/core\" }\nserde = \"1\"\n",
+    );
+    repo.write(
+        "rust/cli/Cargo.toml",
+        "[package]\nname = \"cli\"\nversion = \"0.1.0\"\n\n[dependencies]\ncore.workspace = true\nserde = { workspace = true }\n\n[target.'cfg(unix)'.dev-dependencies]\nmy-macros = { path = \"../macros\", package = \"macros\" }\n",
+    );
+    repo.write(
+        "rust/core/Cargo.toml",
+        "[package]\nname = \"core\"\nversion = \"0.1.0\"\n",
+    );
+    repo.write(
+        "rust/macros/Cargo.toml",
+        "[package]\nname = \"macros\"\nversion = \"0.1.0\"\n",
+    );
+    repo.write(
+        "pyproject.toml",
+        "[tool.uv.workspace]\nmembers = [\"py/*\"]\n",
+    );
+    repo.write(
+        "py/worker/pyproject.toml",
+        "[project]\nname = \"worker\"\ndependencies = [\"py-core\", \"requests\"]\n\n[tool.uv.sources]\npy-core = { workspace = true }\nrequests = { index = \"pypi\" }\n",
+    );
+    repo.write("py/core/pyproject.toml", "[project]\nname = \"Py_Core\"\n");
+    repo.write(
+        "py/worker/requirements-dev.txt",
+        "pytest==8\n-e ../../tools\n",
+    );
+    repo.commit("init");
+    repo
+}
+
+#[test]
+fn npm_cargo_and_python_sources() {
+    let repo = polyglot();
+    let run = repo.ripple(&["sync"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = manifest(&repo);
+    let expected = POLYGLOT
+        .replace(
+            "paths = [\"js/web\"]\n",
+            "paths = [\"js/web\"]\ndiscovered = { npm = [\"scripts\", \"ui\"] }\n",
+        )
+        .replace(
+            "paths = [\"rust/cli\"]\n",
+            "paths = [\"rust/cli\"]\ndiscovered = { cargo = [\"core\", \"macros\"] }\n",
+        )
+        .replace(
+            "paths = [\"py/worker\"]\n",
+            "paths = [\"py/worker\"]\ndiscovered = { python = [\"pycore\", \"scripts\"] }\n",
+        );
+    assert_eq!(written, expected, "logger from the registry is no edge");
+    let args = [
+        "affected", "--files", "-", "--event", "pr", "--format", "json",
+    ];
+    let run = crate::common::ripple_fed(
+        repo.path(),
+        &args,
+        &[],
+        "rust/core/src/lib.rs\ntools/x.sh\n",
+    );
+    assert_eq!(
+        services(&run.json()),
+        ["cli", "core", "scripts", "web", "worker"],
+        "discovered edges carry the change"
+    );
+}

@@ -964,14 +964,6 @@ fn cmd_sync(
     let stripped = crate::sync::without_discovered(&text).map_err(unreadable)?;
     let manifest = Manifest::parse(&stripped, &shown)?;
     let sources = &manifest.settings.discover;
-    let missing = crate::discover::unavailable(sources);
-    if !missing.is_empty() {
-        let _ = writeln!(
-            err,
-            "warning: ripple cannot read the `{}` source(s) yet; their edges are not written",
-            missing.join("`, `")
-        );
-    }
     let files = changes::files_at(&repo, &args.head)?;
     let edges = crate::discover::discover(&manifest, &files, sources);
     let written = crate::sync::with_discovered(&stripped, &manifest, &edges).map_err(unreadable)?;

@@ -197,7 +197,12 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
     };
     let jobs = match (changes.event, changes.mode) {
         (_, Mode::None) => Vec::new(),
-        (Event::PullRequest, _) => test_jobs(manifest, affected, &family("test-")),
+        (Event::PullRequest, mode) => {
+            let mut jobs = test_jobs(manifest, affected, &family("test-"));
+            let paths = (mode == Mode::Diff).then_some(changes.paths.as_slice());
+            jobs.extend(sync_check(manifest, paths, &family("")));
+            jobs
+        }
         (Event::Push | Event::Tag, _) => {
             let sha = changes.head.as_deref().unwrap_or_default();
             let tagging = if changes.event == Event::Push {
@@ -400,6 +405,18 @@ pub fn static_plan(
         gated: true,
     };
     let mut jobs = test_jobs(manifest, all, &tests);
+    let sync = Family {
+        prefix: "",
+        gated: false,
+        ..tests
+    };
+    jobs.extend(sync_check(manifest, None, &sync).map(|mut job| {
+        job.paths = Some(Paths {
+            include: sync_watched(manifest),
+            exclude: Vec::new(),
+        });
+        job
+    }));
     if !settings.publish_branches.is_empty() {
         jobs.extend(image_jobs(
             manifest,
@@ -419,7 +436,9 @@ pub fn static_plan(
     // Release builds run every image: no path filter.
     let filters = path_filters(manifest);
     for job in jobs.iter_mut().filter(|j| j.when.tags.is_empty()) {
-        job.paths = manifest.position(&job.service).map(|i| filters[i].clone());
+        if let Some(i) = manifest.position(&job.service) {
+            job.paths = Some(filters[i].clone());
+        }
     }
     let idle_reason = jobs
         .is_empty()
@@ -432,6 +451,60 @@ pub fn static_plan(
         idle_reason,
         ripple_image: Some(settings.ripple_image.clone()),
     }
+}
+
+/// The name of the job that checks the manifest's `discovered` keys.
+pub const SYNC_CHECK: &str = "ripple-sync";
+
+/// With discovery on, a pull request that changes the manifest or a file a
+/// source reads (`changed`; `None`: whatever changed) gets a job running
+/// `ripple sync --check`, so a stale `discovered` key fails the check.
+fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'_>) -> Option<Job> {
+    let settings = &manifest.settings;
+    if settings.discover.is_empty() {
+        return None;
+    }
+    if let Some(changed) = changed {
+        let globs: Vec<globset::GlobMatcher> = sync_watched(manifest)
+            .iter()
+            .filter_map(|g| crate::pattern::compile(g).ok())
+            .map(|g| g.compile_matcher())
+            .collect();
+        if !changed
+            .iter()
+            .any(|path| globs.iter().any(|g| g.is_match(path)))
+        {
+            return None;
+        }
+    }
+    let mut job = family.job(
+        SYNC_CHECK,
+        Vec::new(),
+        Work::Tests(Tests {
+            toolchain: settings.ripple_image.clone(),
+            stages: vec![Stage {
+                name: "sync".into(),
+                commands: vec!["ripple sync --check".into()],
+            }],
+            sidecars: Vec::new(),
+        }),
+    );
+    job.service = String::new();
+    Some(job)
+}
+
+/// The manifest and every file a discovery source it enables reads.
+fn sync_watched(manifest: &Manifest) -> Vec<String> {
+    std::iter::once(crate::manifest::MANIFEST_FILE)
+        .chain(
+            manifest
+                .settings
+                .discover
+                .iter()
+                .flat_map(|s| crate::discover::watched(s).iter().copied()),
+        )
+        .map(str::to_string)
+        .collect()
 }
 
 /// For each service, the globs of every file whose change can affect it:

@@ -28,8 +28,7 @@ pub fn is_source(name: &str) -> bool {
     SOURCES.contains(&name)
 }
 
-/// The sources that can run, by name: the others are named in
-/// [`SOURCES`] so that manifests using them stay valid.
+/// The source called `name`.
 fn source(name: &str) -> Option<&'static dyn Source> {
     match name {
         "docker" => Some(&docker::Docker),
@@ -215,13 +214,26 @@ pub fn discover(manifest: &Manifest, files: &Files<'_>, sources: &[String]) -> V
     edges
 }
 
-/// The sources among `names` that ripple cannot run yet.
-pub fn unavailable(names: &[String]) -> Vec<&str> {
-    names
-        .iter()
-        .filter(|n| source(n).is_none())
-        .map(String::as_str)
-        .collect()
+/// Globs of the files whose change can change what `source` finds (beyond
+/// the manifest itself, which names Dockerfiles and owners).
+pub fn watched(source: &str) -> &'static [&'static str] {
+    match source {
+        "docker" => &[
+            "**/Dockerfile",
+            "**/Dockerfile.*",
+            "**/*.Dockerfile",
+            "**/*.dockerfile",
+        ],
+        "go" => &["**/*.go", "**/go.mod"],
+        "npm" => &["**/package.json", "pnpm-workspace.yaml"],
+        "cargo" => &["**/Cargo.toml"],
+        "python" => &[
+            "**/pyproject.toml",
+            "**/requirements*.txt",
+            "**/requirements/*.txt",
+        ],
+        _ => &[],
+    }
 }
 
 /// `(dir, name)` of a path.

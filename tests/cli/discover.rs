@@ -388,3 +388,92 @@ fn npm_cargo_and_python_sources() {
         "discovered edges carry the change"
     );
 }
+
+#[test]
+fn pull_requests_that_can_change_discovered_edges_check_them() {
+    let mut repo = repo();
+    repo.ripple(&["sync"], &[]).ok();
+    repo.commit("sync");
+    repo.branch("feature");
+    repo.write(
+        "libs/shared/extra.go",
+        "package shared\n\nimport \"example.org/api\"\n",
+    );
+    repo.commit("a new import");
+    let plan = repo
+        .ripple(&["plan", "--base", "main", "--format", "json"], &[])
+        .json();
+    let sync = plan["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "ripple-sync")
+        .expect("a sync check");
+    assert_eq!(
+        sync["tests"]["stages"][0]["commands"][0],
+        "ripple sync --check"
+    );
+    assert_eq!(sync["tests"]["toolchain"], "ripple:latest");
+    // The check fails on this branch: the new import is not in the manifest.
+    let check = repo.ripple(&["sync", "--check"], &[]);
+    assert_eq!(check.code, 1);
+
+    let yaml = repo
+        .ripple(&["plan", "--base", "main"], &[])
+        .ok()
+        .to_string();
+    let docs = crate::common::check_yaml("discover_sync_check", &yaml);
+    assert!(docs.iter().any(|d| d["name"] == "ripple-sync"), "{yaml}");
+
+    // A change no source reads runs no check.
+    repo.checkout("main");
+    repo.branch("docs");
+    repo.write("proto/README.md", "docs\n");
+    repo.commit("docs");
+    let plan = repo
+        .ripple(&["plan", "--base", "main", "--format", "json"], &[])
+        .json();
+    assert!(
+        !plan["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["name"] == "ripple-sync"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn static_files_check_the_manifest_on_pull_requests() {
+    let repo = repo();
+    let run = repo.ripple(&["generate"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let yaml = std::fs::read_to_string(repo.path().join(".drone.yml")).unwrap();
+    let docs = crate::common::check_yaml("discover_generate", &yaml);
+    let sync = docs
+        .iter()
+        .find(|d| d["name"] == "ripple-sync")
+        .expect("a sync pipeline");
+    assert_eq!(sync["trigger"]["event"][0], "pull_request");
+    assert_eq!(
+        sync["steps"][0]["commands"][0], "ripple sync --check",
+        "not gated"
+    );
+
+    let run = repo.ripple(&["generate", "--ci", "woodpecker"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(repo.path().join(".woodpecker/ripple-sync.yaml")).unwrap();
+    crate::backends::keep("woodpecker", "discover-ripple-sync.yaml", &text);
+    let doc = crate::backends::parse(&text);
+    let include: Vec<&str> = doc["when"][0]["path"]["include"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    assert_eq!(include[0], "services.toml");
+    assert!(
+        include.contains(&"**/*.go") && include.contains(&"**/Dockerfile"),
+        "{include:?}"
+    );
+}

@@ -204,7 +204,7 @@ fn generate_writes_the_workflow() {
         "${{ matrix.sidecars['redis'].image || '' }}"
     );
     // The commands reach the shell through `env:`, never inlined.
-    let step = &test["steps"][1];
+    let step = &test["steps"][2];
     assert_eq!(step["env"]["RIPPLE_COMMANDS"], "${{ matrix.commands }}");
     assert_eq!(step["run"], "eval \"$RIPPLE_COMMANDS\"");
     let api = &doc["jobs"]["image-apiv2"];

@@ -61,6 +61,7 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         }
         Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
         Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
+        Command::Init(a) => cmd_init(&workspace, a, &mut *err).map(|()| exit::OK),
         Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
     };
     workspace.timings.borrow().report(err);
@@ -995,6 +996,75 @@ fn cmd_sync(
         if edges.len() == 1 { "" } else { "s" }
     );
     Ok(exit::OK)
+}
+
+/// `ripple init`: a first manifest, guessed from the files of a commit,
+/// with the edges the code states; never over an existing one.
+fn cmd_init(workspace: &Workspace, args: cli::InitArgs, err: &mut dyn Write) -> Result<()> {
+    let repo = workspace.open_repo()?;
+    let path = match (&workspace.manifest, repo.workdir()) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => dir.join(MANIFEST_FILE),
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "a bare repository has no work tree to write a manifest into".into(),
+                hint: Some("run `ripple init` in a clone, or pass `--manifest FILE`".into()),
+            });
+        }
+    };
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(Error::Usage {
+            message: format!(
+                "`{}` exists; `ripple init` writes a first one only",
+                path.display()
+            ),
+            hint: Some("edit it, or run `ripple sync` to rewrite its discovered edges".into()),
+        });
+    }
+    let files = changes::files_at(&repo, &args.head)?;
+    let branch = changes::default_target(&repo).unwrap_or_else(|| "main".into());
+    let guess = crate::init::guess(&files, &branch, &changes::tag_names(&repo));
+    let shown = path.display().to_string();
+    let manifest = Manifest::parse(&guess.text, &shown)?;
+    let sources: Vec<String> = guess.sources.iter().map(|s| s.to_string()).collect();
+    let edges = crate::discover::discover(&manifest, &files, &sources);
+    let unreadable = |why: crate::sync::Unreadable| Error::Usage {
+        message: format!("cannot write the discovered edges: {}", why.0),
+        hint: None,
+    };
+    let with_edges =
+        crate::sync::with_discovered(&guess.text, &manifest, &edges).map_err(unreadable)?;
+    // Edges that close a cycle: the manifest without them, and the cycle
+    // said, to be broken with "!name" before `ripple sync`.
+    let (text, written) = match Manifest::parse(&with_edges, &shown) {
+        Ok(_) => (with_edges, edges.len()),
+        Err(problems) => {
+            let _ = writeln!(
+                err,
+                "warning: the discovered edges close a cycle, so none is written:
+{problems}
+                 hint: drop one with \"!name\" in that service's depends_on, then run `ripple sync`"
+            );
+            (guess.text.clone(), 0)
+        }
+    };
+    write_atomically(&path, &text)?;
+    let _ = writeln!(
+        err,
+        "ripple init: wrote `{shown}`: {} image{}, {} librar{}, {written} discovered \
+         edge{} (sources: {}); check the guesses listed at its top, then run `ripple check`",
+        guess.images,
+        if guess.images == 1 { "" } else { "s" },
+        guess.libraries,
+        if guess.libraries == 1 { "y" } else { "ies" },
+        if written == 1 { "" } else { "s" },
+        if guess.sources.is_empty() {
+            "none".to_string()
+        } else {
+            guess.sources.join(", ")
+        }
+    );
+    Ok(())
 }
 
 fn cmd_check(

@@ -384,7 +384,7 @@ fn pull_request(repo: &Repository, request: &Request, head: &Commit<'_>) -> Resu
 
 /// For local dry runs without a target: the remote's default branch, else
 /// a local `main` or `master`.
-fn default_target(repo: &Repository) -> Option<String> {
+pub fn default_target(repo: &Repository) -> Option<String> {
     if let Ok(reference) = repo.find_reference("refs/remotes/origin/HEAD")
         && let Ok(Some(target)) = reference.symbolic_target()
         && let Some(name) = target.strip_prefix("refs/remotes/origin/")
@@ -996,6 +996,22 @@ pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
     .map_err(git("walking the tree"))?;
     files.sort_unstable();
     Ok(files)
+}
+
+/// The repository's tag names, sorted.
+pub fn tag_names(repo: &Repository) -> Vec<String> {
+    let mut names: Vec<String> = repo
+        .tag_names(None)
+        .map(|tags| {
+            tags.iter()
+                .flatten()
+                .flatten()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_unstable();
+    names
 }
 
 /// The files of `rev` with a reader of their contents, for discovery:

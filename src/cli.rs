@@ -74,6 +74,9 @@ pub enum Command {
     /// Write the dependencies the code states (`[settings] discover`) into
     /// each service's `discovered` key.
     Sync(SyncArgs),
+    /// Write a first services.toml for a repository that has none, guessed
+    /// from its Dockerfiles, Go modules and packages.
+    Init(InitArgs),
     /// Build an example monorepo with a feature branch and plan its pull request.
     Demo(DemoArgs),
 }
@@ -391,6 +394,14 @@ pub struct SyncArgs {
     #[arg(long)]
     pub check: bool,
 
+    /// The commit whose files are read.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub head: String,
+}
+
+/// `ripple init`
+#[derive(Debug, ClapArgs)]
+pub struct InitArgs {
     /// The commit whose files are read.
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub head: String,

@@ -477,3 +477,76 @@ fn static_files_check_the_manifest_on_pull_requests() {
         "{include:?}"
     );
 }
+
+#[test]
+fn init_guesses_a_manifest_and_never_overwrites() {
+    let mut repo = repo();
+    repo.remove("services.toml");
+    repo.write(
+        "docker-compose.yml",
+        "services:\n  api:\n    build:\n      context: .\n      dockerfile: services/api/Dockerfile\n    image: registry.example.org/team/api:latest\n  db:\n    image: postgres:16\n",
+    );
+    repo.write(
+        "js/ui/package.json",
+        r#"{"name": "@team/ui", "version": "1.0.0"}"#,
+    );
+    repo.write(
+        "js/app/package.json",
+        r#"{"name": "@team/app", "dependencies": {"@team/ui": "^1.0.0"}}"#,
+    );
+    repo.commit("no manifest yet");
+    let run = repo.ripple(&["init"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("ripple init: wrote"), "{}", run.stderr);
+    let text = manifest(&repo);
+    assert!(
+        text.starts_with("# Written by `ripple init`"),
+        "says what was guessed"
+    );
+    let parsed = ripple::manifest::Manifest::parse(&text, "services.toml").unwrap();
+    let names: Vec<&str> = parsed.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["base", "api", "shared", "legacy", "tool", "app", "ui"],
+        "{text}"
+    );
+    let api = &parsed.services[1];
+    let build = api.build.as_ref().unwrap();
+    assert_eq!(
+        build.image, "registry.example.org/team/api",
+        "from the compose file"
+    );
+    assert_eq!(build.context, ".", "the compose file's context");
+    assert_eq!(parsed.settings.discover, ["docker", "go", "npm"]);
+    assert_eq!(parsed.settings.publish_branches, ["main"]);
+    let edges = |i: usize| -> Vec<(String, &str)> {
+        parsed
+            .edges(i)
+            .map(|(d, o)| (parsed.services[d].name.to_string(), o.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        edges(1),
+        [("shared".to_string(), "go")],
+        "by the replace directive"
+    );
+    assert_eq!(edges(5), [("ui".to_string(), "npm")]);
+    assert_eq!(
+        edges(3),
+        [("tool".to_string(), "go")],
+        "GOPATH-style, outside the modules"
+    );
+    assert!(
+        text.contains("paths = [\"services/api\", \"proto\"]"),
+        "COPY proto/ is api's"
+    );
+    let check = repo.ripple(&["check"], &[]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let sync = repo.ripple(&["sync", "--check"], &[]);
+    assert_eq!(sync.code, 0, "init wrote what sync would: {}", sync.stdout);
+
+    let again = repo.ripple(&["init"], &[]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("exists"), "{}", again.stderr);
+    assert_eq!(manifest(&repo), text, "untouched");
+}

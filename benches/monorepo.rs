@@ -111,7 +111,8 @@ fn ms(d: Duration) -> String {
 fn repository(size: usize, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")
-        .join(format!("n{size}-s{seed}"));
+        // v2: the code states the dependencies (discovery reads it).
+        .join(format!("n{size}-s{seed}-v2"));
     if !dir.join(DONE).exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the benchmark directory");
@@ -217,6 +218,13 @@ fn main() {
         ("ripple affected", &affected),
         ("ripple plan", &plan),
     ];
+    // Discovery reads every file of HEAD: its floor is listing them.
+    let tree_floor = ["git", "ls-tree", "-r", "HEAD"];
+    let sync = [ripple, "sync", "--check"];
+    let discovery: [(&str, &[&str]); 2] = [
+        ("git ls-tree -r", &tree_floor),
+        ("ripple sync --check", &sync),
+    ];
 
     println!(
         "| services | branch | affected | command | median ms | min ms | max ms | peak MiB | × floor |"
@@ -228,29 +236,50 @@ fn main() {
         for branch in [WIDE_BRANCH, CORE_BRANCH] {
             helper(&["--checkout", &path, branch]);
             let count = affected_count(ripple, &dir);
-            for (_, command) in &commands {
-                run(command, &dir); // warm the page cache
-            }
-            // Interleaved, so drift on a noisy machine hits every command alike.
-            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); commands.len()];
-            for _ in 0..options.runs {
-                for (i, (_, command)) in commands.iter().enumerate() {
-                    samples[i].push(run(command, &dir));
-                }
-            }
-            let floor_median = stats(&samples[0]).median;
-            for ((name, _), samples) in commands.iter().zip(&samples) {
-                let s = stats(samples);
-                let ratio = s.median.as_secs_f64() / floor_median.as_secs_f64();
-                println!(
-                    "| {size} | {branch} | {count} | {name} | {} | {} | {} | {:.1} | {ratio:.2} |",
-                    ms(s.median),
-                    ms(s.min),
-                    ms(s.max),
-                    s.peak_mib
-                );
-            }
+            compare(
+                size,
+                branch,
+                &count.to_string(),
+                &commands,
+                &dir,
+                options.runs,
+            );
         }
         helper(&["--checkout", &path, synth::MAIN]);
+        compare(size, synth::MAIN, "-", &discovery, &dir, options.runs);
+    }
+}
+
+/// Times `commands` interleaved in `dir` and prints a row each, the first
+/// command being the floor the others are measured against.
+fn compare(
+    size: usize,
+    branch: &str,
+    count: &str,
+    commands: &[(&str, &[&str])],
+    dir: &Path,
+    runs: usize,
+) {
+    for (_, command) in commands {
+        run(command, dir); // warm the page cache
+    }
+    // Interleaved, so drift on a noisy machine hits every command alike.
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); commands.len()];
+    for _ in 0..runs {
+        for (i, (_, command)) in commands.iter().enumerate() {
+            samples[i].push(run(command, dir));
+        }
+    }
+    let floor_median = stats(&samples[0]).median;
+    for ((name, _), samples) in commands.iter().zip(&samples) {
+        let s = stats(samples);
+        let ratio = s.median.as_secs_f64() / floor_median.as_secs_f64();
+        println!(
+            "| {size} | {branch} | {count} | {name} | {} | {} | {} | {:.1} | {ratio:.2} |",
+            ms(s.median),
+            ms(s.min),
+            ms(s.max),
+            s.peak_mib
+        );
     }
 }

@@ -967,7 +967,9 @@ fn cmd_sync(
     let sources = &manifest.settings.discover;
     let files = changes::files_at(&repo, &args.head)?;
     let edges = crate::discover::discover(&manifest, &files, sources);
-    let written = crate::sync::with_discovered(&stripped, &manifest, &edges).map_err(unreadable)?;
+    // Written into the original text: a key that is already right stays
+    // as and where it is.
+    let written = crate::sync::with_discovered(&text, &manifest, &edges).map_err(unreadable)?;
     // An edge that closes a cycle: said with the manifest's own message,
     // and nothing written.
     Manifest::parse(&written, &shown)?;

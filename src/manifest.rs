@@ -864,6 +864,8 @@ struct ServiceFields<'t, 'a> {
     build_args: Option<&'t Item<'a>>,
     tags: Option<&'t Item<'a>>,
     discovered: Option<&'t Item<'a>>,
+    /// `discovered` as the scanner read it: each source and its array.
+    discovered_scanned: Option<Vec<(&'t Located<'a>, Field<'t, 'a>)>>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
 }
@@ -871,7 +873,18 @@ struct ServiceFields<'t, 'a> {
 impl<'t, 'a> ServiceFields<'t, 'a> {
     /// The fields of the table the scanner last read.
     fn scanned(scanner: &'t scan::Scanner<'a>) -> ServiceFields<'t, 'a> {
-        let mut fields = ServiceFields::default();
+        let mut fields = ServiceFields {
+            discovered_scanned: scanner.discovered.as_ref().map(|entries| {
+                entries
+                    .iter()
+                    .map(|(source, slot)| {
+                        let strings = &scanner.strings[slot.strings.clone()];
+                        (source, Field::List(strings, &slot.span))
+                    })
+                    .collect()
+            }),
+            ..ServiceFields::default()
+        };
         for (key, slot) in scan::KEYS.iter().zip(&scanner.slots) {
             if let (Some(field), Some(slot)) = (fields.slot(key), slot) {
                 let strings = &scanner.strings[slot.strings.clone()];
@@ -1537,10 +1550,36 @@ impl<'a> Reader<'a> {
             );
         }
 
-        let discovered = fields
-            .discovered
-            .map(|item| self.discovered(item, &label()))
-            .unwrap_or_default();
+        let discovered = match (fields.discovered, fields.discovered_scanned) {
+            (Some(item), _) => match item.as_table() {
+                Some(table) => {
+                    let entries: Vec<(&str, Range<usize>, Field<'_, 'a>)> = table
+                        .iter()
+                        .map(|(key, value)| (key.name, range(key.span), Field::Item(value)))
+                        .collect();
+                    self.discovered(entries, &label())
+                }
+                None => {
+                    self.problem(
+                        range(item.span()),
+                        format!(
+                            "`discovered` of {} must be a table of lists, by source",
+                            label()
+                        ),
+                        Some("it is written by `ripple sync`; run it again".into()),
+                    );
+                    Vec::new()
+                }
+            },
+            (None, Some(scanned)) => {
+                let entries = scanned
+                    .into_iter()
+                    .map(|((source, span), value)| (*source, span.clone(), value))
+                    .collect();
+                self.discovered(entries, &label())
+            }
+            (None, None) => Vec::new(),
+        };
 
         let ((name, name_span), kind) = (name?, kind?);
         let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
@@ -1587,30 +1626,20 @@ impl<'a> Reader<'a> {
         Some((service, spans))
     }
 
-    /// `discovered = { go = ["b"], docker = ["c"] }`: `(source, service,
-    /// span of the name)`, sources in file order.
+    /// `discovered = { go = ["b"], docker = ["c"] }`, as `(source, span of
+    /// the source, its array)`: `(source, service, span of the name)`, in
+    /// file order.
     fn discovered(
         &mut self,
-        item: &Item<'a>,
+        entries: Vec<(&str, Range<usize>, Field<'_, 'a>)>,
         label: &str,
     ) -> Vec<(CompactString, CompactString, Range<usize>)> {
-        let Some(table) = item.as_table() else {
-            self.problem(
-                range(item.span()),
-                format!("`discovered` of {label} must be a table of lists, by source"),
-                Some("it is written by `ripple sync`; run it again".into()),
-            );
-            return Vec::new();
-        };
         let mut edges = Vec::new();
-        for (key, value) in table.iter() {
-            if !crate::discover::is_source(key.name) {
+        for (source, span, value) in entries {
+            if !crate::discover::is_source(source) {
                 self.problem(
-                    range(key.span),
-                    format!(
-                        "unknown discovery source `{}` in `discovered` of {label}",
-                        key.name
-                    ),
+                    span,
+                    format!("unknown discovery source `{source}` in `discovered` of {label}"),
                     Some(format!(
                         "sources are {}; `ripple sync` writes this key",
                         crate::discover::SOURCES.join(", ")
@@ -1618,9 +1647,9 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             }
-            for (target, span) in self.strings(Field::Item(value), "discovered") {
+            for (target, span) in self.strings(value, "discovered") {
                 edges.push((
-                    CompactString::from(key.name),
+                    CompactString::from(source),
                     CompactString::from(target),
                     span,
                 ));
@@ -2284,6 +2313,39 @@ depends_on = ["b"]
     }
 
     #[test]
+    fn table_reading_reads_discovered_keys_the_same() {
+        let with =
+            |key: &str| GOOD.replacen("name = \"api\"\n", &format!("name = \"api\"\n{key}\n"), 1);
+        for key in [
+            "discovered = { go = [\"go-main\"], docker = [\"base-go\"] }",
+            "discovered={go=[\"go-main\",],docker=['base-go']}  # sync wrote this",
+            "discovered = { }",
+            "discovered = { go = [ ] }",
+            // Declined by the scanner, read by toml-spanner.
+            "discovered = { go = [\"go-main\"], go = [\"base-go\"] }",
+            "discovered = { go = [\n\"go-main\"] }",
+            "discovered = { \"go\" = [\"go-main\"] }",
+            "discovered = { go = \"go-main\" }",
+        ] {
+            let text = with(key);
+            let whole = Manifest::parse_whole(&text, "m");
+            match parse_tables(&text, "m") {
+                Some(tables) => assert_eq!(summary(&tables), summary(&whole.unwrap()), "{key}"),
+                None => assert!(
+                    !key.contains("sync wrote"),
+                    "the common forms are scanned: {key}"
+                ),
+            }
+        }
+        let tables = parse_tables(&with("discovered = { go = [\"go-main\"] }"), "m").unwrap();
+        let api = tables.service("api").unwrap();
+        assert_eq!(
+            api.discovery.as_ref().unwrap().edges,
+            [("go".into(), "go-main".into())]
+        );
+    }
+
+    #[test]
     fn table_reading_reads_the_same_manifest() {
         let crlf = GOOD.replace('\n', "\r\n");
         let commented = GOOD
@@ -2403,6 +2465,10 @@ depends_on = ["b"]
             "[settings]\n",
             "service = [{ name = \"i\", kind = \"library\" }]\n",
             " [[service]]\n",
+            "discovered = { go = [\"base-go\"], docker = [\"api\"] }\n",
+            "discovered = { go = [] }\n",
+            "discovered = {}\n",
+            "depends_on = [\"!go-main\"]\n",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {

@@ -21,6 +21,10 @@ pub(super) const KEYS: &[&str] = super::SERVICE_KEYS
     .split_at(super::SERVICE_KEYS.len() - super::TREE_KEYS)
     .0;
 
+/// The one inline-table key the scanner reads: `ripple sync` writes it on
+/// every service that has discovered edges.
+const DISCOVERED: &str = "discovered";
+
 /// Where one key's value is, in [`Scanner::strings`].
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Slot {
@@ -39,6 +43,9 @@ pub(super) struct Scanner<'a> {
     pub strings: Vec<Located<'a>>,
     /// Each key's value in the table last scanned, by position in [`KEYS`].
     pub slots: [Option<Slot>; KEYS.len()],
+    /// The generated `discovered = { source = [...], ... }` of the table
+    /// last scanned: each source's name and its array.
+    pub discovered: Option<Vec<(Located<'a>, Slot)>>,
 }
 
 /// The scan stopped: the text is not in the form this reader takes.
@@ -52,6 +59,7 @@ impl<'a> Scanner<'a> {
             text,
             strings: Vec::new(),
             slots: Default::default(),
+            discovered: None,
         }
     }
 
@@ -61,6 +69,7 @@ impl<'a> Scanner<'a> {
     pub(super) fn service(&mut self, table: Range<usize>) -> bool {
         self.strings.clear();
         self.slots = Default::default();
+        self.discovered = None;
         self.table(table).is_ok()
     }
 
@@ -92,6 +101,9 @@ impl<'a> Scanner<'a> {
                 .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
                 .unwrap_or(bytes.len() - at);
         let key = &self.text[at..key_end];
+        if key == DISCOVERED {
+            return self.discovered(bytes, key_end);
+        }
         let index = KEYS.iter().position(|k| *k == key).ok_or(Decline)?;
         if self.slots[index].is_some() {
             return Err(Decline);
@@ -113,6 +125,86 @@ impl<'a> Scanner<'a> {
             span: at..end,
         });
         Ok(end)
+    }
+
+    /// `= { source = [...], ... }` after `discovered` (which ends at
+    /// `at`), on one line as `ripple sync` writes it; returns where it ends.
+    fn discovered(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
+        if self.discovered.is_some() {
+            return Err(Decline);
+        }
+        let mut at = skip_blanks(bytes, at);
+        if bytes.get(at) != Some(&b'=') {
+            return Err(Decline);
+        }
+        at = skip_blanks(bytes, at + 1);
+        if bytes.get(at) != Some(&b'{') {
+            return Err(Decline);
+        }
+        at = skip_blanks(bytes, at + 1);
+        let mut entries: Vec<(Located<'a>, Slot)> = Vec::new();
+        if bytes.get(at) == Some(&b'}') {
+            self.discovered = Some(entries);
+            return Ok(at + 1);
+        }
+        loop {
+            let key_end = at
+                + bytes[at..]
+                    .iter()
+                    .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                    .unwrap_or(bytes.len() - at);
+            if key_end == at {
+                return Err(Decline);
+            }
+            let key: Located<'a> = (&self.text[at..key_end], at..key_end);
+            if entries.iter().any(|(k, _)| k.0 == key.0) {
+                return Err(Decline);
+            }
+            at = skip_blanks(bytes, key_end);
+            if bytes.get(at) != Some(&b'=') {
+                return Err(Decline);
+            }
+            at = skip_blanks(bytes, at + 1);
+            if bytes.get(at) != Some(&b'[') {
+                return Err(Decline);
+            }
+            let first = self.strings.len();
+            let end = self.one_line_array(bytes, at)?;
+            entries.push((
+                key,
+                Slot {
+                    list: true,
+                    strings: first..self.strings.len(),
+                    span: at..end,
+                },
+            ));
+            at = skip_blanks(bytes, end);
+            match bytes.get(at) {
+                Some(b',') => at = skip_blanks(bytes, at + 1),
+                Some(b'}') => {
+                    self.discovered = Some(entries);
+                    return Ok(at + 1);
+                }
+                _ => return Err(Decline),
+            }
+        }
+    }
+
+    /// An array of strings on one line (inside an inline table).
+    fn one_line_array(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
+        let mut at = skip_blanks(bytes, at + 1);
+        loop {
+            match bytes.get(at) {
+                Some(b']') => return Ok(at + 1),
+                Some(_) => at = skip_blanks(bytes, self.string(bytes, at)?),
+                None => return Err(Decline),
+            }
+            match bytes.get(at) {
+                Some(b',') => at = skip_blanks(bytes, at + 1),
+                Some(b']') => return Ok(at + 1),
+                _ => return Err(Decline),
+            }
+        }
     }
 
     /// An array of strings at `at` (its `[`), over as many lines as it
@@ -300,6 +392,49 @@ mod tests {
         ];
         for text in declined {
             assert_eq!(scanner_reads(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reads_discovered_keys_as_sync_writes_them() {
+        let read = |text: &str| {
+            let mut scanner = Scanner::new(text);
+            scanner.service(0..text.len()).then(|| {
+                let entries = scanner.discovered.clone().unwrap_or_default();
+                entries
+                    .iter()
+                    .map(|((source, _), slot)| {
+                        let names: Vec<&str> = scanner.strings[slot.strings.clone()]
+                            .iter()
+                            .map(|s| s.0)
+                            .collect();
+                        format!("{source}={}", names.join("+"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let table = |key: &str| format!("[[service]]\nname = \"a\"\n{key}\nkind = \"library\"\n");
+        assert_eq!(
+            read(&table(
+                "discovered = { docker = [\"b\"], go = [\"c\", \"d\"] }"
+            )),
+            Some(vec!["docker=b".to_string(), "go=c+d".to_string()])
+        );
+        assert_eq!(
+            read(&table("discovered={go=['c',]} # ok")),
+            Some(vec!["go=c".to_string()])
+        );
+        assert_eq!(read(&table("discovered = {}")), Some(vec![]));
+        for declined in [
+            "discovered = { go = [\"c\"], go = [\"d\"] }",
+            "discovered = { go = [\"c\"] }\ndiscovered = {}",
+            "discovered = { go = [\n\"c\"] }",
+            "discovered = { \"go\" = [\"c\"] }",
+            "discovered = { go = \"c\" }",
+            "discovered = { go = [\"c\"]",
+            "discovered = { go.x = [\"c\"] }",
+        ] {
+            assert_eq!(read(&table(declined)), None, "{declined}");
         }
     }
 }

@@ -960,19 +960,32 @@ fn cmd_sync(
         message: format!("cannot rewrite `{shown}`: {}", why.0),
         hint: Some("fix the TOML first (`ripple check` shows where)".into()),
     };
-    // The sources run against the manifest without its old `discovered`
-    // keys: a stale one must not stop them.
-    let stripped = crate::sync::without_discovered(&text).map_err(unreadable)?;
-    let manifest = Manifest::parse(&stripped, &shown)?;
+    // The sources run against the manifest; when its old `discovered` keys
+    // stop it from reading (a service gone, a cycle), against the text
+    // without them.
+    let manifest = match Manifest::parse(&text, &shown) {
+        Ok(manifest) => manifest,
+        Err(_) => {
+            let stripped = crate::sync::without_discovered(&text).map_err(unreadable)?;
+            Manifest::parse(&stripped, &shown)?
+        }
+    };
     let sources = &manifest.settings.discover;
     let files = changes::files_at(&repo, &args.head)?;
     let edges = crate::discover::discover(&manifest, &files, sources);
-    // Written into the original text: a key that is already right stays
-    // as and where it is.
-    let written = crate::sync::with_discovered(&text, &manifest, &edges).map_err(unreadable)?;
-    // An edge that closes a cycle: said with the manifest's own message,
-    // and nothing written.
-    Manifest::parse(&written, &shown)?;
+    // Up to date (the common case of `--check`): no rewriting at all.
+    let written = if crate::sync::is_current(&manifest, &edges) {
+        text.clone()
+    } else {
+        // Written into the original text: a key that is already right
+        // stays as and where it is.
+        crate::sync::with_discovered(&text, &manifest, &edges).map_err(unreadable)?
+    };
+    if written != text {
+        // An edge that closes a cycle: said with the manifest's own
+        // message, and nothing written.
+        Manifest::parse(&written, &shown)?;
+    }
     if written == text {
         let _ = writeln!(
             err,

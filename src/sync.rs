@@ -52,6 +52,32 @@ pub fn with_discovered(
     })
 }
 
+/// Whether `manifest`'s `discovered` keys hold exactly `edges`, however
+/// they are written.
+pub fn is_current(manifest: &Manifest, edges: &[Edge]) -> bool {
+    let mut want: Vec<(usize, &str, &str)> = edges
+        .iter()
+        .map(|e| (e.from, e.source, manifest.services[e.to].name.as_str()))
+        .collect();
+    let mut have: Vec<(usize, &str, &str)> = manifest
+        .services
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.discovery.iter().flat_map(move |d| {
+                d.edges
+                    .iter()
+                    .map(move |(src, to)| (i, src.as_str(), to.as_str()))
+            })
+        })
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    have.sort_unstable();
+    have.dedup();
+    want == have
+}
+
 /// Sets (or removes) `discovered` in every `[[service]]` table, by the
 /// service's name.
 fn rewrite(

@@ -3,6 +3,8 @@
 //! service owns. `COPY --from=` a stage and a copy of the whole context
 //! give no edge.
 
+use std::collections::HashMap;
+
 use super::{Found, Repo, Source, join};
 
 /// The docker source.
@@ -15,6 +17,7 @@ impl Source for Docker {
 
     fn discover(&self, repo: &Repo<'_>, found: &mut Found) {
         let services = &repo.manifest.services;
+        let images = Images::new(repo);
         for (i, service) in services.iter().enumerate() {
             let Some(build) = &service.build else {
                 continue;
@@ -31,7 +34,7 @@ impl Source for Docker {
                         let image = image.filter(|image| !stages.contains(image));
                         stages.extend(stage);
                         let Some(image) = image else { continue };
-                        let targets = builders(repo, &image);
+                        let targets = images.builders(&image);
                         found.link(repo, &[i], &build.dockerfile, &targets, "docker", "FROM");
                     }
                     "COPY" | "ADD" => {
@@ -103,27 +106,46 @@ fn from(arguments: &str) -> (Option<String>, Option<String>) {
     (image, stage)
 }
 
-/// The services that build `image`: by the full name, else by the name
-/// without its registry host when exactly one service builds that.
-fn builders(repo: &Repo<'_>, image: &str) -> Vec<usize> {
-    let services = &repo.manifest.services;
-    let built = |i: usize| {
-        services[i]
-            .build
-            .as_ref()
-            .map(|b| b.image.to_ascii_lowercase())
-    };
-    let exact: Vec<usize> = (0..services.len())
-        .filter(|&i| built(i).as_deref() == Some(image))
-        .collect();
-    if !exact.is_empty() {
-        return exact;
+/// Who builds which image, looked up once per `FROM`.
+struct Images {
+    /// Lower-cased image name -> the services building it.
+    full: HashMap<String, Vec<usize>>,
+    /// The same without registry hosts.
+    short: HashMap<String, Vec<usize>>,
+}
+
+impl Images {
+    fn new(repo: &Repo<'_>) -> Images {
+        let mut images = Images {
+            full: HashMap::new(),
+            short: HashMap::new(),
+        };
+        for (i, service) in repo.manifest.services.iter().enumerate() {
+            if let Some(build) = &service.build {
+                let name = build.image.as_str().to_ascii_lowercase();
+                images
+                    .short
+                    .entry(without_registry(&name).to_string())
+                    .or_default()
+                    .push(i);
+                images.full.entry(name).or_default().push(i);
+            }
+        }
+        images
     }
-    let short = without_registry(image);
-    let loose: Vec<usize> = (0..services.len())
-        .filter(|&i| built(i).is_some_and(|b| without_registry(&b) == short))
-        .collect();
-    if loose.len() == 1 { loose } else { Vec::new() }
+
+    /// The services that build `image`: by the full name, else by the
+    /// name without its registry host when exactly one service builds
+    /// that.
+    fn builders(&self, image: &str) -> Vec<usize> {
+        if let Some(exact) = self.full.get(image) {
+            return exact.clone();
+        }
+        match self.short.get(without_registry(image)) {
+            Some(loose) if loose.len() == 1 => loose.clone(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// An image name without its registry host (Docker's rule: a first

@@ -68,6 +68,8 @@ impl Source for Go {
                     .iter()
                     .find(|r| r.is_empty() || *dir == **r || dir.starts_with(&format!("{r}/")))
                     .copied();
+                // The file's owners are looked up once, for all its imports.
+                let owners = repo.owners(file);
                 for import in imports(&text) {
                     let Some(target) = resolve(&import, root, &modules, &packages) else {
                         continue;
@@ -84,7 +86,7 @@ impl Source for Go {
                         owners.dedup();
                         owners
                     });
-                    found.link(repo, &[], file, targets, "go", "import");
+                    found.link_owned(&owners, &[], file, targets, "go", "import");
                 }
             }
         }

@@ -172,8 +172,20 @@ impl Found {
         source: &'static str,
         what: &'static str,
     ) {
-        let owners = repo.owners(file);
-        let mut sources: Vec<usize> = from.iter().chain(&owners).copied().collect();
+        self.link_owned(&repo.owners(file), from, file, targets, source, what);
+    }
+
+    /// [`Found::link`] with the file's owners already looked up.
+    pub fn link_owned(
+        &mut self,
+        owners: &[usize],
+        from: &[usize],
+        file: &str,
+        targets: &[usize],
+        source: &'static str,
+        what: &'static str,
+    ) {
+        let mut sources: Vec<usize> = from.iter().chain(owners).copied().collect();
         sources.sort_unstable();
         sources.dedup();
         for &a in sources.iter().filter(|a| !targets.contains(a)) {

@@ -1584,8 +1584,11 @@ impl<'a> Reader<'a> {
         let ((name, name_span), kind) = (name?, kind?);
         let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
         let mut depends_spans = Vec::new();
-        let mut discovery = Discovery::default();
-        let mut other_spans = Vec::new();
+        let mut discovery = Discovery {
+            edges: Vec::with_capacity(discovered.len()),
+            dropped: Vec::new(),
+        };
+        let mut other_spans = Vec::with_capacity(discovered.len());
         for (dep, span) in depends {
             // `"!b"`: no discovered edge to `b`.
             if let Some(dropped) = dep.strip_prefix('!') {
@@ -1848,16 +1851,18 @@ impl<'a> Reader<'a> {
         let dependencies = Dependencies::resolve(services, &first_seen);
         for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
             if let Some(discovery) = &service.discovery {
-                let named =
-                    discovery
-                        .dropped
-                        .iter()
-                        .map(|d| (d, format!("`{}.depends_on` (\"!{d}\")", service.name)))
-                        .chain(discovery.edges.iter().map(|(source, d)| {
-                            (d, format!("`{}.discovered.{source}`", service.name))
-                        }));
-                for (k, (dep, place)) in named.enumerate() {
+                // Where each name is written, said only for unknown ones.
+                let named = discovery
+                    .dropped
+                    .iter()
+                    .map(|d| (d, None))
+                    .chain(discovery.edges.iter().map(|(source, d)| (d, Some(source))));
+                for (k, (dep, source)) in named.enumerate() {
                     if first_seen.get(services, dep).is_none() {
+                        let place = match source {
+                            None => format!("`{}.depends_on` (\"!{dep}\")", service.name),
+                            Some(source) => format!("`{}.discovered.{source}`", service.name),
+                        };
                         let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                         self.problem(
                             spans.others.get(k).unwrap_or(&spans.name).clone(),

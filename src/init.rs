@@ -68,9 +68,16 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
         let image = from_compose
             .and_then(|c| c.2.clone())
             .unwrap_or_else(|| format!("registry.example.org/{}", sanitise(&name)));
+        // A folder of several Dockerfiles is no one image's: each owns
+        // its Dockerfile (and what it copies).
+        let shared = paths
+            .iter()
+            .filter(|p| kept(p) && is_dockerfile(p) && split(p).0 == dir)
+            .count()
+            > 1;
         images.push(Planned {
             name,
-            dir: if dir.is_empty() {
+            dir: if dir.is_empty() || shared {
                 path.clone()
             } else {
                 dir.to_string()
@@ -402,6 +409,7 @@ fn render(services: &[Planned], branch: &str, release: &str, sources: &[&str]) -
     for service in services {
         let mut paths = vec![service.dir.clone()];
         paths.extend(service.extra.iter().cloned());
+        let mut excluded: Vec<&str> = Vec::new();
         for (dir, _) in dirs.range::<str, _>((
             std::ops::Bound::Excluded(service.dir.as_str()),
             std::ops::Bound::Unbounded,
@@ -409,6 +417,11 @@ fn render(services: &[Planned], branch: &str, release: &str, sources: &[&str]) -
             if !dir.starts_with(&format!("{}/", service.dir)) {
                 break;
             }
+            // Only the outermost: excluding a folder excludes what it holds.
+            if excluded.iter().any(|e| dir.starts_with(&format!("{e}/"))) {
+                continue;
+            }
+            excluded.push(dir);
             paths.push(format!("!{dir}"));
         }
         let _ = writeln!(out, "\n[[service]]");

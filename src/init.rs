@@ -478,4 +478,45 @@ mod tests {
         assert_eq!(services[0].name, "go-api");
         assert_eq!(services[1].name, "js-api");
     }
+
+    #[test]
+    fn a_folder_of_dockerfiles_and_nested_libraries() {
+        let files = Files::from_map(
+            [
+                ("backend/Dockerfile.api", "FROM x\nADD . /src\n"),
+                ("backend/Dockerfile.worker", "FROM x\n"),
+                ("backend/main/go.mod", "module example.org/main\n"),
+                ("backend/main/a.go", "package main\n"),
+                ("backend/main/sub/go.mod", "module example.org/main/sub\n"),
+                ("backend/main/sub/b.go", "package sub\n"),
+                ("web/Dockerfile", "FROM node\nCOPY shared/ /s\n"),
+                ("web/app/package.json", "{\"name\": \"app\"}"),
+                ("web/app/inner/package.json", "{\"name\": \"inner\"}"),
+            ]
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect(),
+        );
+        let guess = guess(&files, "main", &[]);
+        let manifest = crate::manifest::Manifest::parse(&guess.text, "services.toml").unwrap();
+        let paths = |name: &str| -> Vec<String> {
+            manifest
+                .service(name)
+                .unwrap()
+                .paths
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        assert_eq!(paths("api"), ["backend/Dockerfile.api"], "{}", guess.text);
+        assert_eq!(paths("worker"), ["backend/Dockerfile.worker"]);
+        assert_eq!(paths("main"), ["backend/main", "!backend/main/sub"]);
+        assert_eq!(
+            paths("web"),
+            ["web", "!web/app"],
+            "only the outermost nested folder"
+        );
+        assert_eq!(paths("app"), ["web/app", "!web/app/inner"]);
+        assert_eq!(guess.sources, ["docker", "go", "npm"]);
+    }
 }

@@ -111,8 +111,9 @@ fn ms(d: Duration) -> String {
 fn repository(size: usize, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")
-        // v2: the code states the dependencies (discovery reads it).
-        .join(format!("n{size}-s{seed}-v2"));
+        // v3: the code states the dependencies and the manifest holds them
+        // as `discovered` keys, with no `depends_on`.
+        .join(format!("n{size}-s{seed}-v3"));
     if !dir.join(DONE).exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the benchmark directory");

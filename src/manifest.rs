@@ -864,8 +864,9 @@ struct ServiceFields<'t, 'a> {
     build_args: Option<&'t Item<'a>>,
     tags: Option<&'t Item<'a>>,
     discovered: Option<&'t Item<'a>>,
-    /// `discovered` as the scanner read it: each source and its array.
-    discovered_scanned: Option<Vec<(&'t Located<'a>, Field<'t, 'a>)>>,
+    /// `discovered` as the scanner read it: each source and its array,
+    /// and the strings the arrays point into.
+    discovered_scanned: Option<(&'t [(Located<'a>, scan::Slot)], &'t [Located<'a>])>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
 }
@@ -874,15 +875,10 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
     /// The fields of the table the scanner last read.
     fn scanned(scanner: &'t scan::Scanner<'a>) -> ServiceFields<'t, 'a> {
         let mut fields = ServiceFields {
-            discovered_scanned: scanner.discovered.as_ref().map(|entries| {
-                entries
-                    .iter()
-                    .map(|(source, slot)| {
-                        let strings = &scanner.strings[slot.strings.clone()];
-                        (source, Field::List(strings, &slot.span))
-                    })
-                    .collect()
-            }),
+            discovered_scanned: scanner
+                .discovered
+                .as_deref()
+                .map(|entries| (entries, scanner.strings.as_slice())),
             ..ServiceFields::default()
         };
         for (key, slot) in scan::KEYS.iter().zip(&scanner.slots) {
@@ -1550,45 +1546,55 @@ impl<'a> Reader<'a> {
             );
         }
 
-        let discovered = match (fields.discovered, fields.discovered_scanned) {
+        // `(source, service)` and, when kept, where each name is.
+        let mut discovered: Vec<(CompactString, CompactString)> = Vec::new();
+        let mut discovered_spans: Vec<Range<usize>> = Vec::new();
+        match (fields.discovered, fields.discovered_scanned) {
             (Some(item), _) => match item.as_table() {
                 Some(table) => {
-                    let entries: Vec<(&str, Range<usize>, Field<'_, 'a>)> = table
-                        .iter()
-                        .map(|(key, value)| (key.name, range(key.span), Field::Item(value)))
-                        .collect();
-                    self.discovered(entries, &label())
+                    for (key, value) in table.iter() {
+                        if !self.is_source(key.name, range(key.span), &label()) {
+                            continue;
+                        }
+                        for (target, span) in self.strings(Field::Item(value), "discovered") {
+                            discovered.push((key.name.into(), target.into()));
+                            discovered_spans.push(span);
+                        }
+                    }
                 }
-                None => {
-                    self.problem(
-                        range(item.span()),
-                        format!(
-                            "`discovered` of {} must be a table of lists, by source",
-                            label()
-                        ),
-                        Some("it is written by `ripple sync`; run it again".into()),
-                    );
-                    Vec::new()
-                }
+                None => self.problem(
+                    range(item.span()),
+                    format!(
+                        "`discovered` of {} must be a table of lists, by source",
+                        label()
+                    ),
+                    Some("it is written by `ripple sync`; run it again".into()),
+                ),
             },
-            (None, Some(scanned)) => {
-                let entries = scanned
-                    .into_iter()
-                    .map(|((source, span), value)| (*source, span.clone(), value))
-                    .collect();
-                self.discovered(entries, &label())
+            (None, Some((entries, strings))) => {
+                for ((source, span), slot) in entries {
+                    if !self.is_source(source, span.clone(), &label()) {
+                        continue;
+                    }
+                    for (target, span) in &strings[slot.strings.clone()] {
+                        discovered.push(((*source).into(), (*target).into()));
+                        if self.dependency_spans {
+                            discovered_spans.push(span.clone());
+                        }
+                    }
+                }
             }
-            (None, None) => Vec::new(),
-        };
+            (None, None) => {}
+        }
 
         let ((name, name_span), kind) = (name?, kind?);
         let mut depends_on: Vec<CompactString> = Vec::with_capacity(depends.len());
         let mut depends_spans = Vec::new();
         let mut discovery = Discovery {
-            edges: Vec::with_capacity(discovered.len()),
+            edges: discovered,
             dropped: Vec::new(),
         };
-        let mut other_spans = Vec::with_capacity(discovered.len());
+        let mut other_spans = Vec::new();
         for (dep, span) in depends {
             // `"!b"`: no discovered edge to `b`.
             if let Some(dropped) = dep.strip_prefix('!') {
@@ -1603,9 +1609,8 @@ impl<'a> Reader<'a> {
                 depends_on.push(CompactString::from(dep));
             }
         }
-        for (source, target, span) in discovered {
-            discovery.edges.push((source, target));
-            other_spans.push(span);
+        if self.dependency_spans {
+            other_spans.append(&mut discovered_spans);
         }
         let discovery = (discovery != Discovery::default()).then(|| Box::new(discovery));
         let service = Service {
@@ -1629,36 +1634,20 @@ impl<'a> Reader<'a> {
         Some((service, spans))
     }
 
-    /// `discovered = { go = ["b"], docker = ["c"] }`, as `(source, span of
-    /// the source, its array)`: `(source, service, span of the name)`, in
-    /// file order.
-    fn discovered(
-        &mut self,
-        entries: Vec<(&str, Range<usize>, Field<'_, 'a>)>,
-        label: &str,
-    ) -> Vec<(CompactString, CompactString, Range<usize>)> {
-        let mut edges = Vec::new();
-        for (source, span, value) in entries {
-            if !crate::discover::is_source(source) {
-                self.problem(
-                    span,
-                    format!("unknown discovery source `{source}` in `discovered` of {label}"),
-                    Some(format!(
-                        "sources are {}; `ripple sync` writes this key",
-                        crate::discover::SOURCES.join(", ")
-                    )),
-                );
-                continue;
-            }
-            for (target, span) in self.strings(value, "discovered") {
-                edges.push((
-                    CompactString::from(source),
-                    CompactString::from(target),
-                    span,
-                ));
-            }
+    /// Whether a `discovered` key names a source; a problem if not.
+    fn is_source(&mut self, source: &str, span: Range<usize>, label: &str) -> bool {
+        if crate::discover::is_source(source) {
+            return true;
         }
-        edges
+        self.problem(
+            span,
+            format!("unknown discovery source `{source}` in `discovered` of {label}"),
+            Some(format!(
+                "sources are {}; `ripple sync` writes this key",
+                crate::discover::SOURCES.join(", ")
+            )),
+        );
+        false
     }
 
     fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {

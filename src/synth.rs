@@ -187,14 +187,9 @@ fn manifest(services: &[Service]) -> String {
             let _ = write!(text, ", \"{glob}\"");
         }
         text.push_str("]\n");
-        if !s.depends_on.is_empty() {
-            let deps: Vec<String> = s
-                .depends_on
-                .iter()
-                .map(|&d| format!("\"{}\"", services[d].name))
-                .collect();
-            let _ = writeln!(text, "depends_on = [{}]", deps.join(", "));
-        }
+        // No `depends_on`: the code states every dependency, and the
+        // `discovered` key below holds them, as in a repository that
+        // adopted discovery.
         if matches!(s.kind, Kind::Image | Kind::Base) {
             let _ = write!(
                 text,
@@ -214,16 +209,38 @@ fn manifest(services: &[Service]) -> String {
     text
 }
 
-/// The code states the dependencies, as `ripple sync` reads them: every
-/// Go file imports a package of each dependency that is not a base image
-/// (GOPATH-style: there is no go.mod), and an image's Dockerfile is
-/// `FROM` the base image it depends on.
-fn go_imports(service: &Service, services: &[Service]) -> String {
-    let imports: Vec<String> = service
+/// The base image an image's Dockerfile is `FROM`: its first dependency
+/// that is a base image.
+fn from_base(service: &Service, services: &[Service]) -> Option<usize> {
+    if !matches!(service.kind, Kind::Image | Kind::Base) {
+        return None;
+    }
+    service
         .depends_on
         .iter()
-        .filter(|&&d| services[d].kind != Kind::Base)
-        .map(|&d| format!("\t\"bench.example/{}/src/mod0\"\n", services[d].dir))
+        .copied()
+        .find(|&d| services[d].kind == Kind::Base)
+}
+
+/// The dependencies a service's Go files import: all but the base image
+/// its Dockerfile is `FROM`.
+fn imported(service: &Service, services: &[Service]) -> Vec<usize> {
+    let base = from_base(service, services);
+    service
+        .depends_on
+        .iter()
+        .copied()
+        .filter(|&d| Some(d) != base)
+        .collect()
+}
+
+/// The code states every dependency, as `ripple sync` reads it: each Go
+/// file imports a package of each dependency but the base image the
+/// Dockerfile is `FROM` (GOPATH-style: there is no go.mod).
+fn go_imports(service: &Service, services: &[Service]) -> String {
+    let imports: Vec<String> = imported(service, services)
+        .into_iter()
+        .map(|d| format!("\t\"bench.example/{}/src/mod0\"\n", services[d].dir))
         .collect();
     if imports.is_empty() {
         String::new()
@@ -233,42 +250,25 @@ fn go_imports(service: &Service, services: &[Service]) -> String {
 }
 
 fn dockerfile(service: &Service, services: &[Service]) -> String {
-    let base = service
-        .depends_on
-        .iter()
-        .find(|&&d| services[d].kind == Kind::Base)
-        .map_or_else(
-            || "golang:1.22".to_string(),
-            |&b| format!("registry.example.org/bench/{}:latest", services[b].name),
-        );
+    let base = from_base(service, services).map_or_else(
+        || "golang:1.22".to_string(),
+        |b| format!("registry.example.org/bench/{}:latest", services[b].name),
+    );
     format!("FROM {base}\nCOPY src /src\n")
 }
 
 /// A service's `discovered` key, as `ripple sync` writes it: the edges
-/// [`go_imports`] and [`dockerfile`] state.
+/// [`go_imports`] and [`dockerfile`] state, which are its dependencies.
 fn discovered(service: &Service, services: &[Service]) -> Option<String> {
-    let mut go: Vec<String> = service
-        .depends_on
-        .iter()
-        .filter(|&&d| services[d].kind != Kind::Base)
-        .map(|&d| format!("\"{}\"", services[d].name))
+    let quoted = |d: usize| format!("\"{}\"", services[d].name);
+    let mut go: Vec<String> = imported(service, services)
+        .into_iter()
+        .map(quoted)
         .collect();
     go.sort();
-    // The one base image the Dockerfile is FROM (see [`dockerfile`]).
-    let docker: Vec<String> = if matches!(service.kind, Kind::Image | Kind::Base) {
-        service
-            .depends_on
-            .iter()
-            .find(|&&d| services[d].kind == Kind::Base)
-            .map(|&b| format!("\"{}\"", services[b].name))
-            .into_iter()
-            .collect()
-    } else {
-        Vec::new()
-    };
     let mut parts = Vec::new();
-    if !docker.is_empty() {
-        parts.push(format!("docker = [{}]", docker.join(", ")));
+    if let Some(base) = from_base(service, services) {
+        parts.push(format!("docker = [{}]", quoted(base)));
     }
     if !go.is_empty() {
         parts.push(format!("go = [{}]", go.join(", ")));

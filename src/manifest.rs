@@ -844,6 +844,10 @@ enum Field<'t, 'a> {
     List(&'t [Located<'a>], &'t Range<usize>),
 }
 
+/// A scanned `discovered` key: each source with its array, and the
+/// strings the arrays point into.
+type ScannedDiscovered<'t, 'a> = (&'t [(Located<'a>, scan::Slot)], &'t [Located<'a>]);
+
 /// The values of a `[[service]]` table, by key.
 #[derive(Default)]
 struct ServiceFields<'t, 'a> {
@@ -866,7 +870,7 @@ struct ServiceFields<'t, 'a> {
     discovered: Option<&'t Item<'a>>,
     /// `discovered` as the scanner read it: each source and its array,
     /// and the strings the arrays point into.
-    discovered_scanned: Option<(&'t [(Located<'a>, scan::Slot)], &'t [Located<'a>])>,
+    discovered_scanned: Option<ScannedDiscovered<'t, 'a>>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
 }

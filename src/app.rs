@@ -198,6 +198,21 @@ impl Workspace {
         }
     }
 
+    /// The manifest file `command` writes: `--manifest`, else the one at
+    /// the root of the work tree (a bare repository has none).
+    fn manifest_to_write(&self, repo: &Repository, command: &str) -> Result<PathBuf> {
+        match (&self.manifest, repo.workdir()) {
+            (Some(path), _) => Ok(path.clone()),
+            (None, Some(dir)) => Ok(dir.join(MANIFEST_FILE)),
+            (None, None) => Err(Error::Usage {
+                message: "a bare repository has no work tree to write a manifest into".into(),
+                hint: Some(format!(
+                    "run `ripple {command}` in a clone, or pass `--manifest FILE`"
+                )),
+            }),
+        }
+    }
+
     /// The CI system planned for: `--ci`, else `[settings] ci`, else the
     /// one whose environment this is, else the first backend (Drone).
     fn backend(&self, manifest: &Manifest) -> &'static dyn Backend {
@@ -944,16 +959,7 @@ fn cmd_sync(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let repo = workspace.open_repo()?;
-    let path = match (&workspace.manifest, repo.workdir()) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.join(MANIFEST_FILE),
-        (None, None) => {
-            return Err(Error::Usage {
-                message: "a bare repository has no manifest file to write".into(),
-                hint: Some("run `ripple sync` in a clone, or pass `--manifest FILE`".into()),
-            });
-        }
-    };
+    let path = workspace.manifest_to_write(&repo, "sync")?;
     let shown = path.display().to_string();
     let text = read_manifest(&path, None, |text| Ok(text.to_string()))?;
     let unreadable = |why: crate::sync::Unreadable| Error::Usage {
@@ -1017,16 +1023,7 @@ fn cmd_sync(
 /// with the edges the code states; never over an existing one.
 fn cmd_init(workspace: &Workspace, args: cli::InitArgs, err: &mut dyn Write) -> Result<()> {
     let repo = workspace.open_repo()?;
-    let path = match (&workspace.manifest, repo.workdir()) {
-        (Some(path), _) => path.clone(),
-        (None, Some(dir)) => dir.join(MANIFEST_FILE),
-        (None, None) => {
-            return Err(Error::Usage {
-                message: "a bare repository has no work tree to write a manifest into".into(),
-                hint: Some("run `ripple init` in a clone, or pass `--manifest FILE`".into()),
-            });
-        }
-    };
+    let path = workspace.manifest_to_write(&repo, "init")?;
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(Error::Usage {
             message: format!(

@@ -207,11 +207,12 @@ fn compare(v: Version, op: &str, text: &str) -> bool {
     let get = |i: usize| p.get(i).copied().unwrap_or(0);
     let low = (get(0), get(1), get(2));
     // The first version past a partial one: `1.2` ends before `1.3.0`.
+    let next = |n: u64| n.saturating_add(1);
     let past = match p.len() {
         0 => (u64::MAX, 0, 0),
-        1 => (get(0) + 1, 0, 0),
-        2 => (get(0), get(1) + 1, 0),
-        _ => (get(0), get(1), get(2) + 1),
+        1 => (next(get(0)), 0, 0),
+        2 => (get(0), next(get(1)), 0),
+        _ => (get(0), get(1), next(get(2))),
     };
     match op {
         "" | "=" => low <= v && v < past,
@@ -229,9 +230,9 @@ fn compare(v: Version, op: &str, text: &str) -> bool {
         }
         "^" => {
             let end = match (get(0), get(1), p.len()) {
-                (0, 0, 3) => (0, 0, get(2) + 1),
-                (0, _, n) if n >= 2 => (0, get(1) + 1, 0),
-                (major, ..) => (major + 1, 0, 0),
+                (0, 0, 3) => (0, 0, next(get(2))),
+                (0, _, n) if n >= 2 => (0, next(get(1)), 0),
+                (major, ..) => (next(major), 0, 0),
             };
             low <= v && v < end
         }
@@ -263,6 +264,8 @@ mod tests {
             ("1.2.3", "latest", false),
             ("1.2.3", "github:org/repo", false),
             ("1.0.0", "2.0.0", false),
+            ("1.0.0", "^18446744073709551615", false),
+            ("1.0.0", "~0.18446744073709551615", false),
         ] {
             assert_eq!(satisfies(version, range), ok, "{version} {range}");
         }

@@ -222,7 +222,7 @@ fn compare(v: Version, op: &str, text: &str) -> bool {
         "<=" => v < past,
         "~" => {
             let end = if p.len() >= 2 {
-                (get(0), get(1) + 1, 0)
+                (get(0), next(get(1)), 0)
             } else {
                 past
             };

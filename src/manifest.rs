@@ -44,6 +44,8 @@ struct Dependencies {
     starts: Vec<u32>,
     positions: Vec<u32>,
     origins: Vec<Origin>,
+    /// Some name was unknown: the caller looks for it to say where.
+    unresolved: bool,
 }
 
 impl Dependencies {
@@ -51,18 +53,26 @@ impl Dependencies {
     /// `"!name"` or declared too, every discovered edge; unknown names are
     /// left out (and reported by the caller).
     fn resolve(services: &[Service], index: &NameIndex) -> Dependencies {
+        let edges: usize = services
+            .iter()
+            .map(|s| s.depends_on.len() + s.discovery.as_ref().map_or(0, |d| d.edges.len()))
+            .sum();
         let mut resolved = Dependencies {
             starts: Vec::with_capacity(services.len() + 1),
-            positions: Vec::new(),
-            origins: Vec::new(),
+            positions: Vec::with_capacity(edges),
+            origins: Vec::with_capacity(edges),
+            unresolved: false,
         };
         resolved.starts.push(0);
         for service in services {
             let start = resolved.positions.len();
             for dep in &service.depends_on {
-                if let Some(d) = index.get(services, dep) {
-                    resolved.positions.push(d as u32);
-                    resolved.origins.push(Origin::Declared);
+                match index.get(services, dep) {
+                    Some(d) => {
+                        resolved.positions.push(d as u32);
+                        resolved.origins.push(Origin::Declared);
+                    }
+                    None => resolved.unresolved = true,
                 }
             }
             if let Some(discovery) = &service.discovery {
@@ -71,6 +81,7 @@ impl Dependencies {
                         continue;
                     }
                     let Some(d) = index.get(services, target) else {
+                        resolved.unresolved = true;
                         continue;
                     };
                     if resolved.positions[start..].contains(&(d as u32)) {
@@ -1557,7 +1568,8 @@ impl<'a> Reader<'a> {
             (Some(item), _) => match item.as_table() {
                 Some(table) => {
                     for (key, value) in table.iter() {
-                        if !self.is_source(key.name, range(key.span), &label()) {
+                        if !crate::discover::is_source(key.name) {
+                            self.unknown_source(key.name, range(key.span), &label());
                             continue;
                         }
                         for (target, span) in self.strings(Field::Item(value), "discovered") {
@@ -1577,7 +1589,8 @@ impl<'a> Reader<'a> {
             },
             (None, Some((entries, strings))) => {
                 for ((source, span), slot) in entries {
-                    if !self.is_source(source, span.clone(), &label()) {
+                    if !crate::discover::is_source(source) {
+                        self.unknown_source(source, span.clone(), &label());
                         continue;
                     }
                     for (target, span) in &strings[slot.strings.clone()] {
@@ -1638,11 +1651,8 @@ impl<'a> Reader<'a> {
         Some((service, spans))
     }
 
-    /// Whether a `discovered` key names a source; a problem if not.
-    fn is_source(&mut self, source: &str, span: Range<usize>, label: &str) -> bool {
-        if crate::discover::is_source(source) {
-            return true;
-        }
+    /// A `discovered` key that names no source.
+    fn unknown_source(&mut self, source: &str, span: Range<usize>, label: &str) {
         self.problem(
             span,
             format!("unknown discovery source `{source}` in `discovered` of {label}"),
@@ -1651,7 +1661,6 @@ impl<'a> Reader<'a> {
                 crate::discover::SOURCES.join(", ")
             )),
         );
-        false
     }
 
     fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {
@@ -1842,7 +1851,14 @@ impl<'a> Reader<'a> {
             known
         };
         let dependencies = Dependencies::resolve(services, &first_seen);
+        let check_names = dependencies.unresolved
+            || services
+                .iter()
+                .any(|s| s.discovery.as_ref().is_some_and(|d| !d.dropped.is_empty()));
         for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
+            if !check_names {
+                break;
+            }
             if let Some(discovery) = &service.discovery {
                 // Where each name is written, said only for unknown ones.
                 let named = discovery

@@ -151,6 +151,14 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
     found("pyproject.toml", "python", &|path| {
         text(path).is_some_and(|t| t.lines().any(|l| l.trim() == "[project]"))
     });
+    // setuptools projects: owned, though their `install_requires` names no
+    // path for the python source to follow.
+    found("setup.py", "python", &|path| {
+        text(path).is_some_and(|t| t.contains("setuptools") || t.contains("distutils"))
+    });
+    found("setup.cfg", "python", &|path| {
+        text(path).is_some_and(|t| t.lines().any(|l| l.trim() == "[metadata]"))
+    });
 
     // Paths an image's COPY lines bring in that no library owns.
     for image in &mut images {
@@ -492,6 +500,11 @@ mod tests {
                 ("web/Dockerfile", "FROM node\nCOPY shared/ /s\n"),
                 ("web/app/package.json", "{\"name\": \"app\"}"),
                 ("web/app/inner/package.json", "{\"name\": \"inner\"}"),
+                (
+                    "py/core/setup.py",
+                    "from setuptools import setup\nsetup(name='core')\n",
+                ),
+                ("py/core/cli/setup.py", "def setup(args):\n    pass\n"),
             ]
             .into_iter()
             .map(|(p, t)| (p.to_string(), t.to_string()))
@@ -517,6 +530,11 @@ mod tests {
             "only the outermost nested folder"
         );
         assert_eq!(paths("app"), ["web/app", "!web/app/inner"]);
-        assert_eq!(guess.sources, ["docker", "go", "npm"]);
+        assert_eq!(
+            paths("core"),
+            ["py/core"],
+            "a setuptools project; cli/setup.py is no project"
+        );
+        assert_eq!(guess.sources, ["docker", "go", "npm", "python"]);
     }
 }

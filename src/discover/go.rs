@@ -21,7 +21,51 @@ impl Source for Go {
     }
 
     fn discover(&self, repo: &Repo<'_>, found: &mut Found) {
-        // Package directories and their non-test .go files.
+        let Some(tree) = GoTree::new(repo) else {
+            return;
+        };
+        let mut owners_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (dir, files) in &tree.packages {
+            if dir.split('/').any(|part| part == "vendor") {
+                continue; // vendored code states its own vendor's edges
+            }
+            for file in files {
+                let Some(text) = repo.text(file) else {
+                    continue;
+                };
+                // The file's owners are looked up once, for all its imports.
+                let owners = repo.owners(file);
+                for import in imports(&text) {
+                    let Some(target) = tree.resolve(&import, dir) else {
+                        continue;
+                    };
+                    if target == *dir {
+                        continue;
+                    }
+                    let targets = owners_of
+                        .entry(target)
+                        .or_insert_with(|| tree.owners(repo, target));
+                    found.link_owned(&owners, &[], file, targets, "go", "import");
+                }
+            }
+        }
+    }
+}
+
+/// The Go packages of a repository: where they are, and the modules that
+/// name them.
+pub struct GoTree<'r> {
+    /// Package directory -> its non-test `.go` files.
+    packages: BTreeMap<&'r str, Vec<&'r str>>,
+    /// Module path (or local `replace`) -> its directory.
+    modules: HashMap<String, String>,
+    /// Module roots, deepest first.
+    roots: Vec<&'r str>,
+}
+
+impl<'r> GoTree<'r> {
+    /// `None` when the repository has no Go package.
+    pub fn new(repo: &Repo<'r>) -> Option<GoTree<'r>> {
         let mut packages: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut module_files = Vec::new();
         for path in &repo.files.paths {
@@ -34,9 +78,8 @@ impl Source for Go {
             }
         }
         if packages.is_empty() {
-            return;
+            return None;
         }
-        // Module path -> directory, from go.mod files and local replaces.
         let mut modules: HashMap<String, String> = HashMap::new();
         let mut roots: Vec<&str> = Vec::new();
         for (dir, file) in module_files {
@@ -55,41 +98,36 @@ impl Source for Go {
             }
         }
         roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
-        let mut owners_of: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (dir, files) in &packages {
-            if dir.split('/').any(|part| part == "vendor") {
-                continue; // vendored code states its own vendor's edges
-            }
-            for file in files {
-                let Some(text) = repo.text(file) else {
-                    continue;
-                };
-                let root = roots
-                    .iter()
-                    .find(|r| r.is_empty() || *dir == **r || dir.starts_with(&format!("{r}/")))
-                    .copied();
-                // The file's owners are looked up once, for all its imports.
-                let owners = repo.owners(file);
-                for import in imports(&text) {
-                    let Some(target) = resolve(&import, root, &modules, &packages) else {
-                        continue;
-                    };
-                    if target == *dir {
-                        continue;
-                    }
-                    let targets = owners_of.entry(target).or_insert_with(|| {
-                        let mut owners: Vec<usize> = packages[target]
-                            .iter()
-                            .flat_map(|f| repo.owners(f))
-                            .collect();
-                        owners.sort_unstable();
-                        owners.dedup();
-                        owners
-                    });
-                    found.link_owned(&owners, &[], file, targets, "go", "import");
-                }
-            }
-        }
+        Some(GoTree {
+            packages,
+            modules,
+            roots,
+        })
+    }
+
+    /// The package directory that `import`, written in directory `from`,
+    /// names, when it is in the repository.
+    pub fn resolve(&self, import: &str, from: &str) -> Option<&str> {
+        let root = self
+            .roots
+            .iter()
+            .find(|r| r.is_empty() || from == **r || from.starts_with(&format!("{r}/")))
+            .copied();
+        resolve(import, root, &self.modules, &self.packages)
+    }
+
+    /// The services owning a package's files.
+    pub fn owners(&self, repo: &Repo<'_>, package: &str) -> Vec<usize> {
+        let mut owners: Vec<usize> = self
+            .packages
+            .get(package)
+            .into_iter()
+            .flatten()
+            .flat_map(|f| repo.owners(f))
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        owners
     }
 }
 

@@ -18,6 +18,8 @@ impl Source for Docker {
     fn discover(&self, repo: &Repo<'_>, found: &mut Found) {
         let services = &repo.manifest.services;
         let images = Images::new(repo);
+        // Read once, and only when a Dockerfile runs `go build`.
+        let mut go: Option<Option<super::go::GoTree<'_>>> = None;
         for (i, service) in services.iter().enumerate() {
             let Some(build) = &service.build else {
                 continue;
@@ -36,6 +38,32 @@ impl Source for Docker {
                         let Some(image) = image else { continue };
                         let targets = images.builders(&image);
                         found.link(repo, &[i], &build.dockerfile, &targets, "docker", "FROM");
+                    }
+                    "RUN" => {
+                        let packages = go_packages(&arguments);
+                        if packages.is_empty() {
+                            continue;
+                        }
+                        let Some(tree) = go.get_or_insert_with(|| super::go::GoTree::new(repo))
+                        else {
+                            continue;
+                        };
+                        let mut targets = Vec::new();
+                        for package in packages {
+                            if let Some(dir) = tree.resolve(&package, &build.context) {
+                                targets.extend(tree.owners(repo, dir));
+                            }
+                        }
+                        targets.sort_unstable();
+                        targets.dedup();
+                        found.link(
+                            repo,
+                            &[i],
+                            &build.dockerfile,
+                            &targets,
+                            "docker",
+                            "go build",
+                        );
                     }
                     "COPY" | "ADD" => {
                         let targets = copied(repo, &build.context, &arguments);
@@ -157,6 +185,44 @@ fn without_registry(image: &str) -> &str {
     }
 }
 
+/// The Go packages a `RUN` line builds by import path: the arguments of
+/// `go build` and `go install` that are not flags and name a path with a
+/// `/` (a relative `./x` is the context's own code).
+fn go_packages(run: &str) -> Vec<String> {
+    let mut packages = Vec::new();
+    let words: Vec<&str> = run.split_whitespace().collect();
+    for (i, pair) in words.windows(2).enumerate() {
+        if pair[0] != "go" || !matches!(pair[1], "build" | "install") {
+            continue;
+        }
+        let mut skip_value = false;
+        for word in &words[i + 2..] {
+            if matches!(*word, "&&" | "||" | ";" | "|") || word.ends_with(';') {
+                break;
+            }
+            if skip_value {
+                skip_value = false;
+                continue;
+            }
+            if let Some(flag) = word.strip_prefix('-') {
+                // Flags that take the next word as their value.
+                skip_value = !flag.contains('=')
+                    && matches!(
+                        flag.trim_start_matches('-'),
+                        "o" | "ldflags" | "gcflags" | "tags" | "mod" | "p" | "asmflags"
+                    );
+                continue;
+            }
+            let word = word.trim_matches(['"', '\'']);
+            let word = word.split('@').next().unwrap_or(word);
+            if word.contains('/') && !word.starts_with('.') && !word.starts_with('/') {
+                packages.push(word.trim_end_matches("/...").to_string());
+            }
+        }
+    }
+    packages
+}
+
 /// The owners of what `COPY`/`ADD` brings in from the context.
 fn copied(repo: &Repo<'_>, context: &str, arguments: &str) -> Vec<usize> {
     let (flags, sources) = copy_sources(arguments);
@@ -265,6 +331,22 @@ mod tests {
         );
         assert_eq!(literal_dir("src/lib/*.go"), "src/lib");
         assert_eq!(literal_dir("*.go"), "");
+    }
+
+    #[test]
+    fn go_builds_name_packages() {
+        assert_eq!(
+            go_packages(
+                "CGO_ENABLED=0 GOOS=linux go build -a -ldflags '-extldflags \"-static\"' github.com/org/repo/cmd/api"
+            ),
+            ["github.com/org/repo/cmd/api"]
+        );
+        assert_eq!(
+            go_packages("go install -o /bin/x example.org/a/cmd/x@latest && go build ./..."),
+            ["example.org/a/cmd/x"]
+        );
+        assert!(go_packages("go build ./cmd/x").is_empty());
+        assert!(go_packages("apk add go").is_empty());
     }
 
     #[test]

@@ -283,6 +283,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_dockerfile_that_builds_a_go_package_depends_on_its_owner() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname = \"api\"\nkind = \"image\"\npaths = [\"docker/api\"]\n\
+             image = \"r/api\"\ndockerfile = \"docker/api/Dockerfile\"\ncontext = \".\"\n\n\
+             [[service]]\nname = \"server\"\nkind = \"library\"\npaths = [\"src/server\"]\n",
+            "services.toml",
+        )
+        .unwrap();
+        let files = Files::from_map(
+            [
+                (
+                    "docker/api/Dockerfile",
+                    "FROM golang AS b\nADD . /go/src/x\nRUN go build -o /api github.com/org/mono/src/server/cmd/api\n",
+                ),
+                ("src/server/cmd/api/main.go", "package main\n"),
+            ]
+            .into_iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect(),
+        );
+        let edges = discover(&manifest, &files, &["docker".to_string()]);
+        assert_eq!(edges.len(), 1, "{edges:?}");
+        assert_eq!((edges[0].from, edges[0].to), (0, 1));
+        assert_eq!(
+            edges[0].evidence(),
+            "docker go build in docker/api/Dockerfile"
+        );
+    }
+
+    #[test]
     fn paths_join_like_a_file_system() {
         assert_eq!(join("a/b", "../c").as_deref(), Some("a/c"));
         assert_eq!(join("a", "./x/./y/").as_deref(), Some("a/x/y"));

@@ -719,26 +719,30 @@ fn cmd_explain(
     let graph = graph_naming(&analysis.manifest, &args.service)?;
     let affected = graph.affected(&analysis.changes);
     // A discovered edge in a chain is shown with the file that states it:
-    // its source is run again, once, on the commit built.
-    let repo = workspace.open_repo().ok();
+    // its source is run again, once, on the commit built. The repository
+    // and its files are read only when such an edge is shown, and once.
     let head = analysis
         .changes
         .head
         .clone()
         .unwrap_or_else(|| "HEAD".into());
+    let repo: std::cell::OnceCell<Option<Repository>> = std::cell::OnceCell::new();
+    let files: std::cell::OnceCell<Option<crate::discover::Files<'_>>> = std::cell::OnceCell::new();
     let found: RefCell<HashMap<&str, Vec<crate::discover::Edge>>> = RefCell::default();
     let evidence = |from: &str, to: &str, source: &str| -> Option<String> {
         let source = *crate::discover::SOURCES.iter().find(|s| **s == source)?;
         let manifest = &analysis.manifest;
         let (from, to) = (manifest.position(from)?, manifest.position(to)?);
         let mut found = found.borrow_mut();
-        let edges = found.entry(source).or_insert_with(|| {
-            repo.as_ref()
-                .and_then(|repo| changes::files_at(repo, &head).ok())
-                .map(|files| crate::discover::discover(manifest, &files, &[source.to_string()]))
-                .unwrap_or_default()
-        });
-        edges
+        if !found.contains_key(source) {
+            let repo = repo.get_or_init(|| workspace.open_repo().ok()).as_ref()?;
+            let files = files
+                .get_or_init(|| changes::files_at(repo, &head).ok())
+                .as_ref()?;
+            let edges = crate::discover::discover(manifest, files, &[source.to_string()]);
+            found.insert(source, edges);
+        }
+        found[source]
             .iter()
             .find(|e| e.from == from && e.to == to)
             .map(crate::discover::Edge::evidence)

@@ -16,6 +16,7 @@ use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
+use crate::input;
 use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
 use crate::plan;
 use crate::render::{self, Report};
@@ -390,6 +391,7 @@ fn request_of(
         before: given(&build.before, env.before),
         commit_sha: given(&build.commit_sha, env.commit_sha),
         tag: given(&build.tag, env.tag),
+        deploy_to: given(&build.deploy_to, env.deploy_to),
         all: build.all,
         uncommitted: build.uncommitted || (local && build.head.is_none() && !build.committed_only),
         names: backend.names(),
@@ -432,11 +434,24 @@ struct Analysis {
     manifest: Manifest,
     changes: ChangeSet,
     backend: &'static dyn Backend,
+    /// The files of the commit built, when input hashes are wanted.
+    inputs: Option<Vec<input::TrackedFile>>,
 }
 
 impl Analysis {
     fn affected(&self) -> Affected {
-        ServiceGraph::new(&self.manifest).affected(&self.changes)
+        let graph = ServiceGraph::new(&self.manifest);
+        let mut affected = graph.affected(&self.changes);
+        if let Some(files) = &self.inputs {
+            input::annotate(
+                &self.manifest,
+                &graph,
+                &mut affected,
+                files,
+                &self.changes.args.values,
+            );
+        }
+        affected
     }
 }
 
@@ -488,10 +503,22 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         let (request, _) = request_of(backend, build, &vars)?;
         let mut changes = changes::from_files(&manifest.settings, &request, listed_paths(list)?)?;
         changes::listed_build_args(&manifest, &mut changes);
+        if changes.event != Event::PullRequest && input::wanted(&manifest) {
+            return Err(Error::Usage {
+                message: "`--files` gives no commit to compute input hashes from".into(),
+                hint: Some(
+                    "`{input}` tags and `release = \"promote\"` need the commit: plan it \
+                     with `--head REV` instead of `--files`"
+                        .into(),
+                ),
+            });
+        }
+        changes.strict = build.strict;
         return Ok(Analysis {
             manifest,
             changes,
             backend,
+            inputs: None,
         });
     }
     let repo = workspace.open_repo()?;
@@ -535,11 +562,19 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         );
     }
     changes::read_build_args(&repo, &manifest, &mut changes);
+    changes.strict = build.strict;
+    let inputs = match &changes.head {
+        Some(head) if build.inputs || input::wanted(&manifest) => {
+            Some(changes::inputs_at(&repo, head)?)
+        }
+        _ => None,
+    };
     workspace.lap("git");
     Ok(Analysis {
         manifest,
         changes,
         backend,
+        inputs,
     })
 }
 

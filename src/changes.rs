@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::buildargs;
 use crate::error::{Error, Result, git};
-use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, Settings};
+use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest, Release, Settings};
 
 /// A build event, in ripple's words (Drone's spelling); each backend maps
 /// its CI system's events onto these.
@@ -111,6 +111,13 @@ pub struct ChangeSet {
     /// For publish pushes: the branch.
     #[serde(skip)]
     pub branch: Option<String>,
+    /// For promotions: the target (Drone's `DRONE_DEPLOY_TO`).
+    #[serde(skip)]
+    pub target: Option<String>,
+    /// `--strict`: a release by promotion fails when an image's tested
+    /// build is missing, rather than building it.
+    #[serde(skip)]
+    pub strict: bool,
     /// What `build_args_file`s give and which of their changes count.
     #[serde(skip)]
     pub args: ArgInputs,
@@ -144,6 +151,8 @@ impl ChangeSet {
             missing_base: None,
             version: None,
             branch: None,
+            target: None,
+            strict: false,
             args: ArgInputs::default(),
         }
     }
@@ -169,6 +178,8 @@ impl ChangeSet {
             missing_base: None,
             version: None,
             branch: None,
+            target: None,
+            strict: false,
             args: ArgInputs::default(),
         }
     }
@@ -190,6 +201,8 @@ pub struct Names {
     pub before: &'static str,
     /// The tag.
     pub tag: &'static str,
+    /// A promotion's target.
+    pub deploy_to: &'static str,
 }
 
 impl Default for Names {
@@ -202,6 +215,7 @@ impl Default for Names {
             branch: "the CI system's branch",
             before: "the CI system's previous commit",
             tag: "the CI system's tag",
+            deploy_to: "the CI system's deployment target",
         }
     }
 }
@@ -226,6 +240,8 @@ pub struct Request {
     pub commit_sha: Option<String>,
     /// The tag of a tag event.
     pub tag: Option<String>,
+    /// The target of a promotion.
+    pub deploy_to: Option<String>,
     /// Plan every service whatever changed.
     pub all: bool,
     /// Also count uncommitted changes in the work tree (local dry runs).
@@ -259,6 +275,7 @@ pub fn collect(repo: &Repository, settings: &Settings, request: &Request) -> Res
         Event::PullRequest => pull_request(repo, request, &head)?,
         Event::Push => push(repo, settings, request, &head)?,
         Event::Tag => tag(repo, settings, request, &head),
+        Event::Promote => promote(settings, request, &head),
         other => ChangeSet::nothing(
             other,
             head.id(),
@@ -294,9 +311,7 @@ fn missing(event: Event, head: &Commit<'_>, reason: String) -> ChangeSet {
         reason: format!("{reason}: every service"),
         paths: Vec::new(),
         missing_base: Some(reason),
-        version: None,
-        branch: None,
-        args: ArgInputs::default(),
+        ..ChangeSet::diff(Vec::new())
     }
 }
 
@@ -309,9 +324,7 @@ fn diff_from(event: Event, base: Option<Oid>, head: &Commit<'_>, reason: String)
         reason,
         paths: Vec::new(),
         missing_base: None,
-        version: None,
-        branch: None,
-        args: ArgInputs::default(),
+        ..ChangeSet::diff(Vec::new())
     }
 }
 
@@ -470,8 +483,7 @@ fn release(settings: &Settings, tag: &str, head: Option<String>) -> ChangeSet {
         paths: Vec::new(),
         missing_base: None,
         version,
-        branch: None,
-        args: ArgInputs::default(),
+        ..ChangeSet::diff(Vec::new())
     }
 }
 
@@ -630,6 +642,37 @@ fn tag(repo: &Repository, settings: &Settings, request: &Request, head: &Commit<
         );
     };
     release(settings, &tag, Some(head.id().to_string()))
+}
+
+/// A promotion (Drone's `promote` event): with `release = "promote"`,
+/// every image's tested build of the commit is retagged as the target.
+fn promote(settings: &Settings, request: &Request, head: &Commit<'_>) -> ChangeSet {
+    let event = Event::Promote;
+    if settings.release != Release::Promote {
+        return ChangeSet::nothing(
+            event,
+            head.id(),
+            "`promote` events run nothing unless `[settings] release = \"promote\"`".into(),
+        );
+    }
+    let Some(target) = request.deploy_to.clone().filter(|t| !t.is_empty()) else {
+        return ChangeSet::nothing(
+            event,
+            head.id(),
+            format!(
+                "promote event without a target runs nothing (set {} or `--deploy-to`)",
+                request.names.deploy_to
+            ),
+        );
+    };
+    ChangeSet {
+        event,
+        head: Some(head.id().to_string()),
+        mode: Mode::All,
+        reason: format!("promotion to `{target}`: every image's tested build"),
+        target: Some(target),
+        ..ChangeSet::diff(Vec::new())
+    }
 }
 
 /// The manifest as committed at `rev`: bare repositories have no work tree.
@@ -982,20 +1025,49 @@ fn collect_delta_paths(diff: &git2::Diff<'_>, paths: &mut BTreeSet<String>) {
 
 /// Every file in the tree of `rev`, sorted: for `ripple check`.
 pub fn tracked_files(repo: &Repository, rev: &str) -> Result<Vec<String>> {
+    Ok(entries_at(repo, rev)?.into_iter().map(|e| e.path).collect())
+}
+
+/// One entry of a commit's tree that is not a directory.
+struct TreeEntry {
+    path: String,
+    id: Oid,
+    mode: i32,
+}
+
+/// Every entry of the tree of `rev` but directories (blobs, links and
+/// submodules), sorted by path: one walk of the tree.
+fn entries_at(repo: &Repository, rev: &str) -> Result<Vec<TreeEntry>> {
     let commit = resolve(repo, rev)
         .ok_or_else(|| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
     let tree = commit.tree().map_err(git("reading the tree"))?;
-    let mut files = Vec::new();
+    let mut entries = Vec::new();
     tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
         if entry.kind() != Some(git2::ObjectType::Tree) {
             let name = String::from_utf8_lossy(entry.name_bytes());
-            files.push(format!("{dir}{name}"));
+            entries.push(TreeEntry {
+                path: format!("{dir}{name}"),
+                id: entry.id(),
+                mode: entry.filemode(),
+            });
         }
         git2::TreeWalkResult::Ok
     })
     .map_err(git("walking the tree"))?;
-    files.sort_unstable();
-    Ok(files)
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+/// The tracked files of `rev` with their object ids, sorted by path: what
+/// input hashes are computed from.
+pub fn inputs_at(repo: &Repository, rev: &str) -> Result<Vec<crate::input::TrackedFile>> {
+    Ok(entries_at(repo, rev)?
+        .into_iter()
+        .map(|e| crate::input::TrackedFile {
+            path: e.path,
+            id: e.id.as_bytes().to_vec(),
+        })
+        .collect())
 }
 
 /// The repository's tag names, sorted.
@@ -1018,18 +1090,11 @@ pub fn tag_names(repo: &Repository) -> Vec<String> {
 /// blobs only (not submodules), read from git objects, never the work
 /// tree.
 pub fn files_at<'r>(repo: &'r Repository, rev: &str) -> Result<crate::discover::Files<'r>> {
-    let commit = resolve(repo, rev)
-        .ok_or_else(|| crate::error::unknown_revision(repo, rev.to_string(), "`--head`".into()))?;
-    let tree = commit.tree().map_err(git("reading the tree"))?;
-    let mut blobs: HashMap<String, Oid> = HashMap::new();
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) && entry.filemode() != 0o120000 {
-            let name = String::from_utf8_lossy(entry.name_bytes());
-            blobs.insert(format!("{dir}{name}"), entry.id());
-        }
-        git2::TreeWalkResult::Ok
-    })
-    .map_err(git("walking the tree"))?;
+    let blobs: HashMap<String, Oid> = entries_at(repo, rev)?
+        .into_iter()
+        .filter(|e| e.mode & 0o170000 == 0o100000)
+        .map(|e| (e.path, e.id))
+        .collect();
     let mut paths: Vec<String> = blobs.keys().cloned().collect();
     paths.sort_unstable();
     Ok(crate::discover::Files {

@@ -116,9 +116,17 @@ pub struct BuildArgs {
     pub files: Option<PathBuf>,
 
     /// Fail (exit 1) instead of planning every service when the base of the
-    /// diff cannot be found.
+    /// diff cannot be found; with `release = "promote"`, render promote
+    /// steps that fail when an image's tested build is missing instead of
+    /// building it.
     #[arg(long)]
     pub strict: bool,
+
+    /// Compute each image's input hash (`input` in `affected`'s JSON) even
+    /// when the manifest does not use them (`release = "promote"` or an
+    /// `{input}` tag do).
+    #[arg(long)]
+    pub inputs: bool,
 
     /// Also count uncommitted and untracked files, for any event.
     #[arg(long, conflicts_with = "committed_only")]
@@ -153,6 +161,14 @@ pub struct BuildArgs {
     /// The tag of a tag event.
     #[arg(long, help_heading = "Build (default: the CI system's environment)")]
     pub tag: Option<String>,
+
+    /// The target of a promotion (`promote` event), e.g. `production`.
+    #[arg(
+        long,
+        value_name = "TARGET",
+        help_heading = "Build (default: the CI system's environment)"
+    )]
+    pub deploy_to: Option<String>,
 
     /// The target branch of a pull request.
     #[arg(

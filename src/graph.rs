@@ -309,6 +309,10 @@ pub struct AffectedService {
     /// it (empty when none, or when `--files` listed the file).
     #[serde(skip)]
     pub build_args: Vec<String>,
+    /// For images, when input hashes were computed: `in-<hash>`, the tag
+    /// of what it is made of (see [`crate::input`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// For [`ServiceGraph::explain`] when no discovery source is re-run: a
@@ -374,6 +378,11 @@ impl<'m> ServiceGraph<'m> {
         self.ignore.as_ref().is_some_and(|i| i.is_ignored(path))
     }
 
+    /// Service positions, dependencies before dependents.
+    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order.iter().map(|n| n.index())
+    }
+
     /// The compiled matcher.
     pub fn matcher(&self) -> &Matcher<'m> {
         &self.matcher
@@ -412,7 +421,7 @@ impl<'m> ServiceGraph<'m> {
             Mode::None => return Affected::default(),
             // A release publishes every image and nothing else: the set
             // says exactly what is published.
-            Mode::All if changes.event == Event::Tag => (
+            Mode::All if matches!(changes.event, Event::Tag | Event::Promote) => (
                 self.manifest
                     .services
                     .iter()
@@ -501,6 +510,7 @@ impl<'m> ServiceGraph<'m> {
                 edges,
                 waits_for,
                 build_args,
+                input: None,
             });
         }
         services.sort_by(|a, b| a.name.cmp(&b.name));

@@ -25,6 +25,7 @@ pub mod graph; // matcher and dependency graph: the affected set
 #[cfg(feature = "server")]
 pub mod history; // `ripple serve`'s record of what it answered
 pub mod init; // `ripple init`: a first manifest guessed from the files
+pub mod input; // input hashes: what each image is made of
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod pattern; // the one path-pattern rule
 pub mod plan; // affected set + event → jobs, no CI system named

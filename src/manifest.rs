@@ -147,6 +147,19 @@ pub struct Settings {
     pub ci: Option<String>,
     /// The discovery sources `ripple sync` runs.
     pub discover: Vec<String>,
+    /// How a release publishes its images.
+    pub release: Release,
+}
+
+/// `[settings] release`: how a release tag publishes its images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Release {
+    /// Build every image again from the tagged commit.
+    #[default]
+    Rebuild,
+    /// Retag the image a publish push built from the same inputs
+    /// (`in-<hash>`); build only the images no push built.
+    Promote,
 }
 
 impl Default for Settings {
@@ -164,6 +177,7 @@ impl Default for Settings {
             tags: Tags::default(),
             ci: None,
             discover: Vec::new(),
+            release: Release::Rebuild,
         }
     }
 }
@@ -568,6 +582,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "tags",
     "ci",
     "discover",
+    "release",
 ];
 /// The keys of a `[[service]]` table. `services` (sidecars, inline tables)
 /// comes last: the [`scan`]ner reads all the others.
@@ -1340,6 +1355,25 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+        let release = match table.get("release") {
+            None => Release::Rebuild,
+            Some(item) => match self.string(Field::Item(item), "release")? {
+                ("rebuild", _) => Release::Rebuild,
+                ("promote", _) => Release::Promote,
+                (other, span) => {
+                    self.problem(
+                        span,
+                        format!("release `{other}` is not `rebuild` or `promote`"),
+                        Some(
+                            "`promote`: a release retags the images publish pushes built \
+                             (`in-<hash>`) instead of building them again"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
         Some(Settings {
             publish_branches,
             release_tag,
@@ -1349,6 +1383,7 @@ impl<'a> Reader<'a> {
             tags,
             ci,
             discover,
+            release,
         })
     }
 

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::changes::{ChangeSet, Event, Mode};
 use crate::graph::Affected;
-use crate::manifest::{Manifest, Service};
+use crate::input::merged_build_args;
+use crate::manifest::{Manifest, Release, Service};
 use crate::pattern::{PathPattern, PatternBody};
 use crate::tags::{Use, Values};
 
@@ -138,6 +139,41 @@ pub struct ImageBuild {
     pub build_args: Vec<String>,
     /// Target platforms; empty: the builder's own.
     pub platforms: Vec<String>,
+    /// Release by promotion: retag the build a publish push made from the
+    /// same inputs before building; the build runs only when that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Promotion>,
+}
+
+/// `ripple promote IMAGE --from FROM --to TO...`, run before an image's
+/// build: when it promoted, the build is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Promotion {
+    /// The tag of the image's tested build: `in-<hash>`.
+    pub from: String,
+    /// The tags it gets.
+    pub to: Vec<String>,
+    /// When `from` is missing, say so and let the build run (else fail:
+    /// `--strict`).
+    pub else_build: bool,
+    /// The image that runs ripple (`[settings] ripple_image`).
+    pub runner: String,
+}
+
+impl Promotion {
+    /// The command line that promotes `image`; every value is a valid
+    /// Docker reference or tag, so it needs no quoting.
+    pub fn command(&self, image: &str) -> String {
+        let mut line = format!("ripple promote {} --from {}", shell_word(image), self.from);
+        for tag in &self.to {
+            line.push_str(" --to ");
+            line.push_str(tag);
+        }
+        if self.else_build {
+            line.push_str(" --else-build");
+        }
+        line
+    }
 }
 
 /// A container started beside a service's tests.
@@ -177,6 +213,18 @@ impl Family<'_> {
     }
 }
 
+/// `word` as one shell word: as it is when it holds only characters of
+/// image references and tags, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | ':' | '@');
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Which tags an image job gets.
 #[derive(Debug, Clone, Copy)]
 enum Tagging<'a> {
@@ -184,6 +232,8 @@ enum Tagging<'a> {
     Push { branch: &'a str, sha: &'a str },
     /// A release: the `release` templates.
     Release { version: &'a str, sha: &'a str },
+    /// A promotion: the target.
+    Promote { target: &'a str },
     /// A static file: ripple gives them at run time.
     AtRunTime,
 }
@@ -203,24 +253,27 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
             jobs.extend(sync_check(manifest, paths, &family("")));
             jobs
         }
-        (Event::Push | Event::Tag, _) => {
+        (Event::Push | Event::Tag | Event::Promote, _) => {
             let sha = changes.head.as_deref().unwrap_or_default();
-            let tagging = if changes.event == Event::Push {
-                Tagging::Push {
+            let tagging = match changes.event {
+                Event::Push => Tagging::Push {
                     branch: changes.branch.as_deref().unwrap_or("unknown"),
                     sha,
-                }
-            } else {
-                Tagging::Release {
+                },
+                Event::Tag => Tagging::Release {
                     version: changes.version.as_deref().unwrap_or("unknown"),
                     sha,
-                }
+                },
+                _ => Tagging::Promote {
+                    target: changes.target.as_deref().unwrap_or("unknown"),
+                },
             };
             image_jobs(
                 manifest,
                 affected,
                 tagging,
                 &changes.args.values,
+                !changes.strict,
                 &family("publish-"),
             )
         }
@@ -301,14 +354,19 @@ fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> V
 }
 
 /// Image jobs in build order, each needing the base images it waits for;
-/// tags from each image's templates, or (static files) none.
+/// tags from each image's templates, or (static files) none. With
+/// `release = "promote"`, pushes add each image's `in-<hash>` tag, and
+/// releases and promotions retag that build first (`else_build`: and build
+/// when it is missing).
 fn image_jobs(
     manifest: &Manifest,
     affected: &Affected,
     tagging: Tagging<'_>,
     file_args: &BTreeMap<String, BTreeMap<String, String>>,
+    else_build: bool,
     family: &Family<'_>,
 ) -> Vec<Job> {
+    let promotes = manifest.settings.release == Release::Promote;
     // Layer by layer, so every job comes after those it needs.
     affected
         .build_order
@@ -317,12 +375,15 @@ fn image_jobs(
         .filter_map(|name| {
             let service = manifest.service(name)?;
             let build = service.build.as_ref()?;
-            let waits = &affected.get(name)?.waits_for;
+            let affected = affected.get(name)?;
+            let waits = &affected.waits_for;
+            let input = affected.input.as_deref().unwrap_or_default();
             let values = |sha, branch, version| Values {
                 sha,
                 service: name,
                 branch,
                 version,
+                input,
             };
             let (templates, values) = match tagging {
                 Tagging::Push { branch, sha } => (
@@ -333,14 +394,34 @@ fn image_jobs(
                     manifest.tag_templates(build, Use::Release),
                     values(sha, "", version),
                 ),
-                Tagging::AtRunTime => (Vec::new(), values("", "", "")),
+                Tagging::Promote { .. } | Tagging::AtRunTime => (Vec::new(), values("", "", "")),
             };
-            let mut tags: Vec<String> = Vec::with_capacity(templates.len());
+            let mut tags: Vec<String> = Vec::with_capacity(templates.len() + 1);
+            if let Tagging::Promote { target } = tagging {
+                tags.push(docker_tag(target));
+            }
             for tag in templates.iter().map(|t| t.render(&values)) {
                 if !tags.contains(&tag) {
                     tags.push(tag);
                 }
             }
+            // What promotes it later: the tag of its inputs, on every build.
+            let promotion = (promotes && !input.is_empty()).then(|| {
+                let to = tags.clone();
+                if !tags.iter().any(|t| t == input) {
+                    tags.push(input.to_string());
+                }
+                Promotion {
+                    from: input.to_string(),
+                    to,
+                    else_build,
+                    runner: manifest.settings.ripple_image.clone(),
+                }
+            });
+            let promote = match tagging {
+                Tagging::Release { .. } | Tagging::Promote { .. } => promotion,
+                _ => None,
+            };
             let image = ImageBuild {
                 image: build.image.as_str().into(),
                 registry: registry_of(&build.image),
@@ -349,16 +430,12 @@ fn image_jobs(
                 tags,
                 // The file's declared arguments, then `build_args`, which
                 // win; sorted by key.
-                build_args: file_args
-                    .get(name.as_str())
-                    .into_iter()
-                    .flatten()
-                    .chain(build.extras().build_args.iter().map(|(k, v)| (k, v)))
-                    .collect::<BTreeMap<_, _>>()
+                build_args: merged_build_args(build, file_args.get(name.as_str()))
                     .into_iter()
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect(),
                 platforms: build.extras().platforms.clone(),
+                promote,
             };
             let needs = waits.iter().map(|w| family.name(w)).collect();
             Some(family.job(name, needs, Work::Image(image)))
@@ -423,6 +500,7 @@ pub fn static_plan(
             all,
             Tagging::AtRunTime,
             file_args,
+            true,
             &publish,
         ));
     }
@@ -431,6 +509,7 @@ pub fn static_plan(
         all,
         Tagging::AtRunTime,
         file_args,
+        true,
         &release,
     ));
     // Release builds run every image: no path filter.

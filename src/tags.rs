@@ -32,6 +32,7 @@ enum Part {
     Service,
     Branch,
     Version,
+    Input,
 }
 
 /// A parsed tag template.
@@ -52,6 +53,8 @@ pub struct Values<'a> {
     pub branch: &'a str,
     /// The release version (release only).
     pub version: &'a str,
+    /// The image's `in-<hash>` (empty when not computed).
+    pub input: &'a str,
 }
 
 /// The longest Docker tag.
@@ -76,6 +79,7 @@ impl TagTemplate {
                         "sha" => Part::Sha,
                         "short_sha" => Part::ShortSha,
                         "service" => Part::Service,
+                        "input" => Part::Input,
                         "branch" if use_ == Use::Push => Part::Branch,
                         "version" if use_ == Use::Release => Part::Version,
                         "branch" | "version" => {
@@ -90,7 +94,7 @@ impl TagTemplate {
                             return Err(format!(
                                 "tag template `{source}`: unknown placeholder `{{{other}}}`; \
                                  known are `{{sha}}`, `{{short_sha}}`, `{{service}}`, \
-                                 `{{branch}}` (push) and `{{version}}` (release)"
+                                 `{{input}}`, `{{branch}}` (push) and `{{version}}` (release)"
                             ));
                         }
                     };
@@ -126,6 +130,7 @@ impl TagTemplate {
                 Part::Text(t) => t.len(),
                 Part::ShortSha => 12,
                 Part::Sha => 40,
+                Part::Input => 15,
                 _ => 1,
             })
             .sum();
@@ -153,6 +158,7 @@ impl TagTemplate {
                 Part::Service => values.service,
                 Part::Branch => values.branch,
                 Part::Version => values.version,
+                Part::Input => values.input,
             };
             tag.extend(value.chars().map(|c| if is_tag_char(c) { c } else { '-' }));
         }
@@ -161,6 +167,11 @@ impl TagTemplate {
         }
         tag.truncate(MAX_TAG);
         tag
+    }
+
+    /// Whether it names `{input}`.
+    pub fn names_input(&self) -> bool {
+        self.parts.contains(&Part::Input)
     }
 
     /// The defaults: `{branch}` and `{sha}` on push, `latest` and
@@ -192,6 +203,7 @@ mod tests {
         service: "cart",
         branch: "feature/x",
         version: "1.4.0",
+        input: "in-0123456789ab",
     };
 
     #[test]
@@ -200,6 +212,10 @@ mod tests {
         assert_eq!(render("{version}-{service}", Use::Release), "1.4.0-cart");
         assert_eq!(render("{branch}", Use::Push), "feature-x");
         assert_eq!(render("{short_sha}", Use::Push), "0123456789ab");
+        assert_eq!(
+            render("{service}-{input}", Use::Release),
+            "cart-in-0123456789ab"
+        );
         assert_eq!(
             render("sha-{sha}", Use::Push),
             format!("sha-{}", VALUES.sha)

@@ -90,6 +90,8 @@ pub struct BuildEnv {
     pub tag: Option<String>,
     /// The target branch of a pull request.
     pub target_branch: Option<String>,
+    /// A promotion's target (Drone's `DRONE_DEPLOY_TO`).
+    pub deploy_to: Option<String>,
 }
 
 /// What `plan` gives for one build.

@@ -29,6 +29,7 @@ use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
 use crate::graph::ServiceGraph;
 use crate::history::{self, History, OpenError, Record, Retention};
+use crate::input;
 use crate::manifest::Manifest;
 use crate::plan;
 use crate::signature::{self, SignedRequest};
@@ -154,6 +155,9 @@ struct WoodpeckerPipeline {
     /// `source:target` for pull requests.
     #[serde(default)]
     refspec: String,
+    /// A deployment's target.
+    #[serde(default)]
+    deploy_to: String,
 }
 
 impl WoodpeckerRequest {
@@ -181,6 +185,7 @@ impl WoodpeckerRequest {
                 before: String::new(),
                 after: self.pipeline.commit,
                 target,
+                deploy_to: self.pipeline.deploy_to,
             },
         }
     }
@@ -211,6 +216,9 @@ struct BuildInfo {
     after: String,
     #[serde(default)]
     target: String,
+    /// A promotion's target.
+    #[serde(default)]
+    deploy_to: String,
 }
 
 /// What a build's plan came to, for the answer and the history.
@@ -619,7 +627,9 @@ impl AppState {
             build.reference.clone(),
             build.before.clone(),
             build.after.clone(),
-            build.target.clone(),
+            // A promotion's target rides on the branch field: a target
+            // branch and a deployment never come in one build.
+            format!("{}\0{}", build.target, build.deploy_to),
         );
         if let Some(outcome) = self.cached(&key) {
             return Ok(outcome);
@@ -775,12 +785,24 @@ impl AppState {
                 .reference
                 .strip_prefix("refs/tags/")
                 .map(str::to_string),
+            deploy_to: Some(build.deploy_to.clone()).filter(|t| !t.is_empty()),
             names: self.config.speaks.backend().names(),
             ..changes::Request::default()
         };
         let mut changes = changes::collect(repo, &manifest.settings, &request)?;
         changes::read_build_args(repo, &manifest, &mut changes);
-        let affected = ServiceGraph::new(&manifest).affected(&changes);
+        let graph = ServiceGraph::new(&manifest);
+        let mut affected = graph.affected(&changes);
+        if let Some(head) = changes.head.as_deref().filter(|_| input::wanted(&manifest)) {
+            let files = changes::inputs_at(repo, head)?;
+            input::annotate(
+                &manifest,
+                &graph,
+                &mut affected,
+                &files,
+                &changes.args.values,
+            );
+        }
         let plan = plan::plan(&manifest, &changes, &affected);
         let (answer, yaml) = match self.config.speaks.backend().plan(&self.templates, &plan)? {
             // Drone: `{"data": YAML}`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ripple::backend::{Backend, drone};
 use ripple::changes::Event;
-use ripple::plan::{ImageBuild, Job, Plan, Sidecar, Stage, Tests, When, Work};
+use ripple::plan::{ImageBuild, Job, Plan, Promotion, Sidecar, Stage, Tests, When, Work};
 use serde_norway::Value;
 
 use crate::common::{TestRepo, check_yaml};
@@ -41,6 +41,12 @@ pub fn hostile_plan() -> Plan {
             tags: vec![hostile("tag")],
             build_args: vec![hostile("build-arg")],
             platforms,
+            promote: Some(Promotion {
+                from: hostile("from"),
+                to: vec![hostile("to")],
+                else_build: true,
+                runner: hostile("runner"),
+            }),
         }),
     };
     Plan {
@@ -132,7 +138,21 @@ fn every_inserted_value_is_escaped() {
 
     let second = &docs[1];
     assert_eq!(unsubstituted(&second["depends_on"][0]), hostile("name"));
-    let settings = &second["steps"][0]["settings"];
+    // The promote step, then the build.
+    let promote = &second["steps"][0];
+    assert_eq!(unsubstituted(&promote["image"]), hostile("runner"));
+    let Work::Image(build) = &hostile_plan().jobs[1].work else {
+        unreachable!()
+    };
+    assert_eq!(
+        unsubstituted(&promote["commands"][0]),
+        build.promote.as_ref().unwrap().command(&build.image)
+    );
+    assert_eq!(
+        promote["environment"]["RIPPLE_REGISTRY_PASSWORD"]["from_secret"],
+        "docker_password"
+    );
+    let settings = &second["steps"][1]["settings"];
     for key in ["repo", "registry", "dockerfile", "context"] {
         assert_eq!(unsubstituted(&settings[key]), hostile(key), "{key}");
     }
@@ -142,7 +162,7 @@ fn every_inserted_value_is_escaped() {
         hostile("build-arg")
     );
     assert_eq!(unsubstituted(&settings["platform"]), hostile("platform"));
-    let third = &docs[2]["steps"][0]["settings"];
+    let third = &docs[2]["steps"][1]["settings"];
     assert_eq!(unsubstituted(&third["platforms"][0]), hostile("platforms"));
     // No `${` survives unescaped for Drone to substitute.
     assert!(!yaml.replace("$${", "").contains("${"));

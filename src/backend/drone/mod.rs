@@ -54,6 +54,7 @@ impl Backend for Drone {
             branch: vars.get("DRONE_BRANCH"),
             tag: vars.get("DRONE_TAG"),
             target_branch: vars.get("DRONE_TARGET_BRANCH"),
+            deploy_to: vars.get("DRONE_DEPLOY_TO"),
         })
     }
 
@@ -65,6 +66,7 @@ impl Backend for Drone {
             branch: "DRONE_BRANCH",
             before: "DRONE_COMMIT_BEFORE",
             tag: "DRONE_TAG",
+            deploy_to: "DRONE_DEPLOY_TO",
         }
     }
 
@@ -145,6 +147,8 @@ pub struct Step {
     pub image: String,
     /// Shell commands, for test steps.
     pub commands: Vec<String>,
+    /// Environment variables from Drone secrets: variable → secret.
+    pub secrets: BTreeMap<String, String>,
     /// Settings of the docker plugin, for publish steps.
     pub publish: Option<Publish>,
 }
@@ -224,6 +228,7 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
                 .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
                 .to_string(),
             commands: vec![format!("ripple gate {} --deepen{extra}", job.service)],
+            secrets: BTreeMap::new(),
             publish: None,
         }
     });
@@ -236,6 +241,7 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
                     name: stage.name.clone(),
                     image: tests.toolchain.clone(),
                     commands: stage.commands.clone(),
+                    secrets: BTreeMap::new(),
                     publish: None,
                 })
                 .collect(),
@@ -249,7 +255,16 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
                 })
                 .collect(),
         ),
-        Work::Image(image) => (vec![publish_step(image)], Vec::new()),
+        Work::Image(image) => (
+            image
+                .promote
+                .as_ref()
+                .map(|promotion| promote_step(&image.image, promotion))
+                .into_iter()
+                .chain([publish_step(image)])
+                .collect::<Vec<_>>(),
+            Vec::new(),
+        ),
     };
     Pipeline {
         name: job.name.clone(),
@@ -261,6 +276,21 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
     }
 }
 
+/// `ripple promote`: after promoting it exits 78, and Drone skips the
+/// build that follows.
+fn promote_step(image: &str, promotion: &plan::Promotion) -> Step {
+    Step {
+        name: "promote".into(),
+        image: promotion.runner.clone(),
+        commands: vec![promotion.command(image)],
+        secrets: BTreeMap::from([
+            ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
+            ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
+        ]),
+        publish: None,
+    }
+}
+
 /// `plugins/docker` with one platform (or none), the buildx plugin with
 /// several.
 fn publish_step(image: &plan::ImageBuild) -> Step {
@@ -269,6 +299,7 @@ fn publish_step(image: &plan::ImageBuild) -> Step {
         name: "publish".into(),
         image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
         commands: Vec::new(),
+        secrets: BTreeMap::new(),
         publish: Some(Publish {
             repo: image.image.clone(),
             registry: image.registry.clone(),

@@ -76,6 +76,7 @@ impl Backend for Github {
             target_branch: vars
                 .get("GITHUB_BASE_REF")
                 .or_else(|| text("/pull_request/base/ref")),
+            deploy_to: None,
         })
     }
 
@@ -87,6 +88,7 @@ impl Backend for Github {
             branch: "GITHUB_REF",
             before: "`before` in GITHUB_EVENT_PATH",
             tag: "GITHUB_REF",
+            deploy_to: "the deployment's environment",
         }
     }
 

@@ -66,6 +66,7 @@ impl Backend for Gitlab {
             branch: vars.get("CI_COMMIT_BRANCH"),
             tag,
             target_branch: vars.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
+            deploy_to: None,
         })
     }
 
@@ -77,6 +78,7 @@ impl Backend for Gitlab {
             branch: "CI_COMMIT_BRANCH",
             before: "CI_COMMIT_BEFORE_SHA",
             tag: "CI_COMMIT_TAG",
+            deploy_to: "`--deploy-to` (GitLab CI has no promotion event)",
         }
     }
 

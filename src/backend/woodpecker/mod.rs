@@ -46,6 +46,7 @@ impl Backend for Woodpecker {
             branch: vars.get("CI_COMMIT_BRANCH"),
             tag: vars.get("CI_COMMIT_TAG"),
             target_branch: vars.get("CI_COMMIT_TARGET_BRANCH"),
+            deploy_to: vars.get("CI_PIPELINE_DEPLOY_TARGET"),
         })
     }
 
@@ -57,6 +58,7 @@ impl Backend for Woodpecker {
             branch: "CI_COMMIT_BRANCH",
             before: "CI_PREV_COMMIT_SHA",
             tag: "CI_COMMIT_TAG",
+            deploy_to: "CI_PIPELINE_DEPLOY_TARGET",
         }
     }
 

@@ -60,6 +60,8 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::MirrorFetch(a) => {
             Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
         }
+        #[cfg(feature = "registry")]
+        Command::Promote(a) => cmd_promote(&workspace, a, &mut *err),
         Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
         Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
         Command::Init(a) => cmd_init(&workspace, a, &mut *err).map(|()| exit::OK),
@@ -791,6 +793,47 @@ fn cmd_explain(
 /// early as a success (Drone's rule), with the reason in the log. Only
 /// Drone's static file uses it: the other CI systems skip jobs by
 /// themselves.
+/// The registry settings from the environment and flags.
+#[cfg(feature = "registry")]
+fn registry_settings(insecure: Vec<String>) -> crate::registry::Settings {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    crate::registry::Settings {
+        insecure: insecure
+            .into_iter()
+            .flat_map(|h| h.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect(),
+        credentials: var("RIPPLE_REGISTRY_USERNAME").zip(var("RIPPLE_REGISTRY_PASSWORD")),
+        docker_config: var("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".docker"))),
+    }
+}
+
+#[cfg(feature = "registry")]
+fn cmd_promote(workspace: &Workspace, args: cli::PromoteArgs, err: &mut dyn Write) -> Result<u8> {
+    let settings = registry_settings(args.insecure_registries);
+    // The history tells whether `latest` moves forward; without a
+    // repository it stays where it is.
+    let history = workspace.open_repo().ok();
+    let request = crate::promote::Request {
+        image: &args.image,
+        from: &args.from,
+        to: &args.to,
+        else_build: args.else_build,
+    };
+    Ok(
+        match crate::promote::promote(&request, &settings, history.as_ref(), err)? {
+            crate::promote::Outcome::Promoted { .. } if args.else_build => PROMOTED,
+            crate::promote::Outcome::Promoted { .. } | crate::promote::Outcome::Build => exit::OK,
+        },
+    )
+}
+
+/// `promote --else-build` after promoting: the build that follows is
+/// skipped (Drone skips the rest of a pipeline on 78; other backends test
+/// the status).
+pub const PROMOTED: u8 = 78;
+
 fn cmd_gate(
     workspace: &Workspace,
     args: cli::GateArgs,

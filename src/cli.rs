@@ -69,6 +69,10 @@ pub enum Command {
     #[command(name = "mirror-fetch", hide = true)]
     #[cfg(feature = "server")]
     MirrorFetch(MirrorFetchArgs),
+    /// Give a tested image the tags of a release through the registry
+    /// (no build, no layer moves): `--from in-<hash> --to latest --to 1.4.0`.
+    #[cfg(feature = "registry")]
+    Promote(PromoteArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),
     /// Write the dependencies the code states (`[settings] discover`) into
@@ -234,6 +238,42 @@ pub struct GateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub build: BuildArgs,
+}
+
+/// `ripple promote`
+#[cfg(feature = "registry")]
+#[derive(Debug, ClapArgs)]
+pub struct PromoteArgs {
+    /// The image repository, registry included, without a tag
+    /// (`registry.example.org/team/app`).
+    pub image: String,
+
+    /// The tag of the build to promote (`in-<hash>`).
+    #[arg(long, value_name = "TAG")]
+    pub from: String,
+
+    /// A tag to give it; repeat for several. `latest` only moves forward:
+    /// it stays when the image it names was built from a commit the new
+    /// one does not descend from (by their `org.opencontainers.image.revision`
+    /// labels).
+    #[arg(long, value_name = "TAG", required = true)]
+    pub to: Vec<String>,
+
+    /// For a release step followed by a build: exit 78 after promoting (the
+    /// build is skipped), and when `--from` is missing say so and exit 0
+    /// (the build runs). Without it a missing `--from` is exit 1.
+    #[arg(long)]
+    pub else_build: bool,
+
+    /// Speak plain HTTP to this registry host (loopback registries always
+    /// are); repeat for several.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "RIPPLE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 /// `ripple generate`

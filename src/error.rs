@@ -106,6 +106,26 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A registry refused a request, or could not be reached.
+    #[error("{message}")]
+    Registry {
+        /// What failed, and the registry's answer.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+        /// Down, limiting or failing, rather than refusing this request.
+        unreachable: bool,
+    },
+
+    /// `ripple promote`: the tag to promote from is not in the registry.
+    #[error("`{image}:{tag}` is not in the registry")]
+    NotPromoted {
+        /// The image repository.
+        image: String,
+        /// The missing tag.
+        tag: String,
+    },
+
     /// git failed.
     #[error("git: {action}")]
     Git {
@@ -166,7 +186,12 @@ impl Error {
             | Error::UnknownService { .. }
             | Error::ManifestRefused { .. }
             | Error::Stale { .. }
-            | Error::Unsynced { .. } => exit::USER,
+            | Error::Unsynced { .. }
+            | Error::NotPromoted { .. }
+            | Error::Registry {
+                unreachable: false, ..
+            } => exit::USER,
+            Error::Registry { .. } => exit::ENVIRONMENT,
             Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::USER
             }
@@ -228,6 +253,12 @@ impl Error {
             Error::Unsynced { .. } => {
                 Some("run `ripple sync` and commit the manifest; the diff is above".into())
             }
+            Error::Registry { hint, .. } => hint.clone(),
+            Error::NotPromoted { .. } => Some(
+                "a publish push tags each image it builds `in-<hash>` (with `release = \"promote\"`); \
+                 push the commit to a publish branch first, or pass `--else-build` to build instead"
+                    .into(),
+            ),
             Error::Git { .. } => None,
             Error::Io { .. } => None,
             Error::Template { .. } => Some(

@@ -28,7 +28,11 @@ pub mod init; // `ripple init`: a first manifest guessed from the files
 pub mod input; // input hashes: what each image is made of
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod pattern; // the one path-pattern rule
-pub mod plan; // affected set + event → jobs, no CI system named
+pub mod plan;
+#[cfg(feature = "registry")]
+pub mod promote; // `ripple promote`: retag a tested build // affected set + event → jobs, no CI system named
+#[cfg(feature = "registry")]
+pub mod registry; // `ripple promote`: a registry's HTTP API v2
 pub mod render; // reports → JSON, text, DOT, Mermaid
 #[cfg(feature = "server")]
 pub mod serve; // Drone's and Woodpecker's configuration extensions

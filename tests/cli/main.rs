@@ -10,6 +10,10 @@ mod github;
 mod gitlab;
 mod images;
 mod paths;
+#[cfg(feature = "registry")]
+mod promote;
+#[cfg(feature = "registry")]
+mod registry;
 mod render;
 mod repo_files;
 #[cfg(feature = "server")]

@@ -1,0 +1,463 @@
+//! Release by promotion against a real registry on a loopback port:
+//! `ripple promote` retags through the HTTP API v2, and a release of a
+//! repository built once by a publish push ends with `latest` and the
+//! version naming the digests that push built, with no build run.
+
+use serde_norway::Value;
+
+use crate::common::{Run, TestRepo, ripple_in};
+use crate::registry::{PASSWORD, Registry, USER};
+
+/// `ripple promote IMAGE --from FROM --to TO...` in `dir`.
+fn promote(
+    dir: &std::path::Path,
+    image: &str,
+    from: &str,
+    to: &[&str],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut args = vec!["promote", image, "--from", from];
+    for tag in to {
+        args.extend(["--to", tag]);
+    }
+    args.extend(extra);
+    ripple_in(dir, &args, env)
+}
+
+#[test]
+fn promotion_gives_the_tested_digest_new_tags() {
+    let registry = Registry::start();
+    let built = registry.push_image("team/app", "in-0123456789ab", "layer one", None);
+    let dir = tempfile::tempdir().unwrap();
+    let image = registry.image("team/app");
+    let run = promote(
+        dir.path(),
+        &image,
+        "in-0123456789ab",
+        &["latest", "1.4.0"],
+        &[],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is now tagged `latest`, `1.4.0`"),
+        "{}",
+        run.stderr
+    );
+    for tag in ["latest", "1.4.0", "in-0123456789ab"] {
+        assert_eq!(registry.tag("team/app", tag).unwrap().0, built, "{tag}");
+    }
+    assert_eq!(
+        registry.tags("team/app"),
+        ["1.4.0", "in-0123456789ab", "latest"]
+    );
+    // Again: nothing to move, still a success.
+    let again = promote(dir.path(), &image, "in-0123456789ab", &["latest"], &[], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("is already"), "{}", again.stderr);
+}
+
+#[test]
+fn a_multi_platform_index_is_promoted_whole() {
+    let registry = Registry::start();
+    let amd = registry.push_image("team/app", "amd", "amd64 layer", None);
+    let arm = registry.push_image("team/app", "arm", "arm64 layer", None);
+    let index = registry.push_index(
+        "team/app",
+        "in-00000000000a",
+        &[(&amd, "amd64"), (&arm, "arm64")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = promote(
+        dir.path(),
+        &registry.image("team/app"),
+        "in-00000000000a",
+        &["2.0"],
+        &[],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("an index"), "{}", run.stderr);
+    let (digest, media_type) = registry.tag("team/app", "2.0").unwrap();
+    assert_eq!(digest, index);
+    assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
+}
+
+#[test]
+fn a_missing_source_fails_or_hands_over_to_the_build() {
+    let registry = Registry::start();
+    registry.push_image("team/app", "in-aaaaaaaaaaaa", "layer", None);
+    let dir = tempfile::tempdir().unwrap();
+    let image = registry.image("team/app");
+    let missing = promote(dir.path(), &image, "in-bbbbbbbbbbbb", &["latest"], &[], &[]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains(&format!("`{image}:in-bbbbbbbbbbbb` is not in the registry")),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("hint:"), "{}", missing.stderr);
+    // With `--else-build`: said loudly, and the build step runs (exit 0).
+    let build = promote(
+        dir.path(),
+        &image,
+        "in-bbbbbbbbbbbb",
+        &["latest"],
+        &["--else-build"],
+        &[],
+    );
+    assert_eq!(build.code, 0, "{}", build.stderr);
+    assert!(
+        build.stderr.contains("WARNING") && build.stderr.contains("BUILDS"),
+        "{}",
+        build.stderr
+    );
+    assert_eq!(registry.tag("team/app", "latest"), None);
+    // After promoting, `--else-build` exits 78: the build is skipped.
+    let promoted = promote(
+        dir.path(),
+        &image,
+        "in-aaaaaaaaaaaa",
+        &["latest"],
+        &["--else-build"],
+        &[],
+    );
+    assert_eq!(promoted.code, 78, "{}", promoted.stderr);
+    assert!(registry.tag("team/app", "latest").is_some());
+}
+
+#[test]
+fn credentials_come_from_the_environment_or_dockers_config() {
+    let registry = Registry::with_basic_auth();
+    let built = registry.push_image("team/app", "in-cccccccccccc", "layer", None);
+    let dir = tempfile::tempdir().unwrap();
+    let image = registry.image("team/app");
+    let run = |to: &str, env: &[(&str, &str)]| {
+        promote(dir.path(), &image, "in-cccccccccccc", &[to], &[], env)
+    };
+
+    let anonymous = run("a", &[]);
+    assert_eq!(anonymous.code, 1, "{}", anonymous.stderr);
+    assert!(anonymous.stderr.contains("401"), "{}", anonymous.stderr);
+    assert!(
+        anonymous.stderr.contains("RIPPLE_REGISTRY_USERNAME"),
+        "{}",
+        anonymous.stderr
+    );
+
+    let wrong = run(
+        "b",
+        &[
+            ("RIPPLE_REGISTRY_USERNAME", USER),
+            ("RIPPLE_REGISTRY_PASSWORD", "wrong"),
+        ],
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("refused the credentials"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        wrong.stderr.contains("check RIPPLE_REGISTRY_USERNAME"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(registry.tag("team/app", "b"), None);
+
+    let right = run(
+        "c",
+        &[
+            ("RIPPLE_REGISTRY_USERNAME", USER),
+            ("RIPPLE_REGISTRY_PASSWORD", PASSWORD),
+        ],
+    );
+    assert_eq!(right.code, 0, "{}", right.stderr);
+    assert_eq!(registry.tag("team/app", "c").unwrap().0, built);
+
+    // `docker login`'s config.json, found through DOCKER_CONFIG.
+    let docker = tempfile::tempdir().unwrap();
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{USER}:{PASSWORD}"),
+    );
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let config = docker.path().to_str().unwrap();
+    let from_config = run("d", &[("DOCKER_CONFIG", config)]);
+    assert_eq!(from_config.code, 0, "{}", from_config.stderr);
+    assert_eq!(registry.tag("team/app", "d").unwrap().0, built);
+}
+
+#[test]
+fn a_registry_that_is_down_is_exit_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("127.0.0.1:{port}/team/app");
+    let run = promote(dir.path(), &image, "in-dddddddddddd", &["latest"], &[], &[]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the registry"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+#[test]
+fn latest_only_moves_forward() {
+    let mut repo = TestRepo::empty();
+    repo.write("a", "1\n");
+    let first = repo.commit("first");
+    repo.write("a", "2\n");
+    let second = repo.commit("second");
+    repo.write("a", "3\n");
+    let third = repo.commit("third");
+    let registry = Registry::start();
+    let image = registry.image("team/app");
+    let newer = registry.push_image("team/app", "in-222222222222", "two", Some(&second));
+    registry.push_image("team/app", "latest", "two", Some(&second));
+    let older = registry.push_image("team/app", "in-111111111111", "one", Some(&first));
+
+    // An older build gets its version but not `latest`.
+    let back = promote(
+        repo.path(),
+        &image,
+        "in-111111111111",
+        &["latest", "1.0.1"],
+        &[],
+        &[],
+    );
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert!(back.stderr.contains(":latest` stays at"), "{}", back.stderr);
+    assert_eq!(registry.tag("team/app", "latest").unwrap().0, newer);
+    assert_eq!(registry.tag("team/app", "1.0.1").unwrap().0, older);
+
+    // A build of a later commit moves it.
+    let later = registry.push_image("team/app", "in-333333333333", "three", Some(&third));
+    let forward = promote(
+        repo.path(),
+        &image,
+        "in-333333333333",
+        &["latest"],
+        &[],
+        &[],
+    );
+    assert_eq!(forward.code, 0, "{}", forward.stderr);
+    assert_eq!(registry.tag("team/app", "latest").unwrap().0, later);
+}
+
+/// The manifest of the end-to-end test: a base image, a library and an
+/// image on both, published to `registry`.
+fn manifest(registry: &Registry) -> String {
+    format!(
+        r#"[settings]
+publish_branches = ["develop"]
+release = "promote"
+ignore = ["**/*.md"]
+
+[[service]]
+name = "base"
+kind = "base-image"
+paths = ["base"]
+image = "{base}"
+dockerfile = "base/Dockerfile"
+context = "base"
+
+[[service]]
+name = "lib"
+kind = "library"
+paths = ["lib"]
+
+[[service]]
+name = "api"
+kind = "image"
+paths = ["api"]
+depends_on = ["base", "lib"]
+image = "{api}"
+dockerfile = "api/Dockerfile"
+context = "."
+build_args = {{ MODE = "release" }}
+"#,
+        base = registry.image("team/base"),
+        api = registry.image("team/api"),
+    )
+}
+
+/// `affected --format json`'s input of each image at `head`.
+fn inputs(repo: &TestRepo, head: &str) -> Vec<(String, String)> {
+    let json = repo
+        .ripple(
+            &[
+                "affected",
+                "--event",
+                "tag",
+                "--tag",
+                "release-0",
+                "--head",
+                head,
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .json();
+    json["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["input"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_release_promotes_what_the_publish_push_built() {
+    let registry = Registry::start();
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", &manifest(&registry));
+    repo.write("base/Dockerfile", "FROM alpine\n");
+    repo.write("lib/lib.go", "package lib\n");
+    repo.write("api/Dockerfile", "FROM base\nCOPY api lib /src/\n");
+    repo.write("api/main.go", "package main\n");
+    let start = repo.commit("start");
+    repo.branch("develop").checkout("develop");
+    repo.write("base/Dockerfile", "FROM alpine:3\n");
+    repo.write("lib/lib.go", "package lib // v2\n");
+    let built = repo.commit("base and lib");
+
+    // The publish push: both images, each tagged with its inputs. The
+    // test plays the build step, pushing what the plan says.
+    let push = repo
+        .ripple(
+            &[
+                "plan", "--format", "json", "--event", "push", "--branch", "develop", "--before",
+                &start,
+            ],
+            &[],
+        )
+        .json();
+    let mut pushed = std::collections::BTreeMap::new();
+    for job in push["jobs"].as_array().unwrap() {
+        let image = &job["image"];
+        let name = image["image"]
+            .as_str()
+            .unwrap()
+            .split_once('/')
+            .unwrap()
+            .1
+            .to_string();
+        let tags: Vec<&str> = image["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(tags.iter().any(|t| t.starts_with("in-")), "{tags:?}");
+        assert!(
+            image.get("promote").is_none(),
+            "a push builds, it does not promote"
+        );
+        let mut digest = String::new();
+        for tag in &tags {
+            digest = registry.push_image(
+                &name,
+                tag,
+                &format!("{name} built from {built}"),
+                Some(&built),
+            );
+        }
+        pushed.insert(name, digest);
+    }
+    assert_eq!(pushed.len(), 2);
+
+    // A change no image is made of keeps every hash; a change to the base
+    // image moves its own and its dependent's.
+    repo.write("api/README.md", "# api\n");
+    let docs = repo.commit("docs");
+    assert_eq!(inputs(&repo, &built), inputs(&repo, &docs));
+    repo.set_ref("refs/tags/release-1.0", &docs);
+
+    // The release: every image promoted, none built.
+    let yaml = repo
+        .ripple(
+            &[
+                "plan",
+                "--event",
+                "tag",
+                "--tag",
+                "release-1.0",
+                "--head",
+                &docs,
+            ],
+            &[],
+        )
+        .ok()
+        .to_string();
+    let docs_yaml = crate::common::check_yaml("release_promote", &yaml);
+    assert_eq!(docs_yaml.len(), 2);
+    for pipeline in &docs_yaml {
+        let steps = pipeline["steps"].as_sequence().unwrap();
+        assert_eq!(steps[0]["name"], "promote");
+        assert_eq!(steps[1]["name"], "publish");
+        let command = steps[0]["commands"][0].as_str().unwrap().replace("$$", "$");
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(&words[..2], ["ripple", "promote"]);
+        let run = ripple_in(repo.path(), &words[1..], &[]);
+        assert_eq!(run.code, 78, "the build step is skipped: {}", run.stderr);
+    }
+    for (name, digest) in &pushed {
+        assert_eq!(
+            &registry.tag(name, "latest").unwrap().0,
+            digest,
+            "{name}:latest"
+        );
+        assert_eq!(&registry.tag(name, "1.0").unwrap().0, digest, "{name}:1.0");
+    }
+
+    // A dependency's change gives its dependents new hashes.
+    let before: std::collections::BTreeMap<_, _> = inputs(&repo, &docs).into_iter().collect();
+    repo.write("lib/lib.go", "package lib // v3\n");
+    let changed = repo.commit("lib");
+    let after: std::collections::BTreeMap<_, _> = inputs(&repo, &changed).into_iter().collect();
+    assert_eq!(before["base"], after["base"]);
+    assert_ne!(before["api"], after["api"]);
+
+    // `--strict`: no fallback to a build.
+    let strict = repo
+        .ripple(
+            &[
+                "plan",
+                "--event",
+                "tag",
+                "--tag",
+                "release-1.0",
+                "--head",
+                &docs,
+                "--strict",
+            ],
+            &[],
+        )
+        .ok()
+        .to_string();
+    assert!(!strict.contains("--else-build"));
+    assert!(yaml.contains("--else-build"));
+    let _: Vec<Value> = crate::common::check_yaml("release_promote_strict", &strict);
+}

@@ -442,12 +442,16 @@ struct Analysis {
 
 impl Analysis {
     fn affected(&self) -> Affected {
-        let graph = ServiceGraph::new(&self.manifest);
+        self.affected_in(&ServiceGraph::new(&self.manifest))
+    }
+
+    /// The affected set, each image with its input hash when wanted.
+    fn affected_in(&self, graph: &ServiceGraph<'_>) -> Affected {
         let mut affected = graph.affected(&self.changes);
         if let Some(files) = &self.inputs {
             input::annotate(
                 &self.manifest,
-                &graph,
+                graph,
                 &mut affected,
                 files,
                 &self.changes.args.values,
@@ -823,16 +827,11 @@ fn cmd_promote(workspace: &Workspace, args: cli::PromoteArgs, err: &mut dyn Writ
     };
     Ok(
         match crate::promote::promote(&request, &settings, history.as_ref(), err)? {
-            crate::promote::Outcome::Promoted { .. } if args.else_build => PROMOTED,
+            crate::promote::Outcome::Promoted { .. } if args.else_build => exit::PROMOTED,
             crate::promote::Outcome::Promoted { .. } | crate::promote::Outcome::Build => exit::OK,
         },
     )
 }
-
-/// `promote --else-build` after promoting: the build that follows is
-/// skipped (Drone skips the rest of a pipeline on 78; other backends test
-/// the status).
-pub const PROMOTED: u8 = 78;
 
 fn cmd_gate(
     workspace: &Workspace,
@@ -842,7 +841,7 @@ fn cmd_gate(
 ) -> Result<u8> {
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = graph_naming(&analysis.manifest, &args.service)?;
-    let affected = graph.affected(&analysis.changes);
+    let affected = analysis.affected_in(&graph);
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let verdict = plan::gate(&args.service, &analysis.changes, &affected, &plan);
     let explanation = graph.explain(
@@ -867,12 +866,32 @@ fn cmd_gate(
             ));
         }
     }
+    if !verdict.runs {
+        emit(out, &text)?;
+        return Ok(backend::drone::SKIP);
+    }
+    #[cfg(feature = "registry")]
+    if args.promote
+        && let Some((image, promotion)) = plan::promotion(&plan, &args.service)
+    {
+        emit(out, &text)?;
+        let settings = registry_settings(Vec::new());
+        let history = workspace.open_repo().ok();
+        let request = crate::promote::Request {
+            image: &image.image,
+            from: &promotion.from,
+            to: &promotion.to,
+            else_build: promotion.else_build,
+        };
+        return Ok(
+            match crate::promote::promote(&request, &settings, history.as_ref(), err)? {
+                crate::promote::Outcome::Promoted { .. } if promotion.else_build => exit::PROMOTED,
+                _ => exit::OK,
+            },
+        );
+    }
     emit(out, &text)?;
-    Ok(if verdict.runs {
-        exit::OK
-    } else {
-        backend::drone::SKIP
-    })
+    Ok(exit::OK)
 }
 
 /// `ripple generate`: the CI system's static files, or with `--check` a

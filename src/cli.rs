@@ -235,6 +235,12 @@ pub struct GateArgs {
     #[arg(long, value_name = "FILE")]
     pub tags_file: Option<PathBuf>,
 
+    /// With `release = "promote"`, when the pipeline releases an image:
+    /// promote its tested build as `ripple promote --else-build` does
+    /// (exit 78 after promoting; `--strict`: fail when it is missing).
+    #[arg(long)]
+    pub promote: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub build: BuildArgs,

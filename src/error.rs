@@ -16,6 +16,10 @@ pub mod exit {
     pub const ENVIRONMENT: u8 = 3;
     /// A bug in ripple, such as a template that fails to render.
     pub const INTERNAL: u8 = 4;
+    /// `promote --else-build` promoted: the build that follows is skipped
+    /// (Drone skips the rest of a pipeline on 78; other CI systems test
+    /// the status).
+    pub const PROMOTED: u8 = 78;
 }
 
 /// Everything that can stop ripple, each with what the user needs to act.

@@ -31,6 +31,10 @@ pub struct Plan {
     /// run time (`[settings] ripple_image`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ripple_image: Option<String>,
+    /// For a static file: releases promote tested builds (`release =
+    /// "promote"`), decided per image at run time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub promotes: bool,
 }
 
 /// One job: a service's tests, or one image's build.
@@ -146,7 +150,8 @@ pub struct ImageBuild {
 }
 
 /// `ripple promote IMAGE --from FROM --to TO...`, run before an image's
-/// build: when it promoted, the build is skipped.
+/// build: when it promoted, the build is skipped. In a static file `from`
+/// and `to` are empty: `ripple gate --promote` finds them at run time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Promotion {
     /// The tag of the image's tested build: `in-<hash>`.
@@ -291,6 +296,7 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
         jobs,
         idle_reason,
         ripple_image: None,
+        promotes: false,
     }
 }
 
@@ -443,6 +449,14 @@ fn image_jobs(
         .collect()
 }
 
+/// The image job of `service` and its promotion, when it has one.
+pub fn promotion<'p>(plan: &'p Plan, service: &str) -> Option<(&'p ImageBuild, &'p Promotion)> {
+    plan.jobs.iter().find_map(|job| match &job.work {
+        Work::Image(image) if job.service == service => image.promote.as_ref().map(|p| (image, p)),
+        _ => None,
+    })
+}
+
 /// The registry host of an image reference, when it names one: the first
 /// component holds a `.` or `:`, or is `localhost` (Docker's own rule).
 pub fn registry_of(image: &str) -> Option<String> {
@@ -504,14 +518,20 @@ pub fn static_plan(
             &publish,
         ));
     }
-    jobs.extend(image_jobs(
-        manifest,
-        all,
-        Tagging::AtRunTime,
-        file_args,
-        true,
-        &release,
-    ));
+    let mut releases = image_jobs(manifest, all, Tagging::AtRunTime, file_args, true, &release);
+    if settings.release == Release::Promote {
+        for job in &mut releases {
+            if let Work::Image(image) = &mut job.work {
+                image.promote = Some(Promotion {
+                    from: String::new(),
+                    to: Vec::new(),
+                    else_build: true,
+                    runner: settings.ripple_image.clone(),
+                });
+            }
+        }
+    }
+    jobs.extend(releases);
     // Release builds run every image: no path filter.
     let filters = path_filters(manifest);
     for job in jobs.iter_mut().filter(|j| j.when.tags.is_empty()) {
@@ -529,6 +549,7 @@ pub fn static_plan(
         jobs,
         idle_reason,
         ripple_image: Some(settings.ripple_image.clone()),
+        promotes: settings.release == Release::Promote,
     }
 }
 

@@ -173,3 +173,39 @@ pub(crate) fn unknown_event(value: &str, variable: &str, known: &[&str]) -> Erro
         )),
     }
 }
+
+/// A shell line that runs `promotion` of `image` and sets `promoted` to
+/// `true` or `false` (build), failing the job on any other outcome; then
+/// runs `record`, which hands `$promoted` to what follows. `runner` starts
+/// ripple (`ripple`, or a container that has it). The image and tags reach
+/// the command through `variables`, never inlined.
+pub fn promote_line(
+    image: &str,
+    promotion: &crate::plan::Promotion,
+    runner: &str,
+    variables: &mut Vec<(String, String)>,
+    record: &str,
+) -> String {
+    variables.push(("RIPPLE_PROMOTE_IMAGE".into(), image.to_string()));
+    variables.push(("RIPPLE_PROMOTE_FROM".into(), promotion.from.clone()));
+    let mut command =
+        format!("{runner} promote \"$RIPPLE_PROMOTE_IMAGE\" --from \"$RIPPLE_PROMOTE_FROM\"");
+    for (i, tag) in promotion.to.iter().enumerate() {
+        variables.push((format!("RIPPLE_PROMOTE_TO_{i}"), tag.clone()));
+        command.push_str(&format!(" --to \"$RIPPLE_PROMOTE_TO_{i}\""));
+    }
+    let outcome = if promotion.else_build {
+        // 78: promoted, skip the build; 0: the tested build is missing,
+        // build it.
+        format!(
+            "status=0; {command} --else-build || status=$?; \
+             if [ \"$status\" -eq {skip} ]; then promoted=true; \
+             elif [ \"$status\" -eq 0 ]; then promoted=false; \
+             else exit \"$status\"; fi",
+            skip = crate::error::exit::PROMOTED
+        )
+    } else {
+        format!("{command} || exit $?; promoted=true")
+    };
+    format!("{outcome}; {record}")
+}

@@ -153,7 +153,7 @@ fn outputs_are_appended_to_github_output() {
     }
     assert_eq!(
         values.keys().collect::<Vec<_>>(),
-        ["affected", "image_tags", "images", "tests"]
+        ["affected", "image_tags", "images", "promotions", "tests"]
     );
     let images: serde_json::Value = serde_json::from_str(&values["images"]).unwrap();
     assert_eq!(
@@ -251,7 +251,19 @@ fn hostile_values_reach_github_as_they_are() {
     let image = images.next().unwrap();
     let multi = images.next().unwrap();
     let steps = multi["steps"].as_sequence().unwrap();
-    assert_eq!(steps[1]["uses"], "docker/setup-qemu-action@v3");
+    // The promote step reads its command from the plan's outputs only.
+    assert_eq!(steps[1]["id"], "promote");
+    let id = jobs
+        .iter()
+        .map(|(id, _)| id.as_str().unwrap())
+        .filter(|id| id.starts_with("image-"))
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        steps[1]["env"]["RIPPLE_PROMOTE"],
+        format!("${{{{ fromJSON(needs.plan.outputs.promotions)['{id}'] }}}}").as_str()
+    );
+    assert_eq!(steps[2]["uses"], "docker/setup-qemu-action@v3");
     assert_eq!(
         evaluated(&steps.last().unwrap()["with"]["platforms"]),
         format!("{},linux/arm64", hostile("platforms"))
@@ -261,7 +273,7 @@ fn hostile_values_reach_github_as_they_are() {
     assert_eq!(evaluated(&with["file"]), hostile("dockerfile"));
     assert_eq!(evaluated(&with["build-args"]), hostile("build-arg"));
     assert_eq!(evaluated(&with["platforms"]), hostile("platform"));
-    let login = &image["steps"].as_sequence().unwrap()[2]["with"];
+    let login = &image["steps"].as_sequence().unwrap()[3]["with"];
     assert_eq!(evaluated(&login["registry"]), hostile("registry"));
     assert_eq!(
         evaluated(&doc["on"]["push"]["branches"][0]),

@@ -171,7 +171,12 @@ fn hostile_values_reach_gitlab_as_they_are() {
         .iter()
         .map(|(k, v)| (k.as_str().unwrap().to_string(), v))
         .collect();
-    assert_eq!(jobs.len(), 3, "no job was injected: {:?}", jobs.keys());
+    assert_eq!(
+        jobs.len(),
+        5,
+        "a test, two images each promoted first, and nothing injected: {:?}",
+        jobs.keys()
+    );
     let test = jobs[&format!("{}:{}", hostile("name"), hostile("step"))];
     assert_eq!(expanded(&test["image"]), hostile("image"));
     // Script lines are the shell's: `$` is not doubled there.
@@ -198,10 +203,32 @@ fn hostile_values_reach_gitlab_as_they_are() {
     ] {
         assert_eq!(expanded(&variables[key]), hostile(value), "{key}");
     }
-    // The image's script names variables only: no value is in it.
-    for line in image["script"].as_sequence().unwrap() {
-        let line = line.as_str().unwrap();
-        assert!(!line.contains("evil"), "{line}");
+    // The promote job hands its outcome to the build, which waits for it.
+    let promote_name = format!("{}:promote", hostile("second"));
+    assert_eq!(image["needs"][1].as_str().unwrap(), promote_name);
+    let promote = jobs[&promote_name];
+    assert_eq!(expanded(&promote["image"]), hostile("runner"));
+    assert_eq!(
+        promote["artifacts"]["reports"]["dotenv"],
+        "ripple-promote.env"
+    );
+    for (key, value) in [
+        ("RIPPLE_PROMOTE_IMAGE", "repo"),
+        ("RIPPLE_PROMOTE_FROM", "from"),
+        ("RIPPLE_PROMOTE_TO_0", "to"),
+    ] {
+        assert_eq!(
+            expanded(&promote["variables"][key]),
+            hostile(value),
+            "{key}"
+        );
+    }
+    // The scripts name variables only: no value is in them.
+    for job in [image, promote] {
+        for line in job["script"].as_sequence().unwrap() {
+            let line = line.as_str().unwrap();
+            assert!(!line.contains("evil"), "{line}");
+        }
     }
     assert!(HOSTILE.contains('$'));
 }

@@ -461,3 +461,291 @@ fn a_release_promotes_what_the_publish_push_built() {
     assert!(yaml.contains("--else-build"));
     let _: Vec<Value> = crate::common::check_yaml("release_promote_strict", &strict);
 }
+
+/// A repository whose publish push built both images into `registry`:
+/// the repository, the commit built, and each image's digest.
+fn built_once(
+    registry: &Registry,
+) -> (TestRepo, String, std::collections::BTreeMap<String, String>) {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", &manifest(registry));
+    repo.write("base/Dockerfile", "FROM alpine\n");
+    repo.write("lib/lib.go", "package lib\n");
+    repo.write("api/Dockerfile", "FROM base\nCOPY api lib /src/\n");
+    repo.write("api/main.go", "package main\n");
+    let head = repo.commit("start");
+    let mut pushed = std::collections::BTreeMap::new();
+    for (name, input) in inputs(&repo, &head) {
+        let repository = format!("team/{name}");
+        let digest =
+            registry.push_image(&repository, &input, &format!("{name} {head}"), Some(&head));
+        pushed.insert(repository, digest);
+    }
+    (repo, head, pushed)
+}
+
+#[test]
+fn every_backend_renders_the_promotion() {
+    use crate::backends::keep;
+    // Rendered, not run: a registry host that is only a name.
+    let registry_name = "registry.example.org";
+    let text = |registry: &str| {
+        format!(
+            "[settings]\nrelease = \"promote\"\n\n[[service]]\nname = \"base\"\nkind = \"base-image\"\n\
+             paths = [\"base\"]\nimage = \"{registry}/team/base\"\ndockerfile = \"base/Dockerfile\"\n\n\
+             [[service]]\nname = \"api\"\nkind = \"image\"\npaths = [\"api\"]\ndepends_on = [\"base\"]\n\
+             image = \"{registry}/team/api\"\ndockerfile = \"api/Dockerfile\"\n"
+        )
+    };
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", &text(registry_name));
+    repo.write("base/Dockerfile", "FROM alpine\n");
+    repo.write("api/Dockerfile", "FROM base\n");
+    let start = repo.commit("start");
+    repo.branch("develop").checkout("develop");
+    repo.write("base/Dockerfile", "FROM alpine:3\n");
+    let head = repo.commit("base");
+    let release = ["--event", "tag", "--tag", "release-2.0", "--head", &head];
+    let push = [
+        "--event", "push", "--branch", "develop", "--before", &start, "--head", &head,
+    ];
+
+    let drone = repo
+        .ripple(&[&["plan"][..], &release].concat(), &[])
+        .ok()
+        .to_string();
+    crate::common::check_yaml("promote_release_drone", &drone);
+    crate::common::snapshot("promote_release_drone", &drone);
+    let drone_push = repo
+        .ripple(&[&["plan"][..], &push].concat(), &[])
+        .ok()
+        .to_string();
+    let docs = crate::common::check_yaml("promote_push_drone", &drone_push);
+    let tags = &docs[0]["steps"][0]["settings"]["tags"];
+    assert_eq!(
+        tags.as_sequence().unwrap().len(),
+        3,
+        "develop, the sha and in-<hash>"
+    );
+    assert!(tags[2].as_str().unwrap().starts_with("in-"));
+
+    let gitlab = repo
+        .ripple(&[&["plan", "--ci", "gitlab"][..], &release].concat(), &[])
+        .ok()
+        .to_string();
+    keep("gitlab", "promote-release.yml", &gitlab);
+    crate::common::snapshot("promote_release_gitlab", &gitlab);
+
+    let github = repo
+        .ripple(&[&["plan", "--ci", "github"][..], &release].concat(), &[])
+        .json();
+    let promotions: serde_json::Value =
+        serde_json::from_str(github["promotions"].as_str().unwrap()).unwrap();
+    let command = promotions["image-api"].as_str().unwrap();
+    assert!(
+        command.starts_with("ripple promote registry.example.org/team/api --from in-")
+            && command.ends_with(" --to latest --to 2.0 --else-build"),
+        "{command}"
+    );
+    repo.ripple(&["generate", "--ci", "github"], &[]).ok();
+    let workflow =
+        std::fs::read_to_string(repo.path().join(".github/workflows/ripple.yml")).unwrap();
+    keep("github", "promote.yml", &workflow);
+    crate::common::snapshot("promote_generate_github", &workflow);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("woodpecker");
+    repo.ripple(
+        &[
+            &[
+                "plan",
+                "--ci",
+                "woodpecker",
+                "--output",
+                out.to_str().unwrap(),
+            ][..],
+            &release,
+        ]
+        .concat(),
+        &[],
+    )
+    .ok();
+    let api = std::fs::read_to_string(out.join("publish-api.yaml")).unwrap();
+    keep("woodpecker", "promote-release-api.yaml", &api);
+    crate::common::snapshot("promote_release_woodpecker", &api);
+
+    // Static files: the gate promotes at run time.
+    repo.ripple(&["generate"], &[]).ok();
+    let drone_static = std::fs::read_to_string(repo.path().join(".drone.yml")).unwrap();
+    let docs = crate::common::check_yaml("promote_generate_drone", &drone_static);
+    let release_api = docs
+        .iter()
+        .find(|d| d["name"] == "release-api")
+        .expect("a release pipeline");
+    assert_eq!(
+        release_api["steps"][0]["commands"][0],
+        "ripple gate api --deepen --tags-file .tags --promote"
+    );
+    assert_eq!(
+        release_api["steps"][0]["environment"]["RIPPLE_REGISTRY_USERNAME"]["from_secret"],
+        "docker_username"
+    );
+    repo.ripple(&["generate", "--ci", "woodpecker"], &[]).ok();
+    let static_api =
+        std::fs::read_to_string(repo.path().join(".woodpecker/release-api.yaml")).unwrap();
+    keep(
+        "woodpecker",
+        "promote-generate-release-api.yaml",
+        &static_api,
+    );
+    assert!(
+        static_api.contains("ripple --ci woodpecker gate api --all --promote --strict"),
+        "{static_api}"
+    );
+}
+
+#[test]
+fn the_gitlab_promote_job_runs_as_rendered() {
+    let registry = Registry::start();
+    let (repo, head, pushed) = built_once(&registry);
+    repo.set_ref("refs/tags/release-3.0", &head);
+    let text = repo
+        .ripple(
+            &[
+                "plan",
+                "--ci",
+                "gitlab",
+                "--event",
+                "tag",
+                "--tag",
+                "release-3.0",
+                "--head",
+                &head,
+            ],
+            &[],
+        )
+        .ok()
+        .to_string();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ripple"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for (name, digest) in &pushed {
+        let service = name.trim_start_matches("team/");
+        let job = &doc[format!("publish-{service}:promote").as_str()];
+        let mut shell = std::process::Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(job["script"][0].as_str().unwrap())
+            .current_dir(repo.path())
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        for (key, value) in job["variables"].as_mapping().unwrap() {
+            // GitLab reads `$$` in a variable as `$`.
+            shell.env(
+                key.as_str().unwrap(),
+                value.as_str().unwrap().replace("$$", "$"),
+            );
+        }
+        let status = shell.status().unwrap();
+        assert!(status.success(), "{service}'s promote job failed");
+        let report = std::fs::read_to_string(repo.path().join("ripple-promote.env")).unwrap();
+        assert_eq!(report, "RIPPLE_PROMOTED=true\n", "{service}");
+        assert_eq!(&registry.tag(name, "latest").unwrap().0, digest);
+        assert_eq!(&registry.tag(name, "3.0").unwrap().0, digest);
+        // The build job reads the report first and stops there.
+        let build = &doc[format!("publish-{service}").as_str()];
+        let first = build["script"][0].as_str().unwrap();
+        let stopped = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{first}; exit 9"))
+            .env("RIPPLE_PROMOTED", "true")
+            .status()
+            .unwrap();
+        assert_eq!(stopped.code(), Some(0), "the build stops after a promotion");
+    }
+}
+
+#[test]
+fn a_static_drone_file_and_a_promote_event_promote_at_run_time() {
+    let registry = Registry::start();
+    let (repo, head, pushed) = built_once(&registry);
+    repo.set_ref("refs/tags/release-4.0", &head);
+    // `.drone.yml`'s gate step on the release, in Drone's environment.
+    fn drone<'a>(
+        head: &'a str,
+        event: &'a str,
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("DRONE", "true"),
+            ("CI", "true"),
+            ("DRONE_BUILD_EVENT", event),
+            ("DRONE_COMMIT_SHA", head),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+    let gate = repo.ripple(
+        &[
+            "gate",
+            "api",
+            "--deepen",
+            "--tags-file",
+            ".tags",
+            "--promote",
+        ],
+        &drone(&head, "tag", &[("DRONE_TAG", "release-4.0")]),
+    );
+    assert_eq!(
+        gate.code, 78,
+        "promoted: the publish step is skipped\n{}",
+        gate.stderr
+    );
+    assert_eq!(
+        &registry.tag("team/api", "4.0").unwrap().0,
+        &pushed["team/api"]
+    );
+    assert_eq!(
+        &registry.tag("team/api", "latest").unwrap().0,
+        &pushed["team/api"]
+    );
+
+    // Drone's promote event: every image's tested build as the target.
+    let yaml = repo
+        .ripple(
+            &["plan"],
+            &drone(&head, "promote", &[("DRONE_DEPLOY_TO", "production")]),
+        )
+        .ok()
+        .to_string();
+    let docs = crate::common::check_yaml("promote_event", &yaml);
+    assert_eq!(docs.len(), 2);
+    for pipeline in &docs {
+        let command = pipeline["steps"][0]["commands"][0].as_str().unwrap();
+        assert!(
+            command.contains("--to production --else-build"),
+            "{command}"
+        );
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(ripple_in(repo.path(), &words[1..], &[]).code, 78);
+    }
+    for (name, digest) in &pushed {
+        assert_eq!(
+            &registry.tag(name, "production").unwrap().0,
+            digest,
+            "{name}"
+        );
+    }
+    // Without a target, or without `release = "promote"`, nothing runs.
+    let idle = repo
+        .ripple(&["plan"], &drone(&head, "promote", &[]))
+        .ok()
+        .to_string();
+    assert!(
+        idle.contains("promote event without a target runs nothing (set DRONE_DEPLOY_TO"),
+        "{idle}"
+    );
+}

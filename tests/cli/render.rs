@@ -55,6 +55,7 @@ pub fn hostile_plan() -> Plan {
         services: vec![hostile("service")],
         idle_reason: None,
         ripple_image: None,
+        promotes: true,
         jobs: vec![
             Job {
                 name: hostile("name"),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ripple::backend::{Backend, Rendered, woodpecker};
+use ripple::plan::Work;
 use serde_norway::Value;
 
 use crate::backends::{Build, keep, parse, plan_every_build};
@@ -281,9 +282,33 @@ fn substituted(value: &Value) -> String {
 #[test]
 fn hostile_values_reach_woodpecker_as_they_are() {
     let templates = woodpecker::Woodpecker.load(Vec::new()).unwrap();
-    let Rendered::Files { files, json } = woodpecker::Woodpecker
+    // Promoted images: the promote step alone (Woodpecker cannot skip the
+    // build after it), never falling back to a build.
+    let Rendered::Files { files, .. } = woodpecker::Woodpecker
         .plan(&templates, &hostile_plan())
         .unwrap()
+    else {
+        panic!("files");
+    };
+    let promoted = parse(&files[1].1);
+    let steps = promoted["steps"].as_sequence().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(substituted(&steps[0]["image"]), hostile("runner"));
+    let command = substituted(&steps[0]["commands"][0]);
+    assert!(command.starts_with("ripple promote '"), "{command}");
+    assert!(!command.contains("--else-build"), "{command}");
+    assert_eq!(
+        steps[0]["environment"]["RIPPLE_REGISTRY_PASSWORD"]["from_secret"],
+        "docker_password"
+    );
+    // Built images: every value of the plugin's settings.
+    let mut built = hostile_plan();
+    for job in &mut built.jobs {
+        if let Work::Image(image) = &mut job.work {
+            image.promote = None;
+        }
+    }
+    let Rendered::Files { files, json } = woodpecker::Woodpecker.plan(&templates, &built).unwrap()
     else {
         panic!("files");
     };

@@ -217,10 +217,14 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
     // In a static file the gate decides at run time, and for an image
     // writes the tags to `.tags`, which `plugins/docker` reads when its
     // `tags` is unset.
+    // With release by promotion the gate also promotes, and exits 78
+    // when it did.
+    let promotes = matches!(&job.work, Work::Image(image) if image.promote.is_some());
     let gate = job.gated.then(|| {
-        let extra = match job.work {
-            Work::Image(_) => " --tags-file .tags",
-            Work::Tests(_) => "",
+        let extra = match (&job.work, promotes) {
+            (Work::Image(_), true) => " --tags-file .tags --promote",
+            (Work::Image(_), false) => " --tags-file .tags",
+            (Work::Tests(_), _) => "",
         };
         Step {
             name: "gate".into(),
@@ -228,7 +232,11 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
                 .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
                 .to_string(),
             commands: vec![format!("ripple gate {} --deepen{extra}", job.service)],
-            secrets: BTreeMap::new(),
+            secrets: if promotes {
+                registry_secrets()
+            } else {
+                BTreeMap::new()
+            },
             publish: None,
         }
     });
@@ -259,6 +267,7 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
             image
                 .promote
                 .as_ref()
+                .filter(|_| !job.gated)
                 .map(|promotion| promote_step(&image.image, promotion))
                 .into_iter()
                 .chain([publish_step(image)])
@@ -283,12 +292,18 @@ fn promote_step(image: &str, promotion: &plan::Promotion) -> Step {
         name: "promote".into(),
         image: promotion.runner.clone(),
         commands: vec![promotion.command(image)],
-        secrets: BTreeMap::from([
-            ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
-            ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
-        ]),
+        secrets: registry_secrets(),
         publish: None,
     }
+}
+
+/// The registry login `ripple promote` reads, from the secrets the docker
+/// plugin logs in with.
+fn registry_secrets() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
+        ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
+    ])
 }
 
 /// `plugins/docker` with one platform (or none), the buildx plugin with

@@ -159,11 +159,13 @@ pub struct ImageEntry {
     pub needs: Vec<String>,
 }
 
-/// The plan job's outputs: `affected`, `tests`, `images`, `image_tags`.
+/// The plan job's outputs: `affected`, `tests`, `images`, `image_tags`,
+/// `promotions`.
 pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
     let mut include = Vec::new();
     let mut images = Vec::new();
     let mut image_tags = BTreeMap::new();
+    let mut promotions = BTreeMap::new();
     let service_of: HashMap<&str, &str> = plan
         .jobs
         .iter()
@@ -200,6 +202,9 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
             }
             Work::Image(image) => {
                 image_tags.insert(job_id(&job.service), references(image).join("\n"));
+                if let Some(promotion) = &image.promote {
+                    promotions.insert(job_id(&job.service), promotion.command(&image.image));
+                }
                 images.push(ImageEntry {
                     job: job_id(&job.service),
                     service: job.service.clone(),
@@ -222,6 +227,7 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
         ),
         ("images".into(), json(&images)),
         ("image_tags".into(), json(&image_tags)),
+        ("promotions".into(), json(&promotions)),
     ]
 }
 
@@ -244,6 +250,8 @@ fn references(image: &ImageBuild) -> Vec<String> {
 pub struct Workflow {
     /// The image the plan job runs ripple in.
     pub ripple_image: String,
+    /// Releases promote tested builds: image jobs get a promote step.
+    pub promotes: bool,
     /// Pushes to these branches publish.
     pub branches: Vec<String>,
     /// Tags matching these release.
@@ -280,6 +288,11 @@ pub struct ImageJob {
     pub condition: String,
     /// The expression giving its tags, one a line.
     pub tags: String,
+    /// The expression giving its `ripple promote` command line, empty when
+    /// it is built rather than promoted.
+    pub promotion: String,
+    /// The expression telling whether it is promoted first.
+    pub promotes: String,
     /// Registry host to log in to, when not Docker Hub.
     pub registry: Option<String>,
     /// Dockerfile path.
@@ -341,6 +354,12 @@ pub fn workflow(plan: &Plan) -> Workflow {
                          contains(fromJSON(needs.plan.outputs.images).*.job, '{id}') }}}}"
                     ),
                     tags: format!("${{{{ fromJSON(needs.plan.outputs.image_tags)['{id}'] }}}}"),
+                    promotion: format!(
+                        "${{{{ fromJSON(needs.plan.outputs.promotions)['{id}'] }}}}"
+                    ),
+                    promotes: format!(
+                        "${{{{ fromJSON(needs.plan.outputs.promotions)['{id}'] != null }}}}"
+                    ),
                     id: id.clone(),
                     service: job.service.clone(),
                     needs,
@@ -374,6 +393,7 @@ pub fn workflow(plan: &Plan) -> Workflow {
         })
         .collect();
     Workflow {
+        promotes: plan.promotes,
         ripple_image: plan
             .ripple_image
             .clone()

@@ -159,6 +159,9 @@ pub struct GitlabJob {
     /// Shell lines: a service's own commands, or lines that only name
     /// `variables`.
     pub script: Vec<String>,
+    /// A dotenv file the script writes, whose variables jobs that need
+    /// this one receive.
+    pub dotenv: Option<String>,
 }
 
 /// A GitLab `services` entry.
@@ -209,10 +212,46 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                     needs: job.needs.clone(),
                     variables: Vec::new(),
                     script: stage.commands.clone(),
+                    dotenv: None,
                 })
                 .collect()
         }
-        Work::Image(image) => vec![image_job(job, image)],
+        Work::Image(image) => {
+            let mut build = image_job(job, image);
+            let Some(promotion) = &image.promote else {
+                return vec![build];
+            };
+            // A job in ripple's image promotes, and hands the outcome to
+            // the build job as a dotenv report.
+            let name = format!("{}:promote", job.name);
+            // The whole history: `latest` moves only to a descendant.
+            let mut variables = vec![("GIT_DEPTH".to_string(), "0".to_string())];
+            let line = super::promote_line(
+                &image.image,
+                promotion,
+                "RIPPLE_REGISTRY_USERNAME=\"$DOCKER_USERNAME\" \
+                 RIPPLE_REGISTRY_PASSWORD=\"$DOCKER_PASSWORD\" ripple",
+                &mut variables,
+                "echo \"RIPPLE_PROMOTED=$promoted\" > ripple-promote.env",
+            );
+            build.needs.push(name.clone());
+            build.script.insert(
+                0,
+                "if [ \"$RIPPLE_PROMOTED\" = true ]; then echo \"ripple: promoted the tested \
+                 build; nothing to build\"; exit 0; fi"
+                    .into(),
+            );
+            let promote = GitlabJob {
+                name,
+                image: promotion.runner.clone(),
+                services: Vec::new(),
+                needs: Vec::new(),
+                variables,
+                script: vec![line],
+                dotenv: Some("ripple-promote.env".into()),
+            };
+            vec![promote, build]
+        }
     }
 }
 
@@ -272,5 +311,6 @@ fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
         needs: job.needs.clone(),
         variables,
         script,
+        dotenv: None,
     }
 }

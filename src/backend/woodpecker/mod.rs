@@ -201,6 +201,17 @@ pub struct Step {
     pub publish: Option<Publish>,
     /// Its environment.
     pub environment: Vec<(String, String)>,
+    /// Environment variables from Woodpecker secrets: (variable, secret).
+    pub secrets: Vec<(String, String)>,
+}
+
+/// The registry login `ripple promote` reads, from the secrets the buildx
+/// plugin logs in with.
+fn registry_secrets() -> Vec<(String, String)> {
+    vec![
+        ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
+        ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
+    ]
 }
 
 /// Settings of `woodpeckerci/plugin-docker-buildx`.
@@ -249,6 +260,7 @@ pub fn lower(plan: &Plan) -> Vec<Workflow> {
                     "RIPPLE_REASON".into(),
                     plan.idle_reason.clone().unwrap_or_default(),
                 )],
+                secrets: Vec::new(),
             }],
             services: Vec::new(),
             depends_on: Vec::new(),
@@ -294,6 +306,7 @@ fn workflow(
                     commands: stage.commands.clone(),
                     publish: None,
                     environment: Vec::new(),
+                    secrets: Vec::new(),
                 })
                 .collect(),
             tests.sidecars.clone(),
@@ -316,6 +329,32 @@ fn workflow(
 /// writes the tags of this build (`--all`: Woodpecker's path filter has
 /// already decided that the workflow runs).
 fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step> {
+    if let Some(promotion) = &image.promote {
+        // Woodpecker cannot skip a step at run time, so a release promotes
+        // and builds nothing: an image no publish push built fails it
+        // (as `--strict` does elsewhere), and nothing untested is
+        // published.
+        let strict = crate::plan::Promotion {
+            else_build: false,
+            ..promotion.clone()
+        };
+        let command = if job.gated {
+            format!(
+                "ripple --ci woodpecker gate {} --all --promote --strict",
+                job.service
+            )
+        } else {
+            strict.command(&image.image)
+        };
+        return vec![Step {
+            name: "promote".into(),
+            image: promotion.runner.clone(),
+            commands: vec![command],
+            publish: None,
+            environment: Vec::new(),
+            secrets: registry_secrets(),
+        }];
+    }
     let tags_file = job.gated.then(|| ".tags".to_string());
     let tags = tags_file.as_ref().map(|file| Step {
         name: "tags".into(),
@@ -328,6 +367,7 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
         )],
         publish: None,
         environment: Vec::new(),
+        secrets: Vec::new(),
     });
     let publish = Step {
         name: "publish".into(),
@@ -344,6 +384,7 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
             platforms: image.platforms.clone(),
         }),
         environment: Vec::new(),
+        secrets: Vec::new(),
     };
     tags.into_iter().chain([publish]).collect()
 }

@@ -1198,6 +1198,9 @@ fn cmd_check(
         let _ = writeln!(err, "error: {problems}");
     }
     let graph = ServiceGraph::new(&manifest);
+    if input::wanted(&manifest) {
+        warn_uncovered_copies(&repo, &args.head, &manifest, &graph, err)?;
+    }
     let unowned = graph.unowned(&files);
     let mut report = format!(
         "manifest {}: {}, {} at {}\n",
@@ -1221,6 +1224,47 @@ fn cmd_check(
     }
     emit(out, &report)?;
     Ok(if failed { exit::USER } else { exit::OK })
+}
+
+/// `check` with input hashes in use: each `COPY`/`ADD` that brings in a
+/// file no service of the image's dependency closure owns, so that its
+/// hash would not change with that file.
+fn warn_uncovered_copies(
+    repo: &Repository,
+    head: &str,
+    manifest: &Manifest,
+    graph: &ServiceGraph<'_>,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let files = changes::files_at(repo, head)?;
+    let view = crate::discover::Repo::new(manifest, &files);
+    let closure = |image: usize| {
+        let mut seen = vec![false; manifest.services.len()];
+        let mut stack = vec![image];
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(manifest.dependencies(i));
+            }
+        }
+        seen
+    };
+    let ignored = |path: &str| graph.is_ignored(path);
+    for copy in crate::discover::docker::uncovered_copies(&view, &closure, &ignored) {
+        let name = &manifest.services[copy.service].name;
+        let more = match copy.files {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        let _ = writeln!(
+            err,
+            "warning: {}: `{}` brings in {}{more}, which no service `{name}` is made of \
+             owns: its input hash misses them, so a release could promote an image built \
+             without their latest change\n\
+             hint: add them to the paths of `{name}` or of a service it depends on",
+            copy.dockerfile, copy.instruction, copy.example
+        );
+    }
+    Ok(())
 }
 
 /// The process ends right after a command: freeing tens of thousands of

@@ -77,6 +77,87 @@ impl Source for Docker {
     }
 }
 
+/// A `COPY`/`ADD` that brings in a file its image's input hash does not
+/// cover: no service of the image's dependency closure (itself included)
+/// owns it, nor `global_paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncovered {
+    /// The image (position in the manifest).
+    pub service: usize,
+    /// Its Dockerfile.
+    pub dockerfile: String,
+    /// The instruction, as written (`COPY vendor /src/vendor`).
+    pub instruction: String,
+    /// How many files it brings in uncovered, and the first of them.
+    pub files: usize,
+    /// The first such file.
+    pub example: String,
+}
+
+/// Every `COPY`/`ADD` of an image that brings in files its input hash
+/// misses. `closure(i)` says which services image `i`'s hash covers;
+/// `ignored` drops files that count for nothing anyway.
+pub fn uncovered_copies(
+    repo: &Repo<'_>,
+    closure: &dyn Fn(usize) -> Vec<bool>,
+    ignored: &dyn Fn(&str) -> bool,
+) -> Vec<Uncovered> {
+    let mut found = Vec::new();
+    for (i, service) in repo.manifest.services.iter().enumerate() {
+        let Some(build) = &service.build else {
+            continue;
+        };
+        let Some(text) = repo.text(&build.dockerfile) else {
+            continue;
+        };
+        let covered = closure(i);
+        let mut scratch = Vec::new();
+        for (instruction, arguments) in instructions(&text) {
+            if instruction != "COPY" && instruction != "ADD" {
+                continue;
+            }
+            let (flags, sources) = copy_sources(&arguments);
+            if flags.iter().any(|f| f.starts_with("--from")) {
+                continue;
+            }
+            let mut missed = sources
+                .iter()
+                .filter(|s| !s.contains("://") && !s.starts_with("git@"))
+                .filter_map(|source| join(&build.context, source))
+                .flat_map(|path| {
+                    if crate::pattern::is_glob(&path) {
+                        let matcher = crate::pattern::compile(&path)
+                            .ok()
+                            .map(|g| g.compile_matcher());
+                        repo.under(literal_dir(&path))
+                            .iter()
+                            .filter(|f| matcher.as_ref().is_some_and(|m| m.is_match(f.as_str())))
+                            .collect::<Vec<_>>()
+                    } else if repo.is_file(&path) {
+                        repo.files.paths.iter().filter(|f| **f == path).collect()
+                    } else {
+                        repo.under(&path).iter().collect()
+                    }
+                })
+                .filter(|file| !ignored(file))
+                .filter(|file| {
+                    let owners = repo.matcher.owners(file, &mut scratch);
+                    !owners.global && !owners.services.iter().any(|&o| covered[o])
+                });
+            if let Some(first) = missed.next() {
+                found.push(Uncovered {
+                    service: i,
+                    dockerfile: build.dockerfile.to_string(),
+                    instruction: format!("{instruction} {arguments}"),
+                    files: 1 + missed.count(),
+                    example: first.clone(),
+                });
+            }
+        }
+    }
+    found
+}
+
 /// The instructions of a Dockerfile, upper-cased, with their arguments:
 /// continuation lines joined, comments and blank lines left out.
 fn instructions(text: &str) -> Vec<(String, String)> {

@@ -15,7 +15,7 @@ use crate::graph::Matcher;
 use crate::manifest::Manifest;
 
 mod cargo;
-mod docker;
+pub mod docker;
 mod go;
 mod npm;
 mod python;
@@ -78,6 +78,17 @@ pub struct Repo<'a> {
     /// The files.
     pub files: &'a Files<'a>,
     matcher: Matcher<'a>,
+}
+
+impl<'a> Repo<'a> {
+    /// The manifest's files, with its matcher compiled.
+    pub fn new(manifest: &'a Manifest, files: &'a Files<'a>) -> Repo<'a> {
+        Repo {
+            manifest,
+            files,
+            matcher: Matcher::new(manifest),
+        }
+    }
 }
 
 impl Repo<'_> {
@@ -210,11 +221,7 @@ impl Found {
 /// Runs `sources` over `files`: every edge the code states, sorted by
 /// dependent, source and dependency.
 pub fn discover(manifest: &Manifest, files: &Files<'_>, sources: &[String]) -> Vec<Edge> {
-    let repo = Repo {
-        manifest,
-        files,
-        matcher: Matcher::new(manifest),
-    };
+    let repo = Repo::new(manifest, files);
     let mut found = Found::default();
     for name in sources {
         if let Some(source) = source(name) {

@@ -749,3 +749,90 @@ fn a_static_drone_file_and_a_promote_event_promote_at_run_time() {
         "{idle}"
     );
 }
+
+#[test]
+fn check_warns_about_copies_the_hash_misses() {
+    let registry_free = "[settings]\nrelease = \"promote\"\n\n[[service]]\nname = \"tools\"\nkind = \"library\"\n\
+        paths = [\"tools\"]\n\n[[service]]\nname = \"api\"\nkind = \"image\"\npaths = [\"api\"]\n\
+        image = \"registry.example.org/api\"\ndockerfile = \"api/Dockerfile\"\n";
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", registry_free);
+    repo.write(
+        "api/Dockerfile",
+        "FROM alpine\nCOPY api /src/api\nCOPY tools/gen.sh vendor /src/\nCOPY --from=build /x /y\n",
+    );
+    repo.write("api/main.go", "package main\n");
+    repo.write("tools/gen.sh", "#!/bin/sh\n");
+    repo.write("vendor/a.go", "package a\n");
+    repo.write("vendor/b.go", "package b\n");
+    repo.commit("start");
+    let run = repo.ripple(&["check"], &[]);
+    assert_eq!(run.code, 0, "a warning, not an error: {}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].starts_with(
+            "warning: api/Dockerfile: `COPY tools/gen.sh vendor /src/` brings in tools/gen.sh and 2 more"
+        ),
+        "{}",
+        warnings[0]
+    );
+    // Once `api` depends on what it copies, the hash covers it.
+    repo.write(
+        "services.toml",
+        &registry_free.replace(
+            "paths = [\"api\"]",
+            "paths = [\"api\", \"vendor\"]\ndepends_on = [\"tools\"]",
+        ),
+    );
+    repo.commit("cover");
+    let run = repo.ripple(&["check"], &[]);
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+}
+
+#[test]
+fn an_input_tag_template_works_without_promotion() {
+    let mut repo = TestRepo::empty();
+    repo.write(
+        "services.toml",
+        "[settings]\ntags = { push = [\"{input}\", \"{short_sha}\"] }\n\n[[service]]\nname = \"api\"\n\
+         kind = \"image\"\npaths = [\"api\"]\nimage = \"registry.example.org/api\"\ndockerfile = \"api/Dockerfile\"\n",
+    );
+    repo.write("api/Dockerfile", "FROM alpine\n");
+    let start = repo.commit("start");
+    repo.write("api/Dockerfile", "FROM alpine:3\n");
+    let head = repo.commit("change");
+    let plan = repo
+        .ripple(
+            &[
+                "plan", "--format", "json", "--event", "push", "--branch", "develop", "--before",
+                &start,
+            ],
+            &[],
+        )
+        .json();
+    let tags = &plan["jobs"][0]["image"]["tags"];
+    let input = tags[0].as_str().unwrap();
+    assert!(input.starts_with("in-") && input.len() == 15, "{tags}");
+    assert_eq!(tags[1], head[..12]);
+    assert!(plan["jobs"][0]["image"].get("promote").is_none());
+    // With `--files` there is no commit to hash.
+    let listed = repo.ripple(
+        &[
+            "plan", "--event", "push", "--branch", "develop", "--files", "-",
+        ],
+        &[],
+    );
+    assert_eq!(listed.code, 2, "{}", listed.stderr);
+    assert!(
+        listed
+            .stderr
+            .contains("no commit to compute input hashes from"),
+        "{}",
+        listed.stderr
+    );
+}

@@ -436,28 +436,32 @@ struct Analysis {
     manifest: Manifest,
     changes: ChangeSet,
     backend: &'static dyn Backend,
-    /// The files of the commit built, when input hashes are wanted.
-    inputs: Option<Vec<input::TrackedFile>>,
+    /// The repository, when input hashes are wanted: read only when an
+    /// image is affected, since they cost a walk of the whole commit.
+    inputs: Option<Repository>,
 }
 
 impl Analysis {
-    fn affected(&self) -> Affected {
+    fn affected(&self) -> Result<Affected> {
         self.affected_in(&ServiceGraph::new(&self.manifest))
     }
 
     /// The affected set, each image with its input hash when wanted.
-    fn affected_in(&self, graph: &ServiceGraph<'_>) -> Affected {
+    fn affected_in(&self, graph: &ServiceGraph<'_>) -> Result<Affected> {
         let mut affected = graph.affected(&self.changes);
-        if let Some(files) = &self.inputs {
+        if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
+            && affected.services.iter().any(|s| s.kind.is_artifact())
+        {
+            let files = changes::inputs_at(repo, head)?;
             input::annotate(
                 &self.manifest,
                 graph,
                 &mut affected,
-                files,
+                &files,
                 &self.changes.args.values,
             );
         }
-        affected
+        Ok(affected)
     }
 }
 
@@ -569,12 +573,10 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
     }
     changes::read_build_args(&repo, &manifest, &mut changes);
     changes.strict = build.strict;
-    let inputs = match &changes.head {
-        Some(head) if build.inputs || input::wanted(&manifest) => {
-            Some(changes::inputs_at(&repo, head)?)
-        }
-        _ => None,
-    };
+    // Pull requests build nothing, so they need no hashes unless asked.
+    let wants_inputs =
+        build.inputs || (changes.event != Event::PullRequest && input::wanted(&manifest));
+    let inputs = wants_inputs.then_some(repo);
     workspace.lap("git");
     Ok(Analysis {
         manifest,
@@ -591,7 +593,7 @@ fn cmd_plan(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let affected = analysis.affected();
+    let affected = analysis.affected()?;
     workspace.lap("graph");
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let rendered = match args.format {
@@ -735,7 +737,7 @@ fn cmd_affected(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let affected = analysis.affected();
+    let affected = analysis.affected()?;
     workspace.lap("graph");
     let text = match args.format {
         cli::AffectedFormat::Text => render::affected_text(&analysis.changes, &affected),
@@ -841,7 +843,7 @@ fn cmd_gate(
 ) -> Result<u8> {
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = graph_naming(&analysis.manifest, &args.service)?;
-    let affected = analysis.affected_in(&graph);
+    let affected = analysis.affected_in(&graph)?;
     let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
     let verdict = plan::gate(&args.service, &analysis.changes, &affected, &plan);
     let explanation = graph.explain(

@@ -793,7 +793,12 @@ impl AppState {
         changes::read_build_args(repo, &manifest, &mut changes);
         let graph = ServiceGraph::new(&manifest);
         let mut affected = graph.affected(&changes);
-        if let Some(head) = changes.head.as_deref().filter(|_| input::wanted(&manifest)) {
+        let images = affected.services.iter().any(|s| s.kind.is_artifact());
+        if let Some(head) = changes
+            .head
+            .as_deref()
+            .filter(|_| images && input::wanted(&manifest))
+        {
             let files = changes::inputs_at(repo, head)?;
             input::annotate(
                 &manifest,

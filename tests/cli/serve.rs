@@ -1339,3 +1339,61 @@ fn woodpecker_mode_needs_its_public_key() {
         assert!(said, "{stderr}");
     }
 }
+
+#[test]
+fn releases_and_promotions_are_planned_as_promotions() {
+    let mut repo = TestRepo::standard();
+    let manifest = std::fs::read_to_string(repo.path().join("services.toml")).unwrap();
+    repo.write(
+        "services.toml",
+        &manifest.replacen("[settings]\n", "[settings]\nrelease = \"promote\"\n", 1),
+    );
+    let head = repo.commit("release by promotion");
+    let server = Server::start();
+    let object = repo
+        .builder
+        .repo()
+        .find_object(git2::Oid::from_str(&head).unwrap(), None)
+        .unwrap();
+    repo.builder
+        .repo()
+        .tag_lightweight("release-5.0", &object, false)
+        .unwrap();
+    let tag = build_json(&repo, "tag", "refs/tags/release-5.0", "", &head, "");
+    let (status, answer) = post(&server, &tag);
+    assert_eq!(status, 200, "{answer}");
+    let docs = crate::common::check_yaml("serve_tag_promote", &yaml_of(&answer));
+    for doc in &docs {
+        let command = doc["steps"][0]["commands"][0].as_str().unwrap();
+        assert!(
+            command.starts_with("ripple promote ") && command.contains(" --from in-"),
+            "{command}"
+        );
+        assert!(
+            command.ends_with("--to latest --to 5.0 --else-build"),
+            "{command}"
+        );
+    }
+    // Drone's promote event sends the target as `deploy_to`.
+    let mut promote: serde_json::Value = serde_json::from_slice(&build_json(
+        &repo,
+        "promote",
+        "refs/heads/main",
+        "",
+        &head,
+        "",
+    ))
+    .unwrap();
+    promote["build"]["deploy_to"] = "production".into();
+    let (status, answer) = post(&server, promote.to_string().as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let docs = crate::common::check_yaml("serve_promote_event", &yaml_of(&answer));
+    assert!(!docs.is_empty());
+    for doc in &docs {
+        let command = doc["steps"][0]["commands"][0].as_str().unwrap();
+        assert!(
+            command.ends_with("--to production --else-build"),
+            "{command}"
+        );
+    }
+}

@@ -836,3 +836,41 @@ fn an_input_tag_template_works_without_promotion() {
         listed.stderr
     );
 }
+
+#[test]
+fn dockers_bearer_token_challenge_is_answered() {
+    let registry = Registry::start();
+    let built = registry.push_image("team/app", "in-eeeeeeeeeeee", "layer", None);
+    let front = crate::registry::BearerFront::start(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    let image = front.image("team/app");
+    let run = |to: &str, password: &str| {
+        promote(
+            dir.path(),
+            &image,
+            "in-eeeeeeeeeeee",
+            &[to],
+            &[],
+            &[
+                ("RIPPLE_REGISTRY_USERNAME", USER),
+                ("RIPPLE_REGISTRY_PASSWORD", password),
+            ],
+        )
+    };
+    let wrong = run("a", "wrong");
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    assert_eq!(registry.tag("team/app", "a"), None);
+
+    let right = run("b", PASSWORD);
+    assert_eq!(right.code, 0, "{}", right.stderr);
+    assert_eq!(registry.tag("team/app", "b").unwrap().0, built);
+    let scopes = front.scopes.lock().unwrap().clone();
+    assert!(
+        scopes
+            .iter()
+            .any(|q| q.contains("repository%3Ateam%2Fapp%3Apull%2Cpush")
+                || q.contains("repository:team/app:pull,push")),
+        "a token that may push was asked for: {scopes:?}"
+    );
+}

@@ -358,3 +358,142 @@ fn unchunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[end + 4 + size..];
     }
 }
+
+/// The token ripple is given by [`BearerFront`]'s token service.
+const TOKEN: &str = "token-for-ci";
+
+/// Docker's bearer-token challenge in front of a [`Registry`]: `/v2/`
+/// answers 401 with `WWW-Authenticate: Bearer realm=...`, the realm hands
+/// a token to [`USER`] / [`PASSWORD`] only, and requests that carry the
+/// token are passed on to the registry.
+pub struct BearerFront {
+    pub address: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the token service was asked, for the test to check.
+    pub scopes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for BearerFront {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
+/// Reads one HTTP/1.1 request: its head and body.
+fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+impl BearerFront {
+    pub fn start(registry: &Registry) -> BearerFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scopes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let backend = registry.address;
+        let basic = format!("Basic {}", BASE64.encode(format!("{USER}:{PASSWORD}")));
+        let (flag, seen) = (stop.clone(), scopes.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (basic, seen) = (basic.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    while let Some((head, body)) = read_request(&mut stream) {
+                        let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        let auth = head
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("authorization")
+                                    .then(|| value.trim().to_string())
+                            })
+                            .unwrap_or_default();
+                        let answer = if let Some(query) = target.strip_prefix("/token") {
+                            seen.lock().unwrap().push(query.to_string());
+                            if auth == basic {
+                                let body = format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#);
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                    body.len()
+                                )
+                                .into_bytes()
+                            } else {
+                                let body = r#"{"details":"wrong credentials"}"#;
+                                format!(
+                                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\n\r\n{body}",
+                                    body.len()
+                                )
+                                .into_bytes()
+                            }
+                        } else if auth != format!("Bearer {TOKEN}") {
+                            let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                            format!(
+                                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{address}/token\",service=\"ripple-tests\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes()
+                        } else {
+                            // Passed on without the token, one request a connection.
+                            let mut upstream = TcpStream::connect(backend).unwrap();
+                            let mut forwarded = String::new();
+                            for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+                                let name =
+                                    line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                                if name != "authorization" && name != "connection" {
+                                    forwarded.push_str(line);
+                                    forwarded.push_str("\r\n");
+                                }
+                            }
+                            forwarded.push_str("Connection: close\r\n\r\n");
+                            upstream.write_all(forwarded.as_bytes()).unwrap();
+                            upstream.write_all(&body).unwrap();
+                            let mut raw = Vec::new();
+                            let _ = upstream.read_to_end(&mut raw);
+                            raw
+                        };
+                        if stream.write_all(&answer).is_err() {
+                            return;
+                        }
+                        // Upstream answers close their connection: so do we.
+                        if !answer.starts_with(b"HTTP/1.1 401") && !target.starts_with("/token") {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        BearerFront {
+            address,
+            stop,
+            scopes,
+        }
+    }
+
+    /// `127.0.0.1:PORT/name` through the front.
+    pub fn image(&self, name: &str) -> String {
+        format!("{}/{name}", self.address)
+    }
+}

@@ -62,6 +62,10 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         }
         #[cfg(feature = "registry")]
         Command::Promote(a) => cmd_promote(&workspace, a, &mut *err),
+        #[cfg(feature = "server")]
+        Command::Slots(a) => crate::slots::command::slots(a),
+        #[cfg(feature = "server")]
+        Command::Slot(a) => crate::slots::command::slot(a, out, &mut *err),
         Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
         Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
         Command::Init(a) => cmd_init(&workspace, a, &mut *err).map(|()| exit::OK),

@@ -73,6 +73,14 @@ pub enum Command {
     /// (no build, no layer moves): `--from in-<hash> --to latest --to 1.4.0`.
     #[cfg(feature = "registry")]
     Promote(PromoteArgs),
+    /// Environment slots: `ripple slots serve` keeps shared test
+    /// environments' slots and leases.
+    #[cfg(feature = "server")]
+    Slots(SlotsArgs),
+    /// Take, renew or give back a slot of a shared test environment (the
+    /// client of `ripple slots serve`, for any CI step).
+    #[cfg(feature = "server")]
+    Slot(SlotArgs),
     /// Validate the manifest and list files that no service owns.
     Check(CheckArgs),
     /// Write the dependencies the code states (`[settings] discover`) into
@@ -280,6 +288,138 @@ pub struct PromoteArgs {
         value_delimiter = ','
     )]
     pub insecure_registries: Vec<String>,
+}
+
+/// `ripple slots`
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SlotsCommand,
+}
+
+/// `ripple slots ...`
+#[cfg(feature = "server")]
+#[derive(Debug, Subcommand)]
+pub enum SlotsCommand {
+    /// Serve the slots of the `[[environment]]` tables of a file over HTTP,
+    /// keeping leases in redb (a restart keeps them).
+    Serve(SlotsServeArgs),
+}
+
+/// `ripple slots serve`
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotsServeArgs {
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3001")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where `slots.redb` is kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "RIPPLE_SLOTS_DATA_DIR",
+        default_value = "ripple-slots"
+    )]
+    pub data_dir: PathBuf,
+
+    /// A file with `[[environment]]` tables (a services.toml works).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// API keys, one a line: every change needs one, as `Authorization:
+    /// Bearer KEY` (or `X-API-KEY: KEY`).
+    #[arg(long, value_name = "FILE", env = "RIPPLE_SLOTS_KEYS_FILE")]
+    pub keys_file: PathBuf,
+}
+
+/// `ripple slot`
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SlotCommand,
+
+    /// The slots server.
+    #[arg(long, global = true, value_name = "URL", env = "RIPPLE_SLOTS_URL")]
+    pub url: Option<String>,
+
+    /// An API key of the server.
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        env = "RIPPLE_SLOTS_KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
+}
+
+/// `ripple slot ...`
+#[cfg(feature = "server")]
+#[derive(Debug, Subcommand)]
+pub enum SlotCommand {
+    /// Wait in line for a slot of ENVIRONMENT, then print `RIPPLE_SLOT=...`
+    /// lines (to `eval` or source). Exit 0 with a slot, 75 when none came
+    /// free in time, 1 when refused, 3 when the server cannot be reached.
+    Acquire(SlotAcquireArgs),
+    /// Extend a lease by its environment's ttl (once, or `--every` until it
+    /// is released). Exit 1 when the lease is gone.
+    Renew(SlotRenewArgs),
+    /// Give a lease back (also one already gone).
+    Release(SlotLeaseArgs),
+}
+
+/// `ripple slot acquire`
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotAcquireArgs {
+    /// The environment.
+    pub environment: String,
+
+    /// How long to wait in line.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub wait: String,
+
+    /// Who holds the slot, for people looking at the server [default: the
+    /// CI build, else user@host].
+    #[arg(long, value_name = "NAME", env = "RIPPLE_SLOT_HOLDER")]
+    pub holder: Option<String>,
+
+    /// Also write the lines to FILE (replaced whole), for later steps.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Which lease.
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotLeaseArgs {
+    /// The lease [default: `RIPPLE_SLOT_LEASE` of `--from`, else of the
+    /// environment].
+    #[arg(long, value_name = "ID")]
+    pub lease: Option<u64>,
+
+    /// A file `acquire --output` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+}
+
+/// `ripple slot renew`
+#[cfg(feature = "server")]
+#[derive(Debug, ClapArgs)]
+pub struct SlotRenewArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: SlotLeaseArgs,
+
+    /// Keep renewing this often until the lease is released (a heartbeat;
+    /// `ttl/3` is the rule). With `--from`, waits for the file first.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
 }
 
 /// `ripple generate`

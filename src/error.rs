@@ -121,6 +121,18 @@ pub enum Error {
         unreachable: bool,
     },
 
+    /// `ripple slot`: the slots server refused, could not be reached, or
+    /// no slot came free in time.
+    #[error("{message}")]
+    Slot {
+        /// What failed.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+        /// The exit status.
+        exit: u8,
+    },
+
     /// `ripple promote`: the tag to promote from is not in the registry.
     #[error("`{image}:{tag}` is not in the registry")]
     NotPromoted {
@@ -196,6 +208,7 @@ impl Error {
                 unreachable: false, ..
             } => exit::USER,
             Error::Registry { .. } => exit::ENVIRONMENT,
+            Error::Slot { exit, .. } => *exit,
             Error::ManifestRead { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::USER
             }
@@ -257,7 +270,7 @@ impl Error {
             Error::Unsynced { .. } => {
                 Some("run `ripple sync` and commit the manifest; the diff is above".into())
             }
-            Error::Registry { hint, .. } => hint.clone(),
+            Error::Registry { hint, .. } | Error::Slot { hint, .. } => hint.clone(),
             Error::NotPromoted { .. } => Some(
                 "a publish push tags each image it builds `in-<hash>` (with `release = \"promote\"`); \
                  push the commit to a publish branch first, or pass `--else-build` to build instead"

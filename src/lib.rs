@@ -37,7 +37,9 @@ pub mod render; // reports → JSON, text, DOT, Mermaid
 #[cfg(feature = "server")]
 pub mod serve; // Drone's and Woodpecker's configuration extensions
 #[cfg(feature = "server")]
-pub mod signature; // Drone's HTTP signatures
+pub mod signature;
+#[cfg(feature = "server")]
+pub mod slots; // environment slots: `ripple slots serve`, `ripple slot` // Drone's HTTP signatures
 pub mod sync; // `ripple sync`: discovered edges into the manifest, layout kept
 #[cfg(feature = "testutil")]
 pub mod synth; // synthetic monorepos for benchmarks

@@ -30,6 +30,8 @@ pub struct Manifest {
     pub settings: Settings,
     /// Services in the order the file declares them.
     pub services: Vec<Service>,
+    /// The `[[environment]]` tables.
+    pub environments: Vec<Environment>,
     /// Position of each service by name.
     index: NameIndex,
     /// Each service's dependencies as positions, resolved once.
@@ -358,7 +360,24 @@ pub struct Service {
     pub functional: Vec<CompactString>,
     /// Containers started beside the functional tests.
     pub sidecars: Vec<Sidecar>,
+    /// The `[[environment]]` whose slot its functional tests hold.
+    pub environment: Option<CompactString>,
 }
+
+/// An `[[environment]]`: shared test environments whose slots functional
+/// tests take turns on (see `ripple slots serve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// Its name.
+    pub name: String,
+    /// Its slots, each a pre-provisioned environment.
+    pub slots: Vec<String>,
+    /// A lease not renewed within this many seconds is freed.
+    pub ttl_s: u64,
+}
+
+/// The ttl of an environment that sets none: ten minutes.
+pub const DEFAULT_ENVIRONMENT_TTL_S: u64 = 600;
 
 /// A service's discovered edges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -571,7 +590,8 @@ impl fmt::Display for Problem {
     }
 }
 
-const TOP_KEYS: &[&str] = &["settings", "service"];
+const TOP_KEYS: &[&str] = &["settings", "service", "environment"];
+const ENVIRONMENT_KEYS: &[&str] = &["name", "slots", "ttl"];
 const SETTINGS_KEYS: &[&str] = &[
     "publish_branches",
     "release_tag",
@@ -600,6 +620,7 @@ const SERVICE_KEYS: &[&str] = &[
     "functional",
     "build_args_file",
     "platforms",
+    "environment",
     "build_args",
     "tags",
     "discovered",
@@ -890,6 +911,7 @@ struct ServiceFields<'t, 'a> {
     functional: Option<Field<'t, 'a>>,
     build_args_file: Option<Field<'t, 'a>>,
     platforms: Option<Field<'t, 'a>>,
+    environment: Option<Field<'t, 'a>>,
     /// Inline tables, which only toml-spanner reads.
     build_args: Option<&'t Item<'a>>,
     tags: Option<&'t Item<'a>>,
@@ -939,6 +961,7 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             "functional" => &mut self.functional,
             "build_args_file" => &mut self.build_args_file,
             "platforms" => &mut self.platforms,
+            "environment" => &mut self.environment,
             _ => return None,
         })
     }
@@ -975,6 +998,8 @@ impl Spans {
 struct Services {
     services: Vec<Service>,
     spans: Vec<Spans>,
+    /// `[[environment]]` tables, each with where its name is written.
+    environments: Vec<(Environment, Range<usize>)>,
 }
 
 impl Services {
@@ -984,7 +1009,9 @@ impl Services {
     }
 
     fn append(&mut self, mut other: Services) {
+        self.environments.append(&mut other.environments);
         if self.services.is_empty() {
+            other.environments = std::mem::take(&mut self.environments);
             *self = other;
             return;
         }
@@ -1221,6 +1248,39 @@ impl<'a> Reader<'a> {
                 ),
             }
         }
+        if let Some(item) = root.get("environment") {
+            match item.as_array() {
+                Some(items) => {
+                    for element in items.iter() {
+                        match element.as_table() {
+                            Some(table) => {
+                                if let Some(environment) =
+                                    self.environment(table, range(element.span()))
+                                {
+                                    read.environments.push(environment);
+                                }
+                            }
+                            None => self.problem(
+                                range(element.span()),
+                                format!(
+                                    "an environment must be a table, found {}",
+                                    element.type_str()
+                                ),
+                                Some("declare each environment with `[[environment]]`".into()),
+                            ),
+                        }
+                    }
+                }
+                None => self.problem(
+                    range(item.span()),
+                    format!(
+                        "`environment` must be an array of tables, found {}",
+                        item.type_str()
+                    ),
+                    Some("declare each environment with `[[environment]]`".into()),
+                ),
+            }
+        }
         if self.offset > 0 {
             for spans in &mut read.spans {
                 spans.shift(self.offset);
@@ -1229,12 +1289,116 @@ impl<'a> Reader<'a> {
         (settings, read)
     }
 
+    /// One `[[environment]]`: `name`, `slots`, `ttl` (default 10m).
+    fn environment(
+        &mut self,
+        table: &Table<'a>,
+        span: Range<usize>,
+    ) -> Option<(Environment, Range<usize>)> {
+        self.check_keys(table, ENVIRONMENT_KEYS, "an `[[environment]]`");
+        let Some(item) = table.get("name") else {
+            self.problem(span, "an `[[environment]]` has no `name`".into(), None);
+            return None;
+        };
+        let (name, name_span) = self.string(Field::Item(item), "name")?;
+        if !is_valid_name(name) {
+            self.problem(
+                name_span.clone(),
+                format!("environment name `{name}` is not valid"),
+                Some("use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit".into()),
+            );
+        }
+        let slots: Vec<String> = match table.get("slots") {
+            Some(item) => {
+                let mut slots = Vec::new();
+                for (slot, slot_span) in self.strings(Field::Item(item), "slots") {
+                    if !is_valid_name(slot) {
+                        self.problem(
+                            slot_span,
+                            format!("slot name `{slot}` is not valid"),
+                            Some("use lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit".into()),
+                        );
+                    } else if slots.iter().any(|s| s == slot) {
+                        self.problem(slot_span, format!("slot `{slot}` is listed twice"), None);
+                    } else {
+                        slots.push(slot.to_string());
+                    }
+                }
+                slots
+            }
+            None => Vec::new(),
+        };
+        if slots.is_empty() {
+            self.problem(
+                name_span.clone(),
+                format!("environment `{name}` has no slots"),
+                Some("list them: `slots = [\"uat-1\", \"uat-2\"]`".into()),
+            );
+        }
+        let ttl_s = match table.get("ttl") {
+            None => DEFAULT_ENVIRONMENT_TTL_S,
+            Some(item) => {
+                let (text, ttl_span) = self.string(Field::Item(item), "ttl")?;
+                match parse_duration(text) {
+                    Ok(seconds) => seconds,
+                    Err(message) => {
+                        self.problem(ttl_span, format!("ttl: {message}"), None);
+                        return None;
+                    }
+                }
+            }
+        };
+        Some((
+            Environment {
+                name: name.to_string(),
+                slots,
+                ttl_s,
+            },
+            name_span,
+        ))
+    }
+
     /// The checks across services, then the manifest.
     fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
         let (index, dependencies) = self.cross_check(&read);
+        let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
+        for (environment, span) in read.environments {
+            if environments.iter().any(|e| e.name == environment.name) {
+                self.problem(
+                    span,
+                    format!("duplicate environment name `{}`", environment.name),
+                    None,
+                );
+            } else {
+                environments.push(environment);
+            }
+        }
+        for (service, spans) in read.services.iter().zip(&read.spans) {
+            if let Some(name) = &service.environment
+                && !environments.iter().any(|e| e.name == name.as_str())
+            {
+                let known: Vec<String> = environments
+                    .iter()
+                    .map(|e| format!("`{}`", e.name))
+                    .collect();
+                self.problem(
+                    spans.name.clone(),
+                    format!(
+                        "{} names environment `{name}`, which no `[[environment]]` defines",
+                        service.name
+                    ),
+                    Some(if known.is_empty() {
+                        "add an `[[environment]]` table with its `name` and `slots`".into()
+                    } else {
+                        format!("known environments are {}", known.join(", "))
+                    }),
+                );
+            }
+        }
         Some(Manifest {
             settings: settings?,
             services: read.services,
+            environments,
             index,
             dependencies,
         })
@@ -1480,6 +1644,7 @@ impl<'a> Reader<'a> {
             optional(fields.toolchain, "toolchain"),
             optional(fields.build_args_file, "build_args_file"),
         );
+        let environment = optional(fields.environment, "environment");
         let lint = self.owned_strings(fields.lint, "lint");
         let unit = self.owned_strings(fields.unit, "unit");
         let functional = self.owned_strings(fields.functional, "functional");
@@ -1677,6 +1842,7 @@ impl<'a> Reader<'a> {
             unit,
             functional,
             sidecars,
+            environment: environment.map(|(e, _)| CompactString::from(e)),
         };
         let spans = Spans {
             name: name_span,
@@ -2056,8 +2222,49 @@ impl NameIndex {
     }
 }
 
+/// Parses a duration such as `10m`, `90s`, `1h30m` or `45` (seconds).
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a duration (write it like `10m`, `90s` or `1h30m`)"
+                ));
+            }
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration (a number must come before `{c}`)"))?;
+        total = total.saturating_add(value.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration (the last number has no unit)"
+        ));
+    }
+    if total == 0 {
+        return Err(format!("`{text}` is not a duration longer than zero"));
+    }
+    Ok(total)
+}
+
 /// `[a-z0-9][a-z0-9._-]*`
-fn is_valid_name(name: &str) -> bool {
+pub fn is_valid_name(name: &str) -> bool {
     // Bytes: every allowed character is ASCII.
     let mut bytes = name.bytes();
     bytes

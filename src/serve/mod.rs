@@ -36,7 +36,7 @@ use crate::signature::{self, SignedRequest};
 
 pub mod allow;
 mod command;
-mod http;
+pub(crate) mod http;
 pub mod mirror;
 pub mod rfc9421;
 
@@ -334,7 +334,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

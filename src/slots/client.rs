@@ -135,9 +135,15 @@ impl Client {
         let path = format!("/environments/{environment}/leases");
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            // Whole seconds, rounded up: a request never asks to wait 0s
-            // while time is left.
-            let wait_s = left.as_millis().div_ceil(1000).min(u128::from(MAX_WAIT_S)) as u64;
+            // The first request only takes a place in line (or a free
+            // slot), so that the ticket is known before any long wait a
+            // restart could cut. Then whole seconds, rounded up: a request
+            // never asks to wait 0s while time is left.
+            let wait_s = if ticket.is_none() {
+                0
+            } else {
+                left.as_millis().div_ceil(1000).min(u128::from(MAX_WAIT_S)) as u64
+            };
             let body = serde_json::json!({ "holder": holder, "wait_s": wait_s, "ticket": ticket });
             let answer = self.send(
                 reqwest::Method::POST,
@@ -146,6 +152,7 @@ impl Client {
                 Duration::from_secs(wait_s + 15),
             );
             let waited = started.elapsed().as_secs();
+            let mut unreachable: Option<String> = None;
             match answer {
                 Answer::Status(201, body) => {
                     return serde_json::from_slice(&body).map_err(|e| {
@@ -173,20 +180,12 @@ impl Client {
                         Answer::Unreachable(why) => why.clone(),
                         _ => "the server is stopping".into(),
                     };
-                    if Instant::now() >= deadline {
-                        return Err(slot_error(
-                            format!("cannot reach the slots server at {}: {why}", self.base),
-                            Some(
-                                "check RIPPLE_SLOTS_URL and that `ripple slots serve` runs".into(),
-                            ),
-                            crate::error::exit::ENVIRONMENT,
-                        ));
-                    }
                     let _ = writeln!(
                         progress,
                         "ripple slot: {why}; asking again (waiting {})",
                         human(waited)
                     );
+                    unreachable = Some(why);
                     std::thread::sleep(Duration::from_millis(500).min(left));
                 }
                 Answer::Status(status, body) => {
@@ -196,6 +195,15 @@ impl Client {
                         &format!("cannot acquire a slot of `{environment}`"),
                     ));
                 }
+            }
+            if Instant::now() >= deadline
+                && let Some(why) = unreachable
+            {
+                return Err(slot_error(
+                    format!("cannot reach the slots server at {}: {why}", self.base),
+                    Some("check RIPPLE_SLOTS_URL and that `ripple slots serve` runs".into()),
+                    crate::error::exit::ENVIRONMENT,
+                ));
             }
             if Instant::now() >= deadline {
                 // Out of line, so the next free slot is not kept for us.

@@ -18,6 +18,8 @@ mod render;
 mod repo_files;
 #[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
+mod slots;
 mod tools;
 mod woodpecker;
 

@@ -1,0 +1,683 @@
+//! `ripple slots serve` as a real server on a loopback port, driven by
+//! many concurrent clients (raw HTTP and `ripple slot`), killed and
+//! restarted in the middle, stopped with waiters pending, and its page
+//! loaded in headless Chromium.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "slot-key-for-tests";
+
+/// A running slots server, stopped (SIGTERM) on drop.
+struct Slots {
+    child: Option<Child>,
+    address: SocketAddr,
+    dir: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Slots {
+    /// A server of `config` (`[[environment]]` tables).
+    fn start(config: &str) -> Slots {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        std::fs::write(dir.join("slots.toml"), config).unwrap();
+        std::fs::write(
+            dir.join("keys"),
+            format!("# the CI's key\n{KEY}\nsecond-key\n"),
+        )
+        .unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut slots = Slots {
+            child: None,
+            address,
+            dir,
+            _temp: temp,
+        };
+        slots.spawn();
+        slots
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_ripple"))
+            .args(["slots", "serve", "--listen", &self.address.to_string()])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--config")
+            .arg(self.dir.join("slots.toml"))
+            .arg("--keys-file")
+            .arg(self.dir.join("keys"))
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("log"))
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("start ripple slots serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http(self.address, "GET", "/healthz", None, b"").0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    fn signal(&mut self, signal: libc::c_int) -> Duration {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        child.wait().unwrap();
+        started.elapsed()
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The environments as `GET /environments` gives them.
+    fn environments(&self) -> serde_json::Value {
+        let (status, body) = http(self.address, "GET", "/environments", None, b"");
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn holders(&self, environment: &str) -> Vec<Option<String>> {
+        let all = self.environments();
+        let env = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == environment)
+            .unwrap()
+            .clone();
+        env["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["lease"]["holder"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn waiting(&self, environment: &str) -> usize {
+        let all = self.environments();
+        let env = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == environment)
+            .unwrap()
+            .clone();
+        env["waiting"].as_array().unwrap().len()
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGTERM);
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange with `key` as a bearer token: status and body.
+fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    http_with(
+        address,
+        method,
+        path,
+        &key.map(|k| ("Authorization", format!("Bearer {k}")))
+            .into_iter()
+            .collect::<Vec<_>>(),
+        body,
+    )
+}
+
+fn http_with(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    if stream.write_all(request.as_bytes()).is_err() || stream.write_all(body).is_err() {
+        return (0, String::new());
+    }
+    let mut response = Vec::new();
+    if stream.read_to_end(&mut response).is_err() || response.len() < 12 {
+        return (0, String::new());
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Waits in line over raw HTTP, asking again with the ticket; the grant.
+fn acquire(
+    address: SocketAddr,
+    environment: &str,
+    holder: &str,
+    patience: Duration,
+) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + patience;
+    let mut ticket = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        let body =
+            serde_json::json!({ "holder": holder, "wait_s": 5, "ticket": ticket }).to_string();
+        let (status, answer) = http(
+            address,
+            "POST",
+            &format!("/environments/{environment}/leases"),
+            Some(KEY),
+            body.as_bytes(),
+        );
+        match status {
+            201 => return serde_json::from_str(&answer).ok(),
+            409 => {
+                ticket =
+                    serde_json::from_str::<serde_json::Value>(&answer).unwrap()["ticket"].clone()
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    None
+}
+
+fn release(address: SocketAddr, lease: u64) -> u16 {
+    http(
+        address,
+        "DELETE",
+        &format!("/leases/{lease}"),
+        Some(KEY),
+        b"",
+    )
+    .0
+}
+
+const TWO_SLOTS: &str =
+    "[[environment]]\nname = \"uat\"\nslots = [\"uat-1\", \"uat-2\"]\nttl = \"30s\"\n";
+
+#[test]
+fn fifty_acquirers_on_two_slots_never_share_one() {
+    let server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    // Who holds each slot now, by the clients' own account, and every
+    // grant in the order it was taken.
+    let holding: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let grants: Arc<Mutex<Vec<(String, u64, usize)>>> = Arc::default();
+    let clashes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let (holding, grants, clashes) = (holding.clone(), grants.clone(), clashes.clone());
+            std::thread::spawn(move || {
+                let lease = acquire(
+                    address,
+                    "uat",
+                    &format!("client-{i}"),
+                    Duration::from_secs(120),
+                )
+                .expect("a slot within two minutes");
+                let slot = lease["slot"].as_str().unwrap().to_string();
+                let token = lease["token"].as_u64().unwrap();
+                {
+                    let mut holding = holding.lock().unwrap();
+                    if let Some(other) = holding.insert(slot.clone(), i) {
+                        clashes
+                            .lock()
+                            .unwrap()
+                            .push(format!("{slot}: client-{i} while client-{other}"));
+                    }
+                    grants.lock().unwrap().push((slot.clone(), token, i));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                holding.lock().unwrap().remove(&slot);
+                assert_eq!(release(address, lease["lease"].as_u64().unwrap()), 204);
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(
+        clashes.lock().unwrap().is_empty(),
+        "two holders of one slot: {:?}",
+        clashes.lock().unwrap()
+    );
+    let grants = grants.lock().unwrap().clone();
+    assert_eq!(grants.len(), 50);
+    // Fencing tokens: unique, and each slot's grow in the order it was held.
+    let mut tokens: Vec<u64> = grants.iter().map(|g| g.1).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 50);
+    for slot in ["uat-1", "uat-2"] {
+        let of_slot: Vec<u64> = grants.iter().filter(|g| g.0 == slot).map(|g| g.1).collect();
+        assert!(
+            of_slot.windows(2).all(|w| w[0] < w[1]),
+            "{slot}: {of_slot:?}"
+        );
+        assert!(!of_slot.is_empty());
+    }
+    assert_eq!(server.holders("uat"), [None, None]);
+}
+
+#[test]
+fn grants_follow_arrival_order() {
+    let server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    let first = acquire(address, "uat", "holder-a", Duration::from_secs(5)).unwrap();
+    let second = acquire(address, "uat", "holder-b", Duration::from_secs(5)).unwrap();
+    let (sender, granted) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    for i in 0..5 {
+        let sender = sender.clone();
+        threads.push(std::thread::spawn(move || {
+            let lease = acquire(
+                address,
+                "uat",
+                &format!("waiter-{i}"),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            sender.send((i, lease)).unwrap();
+        }));
+        // The next one arrives only once this one is in line.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.waiting("uat") != i + 1 {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(release(address, first["lease"].as_u64().unwrap()), 204);
+    let mut held = vec![second];
+    for expected in 0..5 {
+        let (i, lease) = granted.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(i, expected, "served out of arrival order");
+        held.push(lease);
+        let oldest = held.remove(0);
+        assert_eq!(release(address, oldest["lease"].as_u64().unwrap()), 204);
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn an_unrenewed_lease_is_freed_at_its_ttl_renew_extends_and_release_twice_is_fine() {
+    let server = Slots::start("[[environment]]\nname = \"qa\"\nslots = [\"qa-1\"]\nttl = \"2s\"\n");
+    let address = server.address;
+    let lease = acquire(address, "qa", "renewer", Duration::from_secs(5)).unwrap();
+    let id = lease["lease"].as_u64().unwrap();
+    let expires = lease["expires"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, body) = http(
+        address,
+        "POST",
+        &format!("/leases/{id}/renew"),
+        Some(KEY),
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let renewed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(renewed["expires"].as_u64().unwrap() > expires);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        server.holders("qa"),
+        [Some("renewer".to_string())],
+        "renewed: still held past the first ttl"
+    );
+    // Unrenewed: freed at the ttl, by the server's clock.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.holders("qa") != [None] {
+        assert!(Instant::now() < deadline, "the lease outlived its ttl");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        http(
+            address,
+            "POST",
+            &format!("/leases/{id}/renew"),
+            Some(KEY),
+            b""
+        )
+        .0,
+        404
+    );
+    let again = acquire(address, "qa", "next", Duration::from_secs(5)).unwrap();
+    assert!(again["token"].as_u64() > lease["token"].as_u64());
+    let again_id = again["lease"].as_u64().unwrap();
+    assert_eq!(release(address, again_id), 204);
+    assert_eq!(release(address, again_id), 204, "release twice is fine");
+}
+
+#[test]
+fn a_restart_keeps_every_lease_and_waiters_reconnect() {
+    let mut server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    let a = acquire(address, "uat", "holder-a", Duration::from_secs(5)).unwrap();
+    let b = acquire(address, "uat", "holder-b", Duration::from_secs(5)).unwrap();
+    // `ripple slot acquire` waits in line...
+    let out = server.dir.join("waiter.env");
+    let waiter = Command::new(env!("CARGO_BIN_EXE_ripple"))
+        .args([
+            "slot",
+            "acquire",
+            "uat",
+            "--wait",
+            "60s",
+            "--holder",
+            "ripple-client",
+            "--output",
+        ])
+        .arg(&out)
+        .env_clear()
+        .env("RIPPLE_SLOTS_URL", server.url())
+        .env("RIPPLE_SLOTS_KEY", KEY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.waiting("uat") != 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...while the server is killed outright and started again.
+    server.signal(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    server.spawn();
+    assert_eq!(
+        server.holders("uat"),
+        [Some("holder-a".to_string()), Some("holder-b".to_string())]
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.waiting("uat") != 1 {
+        assert!(Instant::now() < deadline, "the waiter did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(release(address, a["lease"].as_u64().unwrap()), 204);
+    let output = waiter.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("RIPPLE_SLOT=uat-1\n"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout);
+    let token: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RIPPLE_SLOT_TOKEN="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        token > b["token"].as_u64().unwrap(),
+        "tokens keep growing across restarts"
+    );
+    assert!(stderr.contains("waiting for a slot of `uat`"), "{stderr}");
+}
+
+#[test]
+fn sigterm_with_waiters_pending_stops_promptly() {
+    let mut server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    acquire(address, "uat", "a", Duration::from_secs(5)).unwrap();
+    acquire(address, "uat", "b", Duration::from_secs(5)).unwrap();
+    let waiters: Vec<_> = (0..5)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body =
+                    serde_json::json!({ "holder": format!("w{i}"), "wait_s": 60 }).to_string();
+                http(
+                    address,
+                    "POST",
+                    "/environments/uat/leases",
+                    Some(KEY),
+                    body.as_bytes(),
+                )
+                .0
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.waiting("uat") != 5 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = server.signal(libc::SIGTERM);
+    assert!(took < Duration::from_secs(3), "stopping took {took:?}");
+    for waiter in waiters {
+        assert_eq!(
+            waiter.join().unwrap(),
+            503,
+            "a waiter hears that the server stops"
+        );
+    }
+}
+
+#[test]
+fn changes_need_a_key_and_reading_does_not() {
+    let server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    let body = br#"{"holder": "x", "wait_s": 0}"#;
+    assert_eq!(
+        http(address, "POST", "/environments/uat/leases", None, body).0,
+        401
+    );
+    assert_eq!(
+        http(
+            address,
+            "POST",
+            "/environments/uat/leases",
+            Some("wrong"),
+            body
+        )
+        .0,
+        401
+    );
+    assert_eq!(http(address, "POST", "/leases/1/renew", None, b"").0, 401);
+    assert_eq!(
+        http(address, "DELETE", "/leases/1", Some("wrong"), b"").0,
+        401
+    );
+    assert_eq!(http(address, "GET", "/environments", None, b"").0, 200);
+    let (status, _) = http_with(
+        address,
+        "POST",
+        "/environments/uat/leases",
+        &[("X-API-KEY", "second-key".into())],
+        body,
+    );
+    assert_eq!(
+        status, 201,
+        "call-me's header and the second key of the file"
+    );
+    assert_eq!(
+        http(
+            address,
+            "POST",
+            "/environments/nope/leases",
+            Some(KEY),
+            body
+        )
+        .0,
+        404
+    );
+    // The client says what to do.
+    let run = crate::common::ripple_in(
+        &server.dir,
+        &["slot", "acquire", "uat", "--wait", "1s"],
+        &[
+            ("RIPPLE_SLOTS_URL", &server.url()),
+            ("RIPPLE_SLOTS_KEY", "wrong"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("401") && run.stderr.contains("RIPPLE_SLOTS_KEY"),
+        "{}",
+        run.stderr
+    );
+    let down = crate::common::ripple_in(
+        &server.dir,
+        &["slot", "acquire", "uat", "--wait", "1s"],
+        &[
+            (
+                "RIPPLE_SLOTS_URL",
+                &format!("http://127.0.0.1:{}", free_port()),
+            ),
+            ("RIPPLE_SLOTS_KEY", KEY),
+        ],
+    );
+    assert_eq!(down.code, 3, "{}", down.stderr);
+    // One log line per request.
+    assert!(
+        server.log().contains("POST /environments/uat/leases 401"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn call_mes_routes_answer_with_call_mes_status_codes() {
+    let server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    let maybe = |method: &str, key: Option<&str>| {
+        let headers: Vec<(&str, String)> = key
+            .map(|k| ("X-API-KEY", k.to_string()))
+            .into_iter()
+            .collect();
+        http_with(address, method, "/maybe?environment=staging", &headers, b"").0
+    };
+    assert_eq!(maybe("GET", Some(KEY)), 200, "free");
+    assert_eq!(maybe("POST", None), 401);
+    assert_eq!(maybe("POST", Some(KEY)), 201, "taken");
+    assert_eq!(maybe("GET", Some(KEY)), 403, "locked");
+    assert_eq!(maybe("POST", Some(KEY)), 403, "locked");
+    assert_eq!(server.holders("staging"), [Some("maybe".to_string())]);
+    assert_eq!(maybe("DELETE", Some(KEY)), 204);
+    assert_eq!(maybe("GET", Some(KEY)), 200);
+    assert_eq!(maybe("DELETE", Some(KEY)), 204, "releasing nothing is fine");
+}
+
+/// Headless Chromium as the environment's guide describes it.
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn headless(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium")
+}
+
+#[test]
+fn the_page_shows_the_holders_in_a_real_browser() {
+    let browser = chromium().expect("chromium (Debian's package; .ci/run installs it)");
+    let server = Slots::start(TWO_SLOTS);
+    let address = server.address;
+    acquire(address, "uat", "build <b>#42</b>", Duration::from_secs(5)).unwrap();
+    http(
+        address,
+        "POST",
+        "/environments/uat/leases",
+        Some(KEY),
+        br#"{"holder": "second", "wait_s": 0}"#,
+    );
+    std::thread::spawn(move || {
+        let body = br#"{"holder": "queued-build", "wait_s": 30}"#;
+        http(address, "POST", "/environments/uat/leases", Some(KEY), body)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{}/environments", server.url());
+    let dom = headless(&browser, profile.path(), &["--dump-dom"], &url);
+    let page = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        page.contains("build &lt;b&gt;#42&lt;/b&gt;"),
+        "the holder, escaped: {page}"
+    );
+    assert!(page.contains("second"), "{page}");
+    assert!(page.contains("queued-build"), "who waits: {page}");
+    assert!(page.contains("2 of 2 slots held"), "{page}");
+    let shot = server.dir.join("slots.png");
+    headless(
+        &browser,
+        profile.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,600",
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"));
+    if let Ok(dir) = std::env::var("RIPPLE_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&shot, Path::new(&dir).join("slots.png"));
+    }
+}

@@ -399,9 +399,9 @@ pub struct SlotAcquireArgs {
 #[derive(Debug, ClapArgs)]
 pub struct SlotLeaseArgs {
     /// The lease [default: `RIPPLE_SLOT_LEASE` of `--from`, else of the
-    /// environment].
+    /// environment]. Empty for release: no slot was taken, nothing to do.
     #[arg(long, value_name = "ID")]
-    pub lease: Option<u64>,
+    pub lease: Option<String>,
 
     /// A file `acquire --output` wrote.
     #[arg(long, value_name = "FILE")]

@@ -123,7 +123,52 @@ pub struct Stage {
     pub name: String,
     /// Shell commands, run in order, stopping at the first failure.
     pub commands: Vec<String>,
+    /// A slot of a shared environment the commands run holding (the
+    /// functional stage of a service with `environment`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotUse>,
 }
+
+/// Holding a slot around a stage: acquired before it, renewed by a
+/// detached heartbeat every `renew_every_s`, released on success and on
+/// failure. A cancelled build's slot frees itself at the ttl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotUse {
+    /// The environment.
+    pub environment: String,
+    /// Its ttl, in seconds.
+    pub ttl_s: u64,
+    /// The heartbeat's period: a third of the ttl.
+    pub renew_every_s: u64,
+    /// How long to wait in line.
+    pub wait: String,
+    /// The image that runs `ripple slot` (`[settings] ripple_image`).
+    pub runner: String,
+}
+
+impl SlotUse {
+    /// `ripple slot acquire ...`, writing the slot's lines to `file`.
+    pub fn acquire(&self, file: &str) -> String {
+        format!(
+            "ripple slot acquire {} --wait {} --output {file}",
+            self.environment, self.wait
+        )
+    }
+
+    /// The heartbeat: `ripple slot renew --every ...` of the lease in
+    /// `lease` (`--from FILE` or `--lease "$VAR"`).
+    pub fn heartbeat(&self, lease: &str) -> String {
+        format!("ripple slot renew {lease} --every {}s", self.renew_every_s)
+    }
+
+    /// `ripple slot release ...`.
+    pub fn release(&self, lease: &str) -> String {
+        format!("ripple slot release {lease}")
+    }
+}
+
+/// How long a functional stage waits in line for its slot.
+pub const SLOT_WAIT: &str = "30m";
 
 /// An image to build and publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -320,13 +365,31 @@ fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
 }
 
 /// A service's test stages, when it has a toolchain and any commands.
-fn tests_of(service: &Service) -> Option<Tests> {
+fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
     let toolchain = service.toolchain.as_ref()?;
+    let slot = service.environment.as_ref().and_then(|name| {
+        let environment = manifest
+            .environments
+            .iter()
+            .find(|e| e.name == name.as_str())?;
+        Some(SlotUse {
+            environment: environment.name.clone(),
+            ttl_s: environment.ttl_s,
+            renew_every_s: (environment.ttl_s / 3).max(1),
+            wait: SLOT_WAIT.into(),
+            runner: manifest.settings.ripple_image.clone(),
+        })
+    });
     let stages: Vec<Stage> = service
         .test_stages()
         .map(|(stage, commands)| Stage {
             name: stage.to_string(),
             commands: commands.iter().map(|c| c.as_str().into()).collect(),
+            slot: if stage == "functional" {
+                slot.clone()
+            } else {
+                None
+            },
         })
         .collect();
     if stages.is_empty() {
@@ -353,7 +416,7 @@ fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> V
         .iter()
         .filter_map(|a| manifest.service(&a.name))
         .filter_map(|service| {
-            let tests = tests_of(service)?;
+            let tests = tests_of(manifest, service)?;
             Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
         })
         .collect()
@@ -585,6 +648,7 @@ fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'
             stages: vec![Stage {
                 name: "sync".into(),
                 commands: vec!["ripple sync --check".into()],
+                slot: None,
             }],
             sidecars: Vec::new(),
         }),

@@ -209,3 +209,70 @@ pub fn promote_line(
     };
     format!("{outcome}; {record}")
 }
+
+/// What a step around a slot-holding stage does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRole {
+    /// The stage itself (or a stage holding no slot).
+    Stage,
+    /// Waits in line for the slot and writes it to the slot file.
+    Acquire,
+    /// Renews the lease in the background.
+    Heartbeat,
+    /// Gives the slot back, on success and on failure.
+    Release,
+}
+
+/// The steps of a test stage for CI systems whose steps share a workspace
+/// (Drone, Woodpecker): the stage alone, or, holding a slot, acquire,
+/// heartbeat, the stage (which reads the slot from `file`) and release.
+pub fn stage_steps(
+    stage: &crate::plan::Stage,
+    toolchain: &str,
+    file: &str,
+) -> Vec<(SlotRole, String, String, Vec<String>)> {
+    let Some(slot) = &stage.slot else {
+        return vec![(
+            SlotRole::Stage,
+            stage.name.clone(),
+            toolchain.to_string(),
+            stage.commands.clone(),
+        )];
+    };
+    let from = format!("--from {file}");
+    let mut commands = vec![format!("set -a; . ./{file}; set +a")];
+    commands.extend(stage.commands.iter().cloned());
+    let named = |role: &str| format!("{}-{role}", stage.name);
+    vec![
+        (
+            SlotRole::Acquire,
+            named("acquire"),
+            slot.runner.clone(),
+            vec![slot.acquire(file)],
+        ),
+        (
+            SlotRole::Heartbeat,
+            named("heartbeat"),
+            slot.runner.clone(),
+            vec![slot.heartbeat(&from)],
+        ),
+        (
+            SlotRole::Stage,
+            stage.name.clone(),
+            toolchain.to_string(),
+            commands,
+        ),
+        (
+            SlotRole::Release,
+            named("release"),
+            slot.runner.clone(),
+            vec![slot.release(&from)],
+        ),
+    ]
+}
+
+/// The secrets `ripple slot` reads, by the variables it reads them from.
+pub const SLOT_SECRETS: [(&str, &str); 2] = [
+    ("RIPPLE_SLOTS_URL", "ripple_slots_url"),
+    ("RIPPLE_SLOTS_KEY", "ripple_slots_key"),
+];

@@ -83,12 +83,10 @@ fn default_holder() -> String {
 
 /// The lease `--lease`, `--from FILE` or `RIPPLE_SLOT_LEASE` names.
 fn lease_of(args: &SlotLeaseArgs) -> Result<u64> {
-    if let Some(lease) = args.lease {
-        return Ok(lease);
-    }
-    let text = match &args.from {
-        Some(path) => read(path, "read the slot file")?,
-        None => format!(
+    let text = match (&args.lease, &args.from) {
+        (Some(lease), _) => format!("RIPPLE_SLOT_LEASE={lease}"),
+        (None, Some(path)) => read(path, "read the slot file")?,
+        (None, None) => format!(
             "RIPPLE_SLOT_LEASE={}",
             std::env::var("RIPPLE_SLOT_LEASE").unwrap_or_default()
         ),
@@ -206,6 +204,19 @@ pub fn slot(args: SlotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             }
         }
         SlotCommand::Release(release) => {
+            // A release that runs after a failed acquire has nothing to do.
+            if release.lease.as_deref() == Some("") {
+                let _ = writeln!(err, "ripple slot: no slot was taken; nothing to release");
+                return Ok(exit::OK);
+            }
+            if let Some(path) = release.from.as_ref().filter(|p| !p.exists()) {
+                let _ = writeln!(
+                    err,
+                    "ripple slot: no slot was taken ({} is missing); nothing to release",
+                    path.display()
+                );
+                return Ok(exit::OK);
+            }
             let lease = lease_of(&release)?;
             client.release(lease)?;
             let _ = writeln!(err, "ripple slot: lease {lease} released");

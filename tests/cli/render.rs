@@ -73,6 +73,7 @@ pub fn hostile_plan() -> Plan {
                     stages: vec![Stage {
                         name: hostile("step"),
                         commands: vec![hostile("command")],
+                        slot: None,
                     }],
                     sidecars: vec![Sidecar {
                         name: hostile("sidecar"),

@@ -149,6 +149,11 @@ pub struct Step {
     pub commands: Vec<String>,
     /// Environment variables from Drone secrets: variable → secret.
     pub secrets: BTreeMap<String, String>,
+    /// Runs in the background while the pipeline goes on.
+    pub detach: bool,
+    /// Runs only when the pipeline's status is one of these (empty: on
+    /// success, Drone's default).
+    pub when_status: Vec<String>,
     /// Settings of the docker plugin, for publish steps.
     pub publish: Option<Publish>,
 }
@@ -237,6 +242,8 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
             } else {
                 BTreeMap::new()
             },
+            detach: false,
+            when_status: Vec::new(),
             publish: None,
         }
     });
@@ -245,13 +252,7 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
             tests
                 .stages
                 .iter()
-                .map(|stage| Step {
-                    name: stage.name.clone(),
-                    image: tests.toolchain.clone(),
-                    commands: stage.commands.clone(),
-                    secrets: BTreeMap::new(),
-                    publish: None,
-                })
+                .flat_map(|stage| test_steps(stage, &tests.toolchain))
                 .collect(),
             tests
                 .sidecars
@@ -293,8 +294,41 @@ fn promote_step(image: &str, promotion: &plan::Promotion) -> Step {
         image: promotion.runner.clone(),
         commands: vec![promotion.command(image)],
         secrets: registry_secrets(),
+        detach: false,
+        when_status: Vec::new(),
         publish: None,
     }
+}
+
+/// A test stage's steps: with a slot, between an acquire step and a
+/// detached heartbeat before it and a release step after it that runs on
+/// success and on failure.
+fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
+    super::stage_steps(stage, toolchain, ".ripple-slot")
+        .into_iter()
+        .map(|(role, name, image, commands)| {
+            let mut step = Step {
+                name,
+                image,
+                commands,
+                secrets: BTreeMap::new(),
+                detach: false,
+                when_status: Vec::new(),
+                publish: None,
+            };
+            if role != super::SlotRole::Stage {
+                step.secrets = super::SLOT_SECRETS
+                    .iter()
+                    .map(|(v, k)| (v.to_string(), k.to_string()))
+                    .collect();
+            }
+            step.detach = role == super::SlotRole::Heartbeat;
+            if role == super::SlotRole::Release {
+                step.when_status = vec!["success".into(), "failure".into()];
+            }
+            step
+        })
+        .collect()
 }
 
 /// The registry login `ripple promote` reads, from the secrets the docker
@@ -315,6 +349,8 @@ fn publish_step(image: &plan::ImageBuild) -> Step {
         image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
         commands: Vec::new(),
         secrets: BTreeMap::new(),
+        detach: false,
+        when_status: Vec::new(),
         publish: Some(Publish {
             repo: image.image.clone(),
             registry: image.registry.clone(),

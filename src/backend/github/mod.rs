@@ -133,6 +133,18 @@ pub struct TestEntry {
     pub commands: String,
     /// Sidecars by [`token`] of their name.
     pub sidecars: BTreeMap<String, SidecarEntry>,
+    /// The environment slot the commands hold, when they hold one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotEntry>,
+}
+
+/// A slot in the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotEntry {
+    /// The environment.
+    pub environment: String,
+    /// The heartbeat's period (`180s`).
+    pub every: String,
 }
 
 /// A sidecar in the matrix.
@@ -198,6 +210,10 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
                     toolchain: tests.toolchain.clone(),
                     commands: stage.commands.join("\n"),
                     sidecars: sidecars.clone(),
+                    slot: stage.slot.as_ref().map(|slot| SlotEntry {
+                        environment: slot.environment.clone(),
+                        every: format!("{}s", slot.renew_every_s),
+                    }),
                 }));
             }
             Work::Image(image) => {
@@ -252,6 +268,9 @@ pub struct Workflow {
     pub ripple_image: String,
     /// Releases promote tested builds: image jobs get a promote step.
     pub promotes: bool,
+    /// Some functional stage holds an environment slot: the test job gets
+    /// the slot client and runs the commands holding the slot.
+    pub slots: bool,
     /// Pushes to these branches publish.
     pub branches: Vec<String>,
     /// Tags matching these release.
@@ -394,6 +413,9 @@ pub fn workflow(plan: &Plan) -> Workflow {
         .collect();
     Workflow {
         promotes: plan.promotes,
+        slots: plan.jobs.iter().any(|job| {
+            matches!(&job.work, Work::Tests(tests) if tests.stages.iter().any(|s| s.slot.is_some()))
+        }),
         ripple_image: plan
             .ripple_image
             .clone()

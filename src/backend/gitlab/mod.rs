@@ -162,6 +162,9 @@ pub struct GitlabJob {
     /// A dotenv file the script writes, whose variables jobs that need
     /// this one receive.
     pub dotenv: Option<String>,
+    /// GitLab's `when` (`always`: also after a failure), when not the
+    /// default.
+    pub when: Option<String>,
 }
 
 /// A GitLab `services` entry.
@@ -202,19 +205,53 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                         .collect(),
                 })
                 .collect();
-            tests
-                .stages
-                .iter()
-                .map(|stage| GitlabJob {
-                    name: format!("{}:{}", job.name, stage.name),
+            let mut jobs = Vec::new();
+            for stage in &tests.stages {
+                let name = format!("{}:{}", job.name, stage.name);
+                let mut tests_job = GitlabJob {
+                    name: name.clone(),
                     image: tests.toolchain.clone(),
                     services: services.clone(),
                     needs: job.needs.clone(),
                     variables: Vec::new(),
                     script: stage.commands.clone(),
                     dotenv: None,
-                })
-                .collect()
+                    when: None,
+                };
+                let Some(slot) = &stage.slot else {
+                    jobs.push(tests_job);
+                    continue;
+                };
+                // The slot travels as a dotenv report: every job that needs
+                // the acquire job gets RIPPLE_SLOT and the lease. The
+                // heartbeat runs beside the tests until the release ends
+                // the lease; the release runs whatever the tests did.
+                let acquire = format!("{name}:acquire");
+                let runner = |suffix: &str, script: String, needs: Vec<String>| GitlabJob {
+                    name: format!("{name}:{suffix}"),
+                    image: slot.runner.clone(),
+                    services: Vec::new(),
+                    needs,
+                    variables: Vec::new(),
+                    script: vec![script],
+                    dotenv: None,
+                    when: None,
+                };
+                let mut take = runner(
+                    "acquire",
+                    slot.acquire("ripple-slot.env"),
+                    job.needs.clone(),
+                );
+                take.dotenv = Some("ripple-slot.env".into());
+                let lease = "--lease \"$RIPPLE_SLOT_LEASE\"";
+                let heartbeat = runner("heartbeat", slot.heartbeat(lease), vec![acquire.clone()]);
+                tests_job.needs = vec![acquire.clone()];
+                let mut release =
+                    runner("release", slot.release(lease), vec![acquire, name.clone()]);
+                release.when = Some("always".into());
+                jobs.extend([take, heartbeat, tests_job, release]);
+            }
+            jobs
         }
         Work::Image(image) => {
             let mut build = image_job(job, image);
@@ -249,6 +286,7 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 variables,
                 script: vec![line],
                 dotenv: Some("ripple-promote.env".into()),
+                when: None,
             };
             vec![promote, build]
         }
@@ -312,5 +350,6 @@ fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
         variables,
         script,
         dotenv: None,
+        when: None,
     }
 }

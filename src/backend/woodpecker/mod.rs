@@ -203,6 +203,43 @@ pub struct Step {
     pub environment: Vec<(String, String)>,
     /// Environment variables from Woodpecker secrets: (variable, secret).
     pub secrets: Vec<(String, String)>,
+    /// Runs in the background while the workflow goes on.
+    pub detach: bool,
+    /// Runs only when the workflow's status is one of these (empty: on
+    /// success).
+    pub when_status: Vec<String>,
+}
+
+/// A test stage's steps: with a slot, between an acquire step and a
+/// detached heartbeat before it and a release step after it that runs on
+/// success and on failure.
+fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
+    super::stage_steps(stage, toolchain, ".ripple-slot")
+        .into_iter()
+        .map(|(role, name, image, commands)| {
+            let mut step = Step {
+                name,
+                image,
+                commands,
+                publish: None,
+                environment: Vec::new(),
+                secrets: Vec::new(),
+                detach: false,
+                when_status: Vec::new(),
+            };
+            if role != super::SlotRole::Stage {
+                step.secrets = super::SLOT_SECRETS
+                    .iter()
+                    .map(|(v, k)| (v.to_string(), k.to_string()))
+                    .collect();
+            }
+            step.detach = role == super::SlotRole::Heartbeat;
+            if role == super::SlotRole::Release {
+                step.when_status = vec!["success".into(), "failure".into()];
+            }
+            step
+        })
+        .collect()
 }
 
 /// The registry login `ripple promote` reads, from the secrets the buildx
@@ -261,6 +298,8 @@ pub fn lower(plan: &Plan) -> Vec<Workflow> {
                     plan.idle_reason.clone().unwrap_or_default(),
                 )],
                 secrets: Vec::new(),
+                detach: false,
+                when_status: Vec::new(),
             }],
             services: Vec::new(),
             depends_on: Vec::new(),
@@ -300,14 +339,7 @@ fn workflow(
             tests
                 .stages
                 .iter()
-                .map(|stage| Step {
-                    name: stage.name.clone(),
-                    image: tests.toolchain.clone(),
-                    commands: stage.commands.clone(),
-                    publish: None,
-                    environment: Vec::new(),
-                    secrets: Vec::new(),
-                })
+                .flat_map(|stage| test_steps(stage, &tests.toolchain))
                 .collect(),
             tests.sidecars.clone(),
         ),
@@ -353,6 +385,8 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
             publish: None,
             environment: Vec::new(),
             secrets: registry_secrets(),
+            detach: false,
+            when_status: Vec::new(),
         }];
     }
     let tags_file = job.gated.then(|| ".tags".to_string());
@@ -368,6 +402,8 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
         publish: None,
         environment: Vec::new(),
         secrets: Vec::new(),
+        detach: false,
+        when_status: Vec::new(),
     });
     let publish = Step {
         name: "publish".into(),
@@ -385,6 +421,8 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
         }),
         environment: Vec::new(),
         secrets: Vec::new(),
+        detach: false,
+        when_status: Vec::new(),
     };
     tags.into_iter().chain([publish]).collect()
 }

@@ -681,3 +681,338 @@ fn the_page_shows_the_holders_in_a_real_browser() {
         let _ = std::fs::copy(&shot, Path::new(&dir).join("slots.png"));
     }
 }
+
+/// A repository whose `e2e` suite holds a slot of `uat` for its
+/// functional stage; the same manifest configures the server.
+fn suite_repo(ttl: &str, functional: &str) -> crate::common::TestRepo {
+    let mut repo = crate::common::TestRepo::empty();
+    repo.write(
+        "services.toml",
+        &format!(
+            "[[service]]\nname = \"e2e\"\nkind = \"tests\"\npaths = [\"e2e\"]\ntoolchain = \"python:3.12\"\n\
+             unit = [\"true\"]\nfunctional = [{functional:?}]\nenvironment = \"uat\"\n\n\
+             [[environment]]\nname = \"uat\"\nslots = [\"uat-1\", \"uat-2\"]\nttl = \"{ttl}\"\n"
+        ),
+    );
+    repo.write("e2e/test.py", "pass\n");
+    repo.commit("suite");
+    repo
+}
+
+const SEEN: &str = "sleep 4; echo \"$RIPPLE_SLOT $RIPPLE_SLOT_TOKEN\" > seen-slot";
+
+#[test]
+fn every_backend_holds_a_slot_around_the_functional_stage() {
+    use crate::backends::keep;
+    let repo = suite_repo(
+        "9m",
+        "pytest e2e --base-url https://$RIPPLE_SLOT.example.org",
+    );
+    let pr = ["--event", "pull_request", "--files", "-"];
+    let plan = |ci: &str| {
+        crate::common::ripple_fed(
+            repo.path(),
+            &[&["plan", "--ci", ci][..], &pr].concat(),
+            &[],
+            "e2e/test.py\n",
+        )
+        .ok()
+        .to_string()
+    };
+    let drone = plan("drone");
+    let docs = crate::common::check_yaml("slot_pull_request", &drone);
+    let names: Vec<&str> = docs[0]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "unit",
+            "functional-acquire",
+            "functional-heartbeat",
+            "functional",
+            "functional-release"
+        ]
+    );
+    assert_eq!(docs[0]["steps"][2]["detach"], true);
+    assert_eq!(
+        docs[0]["steps"][2]["commands"][0],
+        "ripple slot renew --from .ripple-slot --every 180s"
+    );
+    assert_eq!(docs[0]["steps"][4]["when"]["status"][1], "failure");
+    crate::common::snapshot("slot_drone", &drone);
+
+    let gitlab = plan("gitlab");
+    keep("gitlab", "slot-pull-request.yml", &gitlab);
+    crate::common::snapshot("slot_gitlab", &gitlab);
+
+    let out = tempfile::tempdir().unwrap();
+    crate::common::ripple_fed(
+        repo.path(),
+        &[
+            &[
+                "plan",
+                "--ci",
+                "woodpecker",
+                "--output",
+                out.path().to_str().unwrap(),
+            ][..],
+            &pr,
+        ]
+        .concat(),
+        &[],
+        "e2e/test.py\n",
+    )
+    .ok();
+    let woodpecker = std::fs::read_to_string(out.path().join("test-e2e.yaml")).unwrap();
+    keep("woodpecker", "slot-test-e2e.yaml", &woodpecker);
+    crate::common::snapshot("slot_woodpecker", &woodpecker);
+
+    let outputs = crate::common::ripple_fed(
+        repo.path(),
+        &[&["plan", "--ci", "github"][..], &pr].concat(),
+        &[],
+        "e2e/test.py\n",
+    )
+    .json();
+    let tests: serde_json::Value =
+        serde_json::from_str(outputs["tests"].as_str().unwrap()).unwrap();
+    let functional = tests["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "functional")
+        .unwrap();
+    assert_eq!(
+        functional["slot"],
+        serde_json::json!({"environment": "uat", "every": "180s"})
+    );
+    let unit = tests["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == "unit")
+        .unwrap();
+    assert!(unit.get("slot").is_none());
+    repo.ripple(&["generate", "--ci", "github"], &[]).ok();
+    let workflow =
+        std::fs::read_to_string(repo.path().join(".github/workflows/ripple.yml")).unwrap();
+    keep("github", "slot.yml", &workflow);
+    crate::common::snapshot("slot_generate_github", &workflow);
+}
+
+/// Runs `script` with `sh -e` in `dir`, `ripple` on the PATH, against
+/// `server`.
+fn shell(dir: &Path, script: &str, server: &Slots, env: &[(&str, &str)]) -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ripple")).parent().unwrap();
+    let mut command = Command::new("sh");
+    command
+        .args(["-e", "-c", script])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("RIPPLE_SLOTS_URL", server.url())
+        .env("RIPPLE_SLOTS_KEY", KEY)
+        .envs(env.iter().copied());
+    command
+}
+
+/// The slot the suite saw, and its token.
+fn seen(dir: &Path, file: &str) -> (String, u64) {
+    let text = std::fs::read_to_string(dir.join(file)).expect("the functional stage ran");
+    let (slot, token) = text.trim().split_once(' ').unwrap();
+    (slot.to_string(), token.parse().unwrap())
+}
+
+#[test]
+fn drones_rendered_steps_hold_the_slot_for_real() {
+    // A ttl shorter than the tests: only the heartbeat keeps the slot.
+    let repo = suite_repo("3s", SEEN);
+    let server = Slots::start(&std::fs::read_to_string(repo.path().join("services.toml")).unwrap());
+    let yaml = crate::common::ripple_fed(
+        repo.path(),
+        &["plan", "--event", "pull_request", "--files", "-"],
+        &[],
+        "e2e/test.py\n",
+    )
+    .ok()
+    .to_string();
+    let docs = crate::common::check_yaml("slot_pull_request_run", &yaml);
+    let mut heartbeat: Option<Child> = None;
+    for step in docs[0]["steps"].as_sequence().unwrap() {
+        // Drone reads `$$` as `$`; each step's commands run in one shell.
+        let script = step["commands"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().replace("$$", "$"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut command = shell(repo.path(), &script, &server, &[]);
+        if step["detach"] == true {
+            heartbeat = Some(command.stderr(Stdio::null()).spawn().unwrap());
+        } else {
+            let status = command.status().unwrap();
+            assert!(status.success(), "step {:?} failed", step["name"]);
+        }
+        if step["name"] == "functional" {
+            let (slot, token) = seen(repo.path(), "seen-slot");
+            assert_eq!(slot, "uat-1");
+            let held = server.environments()[0]["slots"][0]["lease"].clone();
+            assert_eq!(held["token"], token, "the same lease outlived its 3s ttl");
+        }
+    }
+    assert_eq!(server.holders("uat"), [None, None], "released");
+    let mut heartbeat = heartbeat.expect("a detached heartbeat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heartbeat.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat did not stop after the release"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn githubs_and_gitlabs_rendered_scripts_hold_the_slot_for_real() {
+    let repo = suite_repo("3s", SEEN);
+    let server = Slots::start(&std::fs::read_to_string(repo.path().join("services.toml")).unwrap());
+    // GitHub: the test job's script, with the slot client the step before
+    // copies out of ripple's image.
+    repo.ripple(&["generate", "--ci", "github"], &[]).ok();
+    let workflow: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(repo.path().join(".github/workflows/ripple.yml")).unwrap(),
+    )
+    .unwrap();
+    let steps = workflow["jobs"]["test"]["steps"].as_sequence().unwrap();
+    let script = steps.last().unwrap()["run"].as_str().unwrap().to_string();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_ripple"),
+        repo.path().join("ripple-slot-client"),
+    )
+    .unwrap();
+    let status = shell(
+        repo.path(),
+        &script,
+        &server,
+        &[
+            ("RIPPLE_COMMANDS", SEEN),
+            ("RIPPLE_SLOT_WANTED", "uat"),
+            ("RIPPLE_SLOT_EVERY", "1s"),
+        ],
+    )
+    .status()
+    .unwrap();
+    assert!(status.success());
+    assert_eq!(seen(repo.path(), "seen-slot").0, "uat-1");
+    assert_eq!(server.holders("uat"), [None, None]);
+    // A failing suite still gives the slot back, and fails the step.
+    let status = shell(
+        repo.path(),
+        &script,
+        &server,
+        &[
+            ("RIPPLE_COMMANDS", "exit 7"),
+            ("RIPPLE_SLOT_WANTED", "uat"),
+            ("RIPPLE_SLOT_EVERY", "1s"),
+        ],
+    )
+    .status()
+    .unwrap();
+    assert_eq!(status.code(), Some(7));
+    assert_eq!(server.holders("uat"), [None, None]);
+
+    // GitLab: acquire's dotenv report reaches the heartbeat, the tests and
+    // the release as variables.
+    let text = crate::common::ripple_fed(
+        repo.path(),
+        &[
+            "plan",
+            "--ci",
+            "gitlab",
+            "--event",
+            "pull_request",
+            "--files",
+            "-",
+        ],
+        &[],
+        "e2e/test.py\n",
+    )
+    .ok()
+    .to_string();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let script = |job: &str| doc[job]["script"][0].as_str().unwrap().to_string();
+    assert!(
+        shell(
+            repo.path(),
+            &script("test-e2e:functional:acquire"),
+            &server,
+            &[]
+        )
+        .status()
+        .unwrap()
+        .success()
+    );
+    let dotenv = std::fs::read_to_string(repo.path().join("ripple-slot.env")).unwrap();
+    let variables: Vec<(String, String)> = dotenv
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env: Vec<(&str, &str)> = variables
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut heartbeat = shell(
+        repo.path(),
+        &script("test-e2e:functional:heartbeat").replace("180s", "1s"),
+        &server,
+        &env,
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let status = shell(repo.path(), &script("test-e2e:functional"), &server, &env)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (slot, token) = seen(repo.path(), "seen-slot");
+    assert_eq!(
+        server.holders("uat")[slot.trim_start_matches("uat-").parse::<usize>().unwrap() - 1],
+        Some(
+            server.environments()[0]["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["lease"]["token"] == token)
+                .unwrap()["lease"]["holder"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        )
+    );
+    assert!(
+        shell(
+            repo.path(),
+            &script("test-e2e:functional:release"),
+            &server,
+            &env
+        )
+        .status()
+        .unwrap()
+        .success()
+    );
+    assert_eq!(server.holders("uat"), [None, None]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heartbeat.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat job did not end after the release"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

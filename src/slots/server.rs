@@ -448,7 +448,11 @@ async fn maybe(
     Query(query): Query<Maybe>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(environment) = query.environment.filter(|e| !e.is_empty()) else {
+    // A name becomes a slot's name, which clients print as shell lines.
+    let Some(environment) = query
+        .environment
+        .filter(|e| crate::manifest::is_valid_name(e))
+    else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     if method != Method::GET && !app.authorized(&headers) {

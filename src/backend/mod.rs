@@ -210,69 +210,73 @@ pub fn promote_line(
     format!("{outcome}; {record}")
 }
 
-/// What a step around a slot-holding stage does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotRole {
-    /// The stage itself (or a stage holding no slot).
-    Stage,
-    /// Waits in line for the slot and writes it to the slot file.
-    Acquire,
-    /// Renews the lease in the background.
-    Heartbeat,
-    /// Gives the slot back, on success and on failure.
-    Release,
+/// One step of a test stage, for CI systems whose steps share a
+/// workspace (Drone, Woodpecker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageStep {
+    /// The step's name.
+    pub name: String,
+    /// Its container.
+    pub image: String,
+    /// Its commands.
+    pub commands: Vec<String>,
+    /// Environment variables from secrets: (variable, secret).
+    pub secrets: Vec<(String, String)>,
+    /// Runs in the background (the heartbeat).
+    pub detach: bool,
+    /// Runs when the status is one of these (the release: success and
+    /// failure); empty: on success.
+    pub when_status: Vec<String>,
 }
 
-/// The steps of a test stage for CI systems whose steps share a workspace
-/// (Drone, Woodpecker): the stage alone, or, holding a slot, acquire,
-/// heartbeat, the stage (which reads the slot from `file`) and release.
-pub fn stage_steps(
-    stage: &crate::plan::Stage,
-    toolchain: &str,
-    file: &str,
-) -> Vec<(SlotRole, String, String, Vec<String>)> {
+/// The steps of a test stage: the stage alone, or, holding a slot, an
+/// acquire step that writes the slot to `file`, a detached heartbeat, the
+/// stage (which reads the slot from `file`) and a release that runs on
+/// success and on failure.
+pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> Vec<StageStep> {
+    let step = |name: String, image: &str, commands: Vec<String>| StageStep {
+        name,
+        image: image.to_string(),
+        commands,
+        secrets: Vec::new(),
+        detach: false,
+        when_status: Vec::new(),
+    };
     let Some(slot) = &stage.slot else {
-        return vec![(
-            SlotRole::Stage,
-            stage.name.clone(),
-            toolchain.to_string(),
-            stage.commands.clone(),
-        )];
+        return vec![step(stage.name.clone(), toolchain, stage.commands.clone())];
     };
     let from = format!("--from {file}");
+    let secrets: Vec<(String, String)> = [
+        ("RIPPLE_SLOTS_URL", "ripple_slots_url"),
+        ("RIPPLE_SLOTS_KEY", "ripple_slots_key"),
+    ]
+    .map(|(v, k)| (v.to_string(), k.to_string()))
+    .to_vec();
+    let named = |role: &str| format!("{}-{role}", stage.name);
     let mut commands = vec![format!("set -a; . ./{file}; set +a")];
     commands.extend(stage.commands.iter().cloned());
-    let named = |role: &str| format!("{}-{role}", stage.name);
-    vec![
-        (
-            SlotRole::Acquire,
-            named("acquire"),
-            slot.runner.clone(),
-            vec![slot.acquire(file)],
-        ),
-        (
-            SlotRole::Heartbeat,
+    let acquire = StageStep {
+        secrets: secrets.clone(),
+        ..step(named("acquire"), &slot.runner, vec![slot.acquire(file)])
+    };
+    let heartbeat = StageStep {
+        secrets: secrets.clone(),
+        detach: true,
+        ..step(
             named("heartbeat"),
-            slot.runner.clone(),
+            &slot.runner,
             vec![slot.heartbeat(&from)],
-        ),
-        (
-            SlotRole::Stage,
-            stage.name.clone(),
-            toolchain.to_string(),
-            commands,
-        ),
-        (
-            SlotRole::Release,
-            named("release"),
-            slot.runner.clone(),
-            vec![slot.release(&from)],
-        ),
+        )
+    };
+    let release = StageStep {
+        secrets,
+        when_status: vec!["success".into(), "failure".into()],
+        ..step(named("release"), &slot.runner, vec![slot.release(&from)])
+    };
+    vec![
+        acquire,
+        heartbeat,
+        step(stage.name.clone(), toolchain, commands),
+        release,
     ]
 }
-
-/// The secrets `ripple slot` reads, by the variables it reads them from.
-pub const SLOT_SECRETS: [(&str, &str); 2] = [
-    ("RIPPLE_SLOTS_URL", "ripple_slots_url"),
-    ("RIPPLE_SLOTS_KEY", "ripple_slots_key"),
-];

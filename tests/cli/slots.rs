@@ -607,7 +607,14 @@ fn call_mes_routes_answer_with_call_mes_status_codes() {
     assert_eq!(maybe("DELETE", Some(KEY)), 204);
     assert_eq!(maybe("GET", Some(KEY)), 200);
     assert_eq!(maybe("DELETE", Some(KEY)), 204, "releasing nothing is fine");
-    let odd = http_with(address, "POST", "/maybe?environment=a%3Bb", &[("X-API-KEY", KEY.into())], b"").0;
+    let odd = http_with(
+        address,
+        "POST",
+        "/maybe?environment=a%3Bb",
+        &[("X-API-KEY", KEY.into())],
+        b"",
+    )
+    .0;
     assert_eq!(odd, 400, "a name that is not a slot name");
 }
 

@@ -300,33 +300,18 @@ fn promote_step(image: &str, promotion: &plan::Promotion) -> Step {
     }
 }
 
-/// A test stage's steps: with a slot, between an acquire step and a
-/// detached heartbeat before it and a release step after it that runs on
-/// success and on failure.
+/// A test stage's steps (see [`super::stage_steps`]).
 fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
     super::stage_steps(stage, toolchain, ".ripple-slot")
         .into_iter()
-        .map(|(role, name, image, commands)| {
-            let mut step = Step {
-                name,
-                image,
-                commands,
-                secrets: BTreeMap::new(),
-                detach: false,
-                when_status: Vec::new(),
-                publish: None,
-            };
-            if role != super::SlotRole::Stage {
-                step.secrets = super::SLOT_SECRETS
-                    .iter()
-                    .map(|(v, k)| (v.to_string(), k.to_string()))
-                    .collect();
-            }
-            step.detach = role == super::SlotRole::Heartbeat;
-            if role == super::SlotRole::Release {
-                step.when_status = vec!["success".into(), "failure".into()];
-            }
-            step
+        .map(|s| Step {
+            name: s.name,
+            image: s.image,
+            commands: s.commands,
+            secrets: s.secrets.into_iter().collect(),
+            detach: s.detach,
+            when_status: s.when_status,
+            publish: None,
         })
         .collect()
 }

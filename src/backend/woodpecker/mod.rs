@@ -210,34 +210,19 @@ pub struct Step {
     pub when_status: Vec<String>,
 }
 
-/// A test stage's steps: with a slot, between an acquire step and a
-/// detached heartbeat before it and a release step after it that runs on
-/// success and on failure.
+/// A test stage's steps (see [`super::stage_steps`]).
 fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
     super::stage_steps(stage, toolchain, ".ripple-slot")
         .into_iter()
-        .map(|(role, name, image, commands)| {
-            let mut step = Step {
-                name,
-                image,
-                commands,
-                publish: None,
-                environment: Vec::new(),
-                secrets: Vec::new(),
-                detach: false,
-                when_status: Vec::new(),
-            };
-            if role != super::SlotRole::Stage {
-                step.secrets = super::SLOT_SECRETS
-                    .iter()
-                    .map(|(v, k)| (v.to_string(), k.to_string()))
-                    .collect();
-            }
-            step.detach = role == super::SlotRole::Heartbeat;
-            if role == super::SlotRole::Release {
-                step.when_status = vec!["success".into(), "failure".into()];
-            }
-            step
+        .map(|s| Step {
+            name: s.name,
+            image: s.image,
+            commands: s.commands,
+            publish: None,
+            environment: Vec::new(),
+            secrets: s.secrets,
+            detach: s.detach,
+            when_status: s.when_status,
         })
         .collect()
 }

@@ -201,11 +201,19 @@ impl State {
             return Acquired::Unknown;
         }
         if let Some(ticket) = ticket {
-            if let Some(lease) = self.leases.values_mut().find(|l| l.ticket == Some(ticket)) {
+            if let Some(lease) = self
+                .leases
+                .values_mut()
+                .find(|l| l.ticket == Some(ticket) && l.environment == environment)
+            {
                 lease.claimed = true;
                 return Acquired::Granted(lease.clone());
             }
-            if let Some(at) = self.waiters.iter().position(|w| w.ticket == ticket) {
+            if let Some(at) = self
+                .waiters
+                .iter()
+                .position(|w| w.ticket == ticket && w.environment == environment)
+            {
                 self.waiters[at].seen = now;
                 return Acquired::Waiting {
                     ticket,

@@ -202,7 +202,14 @@ async fn acquire(
             format!("no environment `{environment}`"),
         );
     }
-    let holder = body.holder.unwrap_or_else(|| "anonymous".into());
+    // Shown on the page and in the log: kept to a line of sensible length.
+    let holder: String = body
+        .holder
+        .unwrap_or_else(|| "anonymous".into())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(body.wait_s.min(MAX_WAIT_S));
     let mut ticket = body.ticket;
     let mut stopping = app.stopping.clone();

@@ -874,3 +874,48 @@ fn dockers_bearer_token_challenge_is_answered() {
         "a token that may push was asked for: {scopes:?}"
     );
 }
+
+/// A loopback "registry" that answers every request with `status` and a
+/// registry error body.
+fn refusing(status: u16, code: &str) -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"refused by the test"}}]}}"#);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    address
+}
+
+#[test]
+fn refusals_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for (status, code, exit, says) in [
+        (403, "DENIED", 1, "403 Forbidden"),
+        (429, "TOOMANYREQUESTS", 3, "429 Too Many Requests"),
+        (503, "UNAVAILABLE", 3, "the registry failed (503)"),
+    ] {
+        let address = refusing(status, code);
+        let run = promote(
+            dir.path(),
+            &format!("{address}/team/app"),
+            "in-aaaaaaaaaaaa",
+            &["latest"],
+            &[],
+            &[],
+        );
+        assert_eq!(run.code, exit, "{status}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{status}: {}", run.stderr);
+        assert!(run.stderr.contains("hint:"), "{status}: {}", run.stderr);
+    }
+}

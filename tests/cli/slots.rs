@@ -213,8 +213,11 @@ fn acquire(
     let deadline = Instant::now() + patience;
     let mut ticket = serde_json::Value::Null;
     while Instant::now() < deadline {
+        // As `ripple slot` does: take a place (and its ticket) first, then
+        // wait with it, so a lost request never leaves a place behind.
+        let wait_s = if ticket.is_null() { 0 } else { 5 };
         let body =
-            serde_json::json!({ "holder": holder, "wait_s": 5, "ticket": ticket }).to_string();
+            serde_json::json!({ "holder": holder, "wait_s": wait_s, "ticket": ticket }).to_string();
         let (status, answer) = http(
             address,
             "POST",
@@ -1024,4 +1027,69 @@ fn githubs_and_gitlabs_rendered_scripts_hold_the_slot_for_real() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn kills_and_restarts_in_the_middle_of_many_clients_never_double_a_slot() {
+    let server = Arc::new(Mutex::new(Slots::start(TWO_SLOTS)));
+    let address = server.lock().unwrap().address;
+    let holding: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let clashes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let tokens: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let (holding, clashes, tokens) = (holding.clone(), clashes.clone(), tokens.clone());
+            std::thread::spawn(move || {
+                let lease = acquire(
+                    address,
+                    "uat",
+                    &format!("client-{i}"),
+                    Duration::from_secs(120),
+                )
+                .expect("a slot within two minutes, restarts and all");
+                let slot = lease["slot"].as_str().unwrap().to_string();
+                if let Some(other) = holding.lock().unwrap().insert(slot.clone(), i) {
+                    clashes
+                        .lock()
+                        .unwrap()
+                        .push(format!("{slot}: client-{i} while client-{other}"));
+                }
+                tokens
+                    .lock()
+                    .unwrap()
+                    .push((slot.clone(), lease["token"].as_u64().unwrap()));
+                std::thread::sleep(Duration::from_millis(150));
+                holding.lock().unwrap().remove(&slot);
+                // The server may be down right now: try until it answers.
+                let id = lease["lease"].as_u64().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while release(address, id) != 204 {
+                    assert!(Instant::now() < deadline, "release never answered");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(700));
+        let mut server = server.lock().unwrap();
+        server.signal(libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(200));
+        server.spawn();
+    }
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        clashes.lock().unwrap().is_empty(),
+        "{:?}",
+        clashes.lock().unwrap()
+    );
+    let tokens = tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 20);
+    let mut all: Vec<u64> = tokens.iter().map(|t| t.1).collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 20, "no token given twice across restarts");
+    assert_eq!(server.lock().unwrap().holders("uat"), [None, None]);
 }

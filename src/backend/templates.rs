@@ -37,15 +37,19 @@ impl Templates {
         })?);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_formatter(move |out, _state, value| {
-            let text = yaml::scalar(
-                value,
-                if value.is_safe() {
-                    Dollar::Keep
-                } else {
-                    dollar
-                },
-            )?;
-            out.write_str(&text).map_err(|_| {
+            let dollar = if value.is_safe() {
+                Dollar::Keep
+            } else {
+                dollar
+            };
+            // Strings, nearly every value, go straight to the output.
+            let written = match value.as_str() {
+                Some(text) if value.kind() == minijinja::value::ValueKind::String => {
+                    yaml::quote_into(out, text, dollar)
+                }
+                _ => std::fmt::Write::write_str(out, &yaml::scalar(value, dollar)?),
+            };
+            written.map_err(|_| {
                 minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
             })
         });

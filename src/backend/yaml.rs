@@ -3,7 +3,7 @@
 //! escaped, and `$` written the way the CI system reads a literal `$`.
 //! Lists and maps are written in flow style, recursively.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use minijinja::Value;
 use minijinja::value::ValueKind;
@@ -57,41 +57,114 @@ pub fn scalar(value: &Value, dollar: Dollar) -> Result<String, minijinja::Error>
 /// CI system has read its `$`s.
 pub fn quote(text: &str, dollar: Dollar) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' if dollar == Dollar::Double => out.push_str("$$"),
-            '$' if dollar == Dollar::Expression && rest.starts_with("{{") => {
-                out.push_str("${{ '${{' }}");
-                rest = &rest[2..];
+    let _ = quote_into(&mut out, text, dollar);
+    out
+}
+
+/// Whether `c` must be written escaped: controls, YAML's extra line
+/// breaks, the BOM and non-characters would be folded or rejected by a
+/// YAML parser.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
+/// [`quote`] written straight into `out`: runs of plain characters are
+/// copied whole, so a render allocates nothing per value.
+pub fn quote_into(out: &mut impl Write, text: &str, dollar: Dollar) -> std::fmt::Result {
+    out.write_char('"')?;
+    let mut plain = 0; // start of the run not yet written
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let escaped: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '$' if dollar == Dollar::Double => Some("$$"),
+            '$' if dollar == Dollar::Expression && text[at + 1..].starts_with("{{") => {
+                // `${{` becomes an expression that gives that text.
+                chars.next();
+                chars.next();
+                Some("${{ '${{' }}")
             }
-            // Controls, YAML's extra line breaks, the BOM and non-characters
-            // would be folded or rejected by a YAML parser: write them escaped.
-            c if c.is_control()
-                || matches!(
-                    c,
-                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-                ) =>
-            {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+            c if c.is_ascii() && !c.is_ascii_control() => None,
+            c if needs_escape(c) => {
+                out.write_str(&text[plain..at])?;
+                write!(out, "\\u{:04x}", c as u32)?;
+                plain = at + c.len_utf8();
+                continue;
             }
-            c => out.push(c),
+            _ => None,
+        };
+        if let Some(escaped) = escaped {
+            out.write_str(&text[plain..at])?;
+            out.write_str(escaped)?;
+            plain = chars.peek().map_or(text.len(), |&(next, _)| next);
         }
     }
-    out.push('"');
-    out
+    out.write_str(&text[plain..])?;
+    out.write_char('"')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Character by character, as the quoting was first written: the runs
+    /// copied whole must give the same text.
+    fn reference(text: &str, dollar: Dollar) -> String {
+        let mut out = String::from('"');
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            rest = &rest[c.len_utf8()..];
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '$' if dollar == Dollar::Double => out.push_str("$$"),
+                '$' if dollar == Dollar::Expression && rest.starts_with("{{") => {
+                    out.push_str("${{ '${{' }}");
+                    rest = &rest[2..];
+                }
+                c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn runs_copied_whole_quote_like_characters_one_by_one() {
+        let texts = [
+            "",
+            "plain",
+            "évé ünïcödé 日本",
+            "a\"b\\c\nd\re\tf",
+            "$HOME ${X} ${{ secrets.X }} $${{",
+            "${{",
+            "x${{",
+            "\u{1}\u{7f}\u{85}\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}",
+            "trailing $",
+            "é\u{2028}é",
+        ];
+        for text in texts {
+            for dollar in [Dollar::Double, Dollar::Keep, Dollar::Expression] {
+                assert_eq!(
+                    quote(text, dollar),
+                    reference(text, dollar),
+                    "{text:?} {dollar:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn quoting_escapes_everything_that_matters() {

@@ -244,7 +244,7 @@ impl Workspace {
                 }
             }
         }
-        backend.load(overrides)
+        Ok(backend.load(overrides)?.for_one_run())
     }
 }
 

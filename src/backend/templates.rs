@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// A loaded set of templates with one escaping filter.
 pub struct Templates {
     env: Environment<'static>,
+    /// The process ends after this render: the value tree a render builds
+    /// is not freed piece by piece (a quarter of a large plan's time).
+    one_run: bool,
 }
 
 impl Templates {
@@ -60,20 +63,52 @@ impl Templates {
         for (name, source) in overrides {
             add(&mut env, name, source)?;
         }
-        Ok(Templates { env })
+        Ok(Templates {
+            env,
+            one_run: false,
+        })
+    }
+
+    /// For a command that exits after rendering (not `serve`): what a
+    /// render builds is left for the process's end to free.
+    pub fn for_one_run(mut self) -> Templates {
+        self.one_run = true;
+        self
     }
 
     /// Renders template `name` with `value` bound to `key`.
     pub fn render(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
+        self.render_with(name, key, value, false)
+    }
+
+    /// [`Templates::render`] for the one document of a run (Drone's file,
+    /// GitLab's pipeline, GitHub's workflow): when the process ends after
+    /// it, the value tree is left for the exit to free. Not for a render
+    /// per file, whose trees would pile up.
+    pub fn render_whole(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
+        self.render_with(name, key, value, self.one_run)
+    }
+
+    fn render_with(
+        &self,
+        name: &str,
+        key: &str,
+        value: &impl Serialize,
+        keep: bool,
+    ) -> Result<String> {
         let failed = |source| Error::Template {
             name: name.to_string(),
             source,
         };
         let template = self.env.get_template(name).map_err(failed)?;
         let value = Value::from(minijinja::value::Serde(value));
-        template
-            .render(std::collections::BTreeMap::from([(key, value)]))
-            .map_err(failed)
+        let context = Value::from(std::collections::BTreeMap::from([(key.to_string(), value)]));
+        let rendered = template.render(&context).map_err(failed);
+        if keep {
+            // A reference kept forever: the tree is never dropped.
+            std::mem::forget(context);
+        }
+        rendered
     }
 }
 

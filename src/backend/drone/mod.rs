@@ -93,7 +93,7 @@ impl Backend for Drone {
 
 /// The Drone YAML for `plan`.
 pub fn render(templates: &Templates, plan: &Plan) -> Result<String> {
-    templates.render(TEMPLATE, "plan", &lower(plan))
+    templates.render_whole(TEMPLATE, "plan", &lower(plan))
 }
 
 /// What the Drone template reads: a plan of pipelines.

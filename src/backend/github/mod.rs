@@ -113,7 +113,7 @@ impl Backend for Github {
     }
 
     fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
-        let text = templates.render(TEMPLATE, "workflow", &workflow(plan))?;
+        let text = templates.render_whole(TEMPLATE, "workflow", &workflow(plan))?;
         Ok(vec![(FILE.to_string(), text)])
     }
 }

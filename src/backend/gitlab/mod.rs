@@ -102,7 +102,7 @@ impl Backend for Gitlab {
     }
 
     fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
-        Ok(Rendered::Text(templates.render(
+        Ok(Rendered::Text(templates.render_whole(
             CHILD_TEMPLATE,
             "plan",
             &lower(plan),
@@ -115,7 +115,7 @@ impl Backend for Gitlab {
             ripple_image: &'a str,
             child: &'a str,
         }
-        let text = templates.render(
+        let text = templates.render_whole(
             PARENT_TEMPLATE,
             "parent",
             &Parent {

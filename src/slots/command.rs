@@ -53,6 +53,7 @@ pub fn slots(args: SlotsArgs) -> Result<u8> {
                 name: e.name,
                 slots: e.slots,
                 ttl_s: e.ttl_s,
+                from_maybe: false,
             })
             .collect(),
         keys,

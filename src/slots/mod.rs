@@ -36,6 +36,10 @@ pub struct Environment {
     pub slots: Vec<String>,
     /// A lease not renewed within this many seconds is freed.
     pub ttl_s: u64,
+    /// Brought into being by the seed's `/maybe` routes rather than the
+    /// configuration.
+    #[serde(default)]
+    pub from_maybe: bool,
 }
 
 /// A slot held by someone until `expires`.
@@ -394,6 +398,7 @@ mod tests {
             name: "uat".into(),
             slots: slots.iter().map(|s| s.to_string()).collect(),
             ttl_s: 60,
+            from_maybe: false,
         }])
     }
 

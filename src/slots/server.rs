@@ -189,13 +189,16 @@ async fn acquire(
             );
         }
     };
+    // The configuration's environments, and those `/maybe` made; not one
+    // a previous configuration had.
     let known = app.configured.contains(&environment)
         || app
             .state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .environments
-            .contains_key(&environment);
+            .get(&environment)
+            .is_some_and(|e| e.from_maybe);
     if !known {
         return error(
             StatusCode::NOT_FOUND,
@@ -473,6 +476,7 @@ async fn maybe(
                 name: environment.clone(),
                 slots: vec![environment.clone()],
                 ttl_s: DEFAULT_TTL_S,
+                from_maybe: true,
             });
     };
     let result = match method {

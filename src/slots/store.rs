@@ -159,6 +159,7 @@ mod tests {
             name: "uat".into(),
             slots: vec!["uat-1".into()],
             ttl_s: 60,
+            from_maybe: false,
         }]);
         let Acquired::Granted(lease) = state.acquire("uat", "a", None, 5) else {
             panic!()

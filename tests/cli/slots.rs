@@ -619,6 +619,15 @@ fn call_mes_routes_answer_with_call_mes_status_codes() {
     )
     .0;
     assert_eq!(odd, 400, "a name that is not a slot name");
+    // What `/maybe` made, the REST routes serve too.
+    let rest = http(
+        address,
+        "POST",
+        "/environments/staging/leases",
+        Some(KEY),
+        br#"{"holder": "rest", "wait_s": 0}"#,
+    );
+    assert_eq!(rest.0, 201, "{}", rest.1);
 }
 
 /// Headless Chromium as the environment's guide describes it.

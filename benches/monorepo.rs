@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench monorepo                      # 100, 1000, 5000, 20000 services
 //! cargo bench --bench monorepo -- --sizes 5000 --runs 31
+//! cargo bench --bench monorepo -- --sizes 5000 --serve 200 --runs 5   # serve under load
 //! ```
 //!
 //! Each size is generated once into `target/bench-repos/` (deterministic
@@ -18,10 +19,16 @@ use std::time::{Duration, Instant};
 
 use ripple::synth::{self, CORE_BRANCH, Shape, WIDE_BRANCH};
 
+#[path = "monorepo/serve.rs"]
+mod serve;
+
 struct Options {
     sizes: Vec<usize>,
     runs: usize,
     seed: u64,
+    /// `--serve CLIENTS`: instead, `ripple serve` under waves of this many
+    /// concurrent requests.
+    serve: Option<usize>,
 }
 
 fn options() -> Options {
@@ -29,6 +36,7 @@ fn options() -> Options {
         sizes: vec![100, 1_000, 5_000, 20_000],
         runs: 21,
         seed: 1,
+        serve: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -42,6 +50,7 @@ fn options() -> Options {
             }
             "--runs" => options.runs = value().parse().expect("--runs takes a number"),
             "--seed" => options.seed = value().parse().expect("--seed takes a number"),
+            "--serve" => options.serve = Some(value().parse().expect("--serve takes a number")),
             // cargo bench passes `--bench`; other harness flags do not apply.
             _ => {}
         }
@@ -198,6 +207,24 @@ fn main() {
     }
     let options = options();
     let ripple = env!("CARGO_BIN_EXE_ripple");
+    if let Some(clients) = options.serve {
+        println!(
+            "| services | serves | requests | failed | per second | p50 ms | p99 ms | peak MiB |"
+        );
+        println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+        for &size in &options.sizes {
+            let dir = repository(size, options.seed);
+            let repo = git2::Repository::open(&dir).expect("the benchmark repository");
+            let head = repo
+                .revparse_single(CORE_BRANCH)
+                .and_then(|o| o.peel_to_commit())
+                .expect("the core branch")
+                .id()
+                .to_string();
+            serve::load(ripple, &dir, size, &head, clients, options.runs);
+        }
+        return;
+    }
     let floor = [
         "sh",
         "-c",

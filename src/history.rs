@@ -53,7 +53,7 @@ pub struct Record {
     /// The affected services.
     pub affected: Vec<String>,
     /// The YAML returned, when any.
-    pub yaml: Option<String>,
+    pub yaml: Option<std::sync::Arc<str>>,
     /// HTTP status of the answer.
     pub status: u16,
     /// What happened, in a few words.

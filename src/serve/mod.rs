@@ -225,10 +225,11 @@ struct BuildInfo {
 #[derive(Debug, Clone, Default)]
 struct Outcome {
     /// The answer's JSON body; `None`: no manifest at the built commit
-    /// (answer 204).
-    answer: Option<String>,
-    /// The configuration in it, as people read it.
-    yaml: Option<String>,
+    /// (answer 204). Shared, not copied, by every answer from the cache.
+    answer: Option<Bytes>,
+    /// The configuration in it, as people read it; shared likewise with
+    /// the history's records.
+    yaml: Option<Arc<str>>,
     base: Option<String>,
     head: Option<String>,
     changed: usize,
@@ -828,8 +829,8 @@ impl AppState {
             }
         };
         Ok(Outcome {
-            answer: Some(answer),
-            yaml: Some(yaml),
+            answer: Some(Bytes::from(answer)),
+            yaml: Some(Arc::from(yaml)),
             base: changes.base,
             head: changes.head,
             changed: changes.paths.len(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ripple::synth::{self, CORE_BRANCH, Shape, WIDE_BRANCH};
 
+#[cfg(feature = "server")]
 #[path = "monorepo/serve.rs"]
 mod serve;
 
@@ -207,6 +208,7 @@ fn main() {
     }
     let options = options();
     let ripple = env!("CARGO_BIN_EXE_ripple");
+    #[cfg(feature = "server")]
     if let Some(clients) = options.serve {
         println!(
             "| services | serves | requests | failed | per second | p50 ms | p99 ms | peak MiB |"
@@ -225,6 +227,8 @@ fn main() {
         }
         return;
     }
+    #[cfg(not(feature = "server"))]
+    assert!(options.serve.is_none(), "--serve needs the server feature");
     let floor = [
         "sh",
         "-c",

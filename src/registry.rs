@@ -136,7 +136,15 @@ impl Repository {
         &self.name
     }
 
+    /// `name:tag`, or `name@digest` for a digest.
     fn reference(&self, tag: &str) -> Result<Reference> {
+        if tag.starts_with("sha256:") {
+            let text = format!("{}@{tag}", self.name);
+            return text.parse::<Reference>().map_err(|e| Error::Usage {
+                message: format!("`{text}` is not an image reference: {e}"),
+                hint: None,
+            });
+        }
         parse(&self.name, tag)
     }
 

@@ -68,12 +68,15 @@ fn a_multi_platform_index_is_promoted_whole() {
         "in-00000000000a",
         &[(&amd, "amd64"), (&arm, "arm64")],
     );
+    // `latest` already names another image: moving it reads the revision
+    // of the index's first image, by digest.
+    registry.push_image("team/app", "latest", "an older build", None);
     let dir = tempfile::tempdir().unwrap();
     let run = promote(
         dir.path(),
         &registry.image("team/app"),
         "in-00000000000a",
-        &["2.0"],
+        &["2.0", "latest"],
         &[],
         &[],
     );
@@ -81,6 +84,7 @@ fn a_multi_platform_index_is_promoted_whole() {
     assert!(run.stderr.contains("an index"), "{}", run.stderr);
     let (digest, media_type) = registry.tag("team/app", "2.0").unwrap();
     assert_eq!(digest, index);
+    assert_eq!(registry.tag("team/app", "latest").unwrap().0, index);
     assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
 }
 

@@ -253,9 +253,22 @@ fn main() {
     // Discovery reads every file of HEAD: its floor is listing them.
     let tree_floor = ["git", "ls-tree", "-r", "HEAD"];
     let sync = [ripple, "sync", "--check"];
-    let discovery: [(&str, &[&str]); 2] = [
+    // `init` writes a first manifest only: each run writes a fresh one
+    // outside the repository.
+    let init_out =
+        std::env::temp_dir().join(format!("ripple-bench-init-{}.toml", std::process::id()));
+    let init_out = init_out.display().to_string();
+    let init = [
+        "sh",
+        "-c",
+        "rm -f \"$1\" && exec \"$0\" --manifest \"$1\" init",
+        ripple,
+        &init_out,
+    ];
+    let discovery: [(&str, &[&str]); 3] = [
         ("git ls-tree -r", &tree_floor),
         ("ripple sync --check", &sync),
+        ("ripple init", &init),
     ];
 
     println!(

@@ -50,6 +50,11 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
     // Images: every Dockerfile, its context from a compose file.
     let compose = compose_builds(paths, &text);
     let mut images: Vec<Planned> = Vec::new();
+    // Dockerfiles per folder, counted once (not once per Dockerfile).
+    let mut dockerfiles_in: HashMap<&str, usize> = HashMap::new();
+    for path in paths.iter().filter(|p| kept(p) && is_dockerfile(p)) {
+        *dockerfiles_in.entry(split(path).0).or_default() += 1;
+    }
     for path in paths.iter().filter(|p| kept(p) && is_dockerfile(p)) {
         let (dir, file) = split(path);
         let from_compose = compose.get(path.as_str());
@@ -70,11 +75,7 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
             .unwrap_or_else(|| format!("registry.example.org/{}", sanitise(&name)));
         // A folder of several Dockerfiles is no one image's: each owns
         // its Dockerfile (and what it copies).
-        let shared = paths
-            .iter()
-            .filter(|p| kept(p) && is_dockerfile(p) && split(p).0 == dir)
-            .count()
-            > 1;
+        let shared = dockerfiles_in.get(dir).is_some_and(|&n| n > 1);
         images.push(Planned {
             name,
             dir: if dir.is_empty() || shared {
@@ -92,10 +93,12 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
 
     // Libraries, one per project.
     let mut libraries: Vec<Planned> = Vec::new();
+    // Folders that already have a service: one lookup per candidate.
+    let mut taken: std::collections::HashSet<String> =
+        images.iter().map(|i| i.dir.clone()).collect();
     let mut library = |dir: &str| {
         let dir = dir.to_string();
-        if !images.iter().any(|i| i.dir == dir) && !libraries.iter().any(|l: &Planned| l.dir == dir)
-        {
+        if taken.insert(dir.clone()) {
             libraries.push(Planned {
                 name: base(&dir).to_string(),
                 dir,
@@ -111,10 +114,10 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
         .collect();
     // A library per Go module; outside every module (GOPATH-style), one
     // per package directory.
+    let module_dirs: std::collections::HashSet<&str> = modules.iter().copied().collect();
     let in_module = |dir: &str| {
-        modules
-            .iter()
-            .any(|m| m.is_empty() || dir == *m || dir.starts_with(&format!("{m}/")))
+        module_dirs.contains("")
+            || crate::pattern::prefixes(dir).any(|prefix| module_dirs.contains(prefix))
     };
     let mut package_dirs: Vec<&str> = paths
         .iter()
@@ -161,6 +164,18 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
     });
 
     // Paths an image's COPY lines bring in that no library owns.
+    let library_dirs: std::collections::HashSet<&str> =
+        libraries.iter().map(|l| l.dir.as_str()).collect();
+    // Whether `path` is a tracked file or has tracked files below it
+    // (`paths` is sorted).
+    let tracked = |path: &str| {
+        let at = paths.partition_point(|p| p.as_str() < path);
+        paths.get(at).is_some_and(|p| p == path) || {
+            let below = format!("{path}/");
+            let at = paths.partition_point(|p| p.as_str() < below.as_str());
+            paths.get(at).is_some_and(|p| p.starts_with(&below))
+        }
+    };
     for image in &mut images {
         let Some((dockerfile, context, _)) = &image.build else {
             continue;
@@ -176,11 +191,9 @@ pub fn guess(files: &Files<'_>, branch: &str, tags: &[String]) -> Guess {
             if path.is_empty()
                 || path == *context
                 || owned(&image.dir)
-                || libraries.iter().any(|l| owned(&l.dir))
+                || crate::pattern::prefixes(&path).any(|dir| library_dirs.contains(dir))
                 || crate::pattern::is_glob(&path)
-                || !paths
-                    .iter()
-                    .any(|p| *p == path || p.starts_with(&format!("{path}/")))
+                || !tracked(&path)
             {
                 continue;
             }
@@ -255,7 +268,10 @@ fn name_uniquely(services: &mut [Planned]) {
     for s in services.iter() {
         *counts.entry(sanitise(&s.name)).or_default() += 1;
     }
-    let mut taken: HashMap<String, ()> = HashMap::new();
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // The next number to try after each name: many services of one name
+    // take one try each, not one per earlier namesake.
+    let mut next: HashMap<String, usize> = HashMap::new();
     for s in services.iter_mut() {
         let mut name = sanitise(&s.name);
         if counts[&name] > 1 {
@@ -265,12 +281,17 @@ fn name_uniquely(services: &mut [Planned]) {
             }
         }
         let mut unique = name.clone();
-        let mut n = 2;
-        while taken.contains_key(&unique) {
-            unique = format!("{name}-{n}");
-            n += 1;
+        if taken.contains(&unique) {
+            let n = next.entry(name.clone()).or_insert(2);
+            loop {
+                unique = format!("{name}-{n}");
+                *n += 1;
+                if !taken.contains(&unique) {
+                    break;
+                }
+            }
         }
-        taken.insert(unique.clone(), ());
+        taken.insert(unique.clone());
         s.name = unique;
     }
 }

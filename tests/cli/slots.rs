@@ -251,67 +251,87 @@ fn release(address: SocketAddr, lease: u64) -> u16 {
 const TWO_SLOTS: &str =
     "[[environment]]\nname = \"uat\"\nslots = [\"uat-1\", \"uat-2\"]\nttl = \"30s\"\n";
 
+/// What the clients themselves saw: who holds each slot now, two holders
+/// of one slot, and every grant in the order it was taken.
+#[derive(Default)]
+struct Ledger {
+    holding: Mutex<std::collections::HashMap<String, usize>>,
+    clashes: Mutex<Vec<String>>,
+    grants: Mutex<Vec<(String, u64)>>,
+}
+
+impl Ledger {
+    /// Client `i` takes a slot, holds it for `hold`, and gives it back
+    /// (asking again while the server is down).
+    fn hold_once(&self, address: SocketAddr, i: usize, hold: Duration) {
+        let lease = acquire(
+            address,
+            "uat",
+            &format!("client-{i}"),
+            Duration::from_secs(120),
+        )
+        .expect("a slot within two minutes");
+        let slot = lease["slot"].as_str().unwrap().to_string();
+        {
+            let mut holding = self.holding.lock().unwrap();
+            if let Some(other) = holding.insert(slot.clone(), i) {
+                self.clashes
+                    .lock()
+                    .unwrap()
+                    .push(format!("{slot}: client-{i} while client-{other}"));
+            }
+            self.grants
+                .lock()
+                .unwrap()
+                .push((slot.clone(), lease["token"].as_u64().unwrap()));
+        }
+        std::thread::sleep(hold);
+        self.holding.lock().unwrap().remove(&slot);
+        let id = lease["lease"].as_u64().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while release(address, id) != 204 {
+            assert!(Instant::now() < deadline, "release never answered 204");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// No slot had two holders, `clients` grants were made, no token was
+    /// given twice, and each slot's tokens grow in the order it was held.
+    fn check(&self, clients: usize) {
+        let clashes = self.clashes.lock().unwrap();
+        assert!(clashes.is_empty(), "two holders of one slot: {clashes:?}");
+        let grants = self.grants.lock().unwrap();
+        assert_eq!(grants.len(), clients);
+        let mut tokens: Vec<u64> = grants.iter().map(|g| g.1).collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        assert_eq!(tokens.len(), clients, "no token given twice");
+        for slot in ["uat-1", "uat-2"] {
+            let of_slot: Vec<u64> = grants.iter().filter(|g| g.0 == slot).map(|g| g.1).collect();
+            assert!(
+                of_slot.windows(2).all(|w| w[0] < w[1]),
+                "{slot}: {of_slot:?}"
+            );
+            assert!(!of_slot.is_empty(), "{slot} was never used");
+        }
+    }
+}
+
 #[test]
 fn fifty_acquirers_on_two_slots_never_share_one() {
     let server = Slots::start(TWO_SLOTS);
     let address = server.address;
-    // Who holds each slot now, by the clients' own account, and every
-    // grant in the order it was taken.
-    let holding: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
-    let grants: Arc<Mutex<Vec<(String, u64, usize)>>> = Arc::default();
-    let clashes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ledger = Arc::new(Ledger::default());
     let threads: Vec<_> = (0..50)
         .map(|i| {
-            let (holding, grants, clashes) = (holding.clone(), grants.clone(), clashes.clone());
-            std::thread::spawn(move || {
-                let lease = acquire(
-                    address,
-                    "uat",
-                    &format!("client-{i}"),
-                    Duration::from_secs(120),
-                )
-                .expect("a slot within two minutes");
-                let slot = lease["slot"].as_str().unwrap().to_string();
-                let token = lease["token"].as_u64().unwrap();
-                {
-                    let mut holding = holding.lock().unwrap();
-                    if let Some(other) = holding.insert(slot.clone(), i) {
-                        clashes
-                            .lock()
-                            .unwrap()
-                            .push(format!("{slot}: client-{i} while client-{other}"));
-                    }
-                    grants.lock().unwrap().push((slot.clone(), token, i));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-                holding.lock().unwrap().remove(&slot);
-                assert_eq!(release(address, lease["lease"].as_u64().unwrap()), 204);
-            })
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.hold_once(address, i, Duration::from_millis(20)))
         })
         .collect();
     for thread in threads {
         thread.join().unwrap();
     }
-    assert!(
-        clashes.lock().unwrap().is_empty(),
-        "two holders of one slot: {:?}",
-        clashes.lock().unwrap()
-    );
-    let grants = grants.lock().unwrap().clone();
-    assert_eq!(grants.len(), 50);
-    // Fencing tokens: unique, and each slot's grow in the order it was held.
-    let mut tokens: Vec<u64> = grants.iter().map(|g| g.1).collect();
-    tokens.sort_unstable();
-    tokens.dedup();
-    assert_eq!(tokens.len(), 50);
-    for slot in ["uat-1", "uat-2"] {
-        let of_slot: Vec<u64> = grants.iter().filter(|g| g.0 == slot).map(|g| g.1).collect();
-        assert!(
-            of_slot.windows(2).all(|w| w[0] < w[1]),
-            "{slot}: {of_slot:?}"
-        );
-        assert!(!of_slot.is_empty());
-    }
+    ledger.check(50);
     assert_eq!(server.holders("uat"), [None, None]);
 }
 
@@ -1042,41 +1062,11 @@ fn githubs_and_gitlabs_rendered_scripts_hold_the_slot_for_real() {
 fn kills_and_restarts_in_the_middle_of_many_clients_never_double_a_slot() {
     let server = Arc::new(Mutex::new(Slots::start(TWO_SLOTS)));
     let address = server.lock().unwrap().address;
-    let holding: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
-    let clashes: Arc<Mutex<Vec<String>>> = Arc::default();
-    let tokens: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let ledger = Arc::new(Ledger::default());
     let clients: Vec<_> = (0..20)
         .map(|i| {
-            let (holding, clashes, tokens) = (holding.clone(), clashes.clone(), tokens.clone());
-            std::thread::spawn(move || {
-                let lease = acquire(
-                    address,
-                    "uat",
-                    &format!("client-{i}"),
-                    Duration::from_secs(120),
-                )
-                .expect("a slot within two minutes, restarts and all");
-                let slot = lease["slot"].as_str().unwrap().to_string();
-                if let Some(other) = holding.lock().unwrap().insert(slot.clone(), i) {
-                    clashes
-                        .lock()
-                        .unwrap()
-                        .push(format!("{slot}: client-{i} while client-{other}"));
-                }
-                tokens
-                    .lock()
-                    .unwrap()
-                    .push((slot.clone(), lease["token"].as_u64().unwrap()));
-                std::thread::sleep(Duration::from_millis(150));
-                holding.lock().unwrap().remove(&slot);
-                // The server may be down right now: try until it answers.
-                let id = lease["lease"].as_u64().unwrap();
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while release(address, id) != 204 {
-                    assert!(Instant::now() < deadline, "release never answered");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || ledger.hold_once(address, i, Duration::from_millis(150)))
         })
         .collect();
     for _ in 0..2 {
@@ -1089,16 +1079,6 @@ fn kills_and_restarts_in_the_middle_of_many_clients_never_double_a_slot() {
     for client in clients {
         client.join().unwrap();
     }
-    assert!(
-        clashes.lock().unwrap().is_empty(),
-        "{:?}",
-        clashes.lock().unwrap()
-    );
-    let tokens = tokens.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 20);
-    let mut all: Vec<u64> = tokens.iter().map(|t| t.1).collect();
-    all.sort_unstable();
-    all.dedup();
-    assert_eq!(all.len(), 20, "no token given twice across restarts");
+    ledger.check(20);
     assert_eq!(server.lock().unwrap().holders("uat"), [None, None]);
 }

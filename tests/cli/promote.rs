@@ -301,6 +301,19 @@ build_args = {{ MODE = "release" }}
     )
 }
 
+/// A repository of [`manifest`]'s services, committed once: the
+/// repository and that commit.
+fn suite(registry: &Registry) -> (TestRepo, String) {
+    let mut repo = TestRepo::empty();
+    repo.write("services.toml", &manifest(registry));
+    repo.write("base/Dockerfile", "FROM alpine\n");
+    repo.write("lib/lib.go", "package lib\n");
+    repo.write("api/Dockerfile", "FROM base\nCOPY api lib /src/\n");
+    repo.write("api/main.go", "package main\n");
+    let start = repo.commit("start");
+    (repo, start)
+}
+
 /// `affected --format json`'s input of each image at `head`.
 fn inputs(repo: &TestRepo, head: &str) -> Vec<(String, String)> {
     let json = repo
@@ -335,13 +348,7 @@ fn inputs(repo: &TestRepo, head: &str) -> Vec<(String, String)> {
 #[test]
 fn a_release_promotes_what_the_publish_push_built() {
     let registry = Registry::start();
-    let mut repo = TestRepo::empty();
-    repo.write("services.toml", &manifest(&registry));
-    repo.write("base/Dockerfile", "FROM alpine\n");
-    repo.write("lib/lib.go", "package lib\n");
-    repo.write("api/Dockerfile", "FROM base\nCOPY api lib /src/\n");
-    repo.write("api/main.go", "package main\n");
-    let start = repo.commit("start");
+    let (mut repo, start) = suite(&registry);
     repo.branch("develop").checkout("develop");
     repo.write("base/Dockerfile", "FROM alpine:3\n");
     repo.write("lib/lib.go", "package lib // v2\n");
@@ -471,13 +478,7 @@ fn a_release_promotes_what_the_publish_push_built() {
 fn built_once(
     registry: &Registry,
 ) -> (TestRepo, String, std::collections::BTreeMap<String, String>) {
-    let mut repo = TestRepo::empty();
-    repo.write("services.toml", &manifest(registry));
-    repo.write("base/Dockerfile", "FROM alpine\n");
-    repo.write("lib/lib.go", "package lib\n");
-    repo.write("api/Dockerfile", "FROM base\nCOPY api lib /src/\n");
-    repo.write("api/main.go", "package main\n");
-    let head = repo.commit("start");
+    let (repo, head) = suite(registry);
     let mut pushed = std::collections::BTreeMap::new();
     for (name, input) in inputs(&repo, &head) {
         let repository = format!("team/{name}");

@@ -154,12 +154,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn failed(error: Error) -> Response {
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, error.report())
-}
-
-fn error_response(status: StatusCode, message: String) -> Response {
-    error(status, message)
+fn failed(cause: Error) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, cause.report())
 }
 
 /// `POST /environments/{env}/leases` body.
@@ -174,12 +170,8 @@ struct AcquireBody {
 async fn acquire(
     Shared(app): Shared<Arc<App>>,
     UrlPath(environment): UrlPath<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !app.authorized(&headers) {
-        return unauthorized();
-    }
     let body: AcquireBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(e) => {
@@ -296,25 +288,14 @@ fn unauthorized() -> Response {
 async fn leave(
     Shared(app): Shared<Arc<App>>,
     UrlPath((_, ticket)): UrlPath<(String, u64)>,
-    headers: HeaderMap,
 ) -> Response {
-    if !app.authorized(&headers) {
-        return unauthorized();
-    }
     match app.change(|state, _| state.leave(ticket)) {
         Err(e) => failed(e),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
     }
 }
 
-async fn renew(
-    Shared(app): Shared<Arc<App>>,
-    UrlPath(id): UrlPath<u64>,
-    headers: HeaderMap,
-) -> Response {
-    if !app.authorized(&headers) {
-        return unauthorized();
-    }
+async fn renew(Shared(app): Shared<Arc<App>>, UrlPath(id): UrlPath<u64>) -> Response {
     match app.change(|state, now| state.renew(id, now)) {
         Err(e) => failed(e),
         Ok(None) => error(
@@ -328,14 +309,7 @@ async fn renew(
     }
 }
 
-async fn release(
-    Shared(app): Shared<Arc<App>>,
-    UrlPath(id): UrlPath<u64>,
-    headers: HeaderMap,
-) -> Response {
-    if !app.authorized(&headers) {
-        return unauthorized();
-    }
+async fn release(Shared(app): Shared<Arc<App>>, UrlPath(id): UrlPath<u64>) -> Response {
     match app.change(|state, _| state.release(id)) {
         Err(e) => failed(e),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -456,7 +430,6 @@ async fn maybe(
     Shared(app): Shared<Arc<App>>,
     method: Method,
     Query(query): Query<Maybe>,
-    headers: HeaderMap,
 ) -> Response {
     // A name becomes a slot's name, which clients print as shell lines.
     let Some(environment) = query
@@ -465,9 +438,6 @@ async fn maybe(
     else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    if method != Method::GET && !app.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     let create = |state: &mut State| {
         state
             .environments
@@ -524,6 +494,19 @@ async fn maybe(
     }
 }
 
+/// Every change needs a key; reading (GET) does not. One check for every
+/// route, call-me's included.
+async fn require_key(
+    Shared(app): Shared<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != Method::GET && !app.authorized(request.headers()) {
+        return unauthorized();
+    }
+    next.run(request).await
+}
+
 /// One line per request: method, path, status, time taken.
 async fn log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = Instant::now();
@@ -547,6 +530,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/leases/{id}/renew", post(renew))
         .route("/leases/{id}", delete(release))
         .route("/maybe", get(maybe).post(maybe).delete(maybe))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            require_key,
+        ))
         .layer(axum::middleware::from_fn(log))
         .with_state(app)
 }

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use git2::Repository;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
 use crate::input;
 use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
+use crate::output::{Output, write_atomically};
 use crate::plan;
 use crate::render::{self, Report};
 
@@ -244,7 +246,7 @@ impl Workspace {
                 }
             }
         }
-        Ok(backend.load(overrides)?.for_one_run())
+        backend.load(overrides)
     }
 }
 
@@ -599,30 +601,61 @@ fn cmd_plan(
     let analysis = analyse(workspace, &args.build, err)?;
     let affected = analysis.affected()?;
     workspace.lap("graph");
-    let plan = plan::plan(&analysis.manifest, &analysis.changes, &affected);
+    let plan = Arc::new(plan::plan(&analysis.manifest, &analysis.changes, &affected));
+    // The document goes to its destination as it renders: no size of plan
+    // is held whole.
+    let mut output = Output::to(args.output.as_deref(), out);
     let rendered = match args.format {
-        cli::PlanFormat::Ci => analysis
-            .backend
-            .plan(&workspace.templates(analysis.backend)?, &plan)?,
-        cli::PlanFormat::Json => Rendered::Text(render::plan_json(
-            &Report::new(&analysis.changes, &affected),
-            &plan,
-        )),
+        cli::PlanFormat::Ci => {
+            let templates = workspace.templates(analysis.backend)?;
+            analysis.backend.plan(&templates, &plan, &mut output)
+        }
+        cli::PlanFormat::Json => {
+            let report = Report::new(&analysis.changes, &affected);
+            // A failed write is the output's to report.
+            let _ = render::plan_json(&report, &plan, &mut output);
+            Ok(Rendered::Written)
+        }
+    };
+    // A render that failed because its output did is reported as the
+    // output's failure.
+    let rendered = match (rendered, output.failure()) {
+        (_, Some(failed)) => return Err(failed),
+        (rendered, None) => rendered?,
     };
     workspace.lap("render");
-    let written = write_rendered(&rendered, args.output.as_deref(), out);
+    let to_a_file = args.output.is_some();
+    let written = match &rendered {
+        Rendered::Written => output.finish(),
+        Rendered::Files { files, json } => match &args.output {
+            Some(dir) => write_files(dir, files),
+            None => finish_with(output, json),
+        },
+        Rendered::Outputs { variable, values } => match &args.output {
+            // A CI system's outputs file is shared with other steps:
+            // appended to, never replaced.
+            None => match Vars::process().get(variable) {
+                Some(file) => append(Path::new(&file), &outputs_file_form(values)),
+                None => finish_with(output, &outputs_json(values)),
+            },
+            Some(_) => finish_with(output, &outputs_json(values)),
+        },
+    };
     workspace.lap("output");
     // When the plan went to a file, the build log still says what it is.
-    if written.is_ok()
-        && !matches!(
-            (&rendered, &args.output),
-            (Rendered::Text(_), None) | (Rendered::Files { .. }, None)
-        )
-    {
+    let appended = matches!(rendered, Rendered::Outputs { .. });
+    if written.is_ok() && (to_a_file || appended) {
         let _ = writeln!(err, "ripple: {}", summary(&plan));
     }
     exit_without_freeing((analysis, affected, plan, rendered));
     written
+}
+
+/// Writes `text` as the whole document and finishes `output`.
+fn finish_with(mut output: Output<'_>, text: &str) -> Result<()> {
+    // A failure is kept in `output` and reported by `finish`.
+    let _ = output.write_all(text.as_bytes());
+    output.finish()
 }
 
 /// One line for a build log: why these jobs, how many, or why none.
@@ -635,36 +668,6 @@ fn summary(plan: &plan::Plan) -> String {
             plan.jobs.len(),
             if plan.jobs.len() == 1 { "" } else { "s" }
         ),
-    }
-}
-
-/// Writes what a backend rendered where it belongs: one text to `output`
-/// or stdout; several files into the directory `output`, or their JSON
-/// answer to stdout; step outputs appended to the CI system's outputs
-/// file, or as one JSON object to `output` or stdout.
-fn write_rendered(rendered: &Rendered, output: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-    match rendered {
-        Rendered::Text(text) => match output {
-            Some(path) => write_atomically(path, text),
-            None => emit(out, text),
-        },
-        Rendered::Files { files, json } => match output {
-            Some(dir) => write_files(dir, files),
-            None => emit(out, json),
-        },
-        Rendered::Outputs { variable, values } => {
-            let target = match output {
-                Some(path) => Some((path.to_path_buf(), false)),
-                None => Vars::process()
-                    .get(variable)
-                    .map(|file| (PathBuf::from(file), true)),
-            };
-            match target {
-                Some((path, true)) => append(&path, &outputs_file_form(values)),
-                Some((path, false)) => write_atomically(&path, &outputs_json(values)),
-                None => emit(out, &outputs_json(values)),
-            }
-        }
     }
 }
 
@@ -743,16 +746,20 @@ fn cmd_affected(
     let analysis = analyse(workspace, &args.build, err)?;
     let affected = analysis.affected()?;
     workspace.lap("graph");
-    let text = match args.format {
-        cli::AffectedFormat::Text => render::affected_text(&analysis.changes, &affected),
+    let mut output = Output::stream(out);
+    // A failed write is kept in `output` and reported by `finish`.
+    let _ = match args.format {
+        cli::AffectedFormat::Text => {
+            output.write_all(render::affected_text(&analysis.changes, &affected).as_bytes())
+        }
         cli::AffectedFormat::Json => {
-            render::affected_json(&Report::new(&analysis.changes, &affected))
+            render::affected_json(&Report::new(&analysis.changes, &affected), &mut output)
         }
     };
     workspace.lap("render");
-    let written = emit(out, &text);
+    let written = output.finish();
     workspace.lap("output");
-    exit_without_freeing((analysis, affected, text));
+    exit_without_freeing((analysis, affected));
     written
 }
 
@@ -921,7 +928,7 @@ fn cmd_generate(workspace: &Workspace, args: cli::GenerateArgs, out: &mut dyn Wr
     let all = ServiceGraph::new(&manifest).affected(&everything);
     let files = backend.generate(
         &workspace.templates(backend)?,
-        &plan::static_plan(&manifest, &all, &everything.args.values),
+        &Arc::new(plan::static_plan(&manifest, &all, &everything.args.values)),
     )?;
     let root = repo
         .as_ref()
@@ -1287,32 +1294,4 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<()> {
             path: PathBuf::from("<stdout>"),
             source,
         })
-}
-
-/// Writes to a temporary file beside `path` and renames it over `path`, so
-/// a reader never sees half a file.
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let io_error = |action, source| Error::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
-    // tempfile creates 0600 files; an output file gets what any new file
-    // gets under the umask (0644 under 022), as `>` would give it.
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut file = builder
-        .tempfile_in(dir)
-        .map_err(|e| io_error("create a temporary file for", e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|e| io_error("write", e))?;
-    file.persist(path)
-        .map_err(|e| io_error("replace", e.error))?;
-    Ok(())
 }

@@ -107,7 +107,7 @@ pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
     let changes = changes::collect(built.repo(), &manifest.settings, &request)?;
     let graph = ServiceGraph::new(&manifest);
     let affected = graph.affected(&changes);
-    let plan = plan::plan(&manifest, &changes, &affected);
+    let plan = std::sync::Arc::new(plan::plan(&manifest, &changes, &affected));
     let yaml = drone::render(&drone::Drone.load(Vec::new())?, &plan)?;
 
     let mut text = format!(

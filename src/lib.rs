@@ -27,6 +27,7 @@ pub mod history; // `ripple serve`'s record of what it answered
 pub mod init; // `ripple init`: a first manifest guessed from the files
 pub mod input; // input hashes: what each image is made of
 pub mod manifest; // services.toml → Manifest, every problem located
+pub mod output; // a document's destination: stdout, or a file put in place whole
 pub mod pattern; // the one path-pattern rule
 pub mod plan;
 #[cfg(feature = "registry")]

@@ -3,6 +3,7 @@
 //! configuration is the backends' (`crate::backend`).
 
 use std::fmt::Write as _;
+use std::io::Write;
 
 use serde::Serialize;
 
@@ -31,30 +32,34 @@ impl<'a> Report<'a> {
     }
 }
 
-/// `affected --format json`.
-pub fn affected_json(report: &Report<'_>) -> String {
-    let mut text = serde_json::to_string_pretty(report).unwrap_or_default();
-    text.push('\n');
-    text
+/// `affected --format json`, written into `out` as it goes.
+pub fn affected_json(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    json_to(report, out)
 }
 
 /// `plan --format json`: the affected report plus the jobs, as no CI
-/// system in particular would run them.
-pub fn plan_json(report: &Report<'_>, plan: &Plan) -> String {
+/// system in particular would run them; written into `out` as it goes.
+pub fn plan_json(report: &Report<'_>, plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct PlanJson<'a> {
         affected: &'a Report<'a>,
         jobs: &'a [crate::plan::Job],
         idle_reason: &'a Option<String>,
     }
-    let mut text = serde_json::to_string_pretty(&PlanJson {
-        affected: report,
-        jobs: &plan.jobs,
-        idle_reason: &plan.idle_reason,
-    })
-    .unwrap_or_default();
-    text.push('\n');
-    text
+    json_to(
+        &PlanJson {
+            affected: report,
+            jobs: &plan.jobs,
+            idle_reason: &plan.idle_reason,
+        },
+        out,
+    )
+}
+
+/// Pretty JSON and a newline.
+fn json_to(value: &impl Serialize, mut out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")
 }
 
 /// `affected --format text`: one line per service, then the build order.

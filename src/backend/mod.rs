@@ -6,6 +6,8 @@
 //! A backend is a folder here with a type implementing [`Backend`], plus
 //! one line in [`BACKENDS`].
 
+use std::sync::Arc;
+
 use crate::changes::{Event, Names};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -97,8 +99,9 @@ pub struct BuildEnv {
 /// What `plan` gives for one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
-    /// One document: to stdout, or to `--output FILE`.
-    Text(String),
+    /// One document, written into the `out` that [`Backend::plan`] was
+    /// given as it rendered: stdout, or `--output FILE`.
+    Written,
     /// Several named documents: `json` (their names and texts as one JSON
     /// value) on stdout, or one file each in `--output DIR`.
     Files {
@@ -144,12 +147,19 @@ pub trait Backend: Sync {
         Templates::new(self.dollar(), self.templates(), overrides)
     }
 
-    /// The configuration for one build.
-    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered>;
+    /// The configuration for one build. A CI system that takes one
+    /// document gets it written into `out` as it renders ([`Rendered::Written`]),
+    /// so that no size of plan is held whole; others leave `out` alone.
+    fn plan(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Rendered>;
 
     /// The static files of `ripple generate` for a static plan: `(path
     /// from the repository root, text)`.
-    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>>;
+    fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>>;
 
     /// Whether `generate` writes a directory of files, one per job, that
     /// ripple owns: files it generated there before and no longer writes

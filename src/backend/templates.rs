@@ -5,18 +5,19 @@
 //! script line the shell reads) goes through the `literal` filter, which
 //! keeps `$` and still quotes the YAML.
 
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::yaml::{self, Dollar};
 use crate::error::{Error, Result};
+use crate::plan::{Job, Plan};
 
 /// A loaded set of templates with one escaping filter.
 pub struct Templates {
     env: Environment<'static>,
-    /// The process ends after this render: the value tree a render builds
-    /// is not freed piece by piece (a quarter of a large plan's time).
-    one_run: bool,
 }
 
 impl Templates {
@@ -63,39 +64,30 @@ impl Templates {
         for (name, source) in overrides {
             add(&mut env, name, source)?;
         }
-        Ok(Templates {
-            env,
-            one_run: false,
-        })
-    }
-
-    /// For a command that exits after rendering (not `serve`): what a
-    /// render builds is left for the process's end to free.
-    pub fn for_one_run(mut self) -> Templates {
-        self.one_run = true;
-        self
+        Ok(Templates { env })
     }
 
     /// Renders template `name` with `value` bound to `key`.
     pub fn render(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
-        self.render_with(name, key, value, false)
+        let mut text = Vec::new();
+        self.render_to(name, key, value, &mut text)?;
+        // The formatter and the templates write only `str`s.
+        Ok(
+            String::from_utf8(text)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()),
+        )
     }
 
-    /// [`Templates::render`] for the one document of a run (Drone's file,
-    /// GitLab's pipeline, GitHub's workflow): when the process ends after
-    /// it, the value tree is left for the exit to free. Not for a render
-    /// per file, whose trees would pile up.
-    pub fn render_whole(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
-        self.render_with(name, key, value, self.one_run)
-    }
-
-    fn render_with(
+    /// Renders template `name` with `value` bound to `key` into `out` as
+    /// it goes, holding none of the text. A failed write fails the render
+    /// (the writer keeps its own error to report).
+    pub fn render_to(
         &self,
         name: &str,
         key: &str,
         value: &impl Serialize,
-        keep: bool,
-    ) -> Result<String> {
+        out: &mut dyn std::io::Write,
+    ) -> Result<()> {
         let failed = |source| Error::Template {
             name: name.to_string(),
             source,
@@ -103,12 +95,141 @@ impl Templates {
         let template = self.env.get_template(name).map_err(failed)?;
         let value = Value::from(minijinja::value::Serde(value));
         let context = Value::from(std::collections::BTreeMap::from([(key.to_string(), value)]));
-        let rendered = template.render(&context).map_err(failed);
-        if keep {
-            // A reference kept forever: the tree is never dropped.
-            std::mem::forget(context);
-        }
-        rendered
+        template
+            .render_captured_to(&context, out)
+            .map(drop)
+            .map_err(failed)
+    }
+}
+
+/// A list a template reads item by item: item `i` is lowered from the
+/// plan's job `i` when the template reaches it, and dropped after, so that
+/// neither the lowered plan nor its value tree is ever whole in memory.
+pub fn per_job<T: Serialize + 'static>(plan: &Arc<Plan>, lower: fn(&Plan, &Job) -> T) -> Value {
+    Value::from_object(PerJob {
+        plan: Arc::clone(plan),
+        lower,
+    })
+}
+
+struct PerJob<T> {
+    plan: Arc<Plan>,
+    lower: fn(&Plan, &Job) -> T,
+}
+
+impl<T> std::fmt::Debug for PerJob<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} jobs>", self.plan.jobs.len())
+    }
+}
+
+impl<T: Serialize + 'static> Object for PerJob<T> {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let job = self.plan.jobs.get(key.as_usize()?)?;
+        Some(Value::from(minijinja::value::Serde((self.lower)(
+            &self.plan, job,
+        ))))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.plan.jobs.len())
+    }
+}
+
+/// [`per_job`] for a backend that lowers a job into several items:
+/// `count` says how many, without lowering, so that the list's length is
+/// known (`|length`, `loop.last`) and an item is found by its index.
+pub fn per_job_flat<T: Serialize + Send + Sync + 'static>(
+    plan: &Arc<Plan>,
+    lower: fn(&Job) -> Vec<T>,
+    count: fn(&Job) -> usize,
+) -> Value {
+    let starts = std::iter::once(0)
+        .chain(plan.jobs.iter().scan(0, |total, job| {
+            *total += count(job);
+            Some(*total)
+        }))
+        .collect();
+    Value::from_object(PerJobFlat {
+        plan: Arc::clone(plan),
+        lower,
+        starts,
+    })
+}
+
+struct PerJobFlat<T> {
+    plan: Arc<Plan>,
+    lower: fn(&Job) -> Vec<T>,
+    /// Job `j`'s items are `starts[j]..starts[j + 1]`.
+    starts: Vec<usize>,
+}
+
+impl<T> std::fmt::Debug for PerJobFlat<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<items of {} jobs>", self.plan.jobs.len())
+    }
+}
+
+impl<T: Serialize + Send + Sync + 'static> Object for PerJobFlat<T> {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let index = key.as_usize()?;
+        // The last job whose items start at or before `index`.
+        let job = self
+            .starts
+            .partition_point(|&start| start <= index)
+            .checked_sub(1)?;
+        let item = (self.lower)(self.plan.jobs.get(job)?)
+            .into_iter()
+            .nth(index - self.starts[job])?;
+        Some(Value::from(minijinja::value::Serde(item)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let this = Arc::clone(self);
+        let total = self.starts.last().copied().unwrap_or(0);
+        let mut job = 0;
+        let mut pending = Vec::new().into_iter();
+        let items = std::iter::from_fn(move || {
+            loop {
+                if let Some(item) = pending.next() {
+                    return Some(Value::from(minijinja::value::Serde(item)));
+                }
+                let next = this.plan.jobs.get(job)?;
+                pending = (this.lower)(next).into_iter();
+                debug_assert_eq!(pending.len(), this.starts[job + 1] - this.starts[job]);
+                job += 1;
+            }
+        });
+        // The exact length, for `loop.length` and `loop.last`.
+        Enumerator::Iter(Box::new(Counted { items, left: total }))
+    }
+}
+
+/// An iterator that says how many items it has left.
+struct Counted<I> {
+    items: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.items.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
     }
 }
 

@@ -810,9 +810,19 @@ impl AppState {
             );
         }
         let plan = plan::plan(&manifest, &changes, &affected);
-        let (answer, yaml) = match self.config.speaks.backend().plan(&self.templates, &plan)? {
+        let mut text = Vec::new();
+        let rendered = self.config.speaks.backend().plan(
+            &self.templates,
+            &std::sync::Arc::new(plan),
+            &mut text,
+        )?;
+        let (answer, yaml) = match rendered {
             // Drone: `{"data": YAML}`.
-            Rendered::Text(yaml) => (serde_json::json!({ "data": yaml }).to_string(), yaml),
+            Rendered::Written => {
+                // Templates and their formatter write only `str`s.
+                let yaml = String::from_utf8_lossy(&text).into_owned();
+                (serde_json::json!({ "data": yaml }).to_string(), yaml)
+            }
             // Woodpecker: `{"configs": [{"name", "data"}]}`.
             Rendered::Files { files, json } => {
                 let shown: Vec<String> = files

@@ -133,7 +133,7 @@ pub fn slot(args: SlotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             let granted = client.acquire(&acquire.environment, &holder, wait, err)?;
             let lines = client::lines(&granted);
             if let Some(path) = &acquire.output {
-                crate::app::write_atomically(path, &lines)?;
+                crate::output::write_atomically(path, &lines)?;
             }
             let _ = writeln!(
                 err,

@@ -1,6 +1,8 @@
 //! GitHub Actions: the plan job's outputs for every build, the workflow,
 //! GitHub's environment and event payload, and hostile values.
 
+use std::sync::Arc;
+
 use ripple::backend::{Backend, Rendered, github};
 use serde_norway::Value;
 
@@ -226,7 +228,7 @@ fn evaluated(value: &Value) -> String {
 
 #[test]
 fn hostile_values_reach_github_as_they_are() {
-    let plan = hostile_plan();
+    let plan = Arc::new(hostile_plan());
     let templates = github::Github.load(Vec::new()).unwrap();
     let files = github::Github.generate(&templates, &plan).unwrap();
     let text = &files[0].1;
@@ -285,7 +287,10 @@ fn hostile_values_reach_github_as_they_are() {
     );
 
     // The outputs are JSON, read back exactly.
-    let Rendered::Outputs { values, .. } = github::Github.plan(&templates, &plan).unwrap() else {
+    let Rendered::Outputs { values, .. } = github::Github
+        .plan(&templates, &plan, &mut Vec::new())
+        .unwrap()
+    else {
         panic!("outputs");
     };
     let tests: serde_json::Value = serde_json::from_str(&values[1].1).unwrap();

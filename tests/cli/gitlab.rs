@@ -2,6 +2,7 @@
 //! environment, and hostile values.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use ripple::backend::{Backend, gitlab};
 
@@ -159,10 +160,12 @@ fn expanded(value: &Value) -> String {
 #[test]
 fn hostile_values_reach_gitlab_as_they_are() {
     let templates = gitlab::Gitlab.load(Vec::new()).unwrap();
-    let rendered = gitlab::Gitlab.plan(&templates, &hostile_plan()).unwrap();
-    let ripple::backend::Rendered::Text(text) = rendered else {
-        panic!("one document");
-    };
+    let mut text = Vec::new();
+    let rendered = gitlab::Gitlab
+        .plan(&templates, &Arc::new(hostile_plan()), &mut text)
+        .unwrap();
+    assert_eq!(rendered, ripple::backend::Rendered::Written, "one document");
+    let text = String::from_utf8(text).unwrap();
     keep("gitlab", "hostile.yml", &text);
     let doc = parse(&text);
     let jobs: HashMap<String, &Value> = doc

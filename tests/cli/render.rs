@@ -2,8 +2,9 @@
 //! templates can be replaced, and output files are written whole.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use ripple::backend::{Backend, drone};
+use ripple::backend::{Backend, drone, gitlab};
 use ripple::changes::Event;
 use ripple::plan::{ImageBuild, Job, Plan, Promotion, Sidecar, Stage, Tests, When, Work};
 use serde_norway::Value;
@@ -100,7 +101,7 @@ fn unsubstituted(value: &Value) -> String {
 #[test]
 fn every_inserted_value_is_escaped() {
     let templates = drone::Drone.load(Vec::new()).unwrap();
-    let yaml = drone::render(&templates, &hostile_plan()).unwrap();
+    let yaml = drone::render(&templates, &Arc::new(hostile_plan())).unwrap();
     let docs: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|v: &Value| !v.is_null())
@@ -257,6 +258,44 @@ fn output_files_are_written_whole() {
 }
 
 #[test]
+fn a_render_that_fails_halfway_leaves_the_output_file_alone() {
+    // The document streams into a temporary file: a template that fails
+    // after writing more than the output's buffer leaves neither half a
+    // file nor the temporary one.
+    let repo = TestRepo::standard();
+    let out = repo.path().join("out/.drone.yml");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, "old").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("drone.yml.j2"),
+        "{% for i in range(50000) %}# line {{ i }}\n{% endfor %}{{ plan.nope }}",
+    )
+    .unwrap();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")];
+    let templates = dir.path().to_str().unwrap();
+    let run = repo.ripple(
+        &[
+            "plan",
+            "--templates",
+            templates,
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("plan.nope") || run.stderr.contains("undefined"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "old");
+    let leftovers = std::fs::read_dir(out.parent().unwrap()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file is left behind");
+}
+
+#[test]
 fn output_is_deterministic() {
     let a = TestRepo::standard();
     let b = TestRepo::standard();
@@ -270,4 +309,121 @@ fn output_is_deterministic() {
         b.rev("HEAD"),
         "fixture commits are reproducible"
     );
+}
+
+/// A plan of `n` test jobs, the middle one holding a slot (four GitLab
+/// jobs instead of one).
+fn plan_of(n: usize) -> Plan {
+    let mut plan = hostile_plan();
+    let template = plan
+        .jobs
+        .iter()
+        .find(|job| matches!(job.work, Work::Tests(_)))
+        .cloned()
+        .unwrap();
+    plan.jobs = (0..n)
+        .map(|i| {
+            let mut job = template.clone();
+            job.name = format!("job-{i}");
+            if let Work::Tests(tests) = &mut job.work {
+                tests.stages.truncate(1);
+                tests.stages[0].name = "unit".into();
+                tests.stages[0].slot = (i == n / 2).then(|| ripple::plan::SlotUse {
+                    environment: "e2e".into(),
+                    ttl_s: 60,
+                    renew_every_s: 20,
+                    wait: "10m".into(),
+                    runner: "ripple".into(),
+                });
+            }
+            job
+        })
+        .collect();
+    plan
+}
+
+#[test]
+fn templates_read_the_lists_made_item_by_item_as_lists() {
+    // Length, indexing, `loop.length`/`loop.last`, filters and emptiness
+    // behave as they would on a list made whole.
+    let list_template = |list: &str| {
+        format!(
+            "{{{{ {list}|length }}}} {{{{ {list}[1].name|literal }}}} {{% if {list} %}}some{{% endif %}}.\n\
+             {{% for item in {list} %}}{{{{ loop.index }}}}/{{{{ loop.length }}}}{{% if loop.last %}} last{{% endif %}} {{{{ item.name|literal }}}}\n{{% endfor %}}\
+             {{{{ {list}|reverse|map(attribute='name')|join(',')|literal }}}}\n"
+        )
+    };
+    let render = |backend: &dyn Backend, name: &str, list: &str, plan: &Plan| {
+        let templates = backend
+            .load(vec![(name.to_string(), list_template(list))])
+            .unwrap();
+        let mut out = Vec::new();
+        backend
+            .plan(&templates, &Arc::new(plan.clone()), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let plan = plan_of(5);
+    let drone_text = render(&drone::Drone, drone::TEMPLATE, "plan.pipelines", &plan);
+    let names: Vec<String> = (0..5).map(|i| format!("job-{i}")).collect();
+    let mut expected = String::from("\"5\" \"job-1\" some.\n");
+    for (i, name) in names.iter().enumerate() {
+        let last = if i == 4 { " last" } else { "" };
+        expected.push_str(&format!("\"{}\"/\"5\"{last} \"{name}\"\n", i + 1));
+    }
+    let reversed: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+    expected.push_str(&format!("\"{}\"\n", reversed.join(",")));
+    assert_eq!(drone_text, expected);
+
+    // GitLab: the job holding a slot becomes acquire, heartbeat, tests
+    // and release, counted before any is made.
+    let gitlab_text = render(&gitlab::Gitlab, "gitlab-child.yml.j2", "plan.jobs", &plan);
+    let stage = match &plan.jobs[0].work {
+        Work::Tests(tests) => tests.stages[0].name.clone(),
+        Work::Image(_) => unreachable!(),
+    };
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let job = format!("job-{i}:{stage}");
+        if i == 2 {
+            names.extend(["acquire", "heartbeat"].map(|s| format!("{job}:{s}")));
+            names.push(job.clone());
+            names.push(format!("{job}:release"));
+        } else {
+            names.push(job);
+        }
+    }
+    let n = names.len();
+    assert_eq!(n, 8);
+    let mut expected = format!("\"{n}\" \"{}\" some.\n", names[1]);
+    for (i, name) in names.iter().enumerate() {
+        let last = if i == n - 1 { " last" } else { "" };
+        expected.push_str(&format!("\"{}\"/\"{n}\"{last} \"{name}\"\n", i + 1));
+    }
+    let reversed: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+    expected.push_str(&format!("\"{}\"\n", reversed.join(",")));
+    assert_eq!(gitlab_text, expected);
+
+    // An empty plan's lists are empty and false.
+    let empty = plan_of(0);
+    for (backend, name, list) in [
+        (
+            &drone::Drone as &dyn Backend,
+            drone::TEMPLATE,
+            "plan.pipelines",
+        ),
+        (&gitlab::Gitlab, "gitlab-child.yml.j2", "plan.jobs"),
+    ] {
+        let templates = backend
+            .load(vec![(
+                name.to_string(),
+                format!("{{{{ {list}|length }}}}{{% if {list} %}} some{{% endif %}}\n"),
+            )])
+            .unwrap();
+        let mut out = Vec::new();
+        backend
+            .plan(&templates, &Arc::new(empty.clone()), &mut out)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"0\"", "{name}");
+    }
 }

@@ -3,6 +3,7 @@
 //! environment, and hostile values.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ripple::backend::{Backend, Rendered, woodpecker};
 use ripple::plan::Work;
@@ -285,7 +286,7 @@ fn hostile_values_reach_woodpecker_as_they_are() {
     // Promoted images: the promote step alone (Woodpecker cannot skip the
     // build after it), never falling back to a build.
     let Rendered::Files { files, .. } = woodpecker::Woodpecker
-        .plan(&templates, &hostile_plan())
+        .plan(&templates, &Arc::new(hostile_plan()), &mut Vec::new())
         .unwrap()
     else {
         panic!("files");
@@ -308,7 +309,9 @@ fn hostile_values_reach_woodpecker_as_they_are() {
             image.promote = None;
         }
     }
-    let Rendered::Files { files, json } = woodpecker::Woodpecker.plan(&templates, &built).unwrap()
+    let Rendered::Files { files, json } = woodpecker::Woodpecker
+        .plan(&templates, &Arc::new(built), &mut Vec::new())
+        .unwrap()
     else {
         panic!("files");
     };

@@ -3,6 +3,7 @@
 //! pipelines start with `ripple gate`, which ends them early with exit 78.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -82,29 +83,45 @@ impl Backend for Drone {
         Dollar::Double
     }
 
-    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
-        Ok(Rendered::Text(render(templates, plan)?))
+    fn plan(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Rendered> {
+        render_to(templates, plan, out)?;
+        Ok(Rendered::Written)
     }
 
-    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+    fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>> {
         Ok(vec![(FILE.to_string(), render(templates, plan)?)])
     }
 }
 
 /// The Drone YAML for `plan`.
-pub fn render(templates: &Templates, plan: &Plan) -> Result<String> {
-    templates.render_whole(TEMPLATE, "plan", &lower(plan))
+pub fn render(templates: &Templates, plan: &Arc<Plan>) -> Result<String> {
+    templates.render(TEMPLATE, "plan", &lower(plan))
+}
+
+/// [`render`] into `out` as it goes.
+pub fn render_to(
+    templates: &Templates,
+    plan: &Arc<Plan>,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    templates.render_to(TEMPLATE, "plan", &lower(plan), out)
 }
 
 /// What the Drone template reads: a plan of pipelines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DronePlan {
     /// The event planned for; `None` for a static file.
     pub event: Option<Event>,
     /// Why these pipelines, in one line.
     pub reason: String,
-    /// In topological order: a pipeline only depends on earlier ones.
-    pub pipelines: Vec<Pipeline>,
+    /// [`Pipeline`]s in topological order (a pipeline only depends on
+    /// earlier ones), each lowered as the template reaches it.
+    pub pipelines: minijinja::Value,
     /// When `pipelines` is empty: why nothing runs.
     pub idle_reason: Option<String>,
 }
@@ -191,7 +208,7 @@ pub struct Sidecar {
 }
 
 /// The neutral plan as Drone pipelines.
-pub fn lower(plan: &Plan) -> DronePlan {
+pub fn lower(plan: &Arc<Plan>) -> DronePlan {
     DronePlan {
         event: plan.event,
         reason: if plan.event.is_none() {
@@ -199,11 +216,9 @@ pub fn lower(plan: &Plan) -> DronePlan {
         } else {
             plan.reason.clone()
         },
-        pipelines: plan
-            .jobs
-            .iter()
-            .map(|job| pipeline(job, plan.ripple_image.as_deref()))
-            .collect(),
+        pipelines: super::templates::per_job(plan, |plan, job| {
+            pipeline(job, plan.ripple_image.as_deref())
+        }),
         idle_reason: plan.idle_reason.clone(),
     }
 }

@@ -8,6 +8,8 @@
 //! written with `${{` as an expression giving that text, and values reach
 //! `run:` only through `env:`.
 
+use std::sync::Arc;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -105,15 +107,20 @@ impl Backend for Github {
         Dollar::Expression
     }
 
-    fn plan(&self, _templates: &Templates, plan: &Plan) -> Result<Rendered> {
+    fn plan(
+        &self,
+        _templates: &Templates,
+        plan: &Arc<Plan>,
+        _out: &mut dyn std::io::Write,
+    ) -> Result<Rendered> {
         Ok(Rendered::Outputs {
             variable: "GITHUB_OUTPUT",
             values: outputs(plan),
         })
     }
 
-    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
-        let text = templates.render_whole(TEMPLATE, "workflow", &workflow(plan))?;
+    fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>> {
+        let text = templates.render(TEMPLATE, "workflow", &workflow(plan))?;
         Ok(vec![(FILE.to_string(), text)])
     }
 }

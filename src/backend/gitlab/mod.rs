@@ -8,6 +8,8 @@
 //! value from the plan reaches a script through a job variable, and the
 //! script lines ripple writes only name those variables.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
@@ -101,21 +103,23 @@ impl Backend for Gitlab {
         Dollar::Double
     }
 
-    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
-        Ok(Rendered::Text(templates.render_whole(
-            CHILD_TEMPLATE,
-            "plan",
-            &lower(plan),
-        )?))
+    fn plan(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Rendered> {
+        templates.render_to(CHILD_TEMPLATE, "plan", &lower(plan), out)?;
+        Ok(Rendered::Written)
     }
 
-    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+    fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>> {
         #[derive(Serialize)]
         struct Parent<'a> {
             ripple_image: &'a str,
             child: &'a str,
         }
-        let text = templates.render_whole(
+        let text = templates.render(
             PARENT_TEMPLATE,
             "parent",
             &Parent {
@@ -131,14 +135,15 @@ impl Backend for Gitlab {
 }
 
 /// What the child pipeline's template reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChildPipeline {
     /// The event planned for.
     pub event: Option<Event>,
     /// Why these jobs, in one line.
     pub reason: String,
-    /// In plan order: a job needs only earlier ones.
-    pub jobs: Vec<GitlabJob>,
+    /// [`GitlabJob`]s in plan order (a job needs only earlier ones), each
+    /// plan job's lowered as the template reaches them.
+    pub jobs: minijinja::Value,
     /// When `jobs` is empty: why nothing runs.
     pub idle_reason: Option<String>,
 }
@@ -179,12 +184,25 @@ pub struct Service {
 }
 
 /// The neutral plan as a child pipeline.
-pub fn lower(plan: &Plan) -> ChildPipeline {
+pub fn lower(plan: &Arc<Plan>) -> ChildPipeline {
     ChildPipeline {
         event: plan.event,
         reason: plan.reason.clone(),
-        jobs: plan.jobs.iter().flat_map(jobs).collect(),
+        jobs: super::templates::per_job_flat(plan, jobs, job_count),
         idle_reason: plan.idle_reason.clone(),
+    }
+}
+
+/// How many GitLab jobs [`jobs`] makes of `job`, without making them.
+fn job_count(job: &Job) -> usize {
+    match &job.work {
+        // Holding a slot: acquire, heartbeat, the tests, release.
+        Work::Tests(tests) => tests
+            .stages
+            .iter()
+            .map(|stage| if stage.slot.is_some() { 4 } else { 1 })
+            .sum(),
+        Work::Image(image) => 1 + usize::from(image.promote.is_some()),
     }
 }
 

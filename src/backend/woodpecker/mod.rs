@@ -7,6 +7,8 @@
 //! Woodpecker substitutes `${...}` and `$NAME` in the raw text before
 //! parsing, and reads `$$` as a literal `$`, as Drone does.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
@@ -73,7 +75,12 @@ impl Backend for Woodpecker {
         Dollar::Double
     }
 
-    fn plan(&self, templates: &Templates, plan: &Plan) -> Result<Rendered> {
+    fn plan(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        _out: &mut dyn std::io::Write,
+    ) -> Result<Rendered> {
         #[derive(Serialize)]
         struct Config<'a> {
             name: &'a str,
@@ -101,7 +108,7 @@ impl Backend for Woodpecker {
         })
     }
 
-    fn generate(&self, templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
+    fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>> {
         Ok(render(templates, plan)?
             .into_iter()
             .map(|(name, data)| (format!("{DIR}/{name}.yaml"), data))

@@ -150,9 +150,8 @@ fn event_name(event: Event) -> &'static str {
 /// `(workflow name, YAML)` for every job, or one `ripple` workflow saying
 /// why nothing runs.
 pub fn render(templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
-    let workflows = lower(plan);
-    workflows
-        .into_iter()
+    // Each workflow is lowered, rendered and dropped in turn.
+    lower(plan)
         .map(|workflow| {
             let text = templates.render(TEMPLATE, "workflow", &workflow)?;
             Ok((workflow.name, text))
@@ -266,47 +265,46 @@ pub struct Publish {
 }
 
 /// The neutral plan as workflows.
-pub fn lower(plan: &Plan) -> Vec<Workflow> {
+pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow> + '_ {
     let event = plan.event.map(event_name);
-    if plan.jobs.is_empty() {
-        return vec![Workflow {
-            name: "ripple".into(),
-            event,
-            reason: plan.reason.clone(),
-            when: When {
-                event: match event {
-                    Some(event) => vec![event],
-                    None => vec!["pull_request", "push", "tag"],
-                },
-                ..When::default()
+    let idle = plan.jobs.is_empty().then(|| Workflow {
+        name: "ripple".into(),
+        event,
+        reason: plan.reason.clone(),
+        when: When {
+            event: match event {
+                Some(event) => vec![event],
+                None => vec!["pull_request", "push", "tag"],
             },
-            steps: vec![Step {
-                name: "nothing-to-run".into(),
-                image: "alpine:3".into(),
-                commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()],
-                publish: None,
-                environment: vec![(
-                    "RIPPLE_REASON".into(),
-                    plan.idle_reason.clone().unwrap_or_default(),
-                )],
-                secrets: Vec::new(),
-                detach: false,
-                when_status: Vec::new(),
-            }],
-            services: Vec::new(),
-            depends_on: Vec::new(),
-            skip_clone: true,
-        }];
-    }
+            ..When::default()
+        },
+        steps: vec![Step {
+            name: "nothing-to-run".into(),
+            image: "alpine:3".into(),
+            commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()],
+            publish: None,
+            environment: vec![(
+                "RIPPLE_REASON".into(),
+                plan.idle_reason.clone().unwrap_or_default(),
+            )],
+            secrets: Vec::new(),
+            detach: false,
+            when_status: Vec::new(),
+        }],
+        services: Vec::new(),
+        depends_on: Vec::new(),
+        skip_clone: true,
+    });
     let reason = if plan.event.is_none() {
         format!("{}, each workflow run when its `when` matches", plan.reason)
     } else {
         plan.reason.clone()
     };
-    plan.jobs
-        .iter()
-        .map(|job| workflow(job, event, &reason, plan.ripple_image.as_deref()))
-        .collect()
+    idle.into_iter().chain(
+        plan.jobs
+            .iter()
+            .map(move |job| workflow(job, event, &reason, plan.ripple_image.as_deref())),
+    )
 }
 
 fn workflow(

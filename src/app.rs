@@ -604,6 +604,27 @@ fn cmd_plan(
     let plan = Arc::new(plan::plan(&analysis.manifest, &analysis.changes, &affected));
     // The document goes to its destination as it renders: no size of plan
     // is held whole.
+    // A CI system that takes several files gets them into `--output DIR`
+    // one at a time.
+    if let (cli::PlanFormat::Ci, Some(dir)) = (&args.format, &args.output) {
+        let templates = workspace.templates(analysis.backend)?;
+        let mut files = FileSet::new(dir)?;
+        if analysis
+            .backend
+            .plan_files(&templates, &plan, &mut |name, text| {
+                files.write(&name, &text)
+            })?
+        {
+            workspace.lap("render");
+            let written = files.finish();
+            workspace.lap("output");
+            if written.is_ok() {
+                let _ = writeln!(err, "ripple: {}", summary(&plan));
+            }
+            exit_without_freeing((analysis, affected, plan));
+            return written;
+        }
+    }
     let mut output = Output::to(args.output.as_deref(), out);
     let rendered = match args.format {
         cli::PlanFormat::Ci => {
@@ -626,11 +647,7 @@ fn cmd_plan(
     workspace.lap("render");
     let to_a_file = args.output.is_some();
     let written = match &rendered {
-        Rendered::Written => output.finish(),
-        Rendered::Files { files, json } => match &args.output {
-            Some(dir) => write_files(dir, files),
-            None => finish_with(output, json),
-        },
+        Rendered::Written | Rendered::Answer => output.finish(),
         Rendered::Outputs { variable, values } => match &args.output {
             // A CI system's outputs file is shared with other steps:
             // appended to, never replaced.
@@ -711,30 +728,63 @@ fn append(path: &Path, text: &str) -> Result<()> {
         })
 }
 
-/// Writes each `(name, text)` into `dir` (created when missing), each file
-/// atomically, and removes the files an earlier plan generated there.
-fn write_files(dir: &Path, files: &[(String, String)]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        action: "create the directory",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let placed: Vec<(PathBuf, &str)> = files
-        .iter()
-        .map(|(name, text)| (dir.join(name), text.as_str()))
-        .collect();
-    let stale = leftovers(&placed, true);
-    for (path, text) in &placed {
-        write_atomically(path, text)?;
+/// Files written into a directory one at a time, each under a temporary
+/// name until all are written; then renamed into place, and the files an
+/// earlier plan generated there and this one does not are removed. A
+/// failure before `finish` leaves the directory as it was.
+struct FileSet {
+    dir: PathBuf,
+    written: Vec<(tempfile::TempPath, PathBuf)>,
+}
+
+impl FileSet {
+    /// Files for `dir`, which is created (when missing) as the first one
+    /// is written: a CI system that takes one document writes none.
+    fn new(dir: &Path) -> Result<FileSet> {
+        Ok(FileSet {
+            dir: dir.to_path_buf(),
+            written: Vec::new(),
+        })
     }
-    for path in stale {
-        std::fs::remove_file(&path).map_err(|source| Error::Io {
-            action: "remove",
-            path,
-            source,
-        })?;
+
+    fn write(&mut self, name: &str, text: &str) -> Result<()> {
+        if self.written.is_empty() {
+            std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+                action: "create the directory",
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        let path = self.dir.join(name);
+        let temporary = crate::output::temporary_beside(&path, text)?;
+        self.written.push((temporary, path));
+        Ok(())
     }
-    Ok(())
+
+    fn finish(self) -> Result<()> {
+        // The temporary files are ours too, not stale.
+        let placed: Vec<(PathBuf, &str)> = self
+            .written
+            .iter()
+            .flat_map(|(temporary, path)| [(path.clone(), ""), (temporary.to_path_buf(), "")])
+            .collect();
+        let stale = leftovers(&placed, true);
+        for (temporary, path) in self.written {
+            temporary.persist(&path).map_err(|e| Error::Io {
+                action: "replace",
+                path: path.clone(),
+                source: e.error,
+            })?;
+        }
+        for path in stale {
+            std::fs::remove_file(&path).map_err(|source| Error::Io {
+                action: "remove",
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 fn cmd_affected(
@@ -1012,6 +1062,8 @@ fn leftovers(placed: &[(PathBuf, &str)], directory: bool) -> Vec<PathBuf> {
     if !directory {
         return Vec::new();
     }
+    // A set: a plan may place tens of thousands of files.
+    let ours: std::collections::HashSet<&PathBuf> = placed.iter().map(|(p, _)| p).collect();
     let mut dirs: Vec<&Path> = placed.iter().filter_map(|(p, _)| p.parent()).collect();
     dirs.sort();
     dirs.dedup();
@@ -1022,7 +1074,7 @@ fn leftovers(placed: &[(PathBuf, &str)], directory: bool) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let ours = placed.iter().any(|(p, _)| *p == path);
+            let ours = ours.contains(&path);
             let generated =
                 || std::fs::read_to_string(&path).is_ok_and(|text| text.starts_with(GENERATED));
             if !ours && path.is_file() && generated() {

@@ -194,6 +194,16 @@ fn create_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
         .map_err(|source| io_error("create a temporary file for", path, source))
 }
 
+/// `text` written and synced into a temporary file beside `path`, for the
+/// caller to rename over `path` (or drop, which removes it).
+pub fn temporary_beside(path: &Path, text: &str) -> Result<tempfile::TempPath> {
+    let mut file = create_beside(path)?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|source| io_error("write", path, source))?;
+    Ok(file.into_temp_path())
+}
+
 /// Writes `text` to a temporary file beside `path` and renames it over
 /// `path`, so a reader never sees half a file.
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {

@@ -102,14 +102,10 @@ pub enum Rendered {
     /// One document, written into the `out` that [`Backend::plan`] was
     /// given as it rendered: stdout, or `--output FILE`.
     Written,
-    /// Several named documents: `json` (their names and texts as one JSON
-    /// value) on stdout, or one file each in `--output DIR`.
-    Files {
-        /// `(file name, text)`, in plan order.
-        files: Vec<(String, String)>,
-        /// All of them as the CI system takes them in one answer.
-        json: String,
-    },
+    /// Several files, written into `out` as they rendered as the answer
+    /// that holds them all (Woodpecker's configuration extension JSON).
+    /// `--output DIR` takes them one by one from [`Backend::plan_files`].
+    Answer,
     /// Named values for the CI system's step outputs: appended to the file
     /// that `variable` names (in `NAME<<DELIMITER` form) when it is set,
     /// else one JSON object on stdout.
@@ -156,6 +152,19 @@ pub trait Backend: Sync {
         plan: &Arc<Plan>,
         out: &mut dyn std::io::Write,
     ) -> Result<Rendered>;
+
+    /// For a CI system that takes several files: renders them one at a
+    /// time, handing each `(file name, text)` to `each` (`plan --output
+    /// DIR`). False, having done nothing, for one that takes one document.
+    fn plan_files(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        each: &mut dyn FnMut(String, String) -> Result<()>,
+    ) -> Result<bool> {
+        let _ = (templates, plan, each);
+        Ok(false)
+    }
 
     /// The static files of `ripple generate` for a static plan: `(path
     /// from the repository root, text)`.

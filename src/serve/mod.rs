@@ -823,11 +823,24 @@ impl AppState {
                 let yaml = String::from_utf8_lossy(&text).into_owned();
                 (serde_json::json!({ "data": yaml }).to_string(), yaml)
             }
-            // Woodpecker: `{"configs": [{"name", "data"}]}`.
-            Rendered::Files { files, json } => {
-                let shown: Vec<String> = files
+            // Woodpecker: `{"configs": [{"name", "data"}]}`, shown in the
+            // history as its files one after another.
+            Rendered::Answer => {
+                #[derive(serde::Deserialize)]
+                struct Config {
+                    name: String,
+                    data: String,
+                }
+                #[derive(serde::Deserialize)]
+                struct Answer {
+                    configs: Vec<Config>,
+                }
+                let json = String::from_utf8_lossy(&text).into_owned();
+                let shown: Vec<String> = serde_json::from_str::<Answer>(&json)
+                    .map(|answer| answer.configs)
+                    .unwrap_or_default()
                     .iter()
-                    .map(|(name, text)| format!("# {name}\n{text}"))
+                    .map(|config| format!("# {}.yaml\n{}", config.name, config.data))
                     .collect();
                 (json, shown.join("\n"))
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ripple::backend::{Backend, Rendered, woodpecker};
-use ripple::plan::Work;
+use ripple::plan::{Plan, Work};
 use serde_norway::Value;
 
 use crate::backends::{Build, keep, parse, plan_every_build};
@@ -280,17 +280,28 @@ fn substituted(value: &Value) -> String {
     value.as_str().expect("a string").replace("$$", "$")
 }
 
+/// The files `plan --output DIR` would write, one at a time.
+fn files_of(
+    templates: &ripple::backend::Templates,
+    plan: impl Into<Arc<Plan>>,
+) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let takes_files = woodpecker::Woodpecker
+        .plan_files(templates, &plan.into(), &mut |name, text| {
+            files.push((name, text));
+            Ok(())
+        })
+        .unwrap();
+    assert!(takes_files);
+    files
+}
+
 #[test]
 fn hostile_values_reach_woodpecker_as_they_are() {
     let templates = woodpecker::Woodpecker.load(Vec::new()).unwrap();
     // Promoted images: the promote step alone (Woodpecker cannot skip the
     // build after it), never falling back to a build.
-    let Rendered::Files { files, .. } = woodpecker::Woodpecker
-        .plan(&templates, &Arc::new(hostile_plan()), &mut Vec::new())
-        .unwrap()
-    else {
-        panic!("files");
-    };
+    let files = files_of(&templates, hostile_plan());
     let promoted = parse(&files[1].1);
     let steps = promoted["steps"].as_sequence().unwrap();
     assert_eq!(steps.len(), 1);
@@ -309,15 +320,23 @@ fn hostile_values_reach_woodpecker_as_they_are() {
             image.promote = None;
         }
     }
-    let Rendered::Files { files, json } = woodpecker::Woodpecker
-        .plan(&templates, &Arc::new(built), &mut Vec::new())
-        .unwrap()
-    else {
-        panic!("files");
-    };
+    let built = Arc::new(built);
+    let files = files_of(&templates, built.clone());
+    let mut json = Vec::new();
+    let answer = woodpecker::Woodpecker
+        .plan(&templates, &built, &mut json)
+        .unwrap();
+    assert_eq!(answer, Rendered::Answer);
+    let json = String::from_utf8(json).unwrap();
     assert_eq!(files.len(), 3, "no workflow was injected");
     let answer = configs(&json);
     assert_eq!(answer[0].0, hostile("name"), "names are JSON, not YAML");
+    // The streamed answer holds the same files as `--output DIR` gets.
+    let named: Vec<(String, String)> = answer
+        .iter()
+        .map(|(name, data)| (format!("{name}.yaml"), data.clone()))
+        .collect();
+    assert_eq!(named, files);
     let test = parse(&files[0].1);
     assert_eq!(substituted(&test["steps"][0]["name"]), hostile("step"));
     assert_eq!(substituted(&test["steps"][0]["image"]), hostile("image"));

@@ -79,33 +79,36 @@ impl Backend for Woodpecker {
         &self,
         templates: &Templates,
         plan: &Arc<Plan>,
-        _out: &mut dyn std::io::Write,
+        out: &mut dyn std::io::Write,
     ) -> Result<Rendered> {
-        #[derive(Serialize)]
-        struct Config<'a> {
-            name: &'a str,
-            data: &'a str,
+        // `{"configs":[{"name":…,"data":…},…]}`, a workflow at a time.
+        let mut written = out.write_all(b"{\"configs\":[");
+        let mut first = true;
+        each_workflow(templates, plan, &mut |name, data| {
+            if written.is_ok() {
+                written = write_config(out, first, &name, &data);
+            }
+            first = false;
+            Ok(())
+        })?;
+        if written.is_ok() {
+            written = out.write_all(b"]}\n");
         }
-        #[derive(Serialize)]
-        struct Answer<'a> {
-            configs: Vec<Config<'a>>,
-        }
-        let workflows = render(templates, plan)?;
-        let mut json = serde_json::to_string(&Answer {
-            configs: workflows
-                .iter()
-                .map(|(name, data)| Config { name, data })
-                .collect(),
-        })
-        .unwrap_or_default();
-        json.push('\n');
-        Ok(Rendered::Files {
-            files: workflows
-                .into_iter()
-                .map(|(name, data)| (format!("{name}.yaml"), data))
-                .collect(),
-            json,
-        })
+        // A failed write is the writer's to report.
+        let _ = written;
+        Ok(Rendered::Answer)
+    }
+
+    fn plan_files(
+        &self,
+        templates: &Templates,
+        plan: &Arc<Plan>,
+        each: &mut dyn FnMut(String, String) -> Result<()>,
+    ) -> Result<bool> {
+        each_workflow(templates, plan, &mut |name, data| {
+            each(format!("{name}.yaml"), data)
+        })?;
+        Ok(true)
     }
 
     fn generate(&self, templates: &Templates, plan: &Arc<Plan>) -> Result<Vec<(String, String)>> {
@@ -150,13 +153,43 @@ fn event_name(event: Event) -> &'static str {
 /// `(workflow name, YAML)` for every job, or one `ripple` workflow saying
 /// why nothing runs.
 pub fn render(templates: &Templates, plan: &Plan) -> Result<Vec<(String, String)>> {
-    // Each workflow is lowered, rendered and dropped in turn.
-    lower(plan)
-        .map(|workflow| {
-            let text = templates.render(TEMPLATE, "workflow", &workflow)?;
-            Ok((workflow.name, text))
-        })
-        .collect()
+    let mut workflows = Vec::new();
+    each_workflow(templates, plan, &mut |name, text| {
+        workflows.push((name, text));
+        Ok(())
+    })?;
+    Ok(workflows)
+}
+
+/// [`render`] a workflow at a time: each is lowered, rendered, handed to
+/// `each` and dropped before the next.
+fn each_workflow(
+    templates: &Templates,
+    plan: &Plan,
+    each: &mut dyn FnMut(String, String) -> Result<()>,
+) -> Result<()> {
+    for workflow in lower(plan) {
+        let text = templates.render(TEMPLATE, "workflow", &workflow)?;
+        each(workflow.name, text)?;
+    }
+    Ok(())
+}
+
+/// One `{"name":…,"data":…}` of the answer, after a comma unless `first`.
+fn write_config(
+    out: &mut dyn std::io::Write,
+    first: bool,
+    name: &str,
+    data: &str,
+) -> std::io::Result<()> {
+    if !first {
+        out.write_all(b",")?;
+    }
+    out.write_all(b"{\"name\":")?;
+    serde_json::to_writer(&mut *out, name)?;
+    out.write_all(b",\"data\":")?;
+    serde_json::to_writer(&mut *out, data)?;
+    out.write_all(b"}")
 }
 
 /// What a workflow's template reads.

@@ -653,9 +653,9 @@ fn cmd_plan(
             // appended to, never replaced.
             None => match Vars::process().get(variable) {
                 Some(file) => append(Path::new(&file), &outputs_file_form(values)),
-                None => finish_with(output, &outputs_json(values)),
+                None => finish_with_outputs(output, values),
             },
-            Some(_) => finish_with(output, &outputs_json(values)),
+            Some(_) => finish_with_outputs(output, values),
         },
     };
     workspace.lap("output");
@@ -666,13 +666,6 @@ fn cmd_plan(
     }
     exit_without_freeing((analysis, affected, plan, rendered));
     written
-}
-
-/// Writes `text` as the whole document and finishes `output`.
-fn finish_with(mut output: Output<'_>, text: &str) -> Result<()> {
-    // A failure is kept in `output` and reported by `finish`.
-    let _ = output.write_all(text.as_bytes());
-    output.finish()
 }
 
 /// One line for a build log: why these jobs, how many, or why none.
@@ -688,15 +681,18 @@ fn summary(plan: &plan::Plan) -> String {
     }
 }
 
-/// Step outputs as one JSON object, values as they are.
-fn outputs_json(values: &[(String, String)]) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = values
+/// Step outputs as one JSON object, values as they are, keys sorted, written
+/// into `output` (no copy of the values), which is then finished.
+fn finish_with_outputs(mut output: Output<'_>, values: &[(String, String)]) -> Result<()> {
+    let object: std::collections::BTreeMap<&str, &str> = values
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut text = serde_json::to_string_pretty(&object).unwrap_or_default();
-    text.push('\n');
-    text
+    // A failure is kept in `output` and reported by `finish`.
+    let _ = serde_json::to_writer_pretty(&mut output, &object)
+        .map_err(std::io::Error::from)
+        .and_then(|()| output.write_all(b"\n"));
+    output.finish()
 }
 
 /// Step outputs in the outputs file's `NAME<<DELIMITER` form, with a

@@ -57,9 +57,13 @@ pub fn plan_json(report: &Report<'_>, plan: &Plan, out: &mut dyn Write) -> std::
 }
 
 /// Pretty JSON and a newline.
-fn json_to(value: &impl Serialize, mut out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")
+fn json_to(value: &impl Serialize, out: &mut dyn Write) -> std::io::Result<()> {
+    // serde_json writes a few bytes at a time: gathered here, they cross
+    // the `dyn Write` once per buffer rather than once per piece.
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
+    serde_json::to_writer_pretty(&mut buffered, value)?;
+    buffered.write_all(b"\n")?;
+    buffered.flush()
 }
 
 /// `affected --format text`: one line per service, then the build order.

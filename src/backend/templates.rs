@@ -95,10 +95,16 @@ impl Templates {
         let template = self.env.get_template(name).map_err(failed)?;
         let value = Value::from(minijinja::value::Serde(value));
         let context = Value::from(std::collections::BTreeMap::from([(key.to_string(), value)]));
+        // The template writes a few bytes at a time: gathered here, they
+        // cross the `dyn Write` once per buffer rather than once per piece.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
         template
-            .render_captured_to(&context, out)
+            .render_captured_to(&context, &mut buffered)
             .map(drop)
-            .map_err(failed)
+            .map_err(failed)?;
+        // A failed flush is the writer's to report.
+        let _ = std::io::Write::flush(&mut buffered);
+        Ok(())
     }
 }
 

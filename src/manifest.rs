@@ -933,8 +933,13 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
                 .map(|entries| (entries, scanner.strings.as_slice())),
             ..ServiceFields::default()
         };
-        for (key, slot) in scan::KEYS.iter().zip(&scanner.slots) {
-            if let (Some(field), Some(slot)) = (fields.slot(key), slot) {
+        // Only the keys the table sets are looked up.
+        let set = scan::KEYS
+            .iter()
+            .zip(&scanner.slots)
+            .filter_map(|(key, slot)| Some((key, slot.as_ref()?)));
+        for (key, slot) in set {
+            if let Some(field) = fields.slot(key) {
                 let strings = &scanner.strings[slot.strings.clone()];
                 *field = Some(match (slot.list, strings) {
                     (false, [string]) => Field::Str(string),

@@ -46,6 +46,9 @@ pub(super) struct Scanner<'a> {
     /// The generated `discovered = { source = [...], ... }` of the table
     /// last scanned: each source's name and its array.
     pub discovered: Option<Vec<(Located<'a>, Slot)>>,
+    /// The list `discovered` had, emptied for the next table (one
+    /// allocation for every table, not one each).
+    spare: Vec<(Located<'a>, Slot)>,
 }
 
 /// The scan stopped: the text is not in the form this reader takes.
@@ -60,6 +63,7 @@ impl<'a> Scanner<'a> {
             strings: Vec::new(),
             slots: Default::default(),
             discovered: None,
+            spare: Vec::new(),
         }
     }
 
@@ -69,7 +73,10 @@ impl<'a> Scanner<'a> {
     pub(super) fn service(&mut self, table: Range<usize>) -> bool {
         self.strings.clear();
         self.slots = Default::default();
-        self.discovered = None;
+        if let Some(mut entries) = self.discovered.take() {
+            entries.clear();
+            self.spare = entries;
+        }
         self.table(table).is_ok()
     }
 
@@ -142,7 +149,7 @@ impl<'a> Scanner<'a> {
             return Err(Decline);
         }
         at = skip_blanks(bytes, at + 1);
-        let mut entries: Vec<(Located<'a>, Slot)> = Vec::new();
+        let mut entries = std::mem::take(&mut self.spare);
         if bytes.get(at) == Some(&b'}') {
             self.discovered = Some(entries);
             return Ok(at + 1);

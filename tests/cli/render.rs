@@ -242,19 +242,29 @@ fn templates_can_be_replaced_from_a_directory() {
     );
 }
 
-#[test]
-fn output_files_are_written_whole() {
+/// The standard repository, and an output file in it that holds `old`.
+fn repository_with_an_old_output() -> (TestRepo, std::path::PathBuf) {
     let repo = TestRepo::standard();
     let out = repo.path().join("out/.drone.yml");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, "old").unwrap();
+    (repo, out)
+}
+
+/// How many files the output's directory holds.
+fn files_beside(out: &std::path::Path) -> usize {
+    std::fs::read_dir(out.parent().unwrap()).unwrap().count()
+}
+
+#[test]
+fn output_files_are_written_whole() {
+    let (repo, out) = repository_with_an_old_output();
     let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")];
     let run = repo.ripple(&["plan", "--output", out.to_str().unwrap()], &env);
     assert!(run.ok().is_empty());
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written, repo.ripple(&["plan"], &env).ok());
-    let leftovers = std::fs::read_dir(out.parent().unwrap()).unwrap().count();
-    assert_eq!(leftovers, 1, "no temporary file is left behind");
+    assert_eq!(files_beside(&out), 1, "no temporary file is left behind");
 }
 
 #[test]
@@ -262,10 +272,7 @@ fn a_render_that_fails_halfway_leaves_the_output_file_alone() {
     // The document streams into a temporary file: a template that fails
     // after writing more than the output's buffer leaves neither half a
     // file nor the temporary one.
-    let repo = TestRepo::standard();
-    let out = repo.path().join("out/.drone.yml");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, "old").unwrap();
+    let (repo, out) = repository_with_an_old_output();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("drone.yml.j2"),
@@ -291,8 +298,7 @@ fn a_render_that_fails_halfway_leaves_the_output_file_alone() {
         run.stderr
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "old");
-    let leftovers = std::fs::read_dir(out.parent().unwrap()).unwrap().count();
-    assert_eq!(leftovers, 1, "no temporary file is left behind");
+    assert_eq!(files_beside(&out), 1, "no temporary file is left behind");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
 use crate::graph::{Affected, ServiceGraph};
 use crate::input;
-use crate::manifest::{MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
+use crate::manifest::{self, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
 use crate::output::{Output, write_atomically};
 use crate::plan;
 use crate::render::{self, Report};
@@ -225,9 +225,14 @@ impl Workspace {
     /// The CI system planned for: `--ci`, else `[settings] ci`, else the
     /// one whose environment this is, else the first backend (Drone).
     fn backend(&self, manifest: &Manifest) -> &'static dyn Backend {
+        self.backend_for(&manifest.settings)
+    }
+
+    /// [`Workspace::backend`] from the settings alone.
+    fn backend_for(&self, settings: &manifest::Settings) -> &'static dyn Backend {
         self.ci
             .as_deref()
-            .or(manifest.settings.ci.as_deref())
+            .or(settings.ci.as_deref())
             .and_then(backend::by_name)
             .or_else(|| backend::detect(&Vars::process()))
             .unwrap_or_else(backend::default)
@@ -490,8 +495,68 @@ fn missing_base_hint(repo: &Repository, event: Event) -> String {
     }
 }
 
-/// Opens the repository, reads the manifest (before any git work, so a bad
-/// manifest fails fast) and collects the changes.
+/// The request a build makes and the changes it finds, from the settings
+/// alone.
+type Found = (Request, bool, ChangeSet);
+
+fn diff(
+    repo: &Repository,
+    backend: &dyn Backend,
+    build: &BuildArgs,
+    settings: &manifest::Settings,
+) -> Result<Found> {
+    let (mut request, local) = request_of(backend, build, &Vars::process())?;
+    // A bare repository has no work tree to count.
+    request.uncommitted &= build.uncommitted || !repo.is_bare();
+    let changes = changes::collect(repo, settings, &request)?;
+    Ok((request, local, changes))
+}
+
+/// A diff begun from a manifest's leading settings.
+struct Diffed {
+    settings: manifest::Settings,
+    found: Result<Found>,
+}
+
+/// Parses the manifest while, when its settings can be read first, the
+/// diff runs beside it on a handle of its own: it needs only them. A bad
+/// manifest is still what is reported; the diff is then dropped.
+fn read_while_diffing(
+    workspace: &Workspace,
+    repo: &Repository,
+    build: &BuildArgs,
+    text: &str,
+    shown: &str,
+) -> Result<(Manifest, Option<Result<Diffed>>)> {
+    let Some(settings) = Manifest::leading_settings(text, shown) else {
+        return Ok((Manifest::parse(text, shown)?, None));
+    };
+    let backend = workspace.backend_for(&settings);
+    // A handle is not shared between threads: the diff opens its own, on
+    // the same directory, the same way.
+    let bare = repo.is_bare();
+    let at = repo.workdir().unwrap_or(repo.path()).to_path_buf();
+    std::thread::scope(|scope| {
+        let diffing = scope.spawn(move || -> Result<Diffed> {
+            let flags = if bare {
+                git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH
+            } else {
+                git2::RepositoryOpenFlags::NO_SEARCH
+            };
+            let repo = Repository::open_ext(&at, flags, std::iter::empty::<&std::ffi::OsStr>())
+                .map_err(git(format!("opening `{}` again", at.display())))?;
+            let found = diff(&repo, backend, build, &settings);
+            Ok(Diffed { settings, found })
+        });
+        let manifest = Manifest::parse(text, shown);
+        // A diff that panicked is done again, in order.
+        let early = diffing.join().ok();
+        Ok((manifest?, early))
+    })
+}
+
+/// Opens the repository, reads the manifest and collects the changes. A
+/// bad manifest fails before anything the diff would say.
 fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Result<Analysis> {
     let head = build.head.as_deref().unwrap_or("HEAD");
     let vars = Vars::process();
@@ -538,16 +603,19 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
         });
     }
     let repo = workspace.open_repo()?;
-    let manifest = match explicit {
-        Some(manifest) => manifest,
-        None => workspace.manifest(Some(&repo), head)?,
+    let (manifest, early) = match explicit {
+        Some(manifest) => (manifest, None),
+        None => workspace.with_manifest(Some(&repo), head, |text, shown| {
+            read_while_diffing(workspace, &repo, build, text, shown)
+        })?,
     };
     workspace.lap("manifest");
     let backend = workspace.backend(&manifest);
-    let (mut request, local) = request_of(backend, build, &vars)?;
-    // A bare repository has no work tree to count.
-    request.uncommitted &= build.uncommitted || !repo.is_bare();
-    let mut changes = changes::collect(&repo, &manifest.settings, &request)?;
+    let (request, local, mut changes) = match early {
+        // Begun from the same settings: what the serial steps would give.
+        Some(Ok(Diffed { settings, found })) if settings == manifest.settings => found?,
+        _ => diff(&repo, backend, build, &manifest.settings)?,
+    };
     if local {
         let _ = writeln!(
             err,

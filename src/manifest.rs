@@ -129,7 +129,7 @@ pub const MANIFEST_FILE: &str = "services.toml";
 pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Repository-wide settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Pushes to these branches build and publish the affected images.
     pub publish_branches: Vec<String>,
@@ -669,6 +669,17 @@ impl Manifest {
         }
     }
 
+    /// The settings of a manifest whose `[[service]]` tables follow them,
+    /// read alone (a fraction of the whole): for work that needs only
+    /// them, to start while the rest is read. `None` when they cannot be
+    /// read apart, or have a problem (the whole reading reports it). A
+    /// whole reading can still find other settings (a `[settings]` table
+    /// after the services): compare before relying on these.
+    pub fn leading_settings(text: &str, path: &str) -> Option<Settings> {
+        let first = service_headers(text).next()?;
+        read_document(text, 0..first, path)?.0
+    }
+
     /// The service with this name.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.position(name).map(|i| &self.services[i])
@@ -772,15 +783,20 @@ const TABLES_PER_THREAD: usize = 500;
 /// multi-line string leaves the piece that opens the string unterminated
 /// (a syntax error), and a later piece that sets anything but a service
 /// (say a late `[settings]`) is refused.
-fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
+/// Where each `[[service]]` header line starts, in the common form (at the
+/// start of a line, alone on it).
+fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    let mut starts: Vec<usize> = memchr::memmem::find_iter(bytes, SERVICE_HEADER)
+    memchr::memmem::find_iter(bytes, SERVICE_HEADER)
         .map(|at| at + 1)
-        .filter(|&at| {
+        .filter(move |&at| {
             let after = &bytes[at + SERVICE_HEADER.len() - 1..];
             after.starts_with(b"\n") || after.starts_with(b"\r\n")
         })
-        .collect();
+}
+
+fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
+    let mut starts: Vec<usize> = service_headers(text).collect();
     let first = *starts.first()?;
     starts.push(text.len());
     // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than

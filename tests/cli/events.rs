@@ -648,3 +648,70 @@ fn files_plan_exactly_the_listed_paths_without_git() {
     let docs = check_yaml("files_push", plan.ok());
     assert_eq!(docs[0]["name"], "publish-web");
 }
+
+/// The diff begins from the settings before the first service while the
+/// services are read; settings written after the services still decide it.
+#[test]
+fn settings_after_the_services_decide_the_diff_too() {
+    let leading = "[settings]\npublish_branches = [\"develop\"]\nrelease_tag = \"release-*\"\nglobal_paths = [\"services.toml\"]\n";
+    assert!(crate::common::MANIFEST.contains(leading));
+    let services_only = crate::common::MANIFEST.replace(leading, "");
+    let mut repo = TestRepo::standard();
+    repo.write(
+        "services.toml",
+        &format!("{services_only}\n{}", leading.replace("release-*", "v*")),
+    );
+    repo.commit("settings last, releases tagged v*");
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "v2.0")];
+    let released = repo.ripple(&["affected", "--format", "json"], &env).json();
+    let standard = TestRepo::standard();
+    let env = [("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2.0")];
+    let expected = standard
+        .ripple(&["affected", "--format", "json"], &env)
+        .json();
+    assert!(!services(&expected).is_empty());
+    assert_eq!(services(&released), services(&expected));
+    assert_eq!(
+        released["reason"],
+        expected["reason"]
+            .as_str()
+            .unwrap()
+            .replace("release-2.0", "v2.0")
+    );
+}
+
+/// A bad manifest is what is reported, whatever the diff begun beside it
+/// would have said.
+#[test]
+fn a_bad_manifest_is_reported_before_the_diff() {
+    let mut repo = TestRepo::standard();
+    repo.write(
+        "services.toml",
+        &format!(
+            "{}\n[[service]]\nname = \"base-go\"\nkind = \"library\"\n",
+            crate::common::MANIFEST
+        ),
+    );
+    repo.commit("a duplicate name");
+    let run = repo.ripple(
+        &[
+            "affected",
+            "--event",
+            "pull_request",
+            "--base",
+            "no-such-branch",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: invalid manifest"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("duplicate service name"),
+        "{}",
+        run.stderr
+    );
+}

@@ -395,8 +395,8 @@ impl<'m> ServiceGraph<'m> {
                 graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
             }
         }
-        // The manifest has no cycles, so the order always exists.
-        let order = petgraph::algo::toposort(&graph, None).unwrap_or_default();
+        // The manifest's cycle search found the order.
+        let order = manifest.order().map(NodeIndex::new).collect();
         ServiceGraph {
             manifest,
             graph,

@@ -48,6 +48,9 @@ struct Dependencies {
     origins: Vec<Origin>,
     /// Some name was unknown: the caller looks for it to say where.
     unresolved: bool,
+    /// Every service, each after what it depends on (when there is no
+    /// cycle): found by the cycle search.
+    order: Vec<u32>,
 }
 
 impl Dependencies {
@@ -64,6 +67,7 @@ impl Dependencies {
             positions: Vec::with_capacity(edges),
             origins: Vec::with_capacity(edges),
             unresolved: false,
+            order: Vec::new(),
         };
         resolved.starts.push(0);
         for service in services {
@@ -694,6 +698,11 @@ impl Manifest {
     /// the order of its `depends_on`, then its discovered edges.
     pub fn dependencies(&self, service: usize) -> impl Iterator<Item = usize> + '_ {
         self.dependencies.of(service)
+    }
+
+    /// Every service's position, each after the services it depends on.
+    pub fn order(&self) -> impl ExactSizeIterator<Item = usize> + '_ {
+        self.dependencies.order.iter().map(|&i| i as usize)
     }
 
     /// [`Manifest::dependencies`] with where each edge comes from.
@@ -2072,7 +2081,7 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        let dependencies = Dependencies::resolve(services, &first_seen);
+        let mut dependencies = Dependencies::resolve(services, &first_seen);
         let check_names = dependencies.unresolved
             || services
                 .iter()
@@ -2124,36 +2133,43 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        if let Some(cycle) = find_cycle(services.len(), &dependencies, services) {
-            let (first, first_spans) = (&services[cycle[0]], &spans[cycle[0]]);
-            let next = &services[cycle[1 % cycle.len()]].name;
-            let span = first
-                .depends_on
-                .iter()
-                .position(|d| d == next)
-                .map_or(first_spans.name.clone(), |i| first_spans.dependency(i));
-            let mut names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
-            names.push(names[0]);
-            self.problem(
-                span,
-                format!("dependency cycle: {}", names.join(" -> ")),
-                Some(
-                    "`depends_on` must not lead back to the service; remove one of these edges"
-                        .into(),
-                ),
-            );
+        match find_cycle(services.len(), &dependencies, services) {
+            Err(order) => dependencies.order = order,
+            Ok(cycle) => self.cycle(&cycle, services, spans),
         }
         (first_seen, dependencies)
     }
+
+    /// Reports a dependency cycle at its first edge.
+    fn cycle(&mut self, cycle: &[usize], services: &[Service], spans: &[Spans]) {
+        let (first, first_spans) = (&services[cycle[0]], &spans[cycle[0]]);
+        let next = &services[cycle[1 % cycle.len()]].name;
+        let span = first
+            .depends_on
+            .iter()
+            .position(|d| d == next)
+            .map_or(first_spans.name.clone(), |i| first_spans.dependency(i));
+        let mut names: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+        names.push(names[0]);
+        self.problem(
+            span,
+            format!("dependency cycle: {}", names.join(" -> ")),
+            Some(
+                "`depends_on` must not lead back to the service; remove one of these edges".into(),
+            ),
+        );
+    }
 }
 
-/// One dependency cycle as service indices, starting at its smallest name, or
-/// `None`. Iterative DFS with colours so deep graphs cannot overflow the stack.
+/// One dependency cycle as service indices, starting at its smallest name;
+/// with none, every service in an order that puts each after what it
+/// depends on (the order the search finishes them). Iterative DFS with
+/// colours so deep graphs cannot overflow the stack.
 fn find_cycle(
     count: usize,
     dependencies: &Dependencies,
     services: &[Service],
-) -> Option<Vec<usize>> {
+) -> Result<Vec<usize>, Vec<u32>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
         White,
@@ -2161,6 +2177,8 @@ fn find_cycle(
         Black,
     }
     let mut colour = vec![Colour::White; count];
+    // Each service as it is finished: after everything it depends on.
+    let mut order: Vec<u32> = Vec::with_capacity(count);
     // In file order: the search visits each service and edge once.
     for root in 0..count {
         if colour[root] != Colour::White {
@@ -2179,24 +2197,27 @@ fn find_cycle(
                         stack.push((child, 0));
                     }
                     Colour::Grey => {
-                        let start = stack.iter().position(|&(n, _)| n == child)?;
+                        let Some(start) = stack.iter().position(|&(n, _)| n == child) else {
+                            continue;
+                        };
                         let mut cycle: Vec<usize> =
                             stack[start..].iter().map(|&(n, _)| n).collect();
                         let smallest = (0..cycle.len())
                             .min_by(|&a, &b| services[cycle[a]].name.cmp(&services[cycle[b]].name))
                             .unwrap_or(0);
                         cycle.rotate_left(smallest);
-                        return Some(cycle);
+                        return Ok(cycle);
                     }
                     Colour::Black => {}
                 }
             } else {
                 colour[node] = Colour::Black;
+                order.push(node as u32);
                 stack.pop();
             }
         }
     }
-    None
+    Err(order)
 }
 
 /// Service positions by name. The table holds positions only and compares
@@ -2901,6 +2922,44 @@ paths = ["d"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown discovery source `gradle`"), "{err}");
+    }
+
+    #[test]
+    fn the_order_puts_every_service_after_what_it_depends_on() {
+        // Each service depends on later ones: the file's order is not one
+        // that works.
+        let count = 300;
+        let mut text = String::new();
+        for i in 0..count {
+            let mut deps: Vec<String> = Vec::new();
+            for d in [i + 1, (i * 7 + 3) % count] {
+                if d > i && d < count {
+                    deps.push(format!("\"s{d}\""));
+                }
+            }
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i}\"\nkind = \"library\"\ndepends_on = [{}]\n\n",
+                deps.join(", ")
+            ));
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let order: Vec<usize> = manifest.order().collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..manifest.services.len()).collect::<Vec<_>>());
+        let mut place = vec![0; order.len()];
+        for (at, &i) in order.iter().enumerate() {
+            place[i] = at;
+        }
+        let edges: usize = (0..order.len())
+            .map(|i| manifest.dependencies(i).count())
+            .sum();
+        assert!(edges > 0);
+        for i in 0..order.len() {
+            for d in manifest.dependencies(i) {
+                assert!(place[d] < place[i], "{} before {}", d, i);
+            }
+        }
     }
 
     #[test]

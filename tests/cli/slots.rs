@@ -4,11 +4,13 @@
 //! loaded in headless Chromium.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::common::{eventually, free_port};
 
 const KEY: &str = "slot-key-for-tests";
 
@@ -18,14 +20,6 @@ struct Slots {
     address: SocketAddr,
     dir: PathBuf,
     _temp: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Slots {
@@ -73,6 +67,7 @@ impl Slots {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while http(self.address, "GET", "/healthz", None, b"").0 != 200 {
+            // The log as it is when giving up says why.
             assert!(
                 Instant::now() < deadline,
                 "the server did not start:\n{}",
@@ -288,11 +283,12 @@ impl Ledger {
         std::thread::sleep(hold);
         self.holding.lock().unwrap().remove(&slot);
         let id = lease["lease"].as_u64().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while release(address, id) != 204 {
-            assert!(Instant::now() < deadline, "release never answered 204");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            "release never answered 204",
+            || release(address, id) == 204,
+        );
     }
 
     /// No slot had two holders, `clients` grants were made, no token was
@@ -356,11 +352,12 @@ fn grants_follow_arrival_order() {
             sender.send((i, lease)).unwrap();
         }));
         // The next one arrives only once this one is in line.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.waiting("uat") != i + 1 {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            "the client did not get in line",
+            || server.waiting("uat") == i + 1,
+        );
     }
     assert_eq!(release(address, first["lease"].as_u64().unwrap()), 204);
     let mut held = vec![second];
@@ -401,11 +398,12 @@ fn an_unrenewed_lease_is_freed_at_its_ttl_renew_extends_and_release_twice_is_fin
         "renewed: still held past the first ttl"
     );
     // Unrenewed: freed at the ttl, by the server's clock.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.holders("qa") != [None] {
-        assert!(Instant::now() < deadline, "the lease outlived its ttl");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        "the lease outlived its ttl",
+        || server.holders("qa") == [None],
+    );
     assert_eq!(
         http(
             address,
@@ -451,11 +449,12 @@ fn a_restart_keeps_every_lease_and_waiters_reconnect() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.waiting("uat") != 1 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "the waiter did not get in line",
+        || server.waiting("uat") == 1,
+    );
     // ...while the server is killed outright and started again.
     server.signal(libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(300));
@@ -464,11 +463,12 @@ fn a_restart_keeps_every_lease_and_waiters_reconnect() {
         server.holders("uat"),
         [Some("holder-a".to_string()), Some("holder-b".to_string())]
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.waiting("uat") != 1 {
-        assert!(Instant::now() < deadline, "the waiter did not come back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "the waiter did not come back",
+        || server.waiting("uat") == 1,
+    );
     assert_eq!(release(address, a["lease"].as_u64().unwrap()), 204);
     let output = waiter.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -511,11 +511,12 @@ fn sigterm_with_waiters_pending_stops_promptly() {
             })
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.waiting("uat") != 5 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "the five waiters did not get in line",
+        || server.waiting("uat") == 5,
+    );
     let took = server.signal(libc::SIGTERM);
     assert!(took < Duration::from_secs(3), "stopping took {took:?}");
     for waiter in waiters {
@@ -908,14 +909,12 @@ fn drones_rendered_steps_hold_the_slot_for_real() {
     }
     assert_eq!(server.holders("uat"), [None, None], "released");
     let mut heartbeat = heartbeat.expect("a detached heartbeat");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the heartbeat did not stop after the release"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "the heartbeat did not stop after the release",
+        || heartbeat.try_wait().unwrap().is_some(),
+    );
 }
 
 #[test]
@@ -1048,14 +1047,12 @@ fn githubs_and_gitlabs_rendered_scripts_hold_the_slot_for_real() {
         .success()
     );
     assert_eq!(server.holders("uat"), [None, None]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while heartbeat.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the heartbeat job did not end after the release"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "the heartbeat job did not end after the release",
+        || heartbeat.try_wait().unwrap().is_some(),
+    );
 }
 
 #[test]

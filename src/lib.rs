@@ -29,18 +29,21 @@ pub mod input; // input hashes: what each image is made of
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod output; // a document's destination: stdout, or a file put in place whole
 pub mod pattern; // the one path-pattern rule
-pub mod plan;
+pub mod plan; // affected set + event → jobs, no CI system named
 #[cfg(feature = "registry")]
-pub mod promote; // `ripple promote`: retag a tested build // affected set + event → jobs, no CI system named
+pub mod promote; // `ripple promote`: retag a tested build
 #[cfg(feature = "registry")]
 pub mod registry; // `ripple promote`: a registry's HTTP API v2
 pub mod render; // reports → JSON, text, DOT, Mermaid
 #[cfg(feature = "server")]
 pub mod serve; // Drone's and Woodpecker's configuration extensions
 #[cfg(feature = "server")]
-pub mod signature;
+pub mod signature; // Drone's and Woodpecker's request signatures, verified
+// Requests signed as Drone and Woodpecker sign them, for tests and benchmarks.
+#[cfg(all(feature = "testutil", feature = "server"))]
+pub mod signed;
 #[cfg(feature = "server")]
-pub mod slots; // environment slots: `ripple slots serve`, `ripple slot` // Drone's HTTP signatures
+pub mod slots; // environment slots: `ripple slots serve`, `ripple slot`
 pub mod sync; // `ripple sync`: discovered edges into the manifest, layout kept
 #[cfg(feature = "testutil")]
 pub mod synth; // synthetic monorepos for benchmarks

@@ -10,10 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{KeyInit as _, Mac as _};
-use sha2::Digest as _;
+use ripple::signed::{drone_headers, woodpecker_headers};
 
 const SECRET: &str = "a benchmark secret shared with drone";
 
@@ -50,64 +47,8 @@ fn body(speaks: Speaks, repo: &Path, head: &str, nonce: usize) -> Vec<u8> {
 
 fn headers(speaks: Speaks, body: &[u8]) -> Vec<(String, String)> {
     match speaks {
-        Speaks::Drone => {
-            let mut headers = vec![
-                (
-                    "accept".to_string(),
-                    "application/vnd.drone.config.v1+json".to_string(),
-                ),
-                ("accept-encoding".to_string(), "identity".to_string()),
-                ("content-type".to_string(), "application/json".to_string()),
-                (
-                    "date".to_string(),
-                    httpdate::fmt_http_date(SystemTime::now()),
-                ),
-                (
-                    "digest".to_string(),
-                    format!("SHA-256={}", BASE64.encode(sha2::Sha256::digest(body))),
-                ),
-            ];
-            let signing: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
-            let mut mac =
-                hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("a key");
-            mac.update(signing.join("\n").as_bytes());
-            let signature = BASE64.encode(mac.finalize().into_bytes());
-            headers.push((
-                "signature".into(),
-                format!(
-                    "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{signature}\",\
-                     headers=\"accept accept-encoding content-type date digest\""
-                ),
-            ));
-            headers
-        }
-        Speaks::Woodpecker => {
-            use ed25519_dalek::Signer as _;
-            let created = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .expect("a clock after 1970")
-                .as_secs();
-            let digest = format!("sha-256=:{}:", BASE64.encode(sha2::Sha256::digest(body)));
-            let params = format!(
-                "(\"@request-target\" \"content-digest\");created={created};alg=\"ed25519\""
-            );
-            let base = format!(
-                "\"@request-target\": /\n\"content-digest\": {digest}\n\"@signature-params\": {params}"
-            );
-            let signature = BASE64.encode(signing_key().sign(base.as_bytes()).to_bytes());
-            vec![
-                ("content-type".into(), "application/json".into()),
-                ("content-digest".into(), digest),
-                (
-                    "signature-input".into(),
-                    format!("woodpecker-ci-extensions={params}"),
-                ),
-                (
-                    "signature".into(),
-                    format!("woodpecker-ci-extensions=:{signature}:"),
-                ),
-            ]
-        }
+        Speaks::Drone => drone_headers(SECRET, body, SystemTime::now()),
+        Speaks::Woodpecker => woodpecker_headers(&signing_key(), "/", body, SystemTime::now()),
     }
 }
 

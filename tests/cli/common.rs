@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
-use std::time::{Duration, Instant};
 
 use ripple::fixture::RepoBuilder;
 use serde_norway::Value;
@@ -369,6 +368,7 @@ pub fn check_yaml(name: &str, yaml: &str) -> Vec<Value> {
 use serde::Deserialize as _;
 
 /// A loopback port nothing listens on (for a server the test starts).
+#[cfg(any(feature = "server", feature = "registry"))]
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -379,10 +379,16 @@ pub fn free_port() -> u16 {
 
 /// Polls `done` every `every` until it holds, failing with `what` after
 /// `within`.
-pub fn eventually(within: Duration, every: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
+#[cfg(feature = "server")]
+pub fn eventually(
+    within: std::time::Duration,
+    every: std::time::Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + within;
     while !done() {
-        assert!(Instant::now() < deadline, "{what}");
+        assert!(std::time::Instant::now() < deadline, "{what}");
         std::thread::sleep(every);
     }
 }

@@ -7,10 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{KeyInit as _, Mac as _};
-use sha2::Digest as _;
+use ripple::signed::{drone_headers, woodpecker_headers};
 
 use crate::common::TestRepo;
 
@@ -135,37 +132,6 @@ fn exchange(
         .map_or("", |(_, b)| b)
         .to_string();
     (status, body)
-}
-
-/// Drone's signing: digest of the body, then HMAC-SHA256 over the five
-/// headers as `name: value` lines.
-fn drone_headers(secret: &str, body: &[u8], date: SystemTime) -> Vec<(String, String)> {
-    let mut headers = vec![
-        (
-            "accept".to_string(),
-            "application/vnd.drone.config.v1+json".to_string(),
-        ),
-        ("accept-encoding".to_string(), "identity".to_string()),
-        ("content-type".to_string(), "application/json".to_string()),
-        ("date".to_string(), httpdate::fmt_http_date(date)),
-        (
-            "digest".to_string(),
-            format!("SHA-256={}", BASE64.encode(sha2::Sha256::digest(body))),
-        ),
-    ];
-    let signing = headers
-        .iter()
-        .map(|(n, v)| format!("{n}: {v}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signing.as_bytes());
-    let signature = BASE64.encode(mac.finalize().into_bytes());
-    headers.push((
-        "signature".to_string(),
-        format!("keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{signature}\",headers=\"accept accept-encoding content-type date digest\""),
-    ));
-    headers
 }
 
 fn build_json(
@@ -1071,40 +1037,6 @@ fn a_damaged_mirror_is_moved_aside_and_cloned_again() {
         // The damaged copy is kept beside the new mirror, for a look.
         assert_eq!(std::fs::read_dir(&mirrors).unwrap().count(), 2, "{name}");
     }
-}
-
-/// Woodpecker's signing (RFC 9421, as its `httpsign` client does):
-/// ed25519 over `@request-target` and `content-digest`, with `created`.
-fn woodpecker_headers(
-    key: &ed25519_dalek::SigningKey,
-    target: &str,
-    body: &[u8],
-    created: SystemTime,
-) -> Vec<(String, String)> {
-    use ed25519_dalek::Signer as _;
-    let created = created
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let digest = format!("sha-256=:{}:", BASE64.encode(sha2::Sha256::digest(body)));
-    let params =
-        format!("(\"@request-target\" \"content-digest\");created={created};alg=\"ed25519\"");
-    let base = format!(
-        "\"@request-target\": {target}\n\"content-digest\": {digest}\n\"@signature-params\": {params}"
-    );
-    let signature = BASE64.encode(key.sign(base.as_bytes()).to_bytes());
-    vec![
-        ("content-type".into(), "application/json".into()),
-        ("content-digest".into(), digest),
-        (
-            "signature-input".into(),
-            format!("woodpecker-ci-extensions={params}"),
-        ),
-        (
-            "signature".into(),
-            format!("woodpecker-ci-extensions=:{signature}:"),
-        ),
-    ]
 }
 
 /// Woodpecker's request: `{repo, pipeline}`.

@@ -291,13 +291,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             "another `ripple serve` is using this --data-dir",
         ),
     })?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Io {
-            action: "listen on",
-            path: PathBuf::from(config.listen.to_string()),
-            source,
-        })?;
+    let listener = listen(config.listen).await?;
     let address = listener.local_addr().map_err(|source| Error::Io {
         action: "read the address of",
         path: PathBuf::from(config.listen.to_string()),
@@ -927,4 +921,15 @@ fn mirror_name(url: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("{readable}-{hash:016x}.git")
+}
+
+/// A listener on `address`; a failure names the address.
+pub(crate) async fn listen(address: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Io {
+            action: "listen on",
+            path: PathBuf::from(address.to_string()),
+            source,
+        })
 }

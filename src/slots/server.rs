@@ -559,13 +559,7 @@ pub fn run(config: Config) -> Result<()> {
             source,
         })?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Io {
-                action: "listen on",
-                path: PathBuf::from(config.listen.to_string()),
-                source,
-            })?;
+        let listener = crate::serve::listen(config.listen).await?;
         let (stop, stopping) = watch::channel(false);
         let app = Arc::new(App {
             state: Mutex::new(state),

@@ -338,7 +338,9 @@ fn read_manifest<T>(
     // process could be stopped by SIGBUS; ripple reads a checked-out file
     // nobody edits during a CI step, and a read could as well see a
     // half-written file.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(failed)?;
+    // Populated: the whole file is read anyway, and one call maps it instead
+    // of a page fault per few pages (costly in a virtual machine).
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(failed)?;
     let text = std::str::from_utf8(&map)
         .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     parse(text)

@@ -806,6 +806,17 @@ fn release_tag_at(repo: &Repository, settings: &Settings, head: Oid) -> Option<S
 /// affected only when an argument its Dockerfile declares (at base or head)
 /// and `build_args` does not override was added, removed or changed.
 pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut ChangeSet) {
+    let readers = manifest.services.iter().filter_map(|service| {
+        let build = service.build.as_ref()?;
+        let file = build.extras().build_args_file.as_deref()?;
+        Some((service, build, file))
+    });
+    // Most manifests have none: then no commit is looked up (which would
+    // map the pack indexes on this thread for nothing).
+    let mut readers = readers.peekable();
+    if readers.peek().is_none() {
+        return;
+    }
     let tree_of = |rev: Option<&str>| {
         let oid = Oid::from_str(rev?).ok()?;
         repo.find_commit(oid).ok()?.tree().ok()
@@ -833,13 +844,7 @@ pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut Cha
             })
             .clone()
     };
-    for service in &manifest.services {
-        let Some(build) = &service.build else {
-            continue;
-        };
-        let Some(file) = build.extras().build_args_file.as_deref() else {
-            continue;
-        };
+    for (service, build, file) in readers {
         let head_values = dotenv(file, false);
         let mut declared =
             buildargs::declared_args(&text(&head, &build.dockerfile).unwrap_or_default());

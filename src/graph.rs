@@ -507,7 +507,10 @@ impl<'m> ServiceGraph<'m> {
             }
         }
         let waits = self.waits_for(&is_affected);
-        let mut services: Vec<AffectedService> = Vec::new();
+        // Sized once: grown, a list of 20,000 would be copied onto fresh
+        // pages at every doubling.
+        let mut services: Vec<AffectedService> =
+            Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
         for (i, mut files) in files.into_iter().enumerate() {
             if !is_affected[i] {
                 continue;

@@ -21,6 +21,7 @@ use std::ops::Range;
 use crate::pattern::{self, PathPattern};
 use crate::tags::{TagTemplate, Use};
 
+mod fill;
 mod scan;
 
 /// A validated manifest: every name unique, every dependency known, no cycles.
@@ -779,6 +780,18 @@ const SERVICE_HEADER: &str = "\n[[service]]";
 /// than it saves.
 const TABLES_PER_THREAD: usize = 500;
 
+/// Where each `[[service]]` header line starts, in the common form (at the
+/// start of a line, alone on it).
+fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let bytes = text.as_bytes();
+    memchr::memmem::find_iter(bytes, SERVICE_HEADER)
+        .map(|at| at + 1)
+        .filter(move |&at| {
+            let after = &bytes[at + SERVICE_HEADER.len() - 1..];
+            after.starts_with(b"\n") || after.starts_with(b"\r\n")
+        })
+}
+
 /// Reads the manifest one `[[service]]` table at a time. The [`scan`]ner
 /// reads the common form of a table without building a document tree; a
 /// table it declines, and the text before the first table, are read with
@@ -792,42 +805,36 @@ const TABLES_PER_THREAD: usize = 500;
 /// multi-line string leaves the piece that opens the string unterminated
 /// (a syntax error), and a later piece that sets anything but a service
 /// (say a late `[settings]`) is refused.
-/// Where each `[[service]]` header line starts, in the common form (at the
-/// start of a line, alone on it).
-fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
-    let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, SERVICE_HEADER)
-        .map(|at| at + 1)
-        .filter(move |&at| {
-            let after = &bytes[at + SERVICE_HEADER.len() - 1..];
-            after.starts_with(b"\n") || after.starts_with(b"\r\n")
-        })
-}
-
 fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let mut starts: Vec<usize> = service_headers(text).collect();
     let first = *starts.first()?;
     starts.push(text.len());
     // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than
-    // the tables it bounds. The first run of tables is read into lists with
-    // room for all, so that the second's are appended without growing them.
-    let read_tables = |bounds: &[usize], room: usize| {
-        let mut read = Services::default();
-        read.services.reserve(room);
-        read.spans.reserve(room);
+    // the tables it bounds. Each table is one service, written into its
+    // place in the lists (a table holding more is refused, for the whole
+    // reading to take).
+    let read_tables = |bounds: &[usize],
+                       services: &mut fill::Part<'_, Service>,
+                       spans: &mut fill::Part<'_, Spans>| {
+        let mut environments = Vec::new();
         let mut reader = Reader::new(text, path, 0);
         reader.dependency_spans = false;
         let mut scanner = scan::Scanner::new(text);
+        let mut place = |service, span| services.push(service) && spans.push(span);
         for table in bounds.windows(2).map(|w| w[0]..w[1]) {
             if scanner.service(table.clone()) {
                 let fields = ServiceFields::scanned(&scanner);
                 let (service, spans) = reader.service(fields, table)?;
-                read.push(service, spans);
+                place(service, spans).then_some(())?;
             } else {
-                read.append(read_document(text, table, path)?.1);
+                let mut read = read_document(text, table, path)?.1;
+                environments.append(&mut read.environments);
+                for (service, spans) in read.services.into_iter().zip(read.spans) {
+                    place(service, spans).then_some(())?;
+                }
             }
         }
-        reader.problems.is_empty().then_some(read)
+        reader.problems.is_empty().then_some(environments)
     };
     let tables = starts.len() - 1;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
@@ -836,19 +843,28 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     } else {
         tables
     };
-    let (preamble, first_half, second_half) = std::thread::scope(|scope| {
-        let second = (middle < tables)
-            .then(|| scope.spawn(|| read_tables(&starts[middle..], tables - middle)));
-        let preamble = read_document(text, 0..first, path);
-        let first_half = read_tables(&starts[..=middle], tables);
-        let second_half = second.map(|thread| thread.join().ok().flatten());
-        (preamble, first_half, second_half)
-    });
+    let (services, (spans, (preamble, first_half, second_half))) =
+        fill::in_two_parts(tables, middle, |services, later_services| {
+            fill::in_two_parts(tables, middle, |spans, later_spans| {
+                std::thread::scope(|scope| {
+                    let second = (middle < tables).then(|| {
+                        scope.spawn(|| read_tables(&starts[middle..], later_services, later_spans))
+                    });
+                    let preamble = read_document(text, 0..first, path);
+                    let first_half = read_tables(&starts[..=middle], services, spans);
+                    let second_half = match second {
+                        Some(thread) => thread.join().ok().flatten(),
+                        None => Some(Vec::new()),
+                    };
+                    (preamble, first_half, second_half)
+                })
+            })
+        });
     let (settings, mut read) = preamble?;
-    read.append(first_half?);
-    if let Some(second_half) = second_half {
-        read.append(second_half?);
-    }
+    read.environments.extend(first_half?);
+    read.environments.extend(second_half?);
+    read.services = services?;
+    read.spans = spans?;
     let mut reader = Reader::new(text, path, 0);
     let manifest = reader.assemble(settings, read)?;
     reader.problems.is_empty().then_some(manifest)
@@ -1036,17 +1052,6 @@ impl Services {
     fn push(&mut self, service: Service, spans: Spans) {
         self.services.push(service);
         self.spans.push(spans);
-    }
-
-    fn append(&mut self, mut other: Services) {
-        self.environments.append(&mut other.environments);
-        if self.services.is_empty() {
-            other.environments = std::mem::take(&mut self.environments);
-            *self = other;
-            return;
-        }
-        self.services.append(&mut other.services);
-        self.spans.append(&mut other.spans);
     }
 }
 
@@ -2717,6 +2722,25 @@ depends_on = ["b"]
                         [[service]]\nname = \"b\"\nkind = \"library\"\n";
         assert!(parse_tables(indented, "m").is_none());
         assert_eq!(Manifest::parse(indented, "m").unwrap().services.len(), 2);
+        // So a table may hold two services, which its one place in the
+        // list does not fit, in either half: the whole reading takes it.
+        for next in ["s11", "s2900"] {
+            let two = big_manifest(3_000).replacen(
+                &format!("\n[[service]]\nname = \"{next}\"\n"),
+                &format!(
+                    "  [[service]]\nname = \"extra\"\nkind = \"library\"\n\n\
+                     [[service]]\nname = \"{next}\"\n"
+                ),
+                1,
+            );
+            assert!(parse_tables(&two, "m").is_none(), "{next}");
+            let manifest = Manifest::parse(&two, "m").unwrap();
+            assert_eq!(manifest.services.len(), 3_001);
+            assert_eq!(
+                manifest.position(next),
+                manifest.position("extra").map(|i| i + 1)
+            );
+        }
 
         // Problems anywhere are reported from the whole text, in order.
         let broken =

@@ -6,7 +6,7 @@
 //! dependency graph is a petgraph `DiGraph` with edges from a dependency to
 //! its dependents. Pure: no I/O.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use compact_str::CompactString;
@@ -460,7 +460,7 @@ impl<'m> ServiceGraph<'m> {
     /// The affected set for a change set.
     pub fn affected(&self, changes: &ChangeSet) -> Affected {
         let count = self.manifest.services.len();
-        let (mut is_affected, files) = match changes.mode {
+        let (mut is_affected, mut files) = match changes.mode {
             Mode::None => return Affected::default(),
             // A release publishes every image and nothing else: the set
             // says exactly what is published.
@@ -507,15 +507,15 @@ impl<'m> ServiceGraph<'m> {
             }
         }
         let waits = self.waits_for(&is_affected);
-        // Sized once: grown, a list of 20,000 would be copied onto fresh
-        // pages at every doubling.
-        let mut services: Vec<AffectedService> =
-            Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
-        for (i, mut files) in files.into_iter().enumerate() {
-            if !is_affected[i] {
-                continue;
-            }
+        // In name order from the start: sorting the finished entries would
+        // move 20,000 of them through a scratch copy.
+        let mut order: Vec<usize> = (0..count).filter(|&i| is_affected[i]).collect();
+        let all = &self.manifest.services;
+        order.sort_unstable_by(|&a, &b| all[a].name.cmp(&all[b].name));
+        let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
+        for i in order {
             let service = &self.manifest.services[i];
+            let mut files = std::mem::take(&mut files[i]);
             files.sort_unstable();
             files.dedup();
             let mut edges: Vec<Edge> = if changes.mode == Mode::All {
@@ -534,7 +534,7 @@ impl<'m> ServiceGraph<'m> {
             let via: Vec<CompactString> = edges.iter().map(|e| e.to.clone()).collect();
             let mut waits_for: Vec<CompactString> = waits[i]
                 .iter()
-                .map(|&d| self.manifest.services[d].name.clone())
+                .map(|&d| all[d as usize].name.clone())
                 .collect();
             waits_for.sort_unstable();
             let build_args = if changes.args.changed.is_empty() {
@@ -559,7 +559,6 @@ impl<'m> ServiceGraph<'m> {
                 input: None,
             });
         }
-        services.sort_by(|a, b| a.name.cmp(&b.name));
         let build_order = self.layers(&is_affected, &waits);
         Affected {
             services,
@@ -727,11 +726,12 @@ impl<'m> ServiceGraph<'m> {
 
     /// For each affected image, the nearest affected images among its
     /// dependencies, looking through libraries and test suites.
-    fn waits_for(&self, is_affected: &[bool]) -> Vec<BTreeSet<usize>> {
+    fn waits_for(&self, is_affected: &[bool]) -> Vec<Vec<u32>> {
         let services = &self.manifest.services;
-        let mut reach: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
+        // Sorted sets as sorted lists: most are empty or hold one image.
+        let mut reach: Vec<Vec<u32>> = vec![Vec::new(); services.len()];
         // Dependencies first, so each node's sets are complete when read.
-        let mut waits: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); services.len()];
+        let mut waits: Vec<Vec<u32>> = vec![Vec::new(); services.len()];
         for &node in &self.order {
             let i = node.index();
             // Libraries are looked through whether or not they are in the
@@ -740,17 +740,19 @@ impl<'m> ServiceGraph<'m> {
             if !is_affected[i] && services[i].kind.is_artifact() {
                 continue;
             }
-            let mut nearest = BTreeSet::new();
+            let mut nearest = Vec::new();
             for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
                 let d = dep.index();
                 if services[d].kind.is_artifact() {
                     if is_affected[d] {
-                        nearest.insert(d);
+                        nearest.push(d as u32);
                     }
                 } else {
-                    nearest.extend(reach[d].iter().copied());
+                    nearest.extend_from_slice(&reach[d]);
                 }
             }
+            nearest.sort_unstable();
+            nearest.dedup();
             if services[i].kind.is_artifact() {
                 waits[i] = nearest;
             } else {
@@ -761,7 +763,7 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Affected images grouped so that each waits only for earlier layers.
-    fn layers(&self, is_affected: &[bool], waits: &[BTreeSet<usize>]) -> Vec<Vec<CompactString>> {
+    fn layers(&self, is_affected: &[bool], waits: &[Vec<u32>]) -> Vec<Vec<CompactString>> {
         let services = &self.manifest.services;
         let mut level: Vec<usize> = vec![0; services.len()];
         let mut layers: Vec<Vec<CompactString>> = Vec::new();
@@ -770,7 +772,11 @@ impl<'m> ServiceGraph<'m> {
             if !is_affected[i] || !services[i].kind.is_artifact() {
                 continue;
             }
-            level[i] = waits[i].iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+            level[i] = waits[i]
+                .iter()
+                .map(|&d| level[d as usize] + 1)
+                .max()
+                .unwrap_or(0);
             if layers.len() <= level[i] {
                 layers.resize(level[i] + 1, Vec::new());
             }

@@ -357,14 +357,17 @@ fn fifty_concurrent_requests_for_one_repository_are_all_answered() {
         TestRepo::develop_change("src/lmtpd/main.go", "package main // concurrent\n");
     let server = Server::start();
     let body = develop_push(&repo, &before, &after);
+    // Distinct dates make distinct signatures: these are not replays. Taken
+    // from one clock reading, as a thread that starts a second late would
+    // otherwise sign with its neighbour's date.
+    let now = SystemTime::now();
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..50)
             .map(|i| {
                 let server = &server;
                 let body = &body;
                 scope.spawn(move || {
-                    // Distinct dates make distinct signatures: these are not replays.
-                    let date = SystemTime::now() - Duration::from_secs(i);
+                    let date = now - Duration::from_secs(i);
                     let headers = drone_headers(SECRET, body, date);
                     exchange(server.address, "POST", "/", &headers, body)
                 })
@@ -885,12 +888,14 @@ fn a_stalled_origin_stops_nothing_else() {
     );
     let healthy_body = develop_push(&healthy, &before, &after);
     let pending = std::sync::atomic::AtomicUsize::new(40);
+    // One clock reading for distinct dates (see above).
+    let now = SystemTime::now();
     let (stuck_answers, others) = std::thread::scope(|scope| {
         let stuck_workers: Vec<_> = (0..40)
             .map(|i| {
                 let (server, stuck, pending) = (&server, &stuck, &pending);
                 scope.spawn(move || {
-                    let date = SystemTime::now() - Duration::from_secs(i);
+                    let date = now - Duration::from_secs(i);
                     let headers = drone_headers(SECRET, stuck, date);
                     let answer = exchange(server.address, "POST", "/", &headers, stuck);
                     pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);

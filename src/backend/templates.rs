@@ -18,6 +18,8 @@ use crate::plan::{Job, Plan};
 /// A loaded set of templates with one escaping filter.
 pub struct Templates {
     env: Environment<'static>,
+    /// Names `--templates` replaced or added.
+    overridden: Vec<String>,
 }
 
 impl Templates {
@@ -61,10 +63,18 @@ impl Templates {
         for (name, source) in shipped {
             add(&mut env, name.to_string(), source.to_string())?;
         }
+        let mut overridden = Vec::with_capacity(overrides.len());
         for (name, source) in overrides {
+            overridden.push(name.clone());
             add(&mut env, name, source)?;
         }
-        Ok(Templates { env })
+        Ok(Templates { env, overridden })
+    }
+
+    /// Whether template `name` is the one ripple ships (no `--templates`
+    /// file replaced it): a backend may then write its text directly.
+    pub fn is_shipped(&self, name: &str) -> bool {
+        !self.overridden.iter().any(|o| o == name)
     }
 
     /// Renders template `name` with `value` bound to `key`.

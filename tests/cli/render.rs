@@ -433,3 +433,80 @@ fn templates_read_the_lists_made_item_by_item_as_lists() {
         assert_eq!(String::from_utf8(out).unwrap(), "\"0\"", "{name}");
     }
 }
+
+/// Drone's shipped template is written directly rather than evaluated
+/// (issue 14): the text must be the template's, byte for byte. The same
+/// template passed as an override is evaluated, so the two are compared.
+#[test]
+fn the_drone_text_written_directly_is_the_shipped_templates() {
+    let (name, source) = drone::Drone.templates()[0];
+    let shipped = drone::Drone.load(Vec::new()).unwrap();
+    let evaluated = drone::Drone
+        .load(vec![(name.to_string(), source.to_string())])
+        .unwrap();
+    assert!(shipped.is_shipped(drone::TEMPLATE) && !evaluated.is_shipped(drone::TEMPLATE));
+
+    // A plan without jobs says why (as `plan::plan`'s always do).
+    let mut empty = plan_of(0);
+    empty.idle_reason = Some(hostile("idle"));
+    let mut plans = vec![hostile_plan(), plan_of(5), empty.clone()];
+    // Static: gated jobs, a ripple image of its own, no event.
+    let mut static_plan = hostile_plan();
+    static_plan.event = None;
+    static_plan.ripple_image = Some(hostile("ripple-image"));
+    static_plan.jobs.iter_mut().for_each(|job| job.gated = true);
+    plans.push(static_plan);
+    // Values a template tests for truth: empty registry, no platform, no
+    // promotion, no tags or arguments.
+    let mut bare = hostile_plan();
+    for job in &mut bare.jobs {
+        job.when.branches.clear();
+        job.when.tags.clear();
+        job.needs.clear();
+        if let Work::Image(image) = &mut job.work {
+            image.registry = Some(String::new());
+            image.platforms.clear();
+            image.promote = None;
+            image.tags.clear();
+            image.build_args.clear();
+        }
+    }
+    plans.push(bare);
+    empty.event = None;
+    plans.push(empty);
+    for (i, plan) in plans.into_iter().enumerate() {
+        let plan = Arc::new(plan);
+        let written = drone::render(&shipped, &plan).unwrap();
+        let template = drone::render(&evaluated, &plan).unwrap();
+        assert_eq!(written, template, "plan {i}");
+    }
+
+    // And on a repository, for every event the standard one plans.
+    let repo = TestRepo::standard();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), source).unwrap();
+    let templates = dir.path().to_str().unwrap();
+    for env in [
+        &[("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")][..],
+        &[
+            ("DRONE_BUILD_EVENT", "pull_request"),
+            ("DRONE_TARGET_BRANCH", "main"),
+        ],
+        &[("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "develop")],
+        &[("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "master")],
+    ] {
+        let written = repo.ripple(&["plan"], env).ok().to_string();
+        let template = repo.ripple(&["plan", "--templates", templates], env);
+        assert_eq!(written, template.ok(), "{env:?}");
+    }
+    // The static file: written directly, then checked against the
+    // template's text.
+    repo.ripple(&["generate"], &[]).ok();
+    let check = repo.ripple(&["generate", "--check", "--templates", templates], &[]);
+    assert_eq!(
+        (check.code, check.stdout.as_str()),
+        (0, ""),
+        "{}",
+        check.stderr
+    );
+}

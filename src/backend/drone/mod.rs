@@ -12,6 +12,8 @@ use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{self, Job, Plan, Work};
 
+mod write;
+
 /// The Drone plugin that builds and publishes images.
 pub const DOCKER_PLUGIN: &str = "plugins/docker";
 
@@ -100,15 +102,25 @@ impl Backend for Drone {
 
 /// The Drone YAML for `plan`.
 pub fn render(templates: &Templates, plan: &Arc<Plan>) -> Result<String> {
-    templates.render(TEMPLATE, "plan", &lower(plan))
+    let mut text = Vec::new();
+    render_to(templates, plan, &mut text)?;
+    // Both ways of writing write only `str`s.
+    Ok(String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
 }
 
-/// [`render`] into `out` as it goes.
+/// [`render`] into `out` as it goes: written directly while the template
+/// is the shipped one (the same text, in a fraction of the time),
+/// evaluated when `--templates` replaces it.
 pub fn render_to(
     templates: &Templates,
     plan: &Arc<Plan>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
+    if templates.is_shipped(TEMPLATE) {
+        // A failed write is the writer's to report.
+        let _ = write::write(plan, out);
+        return Ok(());
+    }
     templates.render_to(TEMPLATE, "plan", &lower(plan), out)
 }
 
@@ -211,15 +223,20 @@ pub struct Sidecar {
 pub fn lower(plan: &Arc<Plan>) -> DronePlan {
     DronePlan {
         event: plan.event,
-        reason: if plan.event.is_none() {
-            format!("{}, each pipeline gated by `ripple gate`", plan.reason)
-        } else {
-            plan.reason.clone()
-        },
+        reason: reason(plan),
         pipelines: super::templates::per_job(plan, |plan, job| {
             pipeline(job, plan.ripple_image.as_deref())
         }),
         idle_reason: plan.idle_reason.clone(),
+    }
+}
+
+/// The plan's one-line reason; a static file's says that gates decide.
+fn reason(plan: &Plan) -> String {
+    if plan.event.is_none() {
+        format!("{}, each pipeline gated by `ripple gate`", plan.reason)
+    } else {
+        plan.reason.clone()
     }
 }
 

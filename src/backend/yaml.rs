@@ -111,6 +111,82 @@ pub fn quote_into(out: &mut impl Write, text: &str, dollar: Dollar) -> std::fmt:
     out.write_char('"')
 }
 
+/// YAML text a backend writes itself, for a shipped template it need not
+/// evaluate: every value is quoted exactly as the templates' formatter
+/// quotes it, and the helpers write what the templates' `{% if %}`s and
+/// `{% for %}`s around a value write.
+pub struct Text {
+    /// The text so far.
+    pub text: String,
+    dollar: Dollar,
+}
+
+impl Text {
+    /// Empty, with room for `capacity` bytes.
+    pub fn new(dollar: Dollar, capacity: usize) -> Text {
+        Text {
+            text: String::with_capacity(capacity),
+            dollar,
+        }
+    }
+
+    /// Template text, as it is.
+    pub fn raw(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// A value, quoted.
+    pub fn scalar(&mut self, value: &str) {
+        // Writing into a `String` cannot fail.
+        let _ = quote_into(&mut self.text, value, self.dollar);
+    }
+
+    /// What a template prints through its `literal` filter: quoted, `$`
+    /// kept.
+    pub fn literal(&mut self, value: &str) {
+        let _ = quote_into(&mut self.text, value, Dollar::Keep);
+    }
+
+    /// `{indent}{key}: value` and a newline.
+    pub fn line(&mut self, indent: &str, key: &str, value: &str) {
+        self.raw(indent);
+        self.raw(key);
+        self.raw(": ");
+        self.scalar(value);
+        self.raw("\n");
+    }
+
+    /// [`Text::line`] when the value is set and not empty (a template's
+    /// `{% if value %}`).
+    pub fn optional(&mut self, indent: &str, key: &str, value: Option<&str>) {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            self.line(indent, key, value);
+        }
+    }
+
+    /// One `{indent}- item` line per item.
+    pub fn items(&mut self, indent: &str, items: &[impl AsRef<str>]) {
+        for item in items {
+            self.raw(indent);
+            self.raw("- ");
+            self.scalar(item.as_ref());
+            self.raw("\n");
+        }
+    }
+
+    /// `{indent}{key}:` and [`Text::items`], when there are items (a
+    /// template's `{% if list %}`).
+    pub fn list(&mut self, indent: &str, key: &str, items: &[impl AsRef<str>]) {
+        if items.is_empty() {
+            return;
+        }
+        self.raw(indent);
+        self.raw(key);
+        self.raw(":\n");
+        self.items(indent, items);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

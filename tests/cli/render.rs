@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ripple::backend::{Backend, drone, gitlab};
+use ripple::backend::{Backend, drone, gitlab, woodpecker};
 use ripple::changes::Event;
 use ripple::plan::{ImageBuild, Job, Plan, Promotion, Sidecar, Stage, Tests, When, Work};
 use serde_norway::Value;
@@ -434,18 +434,10 @@ fn templates_read_the_lists_made_item_by_item_as_lists() {
     }
 }
 
-/// Drone's shipped template is written directly rather than evaluated
-/// (issue 14): the text must be the template's, byte for byte. The same
-/// template passed as an override is evaluated, so the two are compared.
-#[test]
-fn the_drone_text_written_directly_is_the_shipped_templates() {
-    let (name, source) = drone::Drone.templates()[0];
-    let shipped = drone::Drone.load(Vec::new()).unwrap();
-    let evaluated = drone::Drone
-        .load(vec![(name.to_string(), source.to_string())])
-        .unwrap();
-    assert!(shipped.is_shipped(drone::TEMPLATE) && !evaluated.is_shipped(drone::TEMPLATE));
-
+/// Plans that reach every branch of a shipped template: hostile values
+/// everywhere, slots, a static file, empty and falsy values, nothing to
+/// run with and without an event.
+fn plans_for_every_branch() -> Vec<Plan> {
     // A plan without jobs says why (as `plan::plan`'s always do).
     let mut empty = plan_of(0);
     empty.idle_reason = Some(hostile("idle"));
@@ -457,12 +449,24 @@ fn the_drone_text_written_directly_is_the_shipped_templates() {
     static_plan.jobs.iter_mut().for_each(|job| job.gated = true);
     plans.push(static_plan);
     // Values a template tests for truth: empty registry, no platform, no
-    // promotion, no tags or arguments.
+    // promotion, no tags or arguments; path filters, some empty.
     let mut bare = hostile_plan();
-    for job in &mut bare.jobs {
+    for (i, job) in bare.jobs.iter_mut().enumerate() {
         job.when.branches.clear();
         job.when.tags.clear();
         job.needs.clear();
+        job.paths = Some(ripple::plan::Paths {
+            include: if i == 0 {
+                Vec::new()
+            } else {
+                vec![hostile("include")]
+            },
+            exclude: if i == 1 {
+                Vec::new()
+            } else {
+                vec![hostile("exclude")]
+            },
+        });
         if let Work::Image(image) = &mut job.work {
             image.registry = Some(String::new());
             image.platforms.clear();
@@ -474,39 +478,88 @@ fn the_drone_text_written_directly_is_the_shipped_templates() {
     plans.push(bare);
     empty.event = None;
     plans.push(empty);
-    for (i, plan) in plans.into_iter().enumerate() {
+    plans
+}
+
+/// Shipped templates a backend writes directly rather than evaluates
+/// (issue 14) must give the template's text, byte for byte: the same
+/// template passed as an override is evaluated, and the two compared, on
+/// [`plans_for_every_branch`] and on the standard repository's events.
+fn assert_written_as_evaluated(backend: &dyn Backend, template: &str) {
+    let ci = backend.name();
+    let source = backend
+        .templates()
+        .iter()
+        .find(|(name, _)| *name == template)
+        .expect("a shipped template")
+        .1;
+    let shipped = backend.load(Vec::new()).unwrap();
+    let evaluated = backend
+        .load(vec![(template.to_string(), source.to_string())])
+        .unwrap();
+    assert!(shipped.is_shipped(template) && !evaluated.is_shipped(template));
+    let plan_text = |templates: &ripple::backend::Templates, plan: &Arc<Plan>| {
+        let mut out = Vec::new();
+        backend.plan(templates, plan, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    for (i, plan) in plans_for_every_branch().into_iter().enumerate() {
         let plan = Arc::new(plan);
-        let written = drone::render(&shipped, &plan).unwrap();
-        let template = drone::render(&evaluated, &plan).unwrap();
-        assert_eq!(written, template, "plan {i}");
+        let written = plan_text(&shipped, &plan);
+        assert_eq!(written, plan_text(&evaluated, &plan), "{ci}, plan {i}");
+        assert!(written.len() > 100, "{ci}, plan {i}: {written}");
     }
 
-    // And on a repository, for every event the standard one plans.
     let repo = TestRepo::standard();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(name), source).unwrap();
+    std::fs::write(dir.path().join(template), source).unwrap();
     let templates = dir.path().to_str().unwrap();
-    for env in [
-        &[("DRONE_BUILD_EVENT", "tag"), ("DRONE_TAG", "release-2")][..],
-        &[
-            ("DRONE_BUILD_EVENT", "pull_request"),
-            ("DRONE_TARGET_BRANCH", "main"),
-        ],
-        &[("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "develop")],
-        &[("DRONE_BUILD_EVENT", "push"), ("DRONE_BRANCH", "master")],
+    let develop = repo.rev("develop");
+    for args in [
+        &["--event", "tag", "--tag", "release-2"][..],
+        &["--event", "pull_request", "--base", "main"],
+        &["--event", "push", "--branch", "develop", "--base", "main"],
+        &["--event", "push", "--branch", "master", "--base", "main"],
+        &["--event", "push", "--branch", "develop", "--base", &develop],
     ] {
-        let written = repo.ripple(&["plan"], env).ok().to_string();
-        let template = repo.ripple(&["plan", "--templates", templates], env);
-        assert_eq!(written, template.ok(), "{env:?}");
+        let plan = |extra: &[&str]| {
+            let mut all = vec!["--ci", ci, "plan"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(extra);
+            repo.ripple(&all, &[]).ok().to_string()
+        };
+        assert_eq!(
+            plan(&[]),
+            plan(&["--templates", templates]),
+            "{ci} {args:?}"
+        );
     }
     // The static file: written directly, then checked against the
     // template's text.
-    repo.ripple(&["generate"], &[]).ok();
-    let check = repo.ripple(&["generate", "--check", "--templates", templates], &[]);
+    repo.ripple(&["--ci", ci, "generate"], &[]).ok();
+    let check = repo.ripple(
+        &["--ci", ci, "generate", "--check", "--templates", templates],
+        &[],
+    );
     assert_eq!(
         (check.code, check.stdout.as_str()),
         (0, ""),
-        "{}",
+        "{ci}: {}",
         check.stderr
     );
+}
+
+#[test]
+fn the_drone_text_written_directly_is_the_shipped_templates() {
+    assert_written_as_evaluated(&drone::Drone, drone::TEMPLATE);
+}
+
+#[test]
+fn the_woodpecker_text_written_directly_is_the_shipped_templates() {
+    assert_written_as_evaluated(&woodpecker::Woodpecker, woodpecker::TEMPLATE);
+}
+
+#[test]
+fn the_gitlab_text_written_directly_is_the_shipped_templates() {
+    assert_written_as_evaluated(&gitlab::Gitlab, gitlab::CHILD_TEMPLATE);
 }

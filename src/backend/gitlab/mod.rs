@@ -17,6 +17,8 @@ use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Plan, Work};
 
+mod write;
+
 /// The child pipeline's template.
 pub const CHILD_TEMPLATE: &str = "gitlab-child.yml.j2";
 
@@ -109,7 +111,13 @@ impl Backend for Gitlab {
         plan: &Arc<Plan>,
         out: &mut dyn std::io::Write,
     ) -> Result<Rendered> {
-        templates.render_to(CHILD_TEMPLATE, "plan", &lower(plan), out)?;
+        if templates.is_shipped(CHILD_TEMPLATE) {
+            // The same text as the shipped template, written directly; a
+            // failed write is the writer's to report.
+            let _ = write::write(plan, out);
+        } else {
+            templates.render_to(CHILD_TEMPLATE, "plan", &lower(plan), out)?;
+        }
         Ok(Rendered::Written)
     }
 

@@ -16,6 +16,8 @@ use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Paths, Plan, Sidecar, Work};
 
+mod write;
+
 /// A workflow's template.
 pub const TEMPLATE: &str = "woodpecker-workflow.yaml.j2";
 
@@ -168,8 +170,15 @@ fn each_workflow(
     plan: &Plan,
     each: &mut dyn FnMut(String, String) -> Result<()>,
 ) -> Result<()> {
+    // The shipped template is written directly: the same text, without a
+    // template evaluation per workflow.
+    let shipped = templates.is_shipped(TEMPLATE);
     for workflow in lower(plan) {
-        let text = templates.render(TEMPLATE, "workflow", &workflow)?;
+        let text = if shipped {
+            write::workflow(&workflow)
+        } else {
+            templates.render(TEMPLATE, "workflow", &workflow)?
+        };
         each(workflow.name, text)?;
     }
     Ok(())

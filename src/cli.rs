@@ -668,3 +668,14 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
 }
+
+impl Command {
+    /// Whether it runs until stopped (a server), rather than once.
+    pub fn is_server(&self) -> bool {
+        #[cfg(feature = "server")]
+        if matches!(self, Command::Serve(_) | Command::Slots(_)) {
+            return true;
+        }
+        false
+    }
+}

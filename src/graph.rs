@@ -518,18 +518,18 @@ impl<'m> ServiceGraph<'m> {
             let mut files = std::mem::take(&mut files[i]);
             files.sort_unstable();
             files.dedup();
-            let mut edges: Vec<Edge> = if changes.mode == Mode::All {
-                Vec::new()
-            } else {
-                self.manifest
-                    .edges(i)
-                    .filter(|&(d, _)| is_affected[d])
-                    .map(|(d, origin)| Edge {
-                        to: self.manifest.services[d].name.clone(),
+            let mut edges: Vec<Edge> = Vec::new();
+            if changes.mode != Mode::All {
+                // Room for every dependency: collected through a filter, the
+                // list would start with room for four.
+                edges.reserve_exact(self.manifest.dependencies(i).len());
+                edges.extend(self.manifest.edges(i).filter(|&(d, _)| is_affected[d]).map(
+                    |(d, origin)| Edge {
+                        to: all[d].name.clone(),
                         origin: origin.as_str(),
-                    })
-                    .collect()
-            };
+                    },
+                ));
+            }
             edges.sort_unstable_by(|a, b| a.to.cmp(&b.to));
             let via: Vec<CompactString> = edges.iter().map(|e| e.to.clone()).collect();
             let mut waits_for: Vec<CompactString> = waits[i]

@@ -697,7 +697,7 @@ impl Manifest {
 
     /// The positions of the services `services[service]` depends on, in
     /// the order of its `depends_on`, then its discovered edges.
-    pub fn dependencies(&self, service: usize) -> impl Iterator<Item = usize> + '_ {
+    pub fn dependencies(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
         self.dependencies.of(service)
     }
 
@@ -1796,8 +1796,13 @@ impl<'a> Reader<'a> {
             );
         }
 
-        // `(source, service)` and, when kept, where each name is.
-        let mut discovered: Vec<(CompactString, CompactString)> = Vec::new();
+        // `(source, service)` and, when kept, where each name is. Sized
+        // once: nearly every service of a synced manifest has a few, and a
+        // list grown by pushing starts with room for four.
+        let scanned_edges = fields.discovered_scanned.map_or(0, |(entries, _)| {
+            entries.iter().map(|(_, slot)| slot.strings.len()).sum()
+        });
+        let mut discovered: Vec<(CompactString, CompactString)> = Vec::with_capacity(scanned_edges);
         let mut discovered_spans: Vec<Range<usize>> = Vec::new();
         match (fields.discovered, fields.discovered_scanned) {
             (Some(item), _) => match item.as_table() {

@@ -204,6 +204,34 @@ impl Text {
         }
     }
 
+    /// The start of a docker plugin step's `settings` (Drone's and
+    /// Woodpecker's): the image, where to log in, how to build it, and its
+    /// tags. The plugin's own keys follow, then [`Text::docker_login`].
+    pub fn docker_settings(
+        &mut self,
+        repo: &str,
+        registry: Option<&str>,
+        dockerfile: &str,
+        context: &str,
+        tags: &[String],
+    ) {
+        self.raw("  settings:\n");
+        self.line("    ", "repo", repo);
+        self.optional("    ", "registry", registry);
+        self.line("    ", "dockerfile", dockerfile);
+        self.line("    ", "context", context);
+        self.list("    ", "tags", tags);
+    }
+
+    /// The end of a docker plugin step's `settings`: the registry login,
+    /// from the `docker_username` and `docker_password` secrets.
+    pub fn docker_login(&mut self) {
+        self.raw(
+            "    username:\n      from_secret: docker_username\n    \
+             password:\n      from_secret: docker_password\n",
+        );
+    }
+
     /// A container beside the steps (Drone's and Woodpecker's `services`).
     pub fn sidecar(
         &mut self,

@@ -55,19 +55,17 @@ fn step_into(text: &mut Text, step: &Step) {
     }
     match &step.publish {
         Some(publish) => {
-            text.raw("  settings:\n");
-            text.line("    ", "repo", &publish.repo);
-            text.optional("    ", "registry", publish.registry.as_deref());
-            text.line("    ", "dockerfile", &publish.dockerfile);
-            text.line("    ", "context", &publish.context);
-            text.list("    ", "tags", &publish.tags);
+            text.docker_settings(
+                &publish.repo,
+                publish.registry.as_deref(),
+                &publish.dockerfile,
+                &publish.context,
+                &publish.tags,
+            );
             text.list("    ", "build_args", &publish.build_args);
             text.optional("    ", "platform", publish.platform.as_deref());
             text.list("    ", "platforms", &publish.platforms);
-            text.raw(
-                "    username:\n      from_secret: docker_username\n    \
-                 password:\n      from_secret: docker_password\n",
-            );
+            text.docker_login();
         }
         None => {
             if !step.secrets.is_empty() {

@@ -61,19 +61,17 @@ fn step_into(text: &mut Text, step: &Step) {
     }
     match &step.publish {
         Some(publish) => {
-            text.raw("  settings:\n");
-            text.line("    ", "repo", &publish.repo);
-            text.optional("    ", "registry", publish.registry.as_deref());
-            text.line("    ", "dockerfile", &publish.dockerfile);
-            text.line("    ", "context", &publish.context);
-            text.list("    ", "tags", &publish.tags);
+            text.docker_settings(
+                &publish.repo,
+                publish.registry.as_deref(),
+                &publish.dockerfile,
+                &publish.context,
+                &publish.tags,
+            );
             text.optional("    ", "tags_file", publish.tags_file.as_deref());
             text.list("    ", "build_args", &publish.build_args);
             text.list("    ", "platforms", &publish.platforms);
-            text.raw(
-                "    username:\n      from_secret: docker_username\n    \
-                 password:\n      from_secret: docker_password\n",
-            );
+            text.docker_login();
         }
         None => {
             text.raw("  commands:\n");

@@ -79,13 +79,7 @@ impl Templates {
 
     /// Renders template `name` with `value` bound to `key`.
     pub fn render(&self, name: &str, key: &str, value: &impl Serialize) -> Result<String> {
-        let mut text = Vec::new();
-        self.render_to(name, key, value, &mut text)?;
-        // The formatter and the templates write only `str`s.
-        Ok(
-            String::from_utf8(text)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()),
-        )
+        rendered(|text| self.render_to(name, key, value, text))
     }
 
     /// Renders template `name` with `value` bound to `key` into `out` as
@@ -116,6 +110,16 @@ impl Templates {
         let _ = std::io::Write::flush(&mut buffered);
         Ok(())
     }
+}
+
+/// The text `write` writes, as a `String`: for a caller that holds the
+/// document whole (`generate`, a test).
+pub fn rendered(write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<String> {
+    let mut text = Vec::new();
+    write(&mut text)?;
+    // The formatter, the templates and the backends' writers write only
+    // `str`s.
+    Ok(String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
 }
 
 /// A list a template reads item by item: item `i` is lowered from the

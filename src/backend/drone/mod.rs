@@ -102,10 +102,7 @@ impl Backend for Drone {
 
 /// The Drone YAML for `plan`.
 pub fn render(templates: &Templates, plan: &Arc<Plan>) -> Result<String> {
-    let mut text = Vec::new();
-    render_to(templates, plan, &mut text)?;
-    // Both ways of writing write only `str`s.
-    Ok(String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
+    super::templates::rendered(|text| render_to(templates, plan, text))
 }
 
 /// [`render`] into `out` as it goes: written directly while the template

@@ -40,7 +40,7 @@ pub mod serve; // Drone's and Woodpecker's configuration extensions
 #[cfg(feature = "server")]
 pub mod signature; // Drone's and Woodpecker's request signatures, verified
 // Requests signed as Drone and Woodpecker sign them, for tests and benchmarks.
-#[cfg(all(feature = "testutil", feature = "server"))]
+#[cfg(all(feature = "server", any(test, feature = "testutil")))]
 pub mod signed;
 #[cfg(feature = "server")]
 pub mod slots; // environment slots: `ripple slots serve`, `ripple slot`

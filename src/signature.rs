@@ -232,39 +232,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const SECRET: &[u8] = b"correct horse battery staple";
+    const SECRET: &str = "correct horse battery staple";
     const BODY: &[u8] = br#"{"repo":{"slug":"octo/mono"},"build":{"event":"push"}}"#;
 
-    /// Signs as Drone does, written out here step by step rather than with
-    /// the code under test.
-    fn drone_request(secret: &[u8], body: &[u8], date: SystemTime) -> Vec<(String, String)> {
-        let mut headers = vec![
-            (
-                "Accept".to_string(),
-                "application/vnd.drone.config.v1+json".to_string(),
-            ),
-            ("Accept-Encoding".to_string(), "identity".to_string()),
-            ("Content-Type".to_string(), "application/json".to_string()),
-            ("Date".to_string(), httpdate::fmt_http_date(date)),
-            (
-                "Digest".to_string(),
-                format!("SHA-256={}", BASE64.encode(sha2::Sha256::digest(body))),
-            ),
-        ];
-        let signing: Vec<String> = headers
-            .iter()
-            .map(|(n, v)| format!("{}: {v}", n.to_ascii_lowercase()))
-            .collect();
-        let mut mac = HmacSha256::new_from_slice(secret).unwrap();
-        mac.update(signing.join("\n").as_bytes());
-        let signature = BASE64.encode(mac.finalize().into_bytes());
-        headers.push((
-            "Signature".to_string(),
-            format!(
-                "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",signature=\"{signature}\",headers=\"{DRONE_SIGNED_HEADERS}\""
-            ),
-        ));
-        headers
+    /// Signs as Drone does, with the test signer written apart from the
+    /// code under test.
+    fn drone_request(secret: &str, body: &[u8], date: SystemTime) -> Vec<(String, String)> {
+        crate::signed::drone_headers(secret, body, date)
     }
 
     fn check(
@@ -278,7 +252,7 @@ mod tests {
             headers,
             body,
         };
-        verify(SECRET, &request, now, Duration::from_secs(300))
+        verify(SECRET.as_bytes(), &request, now, Duration::from_secs(300))
     }
 
     #[test]
@@ -294,7 +268,7 @@ mod tests {
         let now = SystemTime::now();
         let headers = drone_request(SECRET, BODY, now);
         assert_eq!(check(&headers, b"{}", now), Err(Rejection::BadDigest));
-        let wrong = drone_request(b"another secret", BODY, now);
+        let wrong = drone_request("another secret", BODY, now);
         assert_eq!(check(&wrong, BODY, now), Err(Rejection::BadSignature));
         assert_eq!(
             check(&headers, BODY, now + Duration::from_secs(600)),

@@ -386,7 +386,9 @@ impl<'m> ServiceGraph<'m> {
     /// Builds the graph; the manifest was validated, so every dependency
     /// names a service and there are no cycles.
     pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
-        let mut graph = DiGraph::with_capacity(manifest.services.len(), 0);
+        let count = manifest.services.len();
+        let edges = (0..count).map(|i| manifest.dependencies(i).len()).sum();
+        let mut graph = DiGraph::with_capacity(count, edges);
         for i in 0..manifest.services.len() {
             graph.add_node(i);
         }
@@ -466,9 +468,9 @@ impl<'m> ServiceGraph<'m> {
             // says exactly what is published.
             Mode::All if matches!(changes.event, Event::Tag | Event::Promote) => (
                 self.manifest
-                    .services
+                    .kinds()
                     .iter()
-                    .map(|s| s.kind.is_artifact())
+                    .map(|k| k.is_artifact())
                     .collect(),
                 vec![Vec::new(); count],
             ),
@@ -510,11 +512,10 @@ impl<'m> ServiceGraph<'m> {
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.
         let mut order: Vec<usize> = (0..count).filter(|&i| is_affected[i]).collect();
-        let all = &self.manifest.services;
-        order.sort_unstable_by(|&a, &b| all[a].name.cmp(&all[b].name));
+        let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
+        order.sort_unstable_by(|&a, &b| names[a].cmp(&names[b]));
         let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
         for i in order {
-            let service = &self.manifest.services[i];
             let mut files = std::mem::take(&mut files[i]);
             files.sort_unstable();
             files.dedup();
@@ -525,7 +526,7 @@ impl<'m> ServiceGraph<'m> {
                 edges.reserve_exact(self.manifest.dependencies(i).len());
                 edges.extend(self.manifest.edges(i).filter(|&(d, _)| is_affected[d]).map(
                     |(d, origin)| Edge {
-                        to: all[d].name.clone(),
+                        to: names[d].clone(),
                         origin: origin.as_str(),
                     },
                 ));
@@ -534,7 +535,7 @@ impl<'m> ServiceGraph<'m> {
             let via: Vec<CompactString> = edges.iter().map(|e| e.to.clone()).collect();
             let mut waits_for: Vec<CompactString> = waits[i]
                 .iter()
-                .map(|&d| all[d as usize].name.clone())
+                .map(|&d| names[d as usize].clone())
                 .collect();
             waits_for.sort_unstable();
             let build_args = if changes.args.changed.is_empty() {
@@ -544,13 +545,13 @@ impl<'m> ServiceGraph<'m> {
                     .args
                     .changed
                     .iter()
-                    .filter(|(name, ..)| name == service.name.as_str())
+                    .filter(|(name, ..)| name == names[i].as_str())
                     .flat_map(|(_, _, keys)| keys.iter().cloned())
                     .collect()
             };
             services.push(AffectedService {
-                name: service.name.clone(),
-                kind: service.kind,
+                name: names[i].clone(),
+                kind: kinds[i],
                 files,
                 via,
                 edges,
@@ -727,23 +728,23 @@ impl<'m> ServiceGraph<'m> {
     /// For each affected image, the nearest affected images among its
     /// dependencies, looking through libraries and test suites.
     fn waits_for(&self, is_affected: &[bool]) -> Vec<Vec<u32>> {
-        let services = &self.manifest.services;
+        let kinds = self.manifest.kinds();
         // Sorted sets as sorted lists: most are empty or hold one image.
-        let mut reach: Vec<Vec<u32>> = vec![Vec::new(); services.len()];
+        let mut reach: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
         // Dependencies first, so each node's sets are complete when read.
-        let mut waits: Vec<Vec<u32>> = vec![Vec::new(); services.len()];
+        let mut waits: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
         for &node in &self.order {
             let i = node.index();
             // Libraries are looked through whether or not they are in the
             // set: a release plans images only, and an image still waits
             // for the base image its library builds on.
-            if !is_affected[i] && services[i].kind.is_artifact() {
+            if !is_affected[i] && kinds[i].is_artifact() {
                 continue;
             }
             let mut nearest = Vec::new();
             for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
                 let d = dep.index();
-                if services[d].kind.is_artifact() {
+                if kinds[d].is_artifact() {
                     if is_affected[d] {
                         nearest.push(d as u32);
                     }
@@ -753,7 +754,7 @@ impl<'m> ServiceGraph<'m> {
             }
             nearest.sort_unstable();
             nearest.dedup();
-            if services[i].kind.is_artifact() {
+            if kinds[i].is_artifact() {
                 waits[i] = nearest;
             } else {
                 reach[i] = nearest;
@@ -764,12 +765,12 @@ impl<'m> ServiceGraph<'m> {
 
     /// Affected images grouped so that each waits only for earlier layers.
     fn layers(&self, is_affected: &[bool], waits: &[Vec<u32>]) -> Vec<Vec<CompactString>> {
-        let services = &self.manifest.services;
-        let mut level: Vec<usize> = vec![0; services.len()];
+        let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
+        let mut level: Vec<usize> = vec![0; kinds.len()];
         let mut layers: Vec<Vec<CompactString>> = Vec::new();
         for &node in &self.order {
             let i = node.index();
-            if !is_affected[i] || !services[i].kind.is_artifact() {
+            if !is_affected[i] || !kinds[i].is_artifact() {
                 continue;
             }
             level[i] = waits[i]
@@ -780,7 +781,7 @@ impl<'m> ServiceGraph<'m> {
             if layers.len() <= level[i] {
                 layers.resize(level[i] + 1, Vec::new());
             }
-            layers[level[i]].push(services[i].name.clone());
+            layers[level[i]].push(names[i].clone());
         }
         layers.iter_mut().for_each(|layer| layer.sort_unstable());
         layers

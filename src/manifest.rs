@@ -33,6 +33,11 @@ pub struct Manifest {
     pub services: Vec<Service>,
     /// The `[[environment]]` tables.
     pub environments: Vec<Environment>,
+    /// Each service's name and kind, in the order of `services`: the
+    /// graph reads them for every service, and a dense list is read from
+    /// cache where the services themselves are not.
+    names: Vec<CompactString>,
+    kinds: Vec<Kind>,
     /// Position of each service by name.
     index: NameIndex,
     /// Each service's dependencies as positions, resolved once.
@@ -58,7 +63,7 @@ impl Dependencies {
     /// Resolves every `depends_on` and, but for those dropped with
     /// `"!name"` or declared too, every discovered edge; unknown names are
     /// left out (and reported by the caller).
-    fn resolve(services: &[Service], index: &NameIndex) -> Dependencies {
+    fn resolve(services: &[Service], names: &[CompactString], index: &NameIndex) -> Dependencies {
         let edges: usize = services
             .iter()
             .map(|s| s.depends_on.len() + s.discovery.as_ref().map_or(0, |d| d.edges.len()))
@@ -74,7 +79,7 @@ impl Dependencies {
         for service in services {
             let start = resolved.positions.len();
             for dep in &service.depends_on {
-                match index.get(services, dep) {
+                match index.get(names, dep) {
                     Some(d) => {
                         resolved.positions.push(d as u32);
                         resolved.origins.push(Origin::Declared);
@@ -87,7 +92,7 @@ impl Dependencies {
                     if discovery.dropped.contains(target) {
                         continue;
                     }
-                    let Some(d) = index.get(services, target) else {
+                    let Some(d) = index.get(names, target) else {
                         resolved.unresolved = true;
                         continue;
                     };
@@ -692,7 +697,17 @@ impl Manifest {
 
     /// The position of the service with this name in `services`.
     pub fn position(&self, name: &str) -> Option<usize> {
-        self.index.get(&self.services, name)
+        self.index.get(&self.names, name)
+    }
+
+    /// Every service's name, in the order of `services`.
+    pub fn names(&self) -> &[CompactString] {
+        &self.names
+    }
+
+    /// Every service's kind, in the order of `services`.
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
     }
 
     /// The positions of the services `services[service]` depends on, in
@@ -1395,7 +1410,9 @@ impl<'a> Reader<'a> {
 
     /// The checks across services, then the manifest.
     fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
-        let (index, dependencies) = self.cross_check(&read);
+        let names: Vec<CompactString> = read.services.iter().map(|s| s.name.clone()).collect();
+        let kinds: Vec<Kind> = read.services.iter().map(|s| s.kind).collect();
+        let (index, dependencies) = self.cross_check(&read, &names);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
         for (environment, span) in read.environments {
             if environments.iter().any(|e| e.name == environment.name) {
@@ -1434,6 +1451,8 @@ impl<'a> Reader<'a> {
             settings: settings?,
             services: read.services,
             environments,
+            names,
+            kinds,
             index,
             dependencies,
         })
@@ -2069,11 +2088,15 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(&mut self, read: &Services) -> (NameIndex, Dependencies) {
+    fn cross_check(
+        &mut self,
+        read: &Services,
+        names: &[CompactString],
+    ) -> (NameIndex, Dependencies) {
         let (services, spans) = (&read.services, &read.spans);
         let mut first_seen = NameIndex::with_capacity(services.len());
         for (index, service) in services.iter().enumerate() {
-            if let Err(first) = first_seen.insert(services, index) {
+            if let Err(first) = first_seen.insert(names, index) {
                 let name = service.name.as_str();
                 let line = self.text[..spans[first].name.start].matches('\n').count() + 1;
                 self.problem(
@@ -2091,7 +2114,7 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        let mut dependencies = Dependencies::resolve(services, &first_seen);
+        let mut dependencies = Dependencies::resolve(services, names, &first_seen);
         let check_names = dependencies.unresolved
             || services
                 .iter()
@@ -2108,7 +2131,7 @@ impl<'a> Reader<'a> {
                     .map(|d| (d, None))
                     .chain(discovery.edges.iter().map(|(source, d)| (d, Some(source))));
                 for (k, (dep, source)) in named.enumerate() {
-                    if first_seen.get(services, dep).is_none() {
+                    if first_seen.get(names, dep).is_none() {
                         let place = match source {
                             None => format!("`{}.depends_on` (\"!{dep}\")", service.name),
                             Some(source) => format!("`{}.discovered.{source}`", service.name),
@@ -2133,7 +2156,7 @@ impl<'a> Reader<'a> {
                 continue;
             }
             for (k, dep) in service.depends_on.iter().enumerate() {
-                if first_seen.get(services, dep).is_none() {
+                if first_seen.get(names, dep).is_none() {
                     let list = known().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
                     self.problem(
                         spans.dependency(k),
@@ -2249,21 +2272,19 @@ impl NameIndex {
         rustc_hash::FxBuildHasher.hash_one(name)
     }
 
-    fn get(&self, services: &[Service], name: &str) -> Option<usize> {
+    fn get(&self, names: &[CompactString], name: &str) -> Option<usize> {
         self.table
-            .find(NameIndex::hash(name), |&i| {
-                services[i as usize].name == name
-            })
+            .find(NameIndex::hash(name), |&i| names[i as usize] == name)
             .map(|&i| i as usize)
     }
 
     /// Adds `services[index]`; a name already present gives its position.
-    fn insert(&mut self, services: &[Service], index: usize) -> Result<(), usize> {
-        let name = services[index].name.as_str();
+    fn insert(&mut self, names: &[CompactString], index: usize) -> Result<(), usize> {
+        let name = names[index].as_str();
         match self.table.entry(
             NameIndex::hash(name),
-            |&i| services[i as usize].name == name,
-            |&i| NameIndex::hash(&services[i as usize].name),
+            |&i| names[i as usize] == name,
+            |&i| NameIndex::hash(&names[i as usize]),
         ) {
             hashbrown::hash_table::Entry::Occupied(first) => Err(*first.get() as usize),
             hashbrown::hash_table::Entry::Vacant(slot) => {

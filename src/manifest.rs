@@ -795,6 +795,15 @@ const SERVICE_HEADER: &str = "\n[[service]]";
 /// than it saves.
 const TABLES_PER_THREAD: usize = 500;
 
+/// About how many tables a part holds when a manifest is read by two
+/// threads: small enough that the thread left with the last part does
+/// not keep the other waiting long, large enough that taking a part
+/// costs nothing beside reading it.
+const TABLES_PER_PART: usize = 1_000;
+
+/// The most parts a manifest is cut into.
+const MAX_PARTS: usize = 32;
+
 /// Where each `[[service]]` header line starts, in the common form (at the
 /// start of a line, alone on it).
 fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
@@ -811,7 +820,7 @@ fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
 /// reads the common form of a table without building a document tree; a
 /// table it declines, and the text before the first table, are read with
 /// toml-spanner as documents of their own. Tables are independent, so a
-/// large manifest's second half is read on a second thread.
+/// large manifest is cut into parts that two threads take in turn.
 ///
 /// Returns `None` whenever that might not mean the same as the whole
 /// document, or anything is wrong, so that the caller reads the whole text
@@ -824,65 +833,115 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let mut starts: Vec<usize> = service_headers(text).collect();
     let first = *starts.first()?;
     starts.push(text.len());
-    // `starts[i]..starts[i + 1]` is a table: `bounds` holds one more than
-    // the tables it bounds. Each table is one service, written into its
-    // place in the lists (a table holding more is refused, for the whole
-    // reading to take).
-    let read_tables = |bounds: &[usize],
-                       services: &mut fill::Part<'_, Service>,
-                       spans: &mut fill::Part<'_, Spans>| {
-        let mut environments = Vec::new();
-        let mut reader = Reader::new(text, path, 0);
-        reader.dependency_spans = false;
-        let mut scanner = scan::Scanner::new(text);
-        let mut place = |service, span| services.push(service) && spans.push(span);
-        for table in bounds.windows(2).map(|w| w[0]..w[1]) {
-            if scanner.service(table.clone()) {
-                let fields = ServiceFields::scanned(&scanner);
-                let (service, spans) = reader.service(fields, table)?;
-                place(service, spans).then_some(())?;
-            } else {
-                let mut read = read_document(text, table, path)?.1;
-                environments.append(&mut read.environments);
-                for (service, spans) in read.services.into_iter().zip(read.spans) {
-                    place(service, spans).then_some(())?;
-                }
-            }
-        }
-        reader.problems.is_empty().then_some(environments)
-    };
     let tables = starts.len() - 1;
+    // `starts[i]..starts[i + 1]` is a table. The tables are cut into
+    // parts that the threads take in turn, so that a thread slowed by
+    // another (the diff runs beside them) takes fewer: part `k` holds
+    // tables `bounds[k]..bounds[k + 1]`.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-    let middle = if threads > 1 && tables >= 2 * TABLES_PER_THREAD {
-        tables / 2
+    let parts = if threads > 1 && tables >= 2 * TABLES_PER_THREAD {
+        tables.div_ceil(TABLES_PER_PART).clamp(2, MAX_PARTS)
     } else {
-        tables
+        1
     };
-    let (services, (spans, (preamble, first_half, second_half))) =
-        fill::in_two_parts(tables, middle, |services, later_services| {
-            fill::in_two_parts(tables, middle, |spans, later_spans| {
+    let bounds: Vec<usize> = (0..=parts).map(|k| k * tables / parts).collect();
+    let inner = &bounds[1..parts];
+    let (services, (spans, (preamble, environments))) =
+        fill::in_parts(tables, inner, |service_parts| {
+            fill::in_parts(tables, inner, |span_parts| {
+                let work: Vec<_> = service_parts
+                    .iter_mut()
+                    .zip(span_parts.iter_mut())
+                    .map(std::sync::Mutex::new)
+                    .collect();
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let failed = std::sync::atomic::AtomicBool::new(false);
+                // Takes parts until none is left; each with the
+                // environments it read, by part.
+                let take_parts = || {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let mut reader = Reader::new(text, path, 0);
+                    reader.dependency_spans = false;
+                    let mut scanner = scan::Scanner::new(text);
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Relaxed);
+                        if k >= parts || failed.load(Relaxed) {
+                            break;
+                        }
+                        let mut lists = work[k].lock().unwrap_or_else(|e| e.into_inner());
+                        let (services, spans) = &mut *lists;
+                        let read = read_part(
+                            text,
+                            path,
+                            &mut reader,
+                            &mut scanner,
+                            &starts[bounds[k]..=bounds[k + 1]],
+                            services,
+                            spans,
+                        );
+                        if read.is_none() {
+                            failed.store(true, Relaxed);
+                        }
+                        done.push((k, read));
+                    }
+                    done
+                };
                 std::thread::scope(|scope| {
-                    let second = (middle < tables).then(|| {
-                        scope.spawn(|| read_tables(&starts[middle..], later_services, later_spans))
-                    });
+                    let helper = (parts > 1).then(|| scope.spawn(take_parts));
                     let preamble = read_document(text, 0..first, path);
-                    let first_half = read_tables(&starts[..=middle], services, spans);
-                    let second_half = match second {
-                        Some(thread) => thread.join().ok().flatten(),
-                        None => Some(Vec::new()),
-                    };
-                    (preamble, first_half, second_half)
+                    let mut done = take_parts();
+                    match helper.map(|thread| thread.join()) {
+                        Some(Ok(more)) => done.extend(more),
+                        Some(Err(_)) => return (preamble, None),
+                        None => {}
+                    }
+                    done.sort_unstable_by_key(|(k, _)| *k);
+                    let environments: Option<Vec<Vec<_>>> =
+                        done.into_iter().map(|(_, read)| read).collect();
+                    (preamble, environments)
                 })
             })
         });
     let (settings, mut read) = preamble?;
-    read.environments.extend(first_half?);
-    read.environments.extend(second_half?);
+    read.environments
+        .extend(environments?.into_iter().flatten());
     read.services = services?;
     read.spans = spans?;
     let mut reader = Reader::new(text, path, 0);
     let manifest = reader.assemble(settings, read)?;
     reader.problems.is_empty().then_some(manifest)
+}
+
+/// Reads the tables between consecutive `bounds` into their places in
+/// the lists, each table one service (a table holding more is refused,
+/// for the whole reading to take); the environments they hold, or `None`
+/// on any problem.
+fn read_part<'a>(
+    text: &'a str,
+    path: &'a str,
+    reader: &mut Reader<'a>,
+    scanner: &mut scan::Scanner<'a>,
+    bounds: &[usize],
+    services: &mut fill::Part<'_, Service>,
+    spans: &mut fill::Part<'_, Spans>,
+) -> Option<Vec<(Environment, Range<usize>)>> {
+    let mut environments = Vec::new();
+    let mut place = |service, span| services.push(service) && spans.push(span);
+    for table in bounds.windows(2).map(|w| w[0]..w[1]) {
+        if scanner.service(table.clone()) {
+            let fields = ServiceFields::scanned(scanner);
+            let (service, spans) = reader.service(fields, table)?;
+            place(service, spans).then_some(())?;
+        } else {
+            let mut read = read_document(text, table, path)?.1;
+            environments.append(&mut read.environments);
+            for (service, spans) in read.services.into_iter().zip(read.spans) {
+                place(service, spans).then_some(())?;
+            }
+        }
+    }
+    reader.problems.is_empty().then_some(environments)
 }
 
 /// Reads `text[piece]` with toml-spanner as a document of its own: the
@@ -2704,7 +2763,7 @@ depends_on = ["b"]
 
     #[test]
     fn table_reading_falls_back_when_a_table_would_mislead() {
-        // A late `[settings]` belongs to the whole document, not a half.
+        // A late `[settings]` belongs to the whole document, not a part.
         let late = format!(
             "{}\n[settings]\npublish_branches = [\"x\"]\n",
             big_manifest(3_000).replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1)
@@ -2749,8 +2808,8 @@ depends_on = ["b"]
         assert!(parse_tables(indented, "m").is_none());
         assert_eq!(Manifest::parse(indented, "m").unwrap().services.len(), 2);
         // So a table may hold two services, which its one place in the
-        // list does not fit, in either half: the whole reading takes it.
-        for next in ["s11", "s2900"] {
+        // list does not fit, in any part: the whole reading takes it.
+        for next in ["s11", "s1500", "s2900"] {
             let two = big_manifest(3_000).replacen(
                 &format!("\n[[service]]\nname = \"{next}\"\n"),
                 &format!(

@@ -54,6 +54,9 @@ struct Dependencies {
     origins: Vec<Origin>,
     /// Some name was unknown: the caller looks for it to say where.
     unresolved: bool,
+    /// Some service drops discovered edges (`"!name"`): the caller checks
+    /// that each names a service.
+    drops: bool,
     /// Every service, each after what it depends on (when there is no
     /// cycle): found by the cycle search.
     order: Vec<u32>,
@@ -63,16 +66,19 @@ impl Dependencies {
     /// Resolves every `depends_on` and, but for those dropped with
     /// `"!name"` or declared too, every discovered edge; unknown names are
     /// left out (and reported by the caller).
-    fn resolve(services: &[Service], names: &[CompactString], index: &NameIndex) -> Dependencies {
-        let edges: usize = services
-            .iter()
-            .map(|s| s.depends_on.len() + s.discovery.as_ref().map_or(0, |d| d.edges.len()))
-            .sum();
+    /// `edges` is how many the services name (room for all of them).
+    fn resolve(
+        services: &[Service],
+        names: &[CompactString],
+        index: &NameIndex,
+        edges: usize,
+    ) -> Dependencies {
         let mut resolved = Dependencies {
             starts: Vec::with_capacity(services.len() + 1),
             positions: Vec::with_capacity(edges),
             origins: Vec::with_capacity(edges),
             unresolved: false,
+            drops: false,
             order: Vec::new(),
         };
         resolved.starts.push(0);
@@ -88,6 +94,7 @@ impl Dependencies {
                 }
             }
             if let Some(discovery) = &service.discovery {
+                resolved.drops |= !discovery.dropped.is_empty();
                 for (source, target) in &discovery.edges {
                     if discovery.dropped.contains(target) {
                         continue;
@@ -419,6 +426,12 @@ impl Origin {
 }
 
 impl Service {
+    /// How many dependencies it names: declared, then discovered (some
+    /// may be dropped, or the same service twice).
+    fn named_dependencies(&self) -> usize {
+        self.depends_on.len() + self.discovery.as_ref().map_or(0, |d| d.edges.len())
+    }
+
     /// The test stages that have commands, in the order they run.
     pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
         [
@@ -846,102 +859,134 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     };
     let bounds: Vec<usize> = (0..=parts).map(|k| k * tables / parts).collect();
     let inner = &bounds[1..parts];
-    let (services, (spans, (preamble, environments))) =
-        fill::in_parts(tables, inner, |service_parts| {
-            fill::in_parts(tables, inner, |span_parts| {
-                let work: Vec<_> = service_parts
-                    .iter_mut()
-                    .zip(span_parts.iter_mut())
-                    .map(std::sync::Mutex::new)
-                    .collect();
-                let next = std::sync::atomic::AtomicUsize::new(0);
-                let failed = std::sync::atomic::AtomicBool::new(false);
-                // Takes parts until none is left; each with the
-                // environments it read, by part.
-                let take_parts = || {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    let mut reader = Reader::new(text, path, 0);
-                    reader.dependency_spans = false;
-                    let mut scanner = scan::Scanner::new(text);
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, Relaxed);
-                        if k >= parts || failed.load(Relaxed) {
-                            break;
-                        }
-                        let mut lists = work[k].lock().unwrap_or_else(|e| e.into_inner());
-                        let (services, spans) = &mut *lists;
-                        let read = read_part(
-                            text,
-                            path,
-                            &mut reader,
-                            &mut scanner,
-                            &starts[bounds[k]..=bounds[k + 1]],
-                            services,
-                            spans,
-                        );
-                        if read.is_none() {
-                            failed.store(true, Relaxed);
-                        }
-                        done.push((k, read));
-                    }
-                    done
-                };
-                std::thread::scope(|scope| {
-                    let helper = (parts > 1).then(|| scope.spawn(take_parts));
-                    let preamble = read_document(text, 0..first, path);
-                    let mut done = take_parts();
-                    match helper.map(|thread| thread.join()) {
-                        Some(Ok(more)) => done.extend(more),
-                        Some(Err(_)) => return (preamble, None),
-                        None => {}
-                    }
-                    done.sort_unstable_by_key(|(k, _)| *k);
-                    let environments: Option<Vec<Vec<_>>> =
-                        done.into_iter().map(|(_, read)| read).collect();
-                    (preamble, environments)
+    let (services, (spans, (names, (kinds, (preamble, read_parts))))) =
+        fill::in_parts(tables, inner, |services| {
+            fill::in_parts(tables, inner, |spans| {
+                fill::in_parts(tables, inner, |names| {
+                    fill::in_parts(tables, inner, |kinds| {
+                        let work: Vec<std::sync::Mutex<PartLists>> =
+                            (services.iter_mut().zip(spans.iter_mut()))
+                                .zip(names.iter_mut().zip(kinds.iter_mut()))
+                                .map(|((services, spans), (names, kinds))| {
+                                    std::sync::Mutex::new((services, spans, names, kinds))
+                                })
+                                .collect();
+                        read_parts(text, path, first, &starts, &bounds, &work)
+                    })
                 })
             })
         });
     let (settings, mut read) = preamble?;
-    read.environments
-        .extend(environments?.into_iter().flatten());
+    for part in read_parts? {
+        read.environments.extend(part.environments);
+        read.with_environment.extend(part.with_environment);
+        read.edges += part.edges;
+    }
     read.services = services?;
     read.spans = spans?;
+    read.names = names?;
+    read.kinds = kinds?;
     let mut reader = Reader::new(text, path, 0);
     let manifest = reader.assemble(settings, read)?;
     reader.problems.is_empty().then_some(manifest)
 }
 
-/// Reads the tables between consecutive `bounds` into their places in
-/// the lists, each table one service (a table holding more is refused,
-/// for the whole reading to take); the environments they hold, or `None`
-/// on any problem.
+/// Reads the text before the first table on this thread while two
+/// threads read the tables, part `k` (tables `bounds[k]..bounds[k + 1]`)
+/// into `lists[k]`, each taking the next part left until none is: so a
+/// thread slowed by another (the diff runs beside them) takes fewer.
+/// Returns the preamble and what each part holds beside its services, in
+/// order; `None` for the parts when any of them has a problem.
+fn read_parts<'a>(
+    text: &'a str,
+    path: &'a str,
+    first: usize,
+    starts: &[usize],
+    bounds: &[usize],
+    lists: &[std::sync::Mutex<impl Destination + Send>],
+) -> (Option<Preamble>, Option<Vec<PartRead>>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let take_parts = || {
+        let mut reader = Reader::new(text, path, 0);
+        reader.dependency_spans = false;
+        let mut scanner = scan::Scanner::new(text);
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Relaxed);
+            if k >= lists.len() || failed.load(Relaxed) {
+                break;
+            }
+            let mut part = lists[k].lock().unwrap_or_else(|e| e.into_inner());
+            let tables = &starts[bounds[k]..=bounds[k + 1]];
+            let read = read_part(
+                text,
+                path,
+                &mut reader,
+                &mut scanner,
+                tables,
+                bounds[k],
+                &mut *part,
+            );
+            failed.fetch_or(read.is_none(), Relaxed);
+            done.push((k, read));
+        }
+        done
+    };
+    std::thread::scope(|scope| {
+        let helper = (lists.len() > 1).then(|| scope.spawn(take_parts));
+        let preamble = read_document(text, 0..first, path);
+        let mut done = take_parts();
+        match helper.map(|thread| thread.join()) {
+            Some(Ok(more)) => done.extend(more),
+            Some(Err(_)) => return (preamble, None),
+            None => {}
+        }
+        done.sort_unstable_by_key(|(k, _)| *k);
+        (preamble, done.into_iter().map(|(_, read)| read).collect())
+    })
+}
+
+/// Reads the tables between consecutive `starts` into their places in
+/// the lists, the first at `position`, each table one service (a table
+/// holding more is refused, for the whole reading to take); what they
+/// hold beside, or `None` on any problem.
 fn read_part<'a>(
     text: &'a str,
     path: &'a str,
     reader: &mut Reader<'a>,
     scanner: &mut scan::Scanner<'a>,
-    bounds: &[usize],
-    services: &mut fill::Part<'_, Service>,
-    spans: &mut fill::Part<'_, Spans>,
-) -> Option<Vec<(Environment, Range<usize>)>> {
-    let mut environments = Vec::new();
-    let mut place = |service, span| services.push(service) && spans.push(span);
-    for table in bounds.windows(2).map(|w| w[0]..w[1]) {
+    starts: &[usize],
+    mut position: usize,
+    lists: &mut impl Destination,
+) -> Option<PartRead> {
+    let mut read = PartRead {
+        environments: Vec::new(),
+        with_environment: Vec::new(),
+        edges: 0,
+    };
+    let mut place = |service: Service, spans| {
+        if service.environment.is_some() {
+            read.with_environment.push(position);
+        }
+        read.edges += service.named_dependencies();
+        position += 1;
+        lists.place(service, spans)
+    };
+    for table in starts.windows(2).map(|w| w[0]..w[1]) {
         if scanner.service(table.clone()) {
             let fields = ServiceFields::scanned(scanner);
             let (service, spans) = reader.service(fields, table)?;
             place(service, spans).then_some(())?;
         } else {
-            let mut read = read_document(text, table, path)?.1;
-            environments.append(&mut read.environments);
-            for (service, spans) in read.services.into_iter().zip(read.spans) {
+            let document = read_document(text, table, path)?.1;
+            for (service, spans) in document.services.into_iter().zip(document.spans) {
                 place(service, spans).then_some(())?;
             }
+            read.environments.extend(document.environments);
         }
     }
-    reader.problems.is_empty().then_some(environments)
+    reader.problems.is_empty().then_some(read)
 }
 
 /// Reads `text[piece]` with toml-spanner as a document of its own: the
@@ -1118,15 +1163,64 @@ impl Spans {
 struct Services {
     services: Vec<Service>,
     spans: Vec<Spans>,
+    /// Each service's name and kind (see [`Manifest::names`]).
+    names: Vec<CompactString>,
+    kinds: Vec<Kind>,
     /// `[[environment]]` tables, each with where its name is written.
     environments: Vec<(Environment, Range<usize>)>,
+    /// The services that name an environment, by position: the checks
+    /// across services look at these only.
+    with_environment: Vec<usize>,
+    /// How many dependencies the services name, declared and discovered.
+    edges: usize,
 }
 
 impl Services {
     fn push(&mut self, service: Service, spans: Spans) {
+        if service.environment.is_some() {
+            self.with_environment.push(self.services.len());
+        }
+        self.edges += service.named_dependencies();
+        self.names.push(service.name.clone());
+        self.kinds.push(service.kind);
         self.services.push(service);
         self.spans.push(spans);
     }
+}
+
+/// Where the services of one part of the tables go.
+trait Destination {
+    /// Writes the next service; `false` when the part is already full.
+    fn place(&mut self, service: Service, spans: Spans) -> bool;
+}
+
+/// A part of each list: services, spans, names and kinds.
+type PartLists<'p, 's, 'a, 'n, 'k> = (
+    &'p mut fill::Part<'s, Service>,
+    &'p mut fill::Part<'a, Spans>,
+    &'p mut fill::Part<'n, CompactString>,
+    &'p mut fill::Part<'k, Kind>,
+);
+
+impl Destination for PartLists<'_, '_, '_, '_, '_> {
+    fn place(&mut self, service: Service, spans: Spans) -> bool {
+        let (services, all_spans, names, kinds) = self;
+        names.push(service.name.clone())
+            && kinds.push(service.kind)
+            && all_spans.push(spans)
+            && services.push(service)
+    }
+}
+
+/// The text before the first table, read: settings, and environments.
+type Preamble = (Option<Settings>, Services);
+
+/// What one part's tables hold beside their services.
+struct PartRead {
+    environments: Vec<(Environment, Range<usize>)>,
+    /// As in [`Services`], by position in the whole list.
+    with_environment: Vec<usize>,
+    edges: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -1329,6 +1423,8 @@ impl<'a> Reader<'a> {
                 Some(items) => {
                     read.services.reserve(items.len());
                     read.spans.reserve(items.len());
+                    read.names.reserve(items.len());
+                    read.kinds.reserve(items.len());
                     for element in items.iter() {
                         match element.as_table() {
                             Some(table) => {
@@ -1469,9 +1565,7 @@ impl<'a> Reader<'a> {
 
     /// The checks across services, then the manifest.
     fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
-        let names: Vec<CompactString> = read.services.iter().map(|s| s.name.clone()).collect();
-        let kinds: Vec<Kind> = read.services.iter().map(|s| s.kind).collect();
-        let (index, dependencies) = self.cross_check(&read, &names);
+        let (index, dependencies) = self.cross_check(&read);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
         for (environment, span) in read.environments {
             if environments.iter().any(|e| e.name == environment.name) {
@@ -1484,7 +1578,8 @@ impl<'a> Reader<'a> {
                 environments.push(environment);
             }
         }
-        for (service, spans) in read.services.iter().zip(&read.spans) {
+        for &i in &read.with_environment {
+            let (service, spans) = (&read.services[i], &read.spans[i]);
             if let Some(name) = &service.environment
                 && !environments.iter().any(|e| e.name == name.as_str())
             {
@@ -1510,8 +1605,8 @@ impl<'a> Reader<'a> {
             settings: settings?,
             services: read.services,
             environments,
-            names,
-            kinds,
+            names: read.names,
+            kinds: read.kinds,
             index,
             dependencies,
         })
@@ -2147,12 +2242,8 @@ impl<'a> Reader<'a> {
 
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
-    fn cross_check(
-        &mut self,
-        read: &Services,
-        names: &[CompactString],
-    ) -> (NameIndex, Dependencies) {
-        let (services, spans) = (&read.services, &read.spans);
+    fn cross_check(&mut self, read: &Services) -> (NameIndex, Dependencies) {
+        let (services, spans, names) = (&read.services, &read.spans, &read.names);
         let mut first_seen = NameIndex::with_capacity(services.len());
         for (index, service) in services.iter().enumerate() {
             if let Err(first) = first_seen.insert(names, index) {
@@ -2173,11 +2264,8 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        let mut dependencies = Dependencies::resolve(services, names, &first_seen);
-        let check_names = dependencies.unresolved
-            || services
-                .iter()
-                .any(|s| s.discovery.as_ref().is_some_and(|d| !d.dropped.is_empty()));
+        let mut dependencies = Dependencies::resolve(services, names, &first_seen, read.edges);
+        let check_names = dependencies.unresolved || dependencies.drops;
         for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
             if !check_names {
                 break;
@@ -2693,6 +2781,47 @@ depends_on = ["b"]
             ));
         }
         text
+    }
+
+    #[test]
+    fn table_reading_checks_environments_and_names_in_every_part() {
+        let named = |names: &[&str], environment: &str| {
+            let mut text = big_manifest(3_000);
+            for name in names {
+                text = text.replacen(
+                    &format!("name = \"{name}\"\n"),
+                    &format!("name = \"{name}\"\nenvironment = \"staging\"\n"),
+                    1,
+                );
+            }
+            // Before the first service: a later piece holds services only.
+            text.replacen("\n[[service]]", &format!("{environment}\n[[service]]"), 1)
+        };
+        let defined = "\n[[environment]]\nname = \"staging\"\nslots = [\"a\"]\n";
+        let text = named(&["s5", "s1500", "s2999"], defined);
+        let whole = Manifest::parse_whole(&text, "m").unwrap();
+        let tables = parse_tables(&text, "m").expect("read by tables");
+        assert_eq!(summary(&tables), summary(&whole));
+        assert_eq!(
+            tables.service("s1500").unwrap().environment.as_deref(),
+            Some("staging")
+        );
+        assert_eq!(tables.names().len(), 3_000);
+        for (i, service) in tables.services.iter().enumerate() {
+            assert_eq!(tables.names()[i], service.name);
+            assert_eq!(tables.kinds()[i], service.kind);
+        }
+
+        // Undefined, in whichever part: the whole reading says where.
+        for name in ["s5", "s1500", "s2999"] {
+            let text = named(&[name], "");
+            assert!(parse_tables(&text, "m").is_none(), "{name}");
+            let err = Manifest::parse(&text, "m").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{name} names environment `staging`")),
+                "{err}"
+            );
+        }
     }
 
     /// Everything a manifest holds, to compare two readings of it.

@@ -254,6 +254,50 @@ impl<'m> Matcher<'m> {
     }
 }
 
+/// The affected images each image waits for (its nearest image
+/// dependencies, looking through libraries), as positions.
+struct Waits<'m> {
+    kinds: &'m [Kind],
+    /// Service `i`'s list is `items[ranges[i].0..ranges[i].1]`.
+    ranges: Vec<(u32, u32)>,
+    items: Vec<u32>,
+}
+
+impl Waits<'_> {
+    /// What image `i` waits for, sorted; nothing for any other service.
+    fn of(&self, i: usize) -> &[u32] {
+        if self.kinds[i].is_artifact() {
+            self.list(i)
+        } else {
+            &[]
+        }
+    }
+
+    /// Service `i`'s list: for a library, the images it reaches.
+    fn list(&self, i: usize) -> &[u32] {
+        let (start, end) = self.ranges[i];
+        &self.items[start as usize..end as usize]
+    }
+}
+
+/// The changed files services own directly: changes to global paths are
+/// every service's, kept once rather than in a list per service.
+#[derive(Debug, Default)]
+struct Direct {
+    global: Vec<String>,
+    /// The files of each service that owns some.
+    own: HashMap<usize, Vec<String>>,
+}
+
+impl Direct {
+    /// Service `i`'s files, unsorted; each service's taken once.
+    fn take(&mut self, i: usize) -> Vec<String> {
+        let mut files = self.own.remove(&i).unwrap_or_default();
+        files.extend_from_slice(&self.global);
+        files
+    }
+}
+
 /// The manifest's services as a graph, with their compiled matcher.
 #[derive(Debug)]
 pub struct ServiceGraph<'m> {
@@ -429,9 +473,8 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Directly affected services with their files: one pass over the paths.
-    fn direct(&self, paths: &[String], arg_files: &[String]) -> Vec<Vec<String>> {
-        let count = self.manifest.services.len();
-        let mut files: Vec<Vec<String>> = vec![Vec::new(); count];
+    fn direct(&self, paths: &[String], arg_files: &[String]) -> Direct {
+        let mut files = Direct::default();
         let mut scratch = Vec::new();
         // A diff touches few directories: a matcher of the patterns its
         // paths can meet is built in a fraction of the time of one of all.
@@ -449,10 +492,10 @@ impl<'m> ServiceGraph<'m> {
             }
             let owners = matcher.owners(path, &mut scratch);
             if owners.global {
-                files.iter_mut().for_each(|f| f.push(path.clone()));
+                files.global.push(path.clone());
             } else {
                 for i in owners.services {
-                    files[i].push(path.clone());
+                    files.own.entry(i).or_default().push(path.clone());
                 }
             }
         }
@@ -472,22 +515,26 @@ impl<'m> ServiceGraph<'m> {
                     .iter()
                     .map(|k| k.is_artifact())
                     .collect(),
-                vec![Vec::new(); count],
+                Direct::default(),
             ),
-            Mode::All => (vec![true; count], vec![Vec::new(); count]),
+            Mode::All => (vec![true; count], Direct::default()),
             Mode::Diff => {
                 let mut files = self.direct(&changes.paths, &changes.args.files);
                 // A build_args_file counts only for the services whose
                 // declared arguments it changed.
                 for (service, file, _) in &changes.args.changed {
                     if let Some(i) = self.index(service)
-                        && !files[i].contains(file)
+                        && !files.global.contains(file)
                     {
-                        files[i].push(file.clone());
-                        files[i].sort_unstable();
+                        let own = files.own.entry(i).or_default();
+                        if !own.contains(file) {
+                            own.push(file.clone());
+                        }
                     }
                 }
-                (files.iter().map(|f| !f.is_empty()).collect(), files)
+                let mut is_affected = vec![!files.global.is_empty(); count];
+                files.own.keys().for_each(|&i| is_affected[i] = true);
+                (is_affected, files)
             }
         };
         // Breadth-first from the directly affected to every dependent (with
@@ -516,7 +563,7 @@ impl<'m> ServiceGraph<'m> {
         order.sort_unstable_by(|&a, &b| names[a].cmp(&names[b]));
         let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
         for i in order {
-            let mut files = std::mem::take(&mut files[i]);
+            let mut files = files.take(i);
             files.sort_unstable();
             files.dedup();
             let mut edges: Vec<Edge> = Vec::new();
@@ -533,7 +580,8 @@ impl<'m> ServiceGraph<'m> {
             }
             edges.sort_unstable_by(|a, b| a.to.cmp(&b.to));
             let via: Vec<CompactString> = edges.iter().map(|e| e.to.clone()).collect();
-            let mut waits_for: Vec<CompactString> = waits[i]
+            let mut waits_for: Vec<CompactString> = waits
+                .of(i)
                 .iter()
                 .map(|&d| names[d as usize].clone())
                 .collect();
@@ -727,12 +775,17 @@ impl<'m> ServiceGraph<'m> {
 
     /// For each affected image, the nearest affected images among its
     /// dependencies, looking through libraries and test suites.
-    fn waits_for(&self, is_affected: &[bool]) -> Vec<Vec<u32>> {
+    fn waits_for(&self, is_affected: &[bool]) -> Waits<'m> {
         let kinds = self.manifest.kinds();
-        // Sorted sets as sorted lists: most are empty or hold one image.
-        let mut reach: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
-        // Dependencies first, so each node's sets are complete when read.
-        let mut waits: Vec<Vec<u32>> = vec![Vec::new(); kinds.len()];
+        // One list for a library (the images it reaches) or an image (the
+        // images it waits for), each sorted, all in one allocation.
+        let mut waits = Waits {
+            kinds,
+            ranges: vec![(0, 0); kinds.len()],
+            items: Vec::new(),
+        };
+        let mut nearest = Vec::new();
+        // Dependencies first, so each node's list is complete when read.
         for &node in &self.order {
             let i = node.index();
             // Libraries are looked through whether or not they are in the
@@ -741,7 +794,7 @@ impl<'m> ServiceGraph<'m> {
             if !is_affected[i] && kinds[i].is_artifact() {
                 continue;
             }
-            let mut nearest = Vec::new();
+            nearest.clear();
             for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
                 let d = dep.index();
                 if kinds[d].is_artifact() {
@@ -749,22 +802,20 @@ impl<'m> ServiceGraph<'m> {
                         nearest.push(d as u32);
                     }
                 } else {
-                    nearest.extend_from_slice(&reach[d]);
+                    nearest.extend_from_slice(waits.list(d));
                 }
             }
             nearest.sort_unstable();
             nearest.dedup();
-            if kinds[i].is_artifact() {
-                waits[i] = nearest;
-            } else {
-                reach[i] = nearest;
-            }
+            let start = waits.items.len() as u32;
+            waits.items.extend_from_slice(&nearest);
+            waits.ranges[i] = (start, waits.items.len() as u32);
         }
         waits
     }
 
     /// Affected images grouped so that each waits only for earlier layers.
-    fn layers(&self, is_affected: &[bool], waits: &[Vec<u32>]) -> Vec<Vec<CompactString>> {
+    fn layers(&self, is_affected: &[bool], waits: &Waits<'_>) -> Vec<Vec<CompactString>> {
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         let mut level: Vec<usize> = vec![0; kinds.len()];
         let mut layers: Vec<Vec<CompactString>> = Vec::new();
@@ -773,7 +824,8 @@ impl<'m> ServiceGraph<'m> {
             if !is_affected[i] || !kinds[i].is_artifact() {
                 continue;
             }
-            level[i] = waits[i]
+            level[i] = waits
+                .of(i)
                 .iter()
                 .map(|&d| level[d as usize] + 1)
                 .max()

@@ -359,24 +359,26 @@ pub struct Service {
     /// What it is.
     pub kind: Kind,
     /// The files it owns.
-    pub paths: Vec<PathPattern>,
+    pub paths: Box<[PathPattern]>,
     /// Services it is built from or on; their changes affect it.
-    pub depends_on: Vec<CompactString>,
+    pub depends_on: Box<[CompactString]>,
     /// Edges `ripple sync` found in the code, and the discovered edges
     /// `depends_on` drops; boxed and only when set.
     pub discovery: Option<Box<Discovery>>,
     /// How to build its image; set exactly for image and base-image.
-    pub build: Option<ImageBuild>,
+    /// Lists are boxed slices and the build is boxed, as a large manifest
+    /// holds thousands of services: each byte of one is 20 KB at 20,000.
+    pub build: Option<Box<ImageBuild>>,
     /// The container its lint/unit/functional commands run in.
     pub toolchain: Option<CompactString>,
     /// Lint commands, in order.
-    pub lint: Vec<CompactString>,
+    pub lint: Box<[CompactString]>,
     /// Unit-test commands, in order.
-    pub unit: Vec<CompactString>,
+    pub unit: Box<[CompactString]>,
     /// Functional-test commands, in order.
-    pub functional: Vec<CompactString>,
+    pub functional: Box<[CompactString]>,
     /// Containers started beside the functional tests.
-    pub sidecars: Vec<Sidecar>,
+    pub sidecars: Box<[Sidecar]>,
     /// The `[[environment]]` whose slot its functional tests hold.
     pub environment: Option<CompactString>,
 }
@@ -435,9 +437,9 @@ impl Service {
     /// The test stages that have commands, in the order they run.
     pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
         [
-            ("lint", self.lint.as_slice()),
-            ("unit", self.unit.as_slice()),
-            ("functional", self.functional.as_slice()),
+            ("lint", self.lint.as_ref()),
+            ("unit", self.unit.as_ref()),
+            ("functional", self.functional.as_ref()),
         ]
         .into_iter()
         .filter(|(_, commands)| !commands.is_empty())
@@ -2046,15 +2048,15 @@ impl<'a> Reader<'a> {
         let service = Service {
             name: CompactString::from(name),
             kind,
-            paths,
-            depends_on,
+            paths: paths.into(),
+            depends_on: depends_on.into(),
             discovery,
-            build,
+            build: build.map(Box::new),
             toolchain: toolchain.map(|(t, _)| CompactString::from(t)),
-            lint,
-            unit,
-            functional,
-            sidecars,
+            lint: lint.into(),
+            unit: unit.into(),
+            functional: functional.into(),
+            sidecars: sidecars.into(),
             environment: environment.map(|(e, _)| CompactString::from(e)),
         };
         let spans = Spans {
@@ -2560,7 +2562,7 @@ services = [{ name = "redis", image = "redis:7", environment = { MODE = "test" }
         assert_eq!(manifest.services.len(), 3);
         let api = manifest.service("api").unwrap();
         assert_eq!(api.kind, Kind::Image);
-        assert_eq!(api.depends_on, ["go-main", "base-go"]);
+        assert_eq!(&*api.depends_on, ["go-main", "base-go"]);
         let positions: Vec<usize> = manifest.dependencies(2).collect();
         assert_eq!(positions, [1, 0]);
         assert_eq!(api.build.as_ref().unwrap().context, "src");

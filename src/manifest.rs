@@ -64,58 +64,40 @@ struct Dependencies {
 
 impl Dependencies {
     /// Resolves every `depends_on` and, but for those dropped with
-    /// `"!name"` or declared too, every discovered edge; unknown names are
-    /// left out (and reported by the caller).
-    /// `edges` is how many the services name (room for all of them).
-    fn resolve(
-        services: &[Service],
-        names: &[CompactString],
-        index: &NameIndex,
-        edges: usize,
-    ) -> Dependencies {
+    /// `"!name"` or declared too, every discovered edge, from the names
+    /// the services give (`named`, in order); unknown names are left out
+    /// (and reported by the caller).
+    fn resolve(named: &[Named], names: &[CompactString], index: &NameIndex) -> Dependencies {
+        let edges = named.iter().map(|part| part.names.len()).sum();
         let mut resolved = Dependencies {
-            starts: Vec::with_capacity(services.len() + 1),
+            starts: Vec::with_capacity(names.len() + 1),
             positions: Vec::with_capacity(edges),
             origins: Vec::with_capacity(edges),
             unresolved: false,
-            drops: false,
+            drops: named.iter().any(|part| part.drops),
             order: Vec::new(),
         };
         resolved.starts.push(0);
-        for service in services {
-            let start = resolved.positions.len();
-            for dep in &service.depends_on {
-                match index.get(names, dep) {
-                    Some(d) => {
-                        resolved.positions.push(d as u32);
-                        resolved.origins.push(Origin::Declared);
-                    }
-                    None => resolved.unresolved = true,
-                }
-            }
-            if let Some(discovery) = &service.discovery {
-                resolved.drops |= !discovery.dropped.is_empty();
-                for (source, target) in &discovery.edges {
-                    if discovery.dropped.contains(target) {
-                        continue;
-                    }
-                    let Some(d) = index.get(names, target) else {
+        for part in named {
+            let mut given = part.names.iter();
+            for &count in &part.counts {
+                let start = resolved.positions.len();
+                for (name, origin) in given.by_ref().take(count as usize) {
+                    let Some(d) = index.get(names, name) else {
                         resolved.unresolved = true;
                         continue;
                     };
-                    if resolved.positions[start..].contains(&(d as u32)) {
+                    // A discovered edge the service declares too is kept once.
+                    if *origin != Origin::Declared
+                        && resolved.positions[start..].contains(&(d as u32))
+                    {
                         continue;
                     }
                     resolved.positions.push(d as u32);
-                    let source = crate::discover::SOURCES
-                        .iter()
-                        .find(|s| **s == source.as_str())
-                        .copied()
-                        .unwrap_or("discovered");
-                    resolved.origins.push(Origin::Discovered(source));
+                    resolved.origins.push(*origin);
                 }
+                resolved.starts.push(resolved.positions.len() as u32);
             }
-            resolved.starts.push(resolved.positions.len() as u32);
         }
         resolved
     }
@@ -136,6 +118,45 @@ impl Dependencies {
     fn slice(&self, service: usize) -> &[u32] {
         let (start, end) = (self.starts[service], self.starts[service + 1]);
         &self.positions[start as usize..end as usize]
+    }
+}
+
+/// The dependencies services name, as resolving reads them: service
+/// after service, its declared names, then its discovered ones that it
+/// does not drop. The reading threads write them beside the services, so
+/// that resolving reads a few bytes per edge instead of every service.
+#[derive(Debug, Default)]
+struct Named {
+    /// How many names each service gives, in order.
+    counts: Vec<u32>,
+    names: Vec<(CompactString, Origin)>,
+    /// Some service drops a discovered edge (`"!name"`).
+    drops: bool,
+}
+
+impl Named {
+    /// Adds the names `service` gives.
+    fn push(&mut self, service: &Service) {
+        let before = self.names.len();
+        let declared = service.depends_on.iter();
+        self.names
+            .extend(declared.map(|name| (name.clone(), Origin::Declared)));
+        if let Some(discovery) = &service.discovery {
+            self.drops |= !discovery.dropped.is_empty();
+            let kept = discovery
+                .edges
+                .iter()
+                .filter(|(_, target)| !discovery.dropped.contains(target));
+            self.names.extend(kept.map(|(source, target)| {
+                let source = crate::discover::SOURCES
+                    .iter()
+                    .find(|s| **s == source.as_str())
+                    .copied()
+                    .unwrap_or("discovered");
+                (target.clone(), Origin::Discovered(source))
+            }));
+        }
+        self.counts.push((self.names.len() - before) as u32);
     }
 }
 
@@ -428,12 +449,6 @@ impl Origin {
 }
 
 impl Service {
-    /// How many dependencies it names: declared, then discovered (some
-    /// may be dropped, or the same service twice).
-    fn named_dependencies(&self) -> usize {
-        self.depends_on.len() + self.discovery.as_ref().map_or(0, |d| d.edges.len())
-    }
-
     /// The test stages that have commands, in the order they run.
     pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
         [
@@ -882,7 +897,7 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     for part in read_parts? {
         read.environments.extend(part.environments);
         read.with_environment.extend(part.with_environment);
-        read.edges += part.edges;
+        read.named.push(part.named);
     }
     read.services = services?;
     read.spans = spans?;
@@ -965,13 +980,13 @@ fn read_part<'a>(
     let mut read = PartRead {
         environments: Vec::new(),
         with_environment: Vec::new(),
-        edges: 0,
+        named: Named::default(),
     };
     let mut place = |service: Service, spans| {
         if service.environment.is_some() {
             read.with_environment.push(position);
         }
-        read.edges += service.named_dependencies();
+        read.named.push(&service);
         position += 1;
         lists.place(service, spans)
     };
@@ -1173,8 +1188,8 @@ struct Services {
     /// The services that name an environment, by position: the checks
     /// across services look at these only.
     with_environment: Vec<usize>,
-    /// How many dependencies the services name, declared and discovered.
-    edges: usize,
+    /// The dependencies they name, in parts, in order.
+    named: Vec<Named>,
 }
 
 impl Services {
@@ -1182,7 +1197,12 @@ impl Services {
         if service.environment.is_some() {
             self.with_environment.push(self.services.len());
         }
-        self.edges += service.named_dependencies();
+        if self.named.is_empty() {
+            self.named.push(Named::default());
+        }
+        if let Some(named) = self.named.last_mut() {
+            named.push(&service);
+        }
         self.names.push(service.name.clone());
         self.kinds.push(service.kind);
         self.services.push(service);
@@ -1222,7 +1242,7 @@ struct PartRead {
     environments: Vec<(Environment, Range<usize>)>,
     /// As in [`Services`], by position in the whole list.
     with_environment: Vec<usize>,
-    edges: usize,
+    named: Named,
 }
 
 impl<'a> Reader<'a> {
@@ -2266,7 +2286,7 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        let mut dependencies = Dependencies::resolve(services, names, &first_seen, read.edges);
+        let mut dependencies = Dependencies::resolve(&read.named, names, &first_seen);
         let check_names = dependencies.unresolved || dependencies.drops;
         for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
             if !check_names {
@@ -2828,7 +2848,13 @@ depends_on = ["b"]
 
     /// Everything a manifest holds, to compare two readings of it.
     fn summary(manifest: &Manifest) -> String {
-        format!("{:?} {:?}", manifest.settings, manifest.services)
+        let edges: Vec<Vec<(usize, Origin)>> = (0..manifest.services.len())
+            .map(|i| manifest.edges(i).collect())
+            .collect();
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            manifest.settings, manifest.services, manifest.environments, edges, manifest.names
+        )
     }
 
     #[test]

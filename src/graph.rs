@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::changes::{ChangeSet, Event, Mode};
 use crate::manifest::{Kind, Manifest};
-use crate::pattern::{self, PatternBody};
+use crate::pattern::{self, PatternBody, literal_directory};
 
 /// Who a matching include pattern names: a service, or every service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +80,6 @@ impl LazyGlob<'_> {
     }
 }
 
-/// The directory every path a glob matches is in: the glob's start up to
-/// its last `/` before any special character (`""` when there is none).
-fn literal_directory(glob: &str) -> &str {
-    let literal = glob
-        .find(['*', '?', '[', ']', '{', '}', '\\'])
-        .map_or(glob, |end| &glob[..end]);
-    literal.rfind('/').map_or("", |slash| &glob[..slash])
-}
-
 /// The end of a chain in `Matcher::prefix_owners`.
 const NO_MORE: u32 = u32::MAX;
 
@@ -105,7 +96,7 @@ impl<'m> Matcher<'m> {
     /// Compiles the manifest's patterns. They were validated by the manifest,
     /// so compiling cannot fail on them.
     pub fn new(manifest: &'m Manifest) -> Matcher<'m> {
-        Matcher::keeping(manifest, |_| true)
+        Matcher::keeping(manifest, 0..manifest.services.len(), |_| true)
     }
 
     /// A matcher that answers [`Matcher::owners`] exactly for `paths`
@@ -116,14 +107,27 @@ impl<'m> Matcher<'m> {
     pub fn for_paths(manifest: &'m Manifest, paths: &[String]) -> Matcher<'m> {
         let mut met: rustc_hash::FxHashSet<&str> = std::iter::once("").collect();
         met.extend(paths.iter().flat_map(|path| pattern::prefixes(path)));
-        Matcher::keeping(manifest, |key| met.contains(key))
+        // A service none of whose include patterns has a met key owns
+        // none of the paths: its patterns are not even read.
+        let mut services: Vec<usize> = met
+            .iter()
+            .flat_map(|key| manifest.including_under(key))
+            .collect();
+        services.sort_unstable();
+        services.dedup();
+        Matcher::keeping(manifest, services, |key| met.contains(key))
     }
 
-    /// The patterns whose key (a prefix, or a glob's literal directory)
-    /// `keep` accepts.
-    fn keeping(manifest: &'m Manifest, keep: impl Fn(&str) -> bool) -> Matcher<'m> {
+    /// The patterns of `global_paths` and of `services` (ascending) whose
+    /// key (a prefix, or a glob's literal directory) `keep` accepts.
+    fn keeping(
+        manifest: &'m Manifest,
+        services: impl IntoIterator<Item = usize>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Matcher<'m> {
         let count = manifest.services.len();
-        let mut prefix_pairs: Vec<(&'m str, Owner)> = Vec::with_capacity(count);
+        let services = services.into_iter();
+        let mut prefix_pairs: Vec<(&'m str, Owner)> = Vec::with_capacity(services.size_hint().0);
         let mut globs = Vec::new();
         let mut globs_under: HashMap<&'m str, Vec<usize>> = HashMap::default();
         let mut glob_ids: HashMap<&str, usize> = HashMap::default();
@@ -137,11 +141,10 @@ impl<'m> Matcher<'m> {
             .global_paths
             .iter()
             .map(|p| (p, Owner::Global, 0));
-        let services = manifest
-            .services
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| s.paths.iter().map(move |p| (p, Owner::Service(i), i + 1)));
+        let services = services.flat_map(|i| {
+            let paths = manifest.services[i].paths.iter();
+            paths.map(move |p| (p, Owner::Service(i), i + 1))
+        });
         // Services repeat their globs (`!**/*.md` in each): the last one
         // looked up is kept, and the same text skips its lookups.
         let mut last_glob: Option<(&str, Option<usize>)> = None;

@@ -40,6 +40,8 @@ pub struct Manifest {
     kinds: Vec<Kind>,
     /// Position of each service by name.
     index: NameIndex,
+    /// The services of each include pattern's key.
+    pattern_keys: Vec<PatternKeys>,
     /// Each service's dependencies as positions, resolved once.
     dependencies: Dependencies,
 }
@@ -157,6 +159,39 @@ impl Named {
             }));
         }
         self.counts.push((self.names.len() - before) as u32);
+    }
+}
+
+/// Which services each include pattern's key (see [`PathPattern::key`])
+/// belongs to, by the key's hash, sorted: a diff's few directories find
+/// the services they can touch without reading all the services. One
+/// list for each part of a reading.
+#[derive(Debug, Clone, Default)]
+struct PatternKeys {
+    entries: Vec<(u64, u32)>,
+}
+
+impl PatternKeys {
+    /// Adds the include patterns of the service at `position`.
+    fn push(&mut self, position: usize, service: &Service) {
+        let includes = service.paths.iter().filter(|p| !p.exclude);
+        self.entries
+            .extend(includes.map(|p| (NameIndex::hash(p.key()), position as u32)));
+    }
+
+    /// Sorts what was added, to be looked up.
+    fn finish(&mut self) {
+        self.entries.sort_unstable();
+    }
+
+    /// The positions of services with an include pattern whose key has
+    /// this hash (and, rarely, another key of the same hash).
+    fn with(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let start = self.entries.partition_point(|&(h, _)| h < hash);
+        self.entries[start..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, position)| position as usize)
     }
 }
 
@@ -740,6 +775,24 @@ impl Manifest {
         &self.kinds
     }
 
+    /// The positions of the services with an include pattern whose key
+    /// (see [`PathPattern::key`]) is `key`, ascending: only these can own
+    /// a path that `key` is a directory of, or that is `key` (or any path,
+    /// for the key `""`).
+    pub fn including_under(&self, key: &str) -> Vec<usize> {
+        let hash = NameIndex::hash(key);
+        let mut found: Vec<usize> = (self.pattern_keys.iter())
+            .flat_map(|keys| keys.with(hash))
+            .filter(|&i| {
+                let paths = self.services[i].paths.iter();
+                paths.filter(|p| !p.exclude).any(|p| p.key() == key)
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// The positions of the services `services[service]` depends on, in
     /// the order of its `depends_on`, then its discovered edges.
     pub fn dependencies(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
@@ -898,6 +951,7 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
         read.environments.extend(part.environments);
         read.with_environment.extend(part.with_environment);
         read.named.push(part.named);
+        read.keys.push(part.keys);
     }
     read.services = services?;
     read.spans = spans?;
@@ -981,12 +1035,14 @@ fn read_part<'a>(
         environments: Vec::new(),
         with_environment: Vec::new(),
         named: Named::default(),
+        keys: PatternKeys::default(),
     };
     let mut place = |service: Service, spans| {
         if service.environment.is_some() {
             read.with_environment.push(position);
         }
         read.named.push(&service);
+        read.keys.push(position, &service);
         position += 1;
         lists.place(service, spans)
     };
@@ -1003,6 +1059,7 @@ fn read_part<'a>(
             read.environments.extend(document.environments);
         }
     }
+    read.keys.finish();
     reader.problems.is_empty().then_some(read)
 }
 
@@ -1190,6 +1247,8 @@ struct Services {
     with_environment: Vec<usize>,
     /// The dependencies they name, in parts, in order.
     named: Vec<Named>,
+    /// Their include patterns' keys, in parts.
+    keys: Vec<PatternKeys>,
 }
 
 impl Services {
@@ -1199,6 +1258,12 @@ impl Services {
         }
         if self.named.is_empty() {
             self.named.push(Named::default());
+        }
+        if self.keys.is_empty() {
+            self.keys.push(PatternKeys::default());
+        }
+        if let Some(keys) = self.keys.last_mut() {
+            keys.push(self.services.len(), &service);
         }
         if let Some(named) = self.named.last_mut() {
             named.push(&service);
@@ -1243,6 +1308,7 @@ struct PartRead {
     /// As in [`Services`], by position in the whole list.
     with_environment: Vec<usize>,
     named: Named,
+    keys: PatternKeys,
 }
 
 impl<'a> Reader<'a> {
@@ -1586,7 +1652,9 @@ impl<'a> Reader<'a> {
     }
 
     /// The checks across services, then the manifest.
-    fn assemble(&mut self, settings: Option<Settings>, read: Services) -> Option<Manifest> {
+    fn assemble(&mut self, settings: Option<Settings>, mut read: Services) -> Option<Manifest> {
+        // Parts read on the reading threads are sorted already.
+        read.keys.iter_mut().for_each(PatternKeys::finish);
         let (index, dependencies) = self.cross_check(&read);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
         for (environment, span) in read.environments {
@@ -1630,6 +1698,7 @@ impl<'a> Reader<'a> {
             names: read.names,
             kinds: read.kinds,
             index,
+            pattern_keys: read.keys,
             dependencies,
         })
     }
@@ -2843,6 +2912,26 @@ depends_on = ["b"]
                 err.contains(&format!("{name} names environment `staging`")),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn include_keys_find_their_services_in_every_part() {
+        let text = big_manifest(3_000).replacen(
+            "paths = [\"lib/s2500\", \"!**/*.md\"]",
+            "paths = [\"lib/s2500\", \"!**/*.md\", \"lib/s7\", \"**/*.proto\", \"lib/s7\"]",
+            1,
+        );
+        for manifest in [
+            parse_tables(&text, "m").expect("read by tables"),
+            Manifest::parse_whole(&text, "m").unwrap(),
+        ] {
+            assert_eq!(manifest.including_under("lib/s7"), [7, 2500]);
+            assert_eq!(manifest.including_under("lib/s1999"), [1999]);
+            // A glob's literal directory; an exclusion is no include.
+            assert_eq!(manifest.including_under(""), [2500]);
+            assert!(manifest.including_under("lib").is_empty());
+            assert!(manifest.including_under("lib/s3000").is_empty());
         }
     }
 

@@ -71,6 +71,26 @@ impl PathPattern {
     }
 }
 
+impl PathPattern {
+    /// The directory a path must be in (or be) for this pattern to take
+    /// it: a prefix itself, or a glob's literal directory.
+    pub fn key(&self) -> &str {
+        match &self.body {
+            PatternBody::Prefix(prefix) => prefix,
+            PatternBody::Glob(glob) => literal_directory(glob),
+        }
+    }
+}
+
+/// The directory every path a glob matches is in: the glob's start up to
+/// its last `/` before any special character (`""` when there is none).
+pub fn literal_directory(glob: &str) -> &str {
+    let literal = glob
+        .find(['*', '?', '[', ']', '{', '}', '\\'])
+        .map_or(glob, |end| &glob[..end]);
+    literal.rfind('/').map_or("", |slash| &glob[..slash])
+}
+
 impl std::fmt::Display for PathPattern {
     /// As written in the manifest, normalised (`!` kept).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -929,20 +929,18 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     };
     let bounds: Vec<usize> = (0..=parts).map(|k| k * tables / parts).collect();
     let inner = &bounds[1..parts];
-    let (services, (spans, (names, (kinds, (preamble, read_parts))))) =
+    let (services, (names, (kinds, (preamble, read_parts)))) =
         fill::in_parts(tables, inner, |services| {
-            fill::in_parts(tables, inner, |spans| {
-                fill::in_parts(tables, inner, |names| {
-                    fill::in_parts(tables, inner, |kinds| {
-                        let work: Vec<std::sync::Mutex<PartLists>> =
-                            (services.iter_mut().zip(spans.iter_mut()))
-                                .zip(names.iter_mut().zip(kinds.iter_mut()))
-                                .map(|((services, spans), (names, kinds))| {
-                                    std::sync::Mutex::new((services, spans, names, kinds))
-                                })
-                                .collect();
-                        read_parts(text, path, first, &starts, &bounds, &work)
-                    })
+            fill::in_parts(tables, inner, |names| {
+                fill::in_parts(tables, inner, |kinds| {
+                    let work: Vec<std::sync::Mutex<PartLists>> = services
+                        .iter_mut()
+                        .zip(names.iter_mut().zip(kinds.iter_mut()))
+                        .map(|(services, (names, kinds))| {
+                            std::sync::Mutex::new((services, names, kinds))
+                        })
+                        .collect();
+                    read_parts(text, path, first, &starts, &bounds, &work)
                 })
             })
         });
@@ -954,7 +952,6 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
         read.keys.push(part.keys);
     }
     read.services = services?;
-    read.spans = spans?;
     read.names = names?;
     read.kinds = kinds?;
     let mut reader = Reader::new(text, path, 0);
@@ -1037,24 +1034,24 @@ fn read_part<'a>(
         named: Named::default(),
         keys: PatternKeys::default(),
     };
-    let mut place = |service: Service, spans| {
+    let mut place = |service: Service| {
         if service.environment.is_some() {
             read.with_environment.push(position);
         }
         read.named.push(&service);
         read.keys.push(position, &service);
         position += 1;
-        lists.place(service, spans)
+        lists.place(service)
     };
     for table in starts.windows(2).map(|w| w[0]..w[1]) {
         if scanner.service(table.clone()) {
             let fields = ServiceFields::scanned(scanner);
-            let (service, spans) = reader.service(fields, table)?;
-            place(service, spans).then_some(())?;
+            let (service, _) = reader.service(fields, table)?;
+            place(service).then_some(())?;
         } else {
             let document = read_document(text, table, path)?.1;
-            for (service, spans) in document.services.into_iter().zip(document.spans) {
-                place(service, spans).then_some(())?;
+            for service in document.services {
+                place(service).then_some(())?;
             }
             read.environments.extend(document.environments);
         }
@@ -1252,6 +1249,17 @@ struct Services {
 }
 
 impl Services {
+    /// Where service `i` stands; nowhere when spans were not kept (the
+    /// table reading reports no problem itself).
+    fn spans(&self, i: usize) -> &Spans {
+        static NOWHERE: Spans = Spans {
+            name: 0..0,
+            depends_on: Vec::new(),
+            others: Vec::new(),
+        };
+        self.spans.get(i).unwrap_or(&NOWHERE)
+    }
+
     fn push(&mut self, service: Service, spans: Spans) {
         if service.environment.is_some() {
             self.with_environment.push(self.services.len());
@@ -1278,24 +1286,22 @@ impl Services {
 /// Where the services of one part of the tables go.
 trait Destination {
     /// Writes the next service; `false` when the part is already full.
-    fn place(&mut self, service: Service, spans: Spans) -> bool;
+    fn place(&mut self, service: Service) -> bool;
 }
 
-/// A part of each list: services, spans, names and kinds.
-type PartLists<'p, 's, 'a, 'n, 'k> = (
+/// A part of each list: services, names and kinds. Spans are not kept:
+/// a problem found in any part sends the caller to the whole reading,
+/// which reports it.
+type PartLists<'p, 's, 'n, 'k> = (
     &'p mut fill::Part<'s, Service>,
-    &'p mut fill::Part<'a, Spans>,
     &'p mut fill::Part<'n, CompactString>,
     &'p mut fill::Part<'k, Kind>,
 );
 
-impl Destination for PartLists<'_, '_, '_, '_, '_> {
-    fn place(&mut self, service: Service, spans: Spans) -> bool {
-        let (services, all_spans, names, kinds) = self;
-        names.push(service.name.clone())
-            && kinds.push(service.kind)
-            && all_spans.push(spans)
-            && services.push(service)
+impl Destination for PartLists<'_, '_, '_, '_> {
+    fn place(&mut self, service: Service) -> bool {
+        let (services, names, kinds) = self;
+        names.push(service.name.clone()) && kinds.push(service.kind) && services.push(service)
     }
 }
 
@@ -1657,7 +1663,7 @@ impl<'a> Reader<'a> {
         read.keys.iter_mut().for_each(PatternKeys::finish);
         let (index, dependencies) = self.cross_check(&read);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
-        for (environment, span) in read.environments {
+        for (environment, span) in std::mem::take(&mut read.environments) {
             if environments.iter().any(|e| e.name == environment.name) {
                 self.problem(
                     span,
@@ -1669,7 +1675,7 @@ impl<'a> Reader<'a> {
             }
         }
         for &i in &read.with_environment {
-            let (service, spans) = (&read.services[i], &read.spans[i]);
+            let (service, spans) = (&read.services[i], read.spans(i));
             if let Some(name) = &service.environment
                 && !environments.iter().any(|e| e.name == name.as_str())
             {
@@ -2334,14 +2340,17 @@ impl<'a> Reader<'a> {
     /// Checks that need every service: duplicate names, unknown dependencies
     /// and cycles.
     fn cross_check(&mut self, read: &Services) -> (NameIndex, Dependencies) {
-        let (services, spans, names) = (&read.services, &read.spans, &read.names);
+        let (services, names) = (&read.services, &read.names);
         let mut first_seen = NameIndex::with_capacity(services.len());
         for (index, service) in services.iter().enumerate() {
             if let Err(first) = first_seen.insert(names, index) {
                 let name = service.name.as_str();
-                let line = self.text[..spans[first].name.start].matches('\n').count() + 1;
+                let line = self.text[..read.spans(first).name.start]
+                    .matches('\n')
+                    .count()
+                    + 1;
                 self.problem(
-                    spans[index].name.clone(),
+                    read.spans(index).name.clone(),
                     format!("duplicate service name `{name}`"),
                     Some(format!(
                         "`{name}` is already defined on line {line}; rename one"
@@ -2357,10 +2366,11 @@ impl<'a> Reader<'a> {
         };
         let mut dependencies = Dependencies::resolve(&read.named, names, &first_seen);
         let check_names = dependencies.unresolved || dependencies.drops;
-        for (i, (service, spans)) in services.iter().zip(spans).enumerate() {
+        for (i, service) in services.iter().enumerate() {
             if !check_names {
                 break;
             }
+            let spans = read.spans(i);
             if let Some(discovery) = &service.discovery {
                 // Where each name is written, said only for unknown ones.
                 let named = discovery
@@ -2406,14 +2416,15 @@ impl<'a> Reader<'a> {
         }
         match find_cycle(services.len(), &dependencies, services) {
             Err(order) => dependencies.order = order,
-            Ok(cycle) => self.cycle(&cycle, services, spans),
+            Ok(cycle) => self.cycle(&cycle, read),
         }
         (first_seen, dependencies)
     }
 
     /// Reports a dependency cycle at its first edge.
-    fn cycle(&mut self, cycle: &[usize], services: &[Service], spans: &[Spans]) {
-        let (first, first_spans) = (&services[cycle[0]], &spans[cycle[0]]);
+    fn cycle(&mut self, cycle: &[usize], read: &Services) {
+        let services = &read.services;
+        let (first, first_spans) = (&services[cycle[0]], read.spans(cycle[0]));
         let next = &services[cycle[1 % cycle.len()]].name;
         let span = first
             .depends_on

@@ -478,6 +478,18 @@ fn plans_for_every_branch() -> Vec<Plan> {
     plans.push(bare);
     empty.event = None;
     plans.push(empty);
+    // Enough jobs that a writer renders runs of them on two threads, in
+    // order.
+    let mut many = hostile_plan();
+    let jobs = std::mem::take(&mut many.jobs);
+    many.jobs = (0..700)
+        .map(|i| {
+            let mut job = jobs[i % jobs.len()].clone();
+            job.name = format!("{}-{i}", job.name);
+            job
+        })
+        .collect();
+    plans.push(many);
     plans
 }
 

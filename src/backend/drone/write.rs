@@ -9,19 +9,22 @@ use super::{Pipeline, Step, pipeline, reason};
 use crate::backend::yaml::{Dollar, Text};
 use crate::plan::Plan;
 
-/// Writes `plan` as the shipped template would into `out`, one pipeline
-/// at a time.
+/// Writes `plan` as the shipped template would into `out`, a run of
+/// pipelines at a time.
 pub fn write(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let mut text = Text::new(Dollar::Double, Text::CHUNK + 4096);
+    let mut text = Text::new(Dollar::Double, 4096);
     text.header(plan.event.map(|e| e.as_str()), &reason(plan));
-    for job in &plan.jobs {
-        pipeline_into(&mut text, &pipeline(job, plan.ripple_image.as_deref()));
-        text.spill(out)?;
-    }
     if plan.jobs.is_empty() {
         idle_into(&mut text, plan);
     }
-    out.write_all(text.text.as_bytes())
+    out.write_all(text.text.as_bytes())?;
+    let ripple_image = plan.ripple_image.as_deref();
+    Text::runs_in_order(
+        Dollar::Double,
+        &plan.jobs,
+        |text, job| pipeline_into(text, &pipeline(job, ripple_image)),
+        |run| out.write_all(run.as_bytes()),
+    )
 }
 
 fn pipeline_into(text: &mut Text, pipeline: &Pipeline) {

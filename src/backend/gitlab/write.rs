@@ -9,19 +9,25 @@ use crate::backend::yaml::{Dollar, Text};
 use crate::plan::Plan;
 
 /// Writes `plan`'s child pipeline as the shipped template would into
-/// `out`, one plan job at a time.
+/// `out`, a run of plan jobs at a time.
 pub fn write(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let mut text = Text::new(Dollar::Double, Text::CHUNK + 4096);
+    let mut text = Text::new(Dollar::Double, 4096);
     text.header(plan.event.map(|e| e.as_str()), &plan.reason);
-    let mut written = 0;
-    for job in &plan.jobs {
-        for gitlab_job in jobs(job) {
-            job_into(&mut text, &gitlab_job);
-            written += 1;
-        }
-        text.spill(out)?;
-    }
-    if written == 0 {
+    out.write_all(text.text.as_bytes())?;
+    text.text.clear();
+    let written = std::sync::atomic::AtomicBool::new(false);
+    Text::runs_in_order(
+        Dollar::Double,
+        &plan.jobs,
+        |text, job| {
+            for gitlab_job in jobs(job) {
+                job_into(text, &gitlab_job);
+                written.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+        |run| out.write_all(run.as_bytes()),
+    )?;
+    if !written.into_inner() {
         text.raw("\nripple:\n  image: alpine:3\n  variables:\n");
         // A plan without jobs always says why.
         let why = plan.idle_reason.as_deref().unwrap_or_default();

@@ -249,89 +249,27 @@ impl Text {
         }
     }
 
-    /// Hands the text so far to `out` once it holds a chunk's worth, so
-    /// that a document of any size is written a piece at a time.
-    pub fn spill(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        if self.text.len() >= Text::CHUNK {
-            out.write_all(self.text.as_bytes())?;
-            self.text.clear();
-        }
-        Ok(())
-    }
-
-    /// How much text [`Text::spill`] gathers before it writes.
+    /// About how much text a run of [`Text::runs_in_order`] holds.
     pub const CHUNK: usize = 64 * 1024;
 
     /// `write`s each item in turn, and hands the text to `out` in order,
-    /// a run of items at a time (what `out` is given it consumes). With
-    /// many items and two cores, a second thread writes every other run
-    /// while this one writes the rest: rendering is most of a large
-    /// plan's time, and each item's text depends on that item only. At
-    /// most four runs are held at once, so memory does not grow with the
-    /// output.
+    /// about [`Text::CHUNK`] at a time, the items written on two threads
+    /// when there are many (see [`super::in_order`]).
     pub fn runs_in_order<T: Sync>(
         dollar: Dollar,
         items: &[T],
         write: impl Fn(&mut Text, &T) + Sync,
         mut out: impl FnMut(&str) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        /// Items per run: a run is about as long as [`Text::CHUNK`].
-        const RUN: usize = 64;
-        let runs: Vec<&[T]> = items.chunks(RUN).collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let write_run = |run: &[T], text: &mut Text| run.iter().for_each(|item| write(text, item));
-        let mut mine = Text::new(dollar, Text::CHUNK + 4096);
-        if threads < 2 || runs.len() < 4 {
-            for run in runs {
-                write_run(run, &mut mine);
-                mine.spill_to(&mut out)?;
-            }
-            return out(&mine.text);
-        }
-        std::thread::scope(|scope| {
-            let (send, receive) = std::sync::mpsc::sync_channel::<Text>(2);
-            let theirs: Vec<&[T]> = runs.iter().skip(1).step_by(2).copied().collect();
-            scope.spawn(move || {
-                for run in theirs {
-                    let mut text = Text::new(dollar, Text::CHUNK + 4096);
-                    write_run(run, &mut text);
-                    // Nobody listens once the writing failed: stop.
-                    if send.send(text).is_err() {
-                        break;
-                    }
-                }
-            });
-            for (k, run) in runs.into_iter().enumerate() {
-                if k % 2 == 0 {
-                    mine.text.clear();
-                    write_run(run, &mut mine);
-                    out(&mine.text)?;
-                } else {
-                    match receive.recv() {
-                        Ok(text) => out(&text.text)?,
-                        // The other thread panicked: its runs are written here.
-                        Err(_) => {
-                            mine.text.clear();
-                            write_run(run, &mut mine);
-                            out(&mine.text)?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Hands the text to `out` once it is [`Text::CHUNK`] long.
-    fn spill_to(
-        &mut self,
-        out: &mut impl FnMut(&str) -> std::io::Result<()>,
-    ) -> std::io::Result<()> {
-        if self.text.len() >= Text::CHUNK {
-            out(&self.text)?;
-            self.text.clear();
-        }
-        Ok(())
+        super::in_order(
+            items,
+            |run| {
+                let mut text = Text::new(dollar, Text::CHUNK + 4096);
+                run.iter().for_each(|item| write(&mut text, item));
+                text
+            },
+            |text| out(&text.text),
+        )
     }
 
     /// One `{indent}- item` line per item.

@@ -171,7 +171,23 @@ fn each_workflow(
     each: &mut dyn FnMut(String, String) -> Result<()>,
 ) -> Result<()> {
     // The shipped template is written directly: the same text, without a
-    // template evaluation per workflow.
+    // template evaluation per workflow, runs of them on two threads.
+    if templates.is_shipped(TEMPLATE) && !plan.jobs.is_empty() {
+        let (event, reason) = (plan.event.map(event_name), reason_of(plan));
+        let ripple = plan.ripple_image.as_deref();
+        let write_run = |run: &[Job]| -> Vec<(String, String)> {
+            let workflows = run.iter().map(|job| workflow(job, event, &reason, ripple));
+            workflows
+                .map(|workflow| {
+                    let text = write::workflow(&workflow);
+                    (workflow.name, text)
+                })
+                .collect()
+        };
+        return super::in_order(&plan.jobs, write_run, |written| {
+            (written.into_iter()).try_for_each(|(name, text)| each(name, text))
+        });
+    }
     let shipped = templates.is_shipped(TEMPLATE);
     for workflow in lower(plan) {
         let text = if shipped {
@@ -337,16 +353,21 @@ pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow> + '_ {
         depends_on: Vec::new(),
         skip_clone: true,
     });
-    let reason = if plan.event.is_none() {
-        format!("{}, each workflow run when its `when` matches", plan.reason)
-    } else {
-        plan.reason.clone()
-    };
+    let reason = reason_of(plan);
     idle.into_iter().chain(
         plan.jobs
             .iter()
             .map(move |job| workflow(job, event, &reason, plan.ripple_image.as_deref())),
     )
+}
+
+/// Why each workflow runs, in one line.
+fn reason_of(plan: &Plan) -> String {
+    if plan.event.is_none() {
+        format!("{}, each workflow run when its `when` matches", plan.reason)
+    } else {
+        plan.reason.clone()
+    }
 }
 
 fn workflow(

@@ -407,7 +407,9 @@ impl Kind {
     }
 }
 
-/// One `[[service]]`.
+/// One `[[service]]`. Lists are boxed slices and the build is boxed: a
+/// large manifest holds thousands of services, and each byte of one is
+/// 20 KB at 20,000.
 #[derive(Debug, Clone)]
 pub struct Service {
     /// Unique, `[a-z0-9][a-z0-9._-]*`.
@@ -422,8 +424,6 @@ pub struct Service {
     /// `depends_on` drops; boxed and only when set.
     pub discovery: Option<Box<Discovery>>,
     /// How to build its image; set exactly for image and base-image.
-    /// Lists are boxed slices and the build is boxed, as a large manifest
-    /// holds thousands of services: each byte of one is 20 KB at 20,000.
     pub build: Option<Box<ImageBuild>>,
     /// The container its lint/unit/functional commands run in.
     pub toolchain: Option<CompactString>,

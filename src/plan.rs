@@ -3,6 +3,7 @@
 //! YAML, and no CI system named: a job is a service's test stages or an
 //! image build, with the jobs it needs and the builds it is for.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -42,9 +43,9 @@ pub struct Plan {
 pub struct Job {
     /// Unique in the plan: `test-<service>`, `publish-<service>` or
     /// `release-<service>`.
-    pub name: String,
+    pub name: CompactString,
     /// The service it is for.
-    pub service: String,
+    pub service: CompactString,
     /// Jobs that must succeed first, all earlier in the plan.
     pub needs: Vec<String>,
     /// The builds it is for.
@@ -109,7 +110,7 @@ pub enum Work {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tests {
     /// The container the commands run in.
-    pub toolchain: String,
+    pub toolchain: CompactString,
     /// `lint`, `unit`, `functional`: those with commands, in that order.
     pub stages: Vec<Stage>,
     /// Containers running beside the tests.
@@ -120,9 +121,9 @@ pub struct Tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stage {
     /// `lint`, `unit` or `functional`.
-    pub name: String,
+    pub name: CompactString,
     /// Shell commands, run in order, stopping at the first failure.
-    pub commands: Vec<String>,
+    pub commands: Vec<CompactString>,
     /// A slot of a shared environment the commands run holding (the
     /// functional stage of a service with `environment`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,14 +247,14 @@ struct Family<'a> {
 }
 
 impl Family<'_> {
-    fn name(&self, service: &str) -> String {
-        format!("{}{service}", self.prefix)
+    fn name(&self, service: &str) -> CompactString {
+        compact_str::format_compact!("{}{service}", self.prefix)
     }
 
     fn job(&self, service: &str, needs: Vec<String>, work: Work) -> Job {
         Job {
             name: self.name(service),
-            service: service.to_string(),
+            service: service.into(),
             needs,
             when: self.when.clone(),
             gated: self.gated,
@@ -383,8 +384,8 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
     let stages: Vec<Stage> = service
         .test_stages()
         .map(|(stage, commands)| Stage {
-            name: stage.to_string(),
-            commands: commands.iter().map(|c| c.as_str().into()).collect(),
+            name: stage.into(),
+            commands: commands.to_vec(),
             slot: if stage == "functional" {
                 slot.clone()
             } else {
@@ -506,7 +507,7 @@ fn image_jobs(
                 platforms: build.extras().platforms.clone(),
                 promote,
             };
-            let needs = waits.iter().map(|w| family.name(w)).collect();
+            let needs = waits.iter().map(|w| family.name(w).into()).collect();
             Some(family.job(name, needs, Work::Image(image)))
         })
         .collect()
@@ -644,7 +645,7 @@ fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'
         SYNC_CHECK,
         Vec::new(),
         Work::Tests(Tests {
-            toolchain: settings.ripple_image.clone(),
+            toolchain: settings.ripple_image.as_str().into(),
             stages: vec![Stage {
                 name: "sync".into(),
                 commands: vec!["ripple sync --check".into()],
@@ -653,7 +654,7 @@ fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'
             sidecars: Vec::new(),
         }),
     );
-    job.service = String::new();
+    job.service = CompactString::default();
     Some(job)
 }
 

@@ -305,7 +305,8 @@ pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> V
         when_status: Vec::new(),
     };
     let Some(slot) = &stage.slot else {
-        return vec![step(stage.name.clone(), toolchain, stage.commands.clone())];
+        let commands = stage.commands.iter().map(|c| c.to_string()).collect();
+        return vec![step(stage.name.to_string(), toolchain, commands)];
     };
     let from = format!("--from {file}");
     let secrets: Vec<(String, String)> = [
@@ -316,7 +317,7 @@ pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> V
     .to_vec();
     let named = |role: &str| format!("{}-{role}", stage.name);
     let mut commands = vec![format!("set -a; . ./{file}; set +a")];
-    commands.extend(stage.commands.iter().cloned());
+    commands.extend(stage.commands.iter().map(|c| c.to_string()));
     let acquire = StageStep {
         secrets: secrets.clone(),
         ..step(named("acquire"), &slot.runner, vec![slot.acquire(file)])
@@ -338,7 +339,7 @@ pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> V
     vec![
         acquire,
         heartbeat,
-        step(stage.name.clone(), toolchain, commands),
+        step(stage.name.to_string(), toolchain, commands),
         release,
     ]
 }

@@ -24,8 +24,8 @@ pub fn hostile(what: &str) -> String {
 /// job, a single-platform image needing it, and a multi-platform image.
 pub fn hostile_plan() -> Plan {
     let image = |name: &str, platforms: Vec<String>, needs: Vec<String>| Job {
-        name: hostile(name),
-        service: hostile(&format!("{name}-service")),
+        name: hostile(name).into(),
+        service: hostile(&format!("{name}-service")).into(),
         needs,
         when: When {
             events: vec![Event::Push],
@@ -59,8 +59,8 @@ pub fn hostile_plan() -> Plan {
         promotes: true,
         jobs: vec![
             Job {
-                name: hostile("name"),
-                service: hostile("service"),
+                name: hostile("name").into(),
+                service: hostile("service").into(),
                 needs: Vec::new(),
                 when: When {
                     events: vec![Event::Push],
@@ -70,10 +70,10 @@ pub fn hostile_plan() -> Plan {
                 gated: false,
                 paths: None,
                 work: Work::Tests(Tests {
-                    toolchain: hostile("image"),
+                    toolchain: hostile("image").into(),
                     stages: vec![Stage {
-                        name: hostile("step"),
-                        commands: vec![hostile("command")],
+                        name: hostile("step").into(),
+                        commands: vec![hostile("command").into()],
                         slot: None,
                     }],
                     sidecars: vec![Sidecar {
@@ -330,7 +330,7 @@ fn plan_of(n: usize) -> Plan {
     plan.jobs = (0..n)
         .map(|i| {
             let mut job = template.clone();
-            job.name = format!("job-{i}");
+            job.name = format!("job-{i}").into();
             if let Work::Tests(tests) = &mut job.work {
                 tests.stages.truncate(1);
                 tests.stages[0].name = "unit".into();
@@ -485,7 +485,7 @@ fn plans_for_every_branch() -> Vec<Plan> {
     many.jobs = (0..700)
         .map(|i| {
             let mut job = jobs[i % jobs.len()].clone();
-            job.name = format!("{}-{i}", job.name);
+            job.name = format!("{}-{i}", job.name).into();
             job
         })
         .collect();

@@ -306,8 +306,8 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
         ),
     };
     Pipeline {
-        name: job.name.clone(),
-        service: job.service.clone(),
+        name: job.name.to_string(),
+        service: job.service.to_string(),
         depends_on: job.needs.clone(),
         trigger,
         steps: gate.into_iter().chain(steps).collect(),

@@ -211,10 +211,10 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
                     })
                     .collect();
                 include.extend(tests.stages.iter().map(|stage| TestEntry {
-                    job: job.name.clone(),
-                    service: job.service.clone(),
-                    stage: stage.name.clone(),
-                    toolchain: tests.toolchain.clone(),
+                    job: job.name.to_string(),
+                    service: job.service.to_string(),
+                    stage: stage.name.to_string(),
+                    toolchain: tests.toolchain.to_string(),
                     commands: stage.commands.join("\n"),
                     sidecars: sidecars.clone(),
                     slot: stage.slot.as_ref().map(|slot| SlotEntry {
@@ -230,7 +230,7 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
                 }
                 images.push(ImageEntry {
                     job: job_id(&job.service),
-                    service: job.service.clone(),
+                    service: job.service.to_string(),
                     image: image.image.clone(),
                     tags: image.tags.clone(),
                     needs: job
@@ -370,7 +370,7 @@ pub fn workflow(plan: &Plan) -> Workflow {
                 let id = job_id(&job.service);
                 let needs = std::iter::once("plan".to_string())
                     .chain(job.needs.iter().filter_map(|need| {
-                        let service = plan.jobs.iter().find(|j| &j.name == need)?.service.as_str();
+                        let service = plan.jobs.iter().find(|j| j.name == need)?.service.as_str();
                         ids.get(service).cloned()
                     }))
                     .collect();
@@ -387,7 +387,7 @@ pub fn workflow(plan: &Plan) -> Workflow {
                         "${{{{ fromJSON(needs.plan.outputs.promotions)['{id}'] != null }}}}"
                     ),
                     id: id.clone(),
-                    service: job.service.clone(),
+                    service: job.service.to_string(),
                     needs,
                     registry: image.registry.clone(),
                     dockerfile: image.dockerfile.clone(),

@@ -236,11 +236,11 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 let name = format!("{}:{}", job.name, stage.name);
                 let mut tests_job = GitlabJob {
                     name: name.clone(),
-                    image: tests.toolchain.clone(),
+                    image: tests.toolchain.to_string(),
                     services: services.clone(),
                     needs: job.needs.clone(),
                     variables: Vec::new(),
-                    script: stage.commands.clone(),
+                    script: stage.commands.iter().map(|c| c.to_string()).collect(),
                     dotenv: None,
                     when: None,
                 };
@@ -365,7 +365,7 @@ fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
     build.push_str(" \"$RIPPLE_CONTEXT\"");
     script.push(build);
     GitlabJob {
-        name: job.name.clone(),
+        name: job.name.to_string(),
         image: DOCKER_IMAGE.into(),
         services: vec![Service {
             name: DOCKER_SERVICE.into(),

@@ -399,7 +399,7 @@ fn workflow(
         Work::Image(image) => (image_steps(job, image, ripple), Vec::new()),
     };
     Workflow {
-        name: job.name.clone(),
+        name: job.name.to_string(),
         event,
         reason: reason.to_string(),
         when,

@@ -412,16 +412,33 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
 }
 
 fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> Vec<Job> {
-    affected
-        .services
-        .iter()
-        .filter_map(|a| manifest.service(&a.name))
-        .filter_map(|service| {
-            let tests = tests_of(manifest, service)?;
-            Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
-        })
-        .collect()
+    let job = |affected: &crate::graph::AffectedService| {
+        let service = manifest.service(&affected.name)?;
+        let tests = tests_of(manifest, service)?;
+        Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
+    };
+    let services = &affected.services;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || services.len() < JOBS_PER_THREAD {
+        return services.iter().filter_map(job).collect();
+    }
+    // Each job depends on its service only: the second half is made on a
+    // second thread (a thread that panicked is done again here).
+    let (first, second) = services.split_at(services.len() / 2);
+    std::thread::scope(|scope| {
+        let later = scope.spawn(|| second.iter().filter_map(job).collect::<Vec<_>>());
+        let mut jobs = Vec::with_capacity(services.len());
+        jobs.extend(first.iter().filter_map(job));
+        match later.join() {
+            Ok(more) => jobs.extend(more),
+            Err(_) => jobs.extend(second.iter().filter_map(job)),
+        }
+        jobs
+    })
 }
+
+/// The fewest affected services whose test jobs are made on two threads.
+const JOBS_PER_THREAD: usize = 1_000;
 
 /// Image jobs in build order, each needing the base images it waits for;
 /// tags from each image's templates, or (static files) none. With
@@ -887,6 +904,52 @@ build_args_file = "cfg/[x].env"
                 "services.toml"
             ]
         );
+    }
+
+    #[test]
+    fn many_test_jobs_come_in_the_order_of_their_services() {
+        let mut text = String::new();
+        for i in 0..2_500 {
+            // Every third service has no toolchain, so no test job.
+            let tests = if i % 3 == 0 {
+                ""
+            } else {
+                "toolchain = \"golang:1\"\nunit = [\"go test\"]\n"
+            };
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i:04}\"\nkind = \"library\"\n{tests}\n"
+            ));
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let affected = Affected {
+            services: (manifest.names().iter())
+                .map(|name| crate::graph::AffectedService {
+                    name: name.clone(),
+                    kind: crate::manifest::Kind::Library,
+                    files: Vec::new(),
+                    via: Vec::new(),
+                    edges: Vec::new(),
+                    waits_for: Vec::new(),
+                    build_args: Vec::new(),
+                    input: None,
+                })
+                .collect(),
+            build_order: Vec::new(),
+        };
+        let family = Family {
+            prefix: "test-",
+            when: When::event(Event::PullRequest),
+            gated: false,
+        };
+        let names: Vec<String> = test_jobs(&manifest, &affected, &family)
+            .iter()
+            .map(|job| job.name.to_string())
+            .collect();
+        let expected: Vec<String> = (0..2_500)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("test-s{i:04}"))
+            .collect();
+        assert_eq!(names, expected);
     }
 
     #[test]

@@ -69,14 +69,15 @@ impl Dependencies {
     /// `"!name"` or declared too, every discovered edge, from the names
     /// the services give (`named`, in order); unknown names are left out
     /// (and reported by the caller).
-    fn resolve(named: &[Named], names: &[CompactString], index: &NameIndex) -> Dependencies {
-        let edges = named.iter().map(|part| part.names.len()).sum();
+    fn resolve(noted: &[Noted], names: &[CompactString], index: &NameIndex) -> Dependencies {
+        let named = noted.iter().map(|part| &part.named);
+        let edges = named.clone().map(|part| part.names.len()).sum();
         let mut resolved = Dependencies {
             starts: Vec::with_capacity(names.len() + 1),
             positions: Vec::with_capacity(edges),
             origins: Vec::with_capacity(edges),
             unresolved: false,
-            drops: named.iter().any(|part| part.drops),
+            drops: named.clone().any(|part| part.drops),
             order: Vec::new(),
         };
         resolved.starts.push(0);
@@ -192,6 +193,31 @@ impl PatternKeys {
             .iter()
             .take_while(move |&&(h, _)| h == hash)
             .map(|&(_, position)| position as usize)
+    }
+}
+
+/// What the checks across services and the graph read of each service,
+/// noted as the services are read (by the reading threads, for their
+/// parts), so that those serial steps do not walk the services.
+#[derive(Debug, Default)]
+struct Noted {
+    /// The services that name an environment, by position: the checks
+    /// across services look at these only.
+    with_environment: Vec<usize>,
+    /// The dependencies they name.
+    named: Named,
+    /// Their include patterns' keys.
+    keys: PatternKeys,
+}
+
+impl Noted {
+    /// Notes the service at `position`.
+    fn note(&mut self, position: usize, service: &Service) {
+        if service.environment.is_some() {
+            self.with_environment.push(position);
+        }
+        self.named.push(service);
+        self.keys.push(position, service);
     }
 }
 
@@ -947,9 +973,7 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let (settings, mut read) = preamble?;
     for part in read_parts? {
         read.environments.extend(part.environments);
-        read.with_environment.extend(part.with_environment);
-        read.named.push(part.named);
-        read.keys.push(part.keys);
+        read.noted.push(part.noted);
     }
     read.services = services?;
     read.names = names?;
@@ -1030,16 +1054,10 @@ fn read_part<'a>(
 ) -> Option<PartRead> {
     let mut read = PartRead {
         environments: Vec::new(),
-        with_environment: Vec::new(),
-        named: Named::default(),
-        keys: PatternKeys::default(),
+        noted: Noted::default(),
     };
     let mut place = |service: Service| {
-        if service.environment.is_some() {
-            read.with_environment.push(position);
-        }
-        read.named.push(&service);
-        read.keys.push(position, &service);
+        read.noted.note(position, &service);
         position += 1;
         lists.place(service)
     };
@@ -1056,7 +1074,7 @@ fn read_part<'a>(
             read.environments.extend(document.environments);
         }
     }
-    read.keys.finish();
+    read.noted.keys.finish();
     reader.problems.is_empty().then_some(read)
 }
 
@@ -1239,13 +1257,8 @@ struct Services {
     kinds: Vec<Kind>,
     /// `[[environment]]` tables, each with where its name is written.
     environments: Vec<(Environment, Range<usize>)>,
-    /// The services that name an environment, by position: the checks
-    /// across services look at these only.
-    with_environment: Vec<usize>,
-    /// The dependencies they name, in parts, in order.
-    named: Vec<Named>,
-    /// Their include patterns' keys, in parts.
-    keys: Vec<PatternKeys>,
+    /// What is noted of the services, a part at a time, in order.
+    noted: Vec<Noted>,
 }
 
 impl Services {
@@ -1261,20 +1274,11 @@ impl Services {
     }
 
     fn push(&mut self, service: Service, spans: Spans) {
-        if service.environment.is_some() {
-            self.with_environment.push(self.services.len());
+        if self.noted.is_empty() {
+            self.noted.push(Noted::default());
         }
-        if self.named.is_empty() {
-            self.named.push(Named::default());
-        }
-        if self.keys.is_empty() {
-            self.keys.push(PatternKeys::default());
-        }
-        if let Some(keys) = self.keys.last_mut() {
-            keys.push(self.services.len(), &service);
-        }
-        if let Some(named) = self.named.last_mut() {
-            named.push(&service);
+        if let Some(noted) = self.noted.last_mut() {
+            noted.note(self.services.len(), &service);
         }
         self.names.push(service.name.clone());
         self.kinds.push(service.kind);
@@ -1311,10 +1315,8 @@ type Preamble = (Option<Settings>, Services);
 /// What one part's tables hold beside their services.
 struct PartRead {
     environments: Vec<(Environment, Range<usize>)>,
-    /// As in [`Services`], by position in the whole list.
-    with_environment: Vec<usize>,
-    named: Named,
-    keys: PatternKeys,
+    /// Positions in the whole list.
+    noted: Noted,
 }
 
 impl<'a> Reader<'a> {
@@ -1660,7 +1662,7 @@ impl<'a> Reader<'a> {
     /// The checks across services, then the manifest.
     fn assemble(&mut self, settings: Option<Settings>, mut read: Services) -> Option<Manifest> {
         // Parts read on the reading threads are sorted already.
-        read.keys.iter_mut().for_each(PatternKeys::finish);
+        read.noted.iter_mut().for_each(|noted| noted.keys.finish());
         let (index, dependencies) = self.cross_check(&read);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
         for (environment, span) in std::mem::take(&mut read.environments) {
@@ -1674,7 +1676,7 @@ impl<'a> Reader<'a> {
                 environments.push(environment);
             }
         }
-        for &i in &read.with_environment {
+        for &i in read.noted.iter().flat_map(|noted| &noted.with_environment) {
             let (service, spans) = (&read.services[i], read.spans(i));
             if let Some(name) = &service.environment
                 && !environments.iter().any(|e| e.name == name.as_str())
@@ -1704,7 +1706,7 @@ impl<'a> Reader<'a> {
             names: read.names,
             kinds: read.kinds,
             index,
-            pattern_keys: read.keys,
+            pattern_keys: read.noted.into_iter().map(|noted| noted.keys).collect(),
             dependencies,
         })
     }
@@ -2364,7 +2366,7 @@ impl<'a> Reader<'a> {
             known.dedup();
             known
         };
-        let mut dependencies = Dependencies::resolve(&read.named, names, &first_seen);
+        let mut dependencies = Dependencies::resolve(&read.noted, names, &first_seen);
         let check_names = dependencies.unresolved || dependencies.drops;
         for (i, service) in services.iter().enumerate() {
             if !check_names {

@@ -28,6 +28,7 @@ pub mod init; // `ripple init`: a first manifest guessed from the files
 pub mod input; // input hashes: what each image is made of
 pub mod manifest; // services.toml → Manifest, every problem located
 pub mod output; // a document's destination: stdout, or a file put in place whole
+pub mod parallel; // work split between two threads, in order
 pub mod pattern; // the one path-pattern rule
 pub mod plan; // affected set + event → jobs, no CI system named
 #[cfg(feature = "registry")]

@@ -947,8 +947,7 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     // parts that the threads take in turn, so that a thread slowed by
     // another (the diff runs beside them) takes fewer: part `k` holds
     // tables `bounds[k]..bounds[k + 1]`.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
-    let parts = if threads > 1 && tables >= 2 * TABLES_PER_THREAD {
+    let parts = if crate::parallel::two_cores() && tables >= 2 * TABLES_PER_THREAD {
         tables.div_ceil(TABLES_PER_PART).clamp(2, MAX_PARTS)
     } else {
         1

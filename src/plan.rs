@@ -417,28 +417,19 @@ fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> V
         let tests = tests_of(manifest, service)?;
         Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
     };
-    let services = &affected.services;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || services.len() < JOBS_PER_THREAD {
-        return services.iter().filter_map(job).collect();
-    }
-    // Each job depends on its service only: the second half is made on a
-    // second thread (a thread that panicked is done again here).
-    let (first, second) = services.split_at(services.len() / 2);
-    std::thread::scope(|scope| {
-        let later = scope.spawn(|| second.iter().filter_map(job).collect::<Vec<_>>());
-        let mut jobs = Vec::with_capacity(services.len());
-        jobs.extend(first.iter().filter_map(job));
-        match later.join() {
-            Ok(more) => jobs.extend(more),
-            Err(_) => jobs.extend(second.iter().filter_map(job)),
-        }
-        jobs
-    })
+    // Each job depends on its service only: a large plan's are made on
+    // two threads, in order.
+    let mut jobs = Vec::with_capacity(affected.services.len());
+    let Ok(()) = crate::parallel::in_order(
+        &affected.services,
+        |run| run.iter().filter_map(job).collect::<Vec<_>>(),
+        |run| {
+            jobs.extend(run);
+            Ok::<(), std::convert::Infallible>(())
+        },
+    );
+    jobs
 }
-
-/// The fewest affected services whose test jobs are made on two threads.
-const JOBS_PER_THREAD: usize = 1_000;
 
 /// Image jobs in build order, each needing the base images it waits for;
 /// tags from each image's templates, or (static files) none. With

@@ -31,49 +31,6 @@ pub static BACKENDS: &[&dyn Backend] = &[
     &drone::Drone,
 ];
 
-/// Items per run of [`in_order`]: a run of jobs renders to about 64 KB.
-const RUN: usize = 64;
-
-/// Makes something of each run of items with `make` and hands each to
-/// `each` in order. With many items and two cores, a second thread makes
-/// every other run while this one makes the rest: rendering is most of a
-/// large plan's time, and each job's text depends on that job only. At
-/// most four runs are held at once, so memory does not grow with the
-/// output. `each` runs on this thread; its first error stops the rest.
-pub fn in_order<T: Sync, R: Send, E>(
-    items: &[T],
-    make: impl Fn(&[T]) -> R + Sync,
-    mut each: impl FnMut(R) -> std::result::Result<(), E>,
-) -> std::result::Result<(), E> {
-    let runs: Vec<&[T]> = items.chunks(RUN).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || runs.len() < 4 {
-        return runs.into_iter().try_for_each(|run| each(make(run)));
-    }
-    let make = &make;
-    std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<R>(2);
-        let theirs: Vec<&[T]> = runs.iter().skip(1).step_by(2).copied().collect();
-        scope.spawn(move || {
-            for run in theirs {
-                // Nobody listens once `each` failed: stop.
-                if send.send(make(run)).is_err() {
-                    break;
-                }
-            }
-        });
-        for (k, run) in runs.into_iter().enumerate() {
-            let made = match k % 2 {
-                0 => make(run),
-                // The other thread panicked: its runs are made here.
-                _ => receive.recv().unwrap_or_else(|_| make(run)),
-            };
-            each(made)?;
-        }
-        Ok(())
-    })
-}
-
 /// The backend planned for when nothing names one and no CI system's
 /// environment is recognised.
 pub const DEFAULT: &str = "drone";
@@ -342,35 +299,4 @@ pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> V
         step(stage.name.to_string(), toolchain, commands),
         release,
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_are_handed_on_in_order_and_stop_at_the_first_error() {
-        let items: Vec<usize> = (0..1_000).collect();
-        let mut seen = Vec::new();
-        let done: std::result::Result<(), ()> = in_order(
-            &items,
-            |run| run.to_vec(),
-            |run| {
-                seen.extend(run);
-                Ok(())
-            },
-        );
-        assert_eq!((done, seen), (Ok(()), items.clone()));
-
-        let mut calls = 0;
-        let failed = in_order(
-            &items,
-            |run| run[0],
-            |_| {
-                calls += 1;
-                if calls == 3 { Err("full disk") } else { Ok(()) }
-            },
-        );
-        assert_eq!((failed, calls), (Err("full disk"), 3));
-    }
 }

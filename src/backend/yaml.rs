@@ -254,14 +254,14 @@ impl Text {
 
     /// `write`s each item in turn, and hands the text to `out` in order,
     /// about [`Text::CHUNK`] at a time, the items written on two threads
-    /// when there are many (see [`super::in_order`]).
+    /// when there are many (see [`crate::parallel::in_order`]).
     pub fn runs_in_order<T: Sync>(
         dollar: Dollar,
         items: &[T],
         write: impl Fn(&mut Text, &T) + Sync,
         mut out: impl FnMut(&str) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        super::in_order(
+        crate::parallel::in_order(
             items,
             |run| {
                 let mut text = Text::new(dollar, Text::CHUNK + 4096);

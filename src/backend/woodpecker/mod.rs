@@ -184,7 +184,7 @@ fn each_workflow(
                 })
                 .collect()
         };
-        return super::in_order(&plan.jobs, write_run, |written| {
+        return crate::parallel::in_order(&plan.jobs, write_run, |written| {
             (written.into_iter()).try_for_each(|(name, text)| each(name, text))
         });
     }

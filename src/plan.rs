@@ -23,7 +23,7 @@ pub struct Plan {
     /// Why these services, in one line.
     pub reason: String,
     /// The affected services, sorted (every service in a static plan).
-    pub services: Vec<String>,
+    pub services: Vec<CompactString>,
     /// In topological order: a job only needs earlier ones.
     pub jobs: Vec<Job>,
     /// When `jobs` is empty: why nothing runs.
@@ -102,8 +102,9 @@ pub struct Paths {
 pub enum Work {
     /// Runs a service's test stages.
     Tests(Tests),
-    /// Builds and publishes an image.
-    Image(ImageBuild),
+    /// Builds and publishes an image; boxed, as a plan holds thousands of
+    /// test jobs for a few image jobs and each job is as large as its work.
+    Image(Box<ImageBuild>),
 }
 
 /// A service's test stages, each a list of commands run in order.
@@ -126,8 +127,9 @@ pub struct Stage {
     pub commands: Vec<CompactString>,
     /// A slot of a shared environment the commands run holding (the
     /// functional stage of a service with `environment`).
+    /// Boxed: few stages hold one, and a large plan holds thousands.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slot: Option<SlotUse>,
+    pub slot: Option<Box<SlotUse>>,
 }
 
 /// Holding a slot around a stage: acquired before it, renewed by a
@@ -334,11 +336,7 @@ pub fn plan(manifest: &Manifest, changes: &ChangeSet, affected: &Affected) -> Pl
     Plan {
         event: Some(changes.event),
         reason: changes.reason.clone(),
-        services: affected
-            .services
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect(),
+        services: affected.services.iter().map(|s| s.name.clone()).collect(),
         jobs,
         idle_reason,
         ripple_image: None,
@@ -373,13 +371,13 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
             .environments
             .iter()
             .find(|e| e.name == name.as_str())?;
-        Some(SlotUse {
+        Some(Box::new(SlotUse {
             environment: environment.name.clone(),
             ttl_s: environment.ttl_s,
             renew_every_s: (environment.ttl_s / 3).max(1),
             wait: SLOT_WAIT.into(),
             runner: manifest.settings.ripple_image.clone(),
-        })
+        }))
     });
     let stages: Vec<Stage> = service
         .test_stages()
@@ -516,7 +514,7 @@ fn image_jobs(
                 promote,
             };
             let needs = waits.iter().map(|w| family.name(w).into()).collect();
-            Some(family.job(name, needs, Work::Image(image)))
+            Some(family.job(name, needs, Work::Image(Box::new(image))))
         })
         .collect()
 }
@@ -524,7 +522,9 @@ fn image_jobs(
 /// The image job of `service` and its promotion, when it has one.
 pub fn promotion<'p>(plan: &'p Plan, service: &str) -> Option<(&'p ImageBuild, &'p Promotion)> {
     plan.jobs.iter().find_map(|job| match &job.work {
-        Work::Image(image) if job.service == service => image.promote.as_ref().map(|p| (image, p)),
+        Work::Image(image) if job.service == service => {
+            image.promote.as_ref().map(|p| (&**image, p))
+        }
         _ => None,
     })
 }
@@ -617,7 +617,7 @@ pub fn static_plan(
     Plan {
         event: None,
         reason: "every service and event".into(),
-        services: all.services.iter().map(|s| s.name.to_string()).collect(),
+        services: all.services.iter().map(|s| s.name.clone()).collect(),
         jobs,
         idle_reason,
         ripple_image: Some(settings.ripple_image.clone()),

@@ -6,6 +6,7 @@
 //! A backend is a folder here with a type implementing [`Backend`], plus
 //! one line in [`BACKENDS`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::changes::{Event, Names};
@@ -230,73 +231,86 @@ pub fn promote_line(
 }
 
 /// One step of a test stage, for CI systems whose steps share a
-/// workspace (Drone, Woodpecker).
+/// workspace (Drone, Woodpecker). It borrows from the stage what it
+/// repeats: a plan of thousands of jobs is lowered a job at a time, and
+/// copies would be most of the work.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageStep {
+pub struct StageStep<'a> {
     /// The step's name.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Its container.
-    pub image: String,
+    pub image: &'a str,
     /// Its commands.
-    pub commands: Vec<String>,
+    pub commands: Vec<Cow<'a, str>>,
     /// Environment variables from secrets: (variable, secret).
-    pub secrets: Vec<(String, String)>,
+    pub secrets: &'static [(&'static str, &'static str)],
     /// Runs in the background (the heartbeat).
     pub detach: bool,
     /// Runs when the status is one of these (the release: success and
     /// failure); empty: on success.
-    pub when_status: Vec<String>,
+    pub when_status: &'static [&'static str],
 }
 
 /// The steps of a test stage: the stage alone, or, holding a slot, an
 /// acquire step that writes the slot to `file`, a detached heartbeat, the
 /// stage (which reads the slot from `file`) and a release that runs on
 /// success and on failure.
-pub fn stage_steps(stage: &crate::plan::Stage, toolchain: &str, file: &str) -> Vec<StageStep> {
-    let step = |name: String, image: &str, commands: Vec<String>| StageStep {
+pub fn stage_steps<'a>(
+    stage: &'a crate::plan::Stage,
+    toolchain: &'a str,
+    file: &str,
+) -> Vec<StageStep<'a>> {
+    let step = |name: Cow<'a, str>, image: &'a str, commands: Vec<Cow<'a, str>>| StageStep {
         name,
-        image: image.to_string(),
+        image,
         commands,
-        secrets: Vec::new(),
+        secrets: &[],
         detach: false,
-        when_status: Vec::new(),
+        when_status: &[],
     };
+    let stage_commands = stage.commands.iter().map(|c| Cow::Borrowed(c.as_str()));
     let Some(slot) = &stage.slot else {
-        let commands = stage.commands.iter().map(|c| c.to_string()).collect();
-        return vec![step(stage.name.to_string(), toolchain, commands)];
+        let commands = stage_commands.collect();
+        return vec![step(Cow::Borrowed(&stage.name), toolchain, commands)];
     };
     let from = format!("--from {file}");
-    let secrets: Vec<(String, String)> = [
+    const SECRETS: &[(&str, &str)] = &[
         ("RIPPLE_SLOTS_URL", "ripple_slots_url"),
         ("RIPPLE_SLOTS_KEY", "ripple_slots_key"),
-    ]
-    .map(|(v, k)| (v.to_string(), k.to_string()))
-    .to_vec();
-    let named = |role: &str| format!("{}-{role}", stage.name);
-    let mut commands = vec![format!("set -a; . ./{file}; set +a")];
-    commands.extend(stage.commands.iter().map(|c| c.to_string()));
+    ];
+    let named = |role: &str| Cow::Owned(format!("{}-{role}", stage.name));
+    let mut commands = vec![Cow::Owned(format!("set -a; . ./{file}; set +a"))];
+    commands.extend(stage_commands);
     let acquire = StageStep {
-        secrets: secrets.clone(),
-        ..step(named("acquire"), &slot.runner, vec![slot.acquire(file)])
+        secrets: SECRETS,
+        ..step(
+            named("acquire"),
+            &slot.runner,
+            vec![Cow::Owned(slot.acquire(file))],
+        )
     };
     let heartbeat = StageStep {
-        secrets: secrets.clone(),
+        secrets: SECRETS,
         detach: true,
         ..step(
             named("heartbeat"),
             &slot.runner,
-            vec![slot.heartbeat(&from)],
+            vec![Cow::Owned(slot.heartbeat(&from))],
         )
     };
     let release = StageStep {
-        secrets,
-        when_status: vec!["success".into(), "failure".into()],
-        ..step(named("release"), &slot.runner, vec![slot.release(&from)])
+        secrets: SECRETS,
+        when_status: &["success", "failure"],
+        ..step(
+            named("release"),
+            &slot.runner,
+            vec![Cow::Owned(slot.release(&from))],
+        )
     };
     vec![
         acquire,
         heartbeat,
-        step(stage.name.to_string(), toolchain, commands),
+        step(Cow::Borrowed(&stage.name), toolchain, commands),
         release,
     ]
 }

@@ -125,34 +125,32 @@ pub fn rendered(write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<String
 /// A list a template reads item by item: item `i` is lowered from the
 /// plan's job `i` when the template reaches it, and dropped after, so that
 /// neither the lowered plan nor its value tree is ever whole in memory.
-pub fn per_job<T: Serialize + 'static>(plan: &Arc<Plan>, lower: fn(&Plan, &Job) -> T) -> Value {
+pub fn per_job(plan: &Arc<Plan>, lower: fn(&Plan, &Job) -> Value) -> Value {
     Value::from_object(PerJob {
         plan: Arc::clone(plan),
         lower,
     })
 }
 
-struct PerJob<T> {
+struct PerJob {
     plan: Arc<Plan>,
-    lower: fn(&Plan, &Job) -> T,
+    lower: fn(&Plan, &Job) -> Value,
 }
 
-impl<T> std::fmt::Debug for PerJob<T> {
+impl std::fmt::Debug for PerJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<{} jobs>", self.plan.jobs.len())
     }
 }
 
-impl<T: Serialize + 'static> Object for PerJob<T> {
+impl Object for PerJob {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Seq
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let job = self.plan.jobs.get(key.as_usize()?)?;
-        Some(Value::from(minijinja::value::Serde((self.lower)(
-            &self.plan, job,
-        ))))
+        Some((self.lower)(&self.plan, job))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

@@ -34,7 +34,7 @@ pub fn hostile_plan() -> Plan {
         },
         gated: false,
         paths: None,
-        work: Work::Image(ImageBuild {
+        work: Work::Image(Box::new(ImageBuild {
             image: hostile("repo"),
             registry: Some(hostile("registry")),
             dockerfile: hostile("dockerfile"),
@@ -48,12 +48,12 @@ pub fn hostile_plan() -> Plan {
                 else_build: true,
                 runner: hostile("runner"),
             }),
-        }),
+        })),
     };
     Plan {
         event: Some(Event::Push),
         reason: hostile("reason"),
-        services: vec![hostile("service")],
+        services: vec![hostile("service").into()],
         idle_reason: None,
         ripple_image: None,
         promotes: true,
@@ -334,12 +334,14 @@ fn plan_of(n: usize) -> Plan {
             if let Work::Tests(tests) = &mut job.work {
                 tests.stages.truncate(1);
                 tests.stages[0].name = "unit".into();
-                tests.stages[0].slot = (i == n / 2).then(|| ripple::plan::SlotUse {
-                    environment: "e2e".into(),
-                    ttl_s: 60,
-                    renew_every_s: 20,
-                    wait: "10m".into(),
-                    runner: "ripple".into(),
+                tests.stages[0].slot = (i == n / 2).then(|| {
+                    Box::new(ripple::plan::SlotUse {
+                        environment: "e2e".into(),
+                        ttl_s: 60,
+                        renew_every_s: 20,
+                        wait: "10m".into(),
+                        runner: "ripple".into(),
+                    })
                 });
             }
             job

@@ -2,6 +2,7 @@
 //! (or the buildx plugin) publishing images; a static `.drone.yml` whose
 //! pipelines start with `ripple gate`, which ends them early with exit 78.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -135,30 +136,32 @@ pub struct DronePlan {
     pub idle_reason: Option<String>,
 }
 
-/// One Drone pipeline, for one job.
+/// One Drone pipeline, for one job. It borrows what the job holds: a
+/// plan of thousands of jobs is lowered a job at a time, and copies
+/// would be most of the work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Pipeline {
+pub struct Pipeline<'a> {
     /// Unique in the plan.
-    pub name: String,
+    pub name: &'a str,
     /// The service it is for.
-    pub service: String,
+    pub service: &'a str,
     /// Pipelines that must succeed first.
-    pub depends_on: Vec<String>,
+    pub depends_on: &'a [String],
     /// When Drone runs it.
-    pub trigger: Trigger,
+    pub trigger: Trigger<'a>,
     /// Steps, run in order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<Step<'a>>,
     /// Containers running beside the steps.
-    pub sidecars: Vec<Sidecar>,
+    pub sidecars: Vec<Sidecar<'a>>,
 }
 
 /// A pipeline's `trigger`: every non-empty list must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Trigger {
+pub struct Trigger<'a> {
     /// Drone events.
-    pub event: Vec<String>,
+    pub event: Vec<&'static str>,
     /// Branches (for pushes).
-    pub branch: Vec<String>,
+    pub branch: &'a [String],
     /// Git refs, globs allowed (for tags).
     #[serde(rename = "ref")]
     pub refs: Vec<String>,
@@ -166,20 +169,20 @@ pub struct Trigger {
 
 /// One step of a pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub struct Step<'a> {
     /// `gate`, `lint`, `unit`, `functional` or `publish`.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// The container it runs in.
-    pub image: String,
+    pub image: &'a str,
     /// Shell commands, for test steps.
-    pub commands: Vec<String>,
+    pub commands: Vec<Cow<'a, str>>,
     /// Environment variables from Drone secrets: variable → secret.
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<&'static str, &'static str>,
     /// Runs in the background while the pipeline goes on.
     pub detach: bool,
     /// Runs only when the pipeline's status is one of these (empty: on
     /// success, Drone's default).
-    pub when_status: Vec<String>,
+    pub when_status: &'static [&'static str],
     /// Settings of the docker plugin, for publish steps.
     pub publish: Option<Publish>,
 }
@@ -207,13 +210,13 @@ pub struct Publish {
 
 /// A Drone `services` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Sidecar {
+pub struct Sidecar<'a> {
     /// Host name.
-    pub name: String,
+    pub name: &'a str,
     /// Image.
-    pub image: String,
+    pub image: &'a str,
     /// Environment.
-    pub environment: BTreeMap<String, String>,
+    pub environment: &'a BTreeMap<String, String>,
 }
 
 /// The neutral plan as Drone pipelines.
@@ -222,7 +225,10 @@ pub fn lower(plan: &Arc<Plan>) -> DronePlan {
         event: plan.event,
         reason: reason(plan),
         pipelines: super::templates::per_job(plan, |plan, job| {
-            pipeline(job, plan.ripple_image.as_deref())
+            minijinja::Value::from(minijinja::value::Serde(pipeline(
+                job,
+                plan.ripple_image.as_deref(),
+            )))
         }),
         idle_reason: plan.idle_reason.clone(),
     }
@@ -237,10 +243,10 @@ fn reason(plan: &Plan) -> String {
     }
 }
 
-fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
+fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
     let trigger = Trigger {
-        event: job.when.events.iter().map(|e| e.to_string()).collect(),
-        branch: job.when.branches.clone(),
+        event: job.when.events.iter().map(|e| e.as_str()).collect(),
+        branch: &job.when.branches,
         refs: job
             .when
             .tags
@@ -262,17 +268,15 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
         };
         Step {
             name: "gate".into(),
-            image: ripple_image
-                .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
-                .to_string(),
-            commands: vec![format!("ripple gate {} --deepen{extra}", job.service)],
+            image: ripple_image.unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE),
+            commands: vec![format!("ripple gate {} --deepen{extra}", job.service).into()],
             secrets: if promotes {
                 registry_secrets()
             } else {
                 BTreeMap::new()
             },
             detach: false,
-            when_status: Vec::new(),
+            when_status: &[],
             publish: None,
         }
     });
@@ -287,9 +291,9 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
                 .sidecars
                 .iter()
                 .map(|s| Sidecar {
-                    name: s.name.clone(),
-                    image: s.image.clone(),
-                    environment: s.environment.clone(),
+                    name: &s.name,
+                    image: &s.image,
+                    environment: &s.environment,
                 })
                 .collect(),
         ),
@@ -306,9 +310,9 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
         ),
     };
     Pipeline {
-        name: job.name.to_string(),
-        service: job.service.to_string(),
-        depends_on: job.needs.clone(),
+        name: &job.name,
+        service: &job.service,
+        depends_on: &job.needs,
         trigger,
         steps: gate.into_iter().chain(steps).collect(),
         sidecars,
@@ -317,27 +321,27 @@ fn pipeline(job: &Job, ripple_image: Option<&str>) -> Pipeline {
 
 /// `ripple promote`: after promoting it exits 78, and Drone skips the
 /// build that follows.
-fn promote_step(image: &str, promotion: &plan::Promotion) -> Step {
+fn promote_step<'a>(image: &str, promotion: &'a plan::Promotion) -> Step<'a> {
     Step {
         name: "promote".into(),
-        image: promotion.runner.clone(),
-        commands: vec![promotion.command(image)],
+        image: &promotion.runner,
+        commands: vec![promotion.command(image).into()],
         secrets: registry_secrets(),
         detach: false,
-        when_status: Vec::new(),
+        when_status: &[],
         publish: None,
     }
 }
 
 /// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
+fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step<'a>> {
     super::stage_steps(stage, toolchain, ".ripple-slot")
         .into_iter()
         .map(|s| Step {
             name: s.name,
             image: s.image,
             commands: s.commands,
-            secrets: s.secrets.into_iter().collect(),
+            secrets: s.secrets.iter().copied().collect(),
             detach: s.detach,
             when_status: s.when_status,
             publish: None,
@@ -347,24 +351,24 @@ fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
 
 /// The registry login `ripple promote` reads, from the secrets the docker
 /// plugin logs in with.
-fn registry_secrets() -> BTreeMap<String, String> {
+fn registry_secrets() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::from([
-        ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
-        ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
+        ("RIPPLE_REGISTRY_USERNAME", "docker_username"),
+        ("RIPPLE_REGISTRY_PASSWORD", "docker_password"),
     ])
 }
 
 /// `plugins/docker` with one platform (or none), the buildx plugin with
 /// several.
-fn publish_step(image: &plan::ImageBuild) -> Step {
+fn publish_step(image: &plan::ImageBuild) -> Step<'static> {
     let multi = image.platforms.len() > 1;
     Step {
         name: "publish".into(),
-        image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN }.into(),
+        image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN },
         commands: Vec::new(),
         secrets: BTreeMap::new(),
         detach: false,
-        when_status: Vec::new(),
+        when_status: &[],
         publish: Some(Publish {
             repo: image.image.clone(),
             registry: image.registry.clone(),

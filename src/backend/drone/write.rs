@@ -29,14 +29,14 @@ pub fn write(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
 
 fn pipeline_into(text: &mut Text, pipeline: &Pipeline) {
     text.raw("---\nkind: pipeline\ntype: docker\n");
-    text.line("", "name", &pipeline.name);
+    text.line("", "name", pipeline.name);
     text.raw("\ntrigger:\n  event:\n");
     text.items("  ", &pipeline.trigger.event);
-    text.list("  ", "branch", &pipeline.trigger.branch);
+    text.list("  ", "branch", pipeline.trigger.branch);
     text.list("  ", "ref", &pipeline.trigger.refs);
     if !pipeline.depends_on.is_empty() {
         text.raw("\n");
-        text.list("", "depends_on", &pipeline.depends_on);
+        text.list("", "depends_on", pipeline.depends_on);
     }
     text.raw("\nsteps:\n");
     for step in &pipeline.steps {
@@ -45,16 +45,16 @@ fn pipeline_into(text: &mut Text, pipeline: &Pipeline) {
     if !pipeline.sidecars.is_empty() {
         text.raw("\nservices:\n");
         for sidecar in &pipeline.sidecars {
-            text.sidecar(&sidecar.name, &sidecar.image, &sidecar.environment);
+            text.sidecar(sidecar.name, sidecar.image, sidecar.environment);
         }
     }
 }
 
 fn step_into(text: &mut Text, step: &Step) {
-    text.step(&step.name, &step.image, step.detach);
+    text.step(&step.name, step.image, step.detach);
     if !step.when_status.is_empty() {
         text.raw("  when:\n");
-        text.list("    ", "status", &step.when_status);
+        text.list("    ", "status", step.when_status);
     }
     match &step.publish {
         Some(publish) => {

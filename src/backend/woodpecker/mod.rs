@@ -7,6 +7,7 @@
 //! Woodpecker substitutes `${...}` and `$NAME` in the raw text before
 //! parsing, and reads `$$` as a literal `$`, as Drone does.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -279,14 +280,16 @@ fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
     super::stage_steps(stage, toolchain, ".ripple-slot")
         .into_iter()
         .map(|s| Step {
-            name: s.name,
-            image: s.image,
-            commands: s.commands,
+            name: s.name.into_owned(),
+            image: s.image.to_string(),
+            commands: s.commands.into_iter().map(Cow::into_owned).collect(),
             publish: None,
             environment: Vec::new(),
-            secrets: s.secrets,
+            secrets: (s.secrets.iter())
+                .map(|(v, k)| (v.to_string(), k.to_string()))
+                .collect(),
             detach: s.detach,
-            when_status: s.when_status,
+            when_status: s.when_status.iter().map(|s| s.to_string()).collect(),
         })
         .collect()
 }

@@ -293,11 +293,10 @@ struct Direct {
 }
 
 impl Direct {
-    /// Service `i`'s files, unsorted; each service's taken once.
-    fn take(&mut self, i: usize) -> Vec<String> {
-        let mut files = self.own.remove(&i).unwrap_or_default();
-        files.extend_from_slice(&self.global);
-        files
+    /// Service `i`'s files, unsorted.
+    fn of(&self, i: usize) -> Vec<String> {
+        let own = self.own.get(&i).map_or(&[][..], Vec::as_slice);
+        [own, &self.global].concat()
     }
 }
 
@@ -508,7 +507,7 @@ impl<'m> ServiceGraph<'m> {
     /// The affected set for a change set.
     pub fn affected(&self, changes: &ChangeSet) -> Affected {
         let count = self.manifest.services.len();
-        let (mut is_affected, mut files) = match changes.mode {
+        let (mut is_affected, files) = match changes.mode {
             Mode::None => return Affected::default(),
             // A release publishes every image and nothing else: the set
             // says exactly what is published.
@@ -564,9 +563,8 @@ impl<'m> ServiceGraph<'m> {
         let mut order: Vec<usize> = (0..count).filter(|&i| is_affected[i]).collect();
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         order.sort_unstable_by(|&a, &b| names[a].cmp(&names[b]));
-        let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
-        for i in order {
-            let mut files = files.take(i);
+        let entry = |i: usize| {
+            let mut files = files.of(i);
             files.sort_unstable();
             files.dedup();
             let mut edges: Vec<Edge> = Vec::new();
@@ -600,7 +598,7 @@ impl<'m> ServiceGraph<'m> {
                     .flat_map(|(_, _, keys)| keys.iter().cloned())
                     .collect()
             };
-            services.push(AffectedService {
+            AffectedService {
                 name: names[i].clone(),
                 kind: kinds[i],
                 files,
@@ -609,8 +607,19 @@ impl<'m> ServiceGraph<'m> {
                 waits_for,
                 build_args,
                 input: None,
-            });
-        }
+            }
+        };
+        // Each entry reads the graph only: a large set's are made on two
+        // threads, in order.
+        let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
+        let Ok(()) = crate::parallel::in_order(
+            &order,
+            |run| run.iter().map(|&i| entry(i)).collect::<Vec<_>>(),
+            |run| {
+                services.extend(run);
+                Ok::<(), std::convert::Infallible>(())
+            },
+        );
         let build_order = self.layers(&is_affected, &waits);
         Affected {
             services,
@@ -903,6 +912,52 @@ depends_on = ["apiv2", "web"]
 
     fn names(affected: &Affected) -> Vec<&str> {
         affected.services.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// A set large enough for two threads keeps name order, and each
+    /// entry its own files and edges.
+    #[test]
+    fn a_large_affected_set_is_in_name_order_with_its_own_entries() {
+        // Listed in reverse name order, each depending on the core and
+        // every tenth also on its neighbour.
+        let mut text =
+            String::from("[[service]]\nname = \"core\"\nkind = \"library\"\npaths = [\"core\"]\n");
+        for i in (0..1_500).rev() {
+            let neighbour = if i % 10 == 0 && i > 0 {
+                format!(", \"s{:04}\"", i - 1)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i:04}\"\nkind = \"library\"\n\
+                 paths = [\"s/{i}\"]\ndepends_on = [\"core\"{neighbour}]\n"
+            ));
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let changed = ChangeSet::diff(vec!["core/a".into(), "s/7/b".into()]);
+        let affected = graph.affected(&changed);
+        let got = names(&affected);
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!((got.len(), &got), (1_501, &sorted));
+        for service in &affected.services {
+            let files: &[&str] = match service.name.as_str() {
+                "core" => &["core/a"],
+                "s0007" => &["s/7/b"],
+                _ => &[],
+            };
+            assert_eq!(service.files, files, "{}", service.name);
+            let i: Option<usize> = service.name.strip_prefix('s').map(|n| n.parse().unwrap());
+            let via: Vec<String> = match i {
+                None => Vec::new(),
+                Some(i) if i % 10 == 0 && i > 0 => vec!["core".into(), format!("s{:04}", i - 1)],
+                Some(_) => vec!["core".into()],
+            };
+            assert_eq!(service.via, via, "{}", service.name);
+            let origins: Vec<&str> = service.edges.iter().map(|e| e.origin).collect();
+            assert_eq!(origins, vec!["declared"; via.len()]);
+        }
     }
 
     #[test]

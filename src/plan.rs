@@ -4,6 +4,7 @@
 //! image build, with the jobs it needs and the builds it is for.
 
 use compact_str::CompactString;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -65,8 +66,9 @@ pub struct Job {
 /// The builds a job is for: every non-empty list must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct When {
-    /// Events.
-    pub events: Vec<Event>,
+    /// Events; borrowed when one, as nearly always: each of thousands of
+    /// jobs has its own `When`.
+    pub events: Cow<'static, [Event]>,
     /// Branches (for pushes).
     pub branches: Vec<String>,
     /// Tag globs (for tag events), such as `release-*`.
@@ -75,8 +77,13 @@ pub struct When {
 
 impl When {
     fn event(event: Event) -> When {
+        static EVENTS: [Event; Event::ALL.len()] = Event::ALL;
+        let events = match EVENTS.iter().position(|e| *e == event) {
+            Some(k) => Cow::Borrowed(std::slice::from_ref(&EVENTS[k])),
+            None => Cow::Owned(vec![event]),
+        };
         When {
-            events: vec![event],
+            events,
             ..When::default()
         }
     }
@@ -250,7 +257,12 @@ struct Family<'a> {
 
 impl Family<'_> {
     fn name(&self, service: &str) -> CompactString {
-        compact_str::format_compact!("{}{service}", self.prefix)
+        // Not `format_compact!`: the formatting machinery costs more than
+        // the rest of a job.
+        let mut name = CompactString::with_capacity(self.prefix.len() + service.len());
+        name.push_str(self.prefix);
+        name.push_str(service);
+        name
     }
 
     fn job(&self, service: &str, needs: Vec<String>, work: Work) -> Job {

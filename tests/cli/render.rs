@@ -28,7 +28,7 @@ pub fn hostile_plan() -> Plan {
         service: hostile(&format!("{name}-service")).into(),
         needs,
         when: When {
-            events: vec![Event::Push],
+            events: vec![Event::Push].into(),
             branches: vec![hostile("branch")],
             tags: vec![hostile("tag-glob")],
         },
@@ -63,7 +63,7 @@ pub fn hostile_plan() -> Plan {
                 service: hostile("service").into(),
                 needs: Vec::new(),
                 when: When {
-                    events: vec![Event::Push],
+                    events: vec![Event::Push].into(),
                     branches: vec![hostile("branch")],
                     tags: vec![hostile("tag-glob")],
                 },

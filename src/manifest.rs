@@ -53,7 +53,7 @@ pub struct Manifest {
 struct Dependencies {
     starts: Vec<u32>,
     positions: Vec<u32>,
-    origins: Vec<Origin>,
+    origins: Vec<OriginCode>,
     /// Some name was unknown: the caller looks for it to say where.
     unresolved: bool,
     /// Some service drops discovered edges (`"!name"`): the caller checks
@@ -82,22 +82,22 @@ impl Dependencies {
         };
         resolved.starts.push(0);
         for part in named {
-            let mut given = part.names.iter();
+            let mut given = part.names.iter().zip(&part.origins);
             for &count in &part.counts {
                 let start = resolved.positions.len();
-                for (name, origin) in given.by_ref().take(count as usize) {
+                for (name, &origin) in given.by_ref().take(count as usize) {
                     let Some(d) = index.get(names, name) else {
                         resolved.unresolved = true;
                         continue;
                     };
                     // A discovered edge the service declares too is kept once.
-                    if *origin != Origin::Declared
+                    if origin != OriginCode::DECLARED
                         && resolved.positions[start..].contains(&(d as u32))
                     {
                         continue;
                     }
                     resolved.positions.push(d as u32);
-                    resolved.origins.push(*origin);
+                    resolved.origins.push(origin);
                 }
                 resolved.starts.push(resolved.positions.len() as u32);
             }
@@ -115,7 +115,7 @@ impl Dependencies {
         self.positions[start as usize..end as usize]
             .iter()
             .zip(&self.origins[start as usize..end as usize])
-            .map(|(&d, &o)| (d as usize, o))
+            .map(|(&d, &o)| (d as usize, o.origin()))
     }
 
     fn slice(&self, service: usize) -> &[u32] {
@@ -132,7 +132,9 @@ impl Dependencies {
 struct Named {
     /// How many names each service gives, in order.
     counts: Vec<u32>,
-    names: Vec<(CompactString, Origin)>,
+    names: Vec<CompactString>,
+    /// Where each of `names` comes from.
+    origins: Vec<OriginCode>,
     /// Some service drops a discovered edge (`"!name"`).
     drops: bool,
 }
@@ -141,23 +143,18 @@ impl Named {
     /// Adds the names `service` gives.
     fn push(&mut self, service: &Service) {
         let before = self.names.len();
-        let declared = service.depends_on.iter();
-        self.names
-            .extend(declared.map(|name| (name.clone(), Origin::Declared)));
+        self.names.extend(service.depends_on.iter().cloned());
+        self.origins.resize(self.names.len(), OriginCode::DECLARED);
         if let Some(discovery) = &service.discovery {
             self.drops |= !discovery.dropped.is_empty();
             let kept = discovery
                 .edges
                 .iter()
                 .filter(|(_, target)| !discovery.dropped.contains(target));
-            self.names.extend(kept.map(|(source, target)| {
-                let source = crate::discover::SOURCES
-                    .iter()
-                    .find(|s| **s == source.as_str())
-                    .copied()
-                    .unwrap_or("discovered");
-                (target.clone(), Origin::Discovered(source))
-            }));
+            for (source, target) in kept {
+                self.names.push(target.clone());
+                self.origins.push(OriginCode::discovered(source));
+            }
         }
         self.counts.push((self.names.len() - before) as u32);
     }
@@ -497,6 +494,33 @@ pub enum Origin {
     Declared,
     /// Found by the discovery source of this name.
     Discovered(&'static str),
+}
+
+/// An [`Origin`] in a byte, as the lists of every edge keep it: 0 for
+/// declared, else one more than the source's place in
+/// [`crate::discover::SOURCES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OriginCode(u8);
+
+impl OriginCode {
+    const DECLARED: OriginCode = OriginCode(0);
+
+    fn discovered(source: &str) -> OriginCode {
+        // Only known sources are read: another is a problem.
+        let k = crate::discover::SOURCES.iter().position(|s| *s == source);
+        OriginCode(k.map_or(u8::MAX, |k| k as u8 + 1))
+    }
+
+    fn origin(self) -> Origin {
+        match self.0 {
+            0 => Origin::Declared,
+            k => Origin::Discovered(
+                (crate::discover::SOURCES.get(usize::from(k) - 1))
+                    .copied()
+                    .unwrap_or("discovered"),
+            ),
+        }
+    }
 }
 
 impl Origin {

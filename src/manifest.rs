@@ -17,6 +17,7 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::pattern::{self, PathPattern};
 use crate::tags::{TagTemplate, Use};
@@ -450,12 +451,14 @@ pub struct Service {
     pub build: Option<Box<ImageBuild>>,
     /// The container its lint/unit/functional commands run in.
     pub toolchain: Option<CompactString>,
-    /// Lint commands, in order.
-    pub lint: Box<[CompactString]>,
-    /// Unit-test commands, in order.
-    pub unit: Box<[CompactString]>,
-    /// Functional-test commands, in order.
-    pub functional: Box<[CompactString]>,
+    /// Lint commands, in order. Shared with the other services of a
+    /// reading that write the same list, as the lists of each stage do in
+    /// most manifests (`go vet ./...`).
+    pub lint: Arc<[CompactString]>,
+    /// Unit-test commands, in order; shared as `lint`.
+    pub unit: Arc<[CompactString]>,
+    /// Functional-test commands, in order; shared as `lint`.
+    pub functional: Arc<[CompactString]>,
     /// Containers started beside the functional tests.
     pub sidecars: Box<[Sidecar]>,
     /// The `[[environment]]` whose slot its functional tests hold.
@@ -1145,6 +1148,8 @@ struct Reader<'a> {
     problems: Vec<Problem>,
     // Manifests repeat globs (`!**/*.md` in every service): check each once.
     patterns: HashMap<&'a str, Result<PathPattern, String>>,
+    /// Command lists read, by their text: see [`Reader::commands`].
+    commands: HashMap<&'a str, Arc<[CompactString]>>,
     /// Whether to keep where each dependency is written. A reading that
     /// only needs to know whether anything is wrong (the table reader,
     /// which leaves reporting to a whole reading) does without.
@@ -1350,8 +1355,34 @@ impl<'a> Reader<'a> {
             offset,
             problems: Vec::new(),
             patterns: HashMap::default(),
+            commands: HashMap::default(),
             dependency_spans: true,
         }
+    }
+
+    /// A list of commands, the same list as every earlier one written
+    /// with the same text in this reading: manifests repeat them, and a
+    /// copy for each of 20,000 services would be a good part of what a
+    /// reading allocates.
+    fn commands(&mut self, value: Option<Field<'_, 'a>>, key: &str) -> Arc<[CompactString]> {
+        // Only the scanner's lists, which have no escapes: the same text
+        // is the same strings.
+        let text = match value {
+            None => Some(""),
+            Some(Field::List(_, span)) => self.text.get(span.clone()),
+            Some(_) => None,
+        };
+        if let Some(shared) = text.and_then(|text| self.commands.get(text)) {
+            return Arc::clone(shared);
+        }
+        let problems = self.problems.len();
+        let made: Arc<[CompactString]> = self.owned_strings(value, key).into();
+        if let Some(text) = text
+            && self.problems.len() == problems
+        {
+            self.commands.insert(text, Arc::clone(&made));
+        }
+        made
     }
 
     fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
@@ -1975,9 +2006,9 @@ impl<'a> Reader<'a> {
             optional(fields.build_args_file, "build_args_file"),
         );
         let environment = optional(fields.environment, "environment");
-        let lint = self.owned_strings(fields.lint, "lint");
-        let unit = self.owned_strings(fields.unit, "unit");
-        let functional = self.owned_strings(fields.functional, "functional");
+        let lint = self.commands(fields.lint, "lint");
+        let unit = self.commands(fields.unit, "unit");
+        let functional = self.commands(fields.functional, "functional");
         let sidecars = match fields.services {
             Some(item) => self.sidecars(item, &label()),
             None => Vec::new(),
@@ -2173,9 +2204,9 @@ impl<'a> Reader<'a> {
             discovery,
             build: build.map(Box::new),
             toolchain: toolchain.map(|(t, _)| CompactString::from(t)),
-            lint: lint.into(),
-            unit: unit.into(),
-            functional: functional.into(),
+            lint,
+            unit,
+            functional,
             sidecars: sidecars.into(),
             environment: environment.map(|(e, _)| CompactString::from(e)),
         };
@@ -2894,6 +2925,42 @@ depends_on = ["b"]
     }
 
     /// A manifest of many services.
+    /// Services that write the same command list share it, whichever
+    /// reading reads them; each keeps its own commands.
+    #[test]
+    fn repeated_command_lists_are_shared() {
+        let mut text = String::from("[settings]\n");
+        for i in 0..1_200 {
+            let lint = if i % 3 == 0 {
+                "vet ./...".to_string()
+            } else {
+                format!("vet {i}")
+            };
+            text.push_str(&format!(
+                "\n[[service]]\nname = \"s{i}\"\nkind = \"library\"\ntoolchain = \"go\"\n\
+                 lint = [\"{lint}\"]\nunit = [\"go test ./...\", \"go test -race ./...\"]\n"
+            ));
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let services = &manifest.services;
+        for (i, service) in services.iter().enumerate() {
+            let lint = if i % 3 == 0 {
+                "vet ./...".to_string()
+            } else {
+                format!("vet {i}")
+            };
+            assert_eq!(*service.lint, [lint.as_str()]);
+            assert_eq!(*service.unit, ["go test ./...", "go test -race ./..."]);
+            assert!(service.functional.is_empty());
+        }
+        // Shared within a reading thread's parts: the first part and the
+        // second (whichever thread took it) each share one list.
+        let shared = |a: usize, b: usize| Arc::ptr_eq(&services[a].unit, &services[b].unit);
+        assert!(shared(0, 1) && shared(0, 3) && shared(1_000, 1_001));
+        assert!(Arc::ptr_eq(&services[0].lint, &services[3].lint));
+        assert!(!Arc::ptr_eq(&services[1].lint, &services[2].lint));
+    }
+
     fn big_manifest(services: usize) -> String {
         let mut text = String::from("[settings]\npublish_branches = [\"main\"]\n");
         for i in 0..services {

@@ -6,21 +6,32 @@ pub fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
-/// Items per run of [`in_order`]: a run of jobs renders to about 64 KB.
-const RUN: usize = 64;
+/// The fewest items in a run of [`in_order`]: a run of jobs renders to
+/// about 64 KB.
+const RUN_MIN: usize = 64;
+
+/// The most: four runs held at once stay a few MB whatever the output.
+const RUN_MAX: usize = 1_024;
+
+/// Items per run: a sixteenth of them within those bounds. Each run
+/// handed between the threads wakes one, which costs more than making a
+/// run of cheap items (the entries of an affected set).
+fn run_length(items: usize) -> usize {
+    (items / 16).clamp(RUN_MIN, RUN_MAX)
+}
 
 /// Makes something of each run of items with `make` (which must depend
 /// on that run only) and hands each to `each` in order. With many items
 /// and two cores, a second thread makes every other run while this one
-/// makes the rest. At most four runs are held at once, so memory does not
-/// grow with the output. `each` runs on this thread; its first error
+/// makes the rest. At most four runs of at most [`RUN_MAX`] items are
+/// held at once, so memory does not grow with the output. `each` runs on this thread; its first error
 /// stops the rest.
 pub fn in_order<T: Sync, R: Send, E>(
     items: &[T],
     make: impl Fn(&[T]) -> R + Sync,
     mut each: impl FnMut(R) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let runs: Vec<&[T]> = items.chunks(RUN).collect();
+    let runs: Vec<&[T]> = items.chunks(run_length(items.len())).collect();
     if !two_cores() || runs.len() < 4 {
         return runs.into_iter().try_for_each(|run| each(make(run)));
     }

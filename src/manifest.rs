@@ -211,7 +211,7 @@ struct Noted {
 impl Noted {
     /// Notes the service at `position`.
     fn note(&mut self, position: usize, service: &Service) {
-        if service.environment.is_some() {
+        if service.tests.environment.is_some() {
             self.with_environment.push(position);
         }
         self.named.push(service);
@@ -449,16 +449,24 @@ pub struct Service {
     pub discovery: Option<Box<Discovery>>,
     /// How to build its image; set exactly for image and base-image.
     pub build: Option<Box<ImageBuild>>,
+    /// How its tests run.
+    pub tests: Arc<TestSetup>,
+}
+
+/// How a service's tests run. Shared by the services of a reading that
+/// write the same, as most services of one language do (`golang:1.21`,
+/// `go vet ./...`): 20,000 copies would be much of what a reading
+/// allocates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestSetup {
     /// The container its lint/unit/functional commands run in.
     pub toolchain: Option<CompactString>,
-    /// Lint commands, in order. Shared with the other services of a
-    /// reading that write the same list, as the lists of each stage do in
-    /// most manifests (`go vet ./...`).
-    pub lint: Arc<[CompactString]>,
-    /// Unit-test commands, in order; shared as `lint`.
-    pub unit: Arc<[CompactString]>,
-    /// Functional-test commands, in order; shared as `lint`.
-    pub functional: Arc<[CompactString]>,
+    /// Lint commands, in order.
+    pub lint: Box<[CompactString]>,
+    /// Unit-test commands, in order.
+    pub unit: Box<[CompactString]>,
+    /// Functional-test commands, in order.
+    pub functional: Box<[CompactString]>,
     /// Containers started beside the functional tests.
     pub sidecars: Box<[Sidecar]>,
     /// The `[[environment]]` whose slot its functional tests hold.
@@ -539,10 +547,11 @@ impl Origin {
 impl Service {
     /// The test stages that have commands, in the order they run.
     pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
+        let tests = &*self.tests;
         [
-            ("lint", self.lint.as_ref()),
-            ("unit", self.unit.as_ref()),
-            ("functional", self.functional.as_ref()),
+            ("lint", tests.lint.as_ref()),
+            ("unit", tests.unit.as_ref()),
+            ("functional", tests.functional.as_ref()),
         ]
         .into_iter()
         .filter(|(_, commands)| !commands.is_empty())
@@ -1148,8 +1157,9 @@ struct Reader<'a> {
     problems: Vec<Problem>,
     // Manifests repeat globs (`!**/*.md` in every service): check each once.
     patterns: HashMap<&'a str, Result<PathPattern, String>>,
-    /// Command lists read, by their text: see [`Reader::commands`].
-    commands: HashMap<&'a str, Arc<[CompactString]>>,
+    /// The [`TestSetup`]s read, by the text of their keys: see
+    /// [`Reader::tests`].
+    tests: HashMap<[Option<&'a str>; 5], Arc<TestSetup>>,
     /// Whether to keep where each dependency is written. A reading that
     /// only needs to know whether anything is wrong (the table reader,
     /// which leaves reporting to a whole reading) does without.
@@ -1355,34 +1365,73 @@ impl<'a> Reader<'a> {
             offset,
             problems: Vec::new(),
             patterns: HashMap::default(),
-            commands: HashMap::default(),
+            tests: HashMap::default(),
             dependency_spans: true,
         }
     }
 
-    /// A list of commands, the same list as every earlier one written
-    /// with the same text in this reading: manifests repeat them, and a
-    /// copy for each of 20,000 services would be a good part of what a
-    /// reading allocates.
-    fn commands(&mut self, value: Option<Field<'_, 'a>>, key: &str) -> Arc<[CompactString]> {
-        // Only the scanner's lists, which have no escapes: the same text
-        // is the same strings.
-        let text = match value {
-            None => Some(""),
-            Some(Field::List(_, span)) => self.text.get(span.clone()),
-            Some(_) => None,
+    /// How the service of `fields` tests: the same [`TestSetup`] as every
+    /// earlier service of this reading whose test keys are written the
+    /// same (and read without a problem), else new.
+    fn tests(
+        &mut self,
+        fields: &ServiceFields<'_, 'a>,
+        label: impl Fn() -> String,
+    ) -> Arc<TestSetup> {
+        // Only values the scanner read, which have no escapes: the same
+        // text is the same value. Sidecars are inline tables it leaves.
+        let text = |field: Option<Field<'_, 'a>>| match field {
+            None => Some(None),
+            Some(Field::Str((_, span)) | Field::List(_, span)) => {
+                self.text.get(span.clone()).map(Some)
+            }
+            Some(Field::Item(_)) => None,
         };
-        if let Some(shared) = text.and_then(|text| self.commands.get(text)) {
+        let key = match fields.services {
+            Some(_) => None,
+            None => (|| {
+                Some([
+                    text(fields.toolchain)?,
+                    text(fields.lint)?,
+                    text(fields.unit)?,
+                    text(fields.functional)?,
+                    text(fields.environment)?,
+                ])
+            })(),
+        };
+        if let Some(shared) = key.as_ref().and_then(|key| self.tests.get(key)) {
             return Arc::clone(shared);
         }
         let problems = self.problems.len();
-        let made: Arc<[CompactString]> = self.owned_strings(value, key).into();
-        if let Some(text) = text
+        let mut optional = |value: Option<Field<'_, 'a>>, key: &str| {
+            value
+                .and_then(|v| self.string(v, key))
+                .map(|(s, _)| CompactString::from(s))
+        };
+        let toolchain = optional(fields.toolchain, "toolchain");
+        let environment = optional(fields.environment, "environment");
+        let tests = Arc::new(TestSetup {
+            toolchain,
+            lint: self
+                .owned_strings::<CompactString>(fields.lint, "lint")
+                .into(),
+            unit: self
+                .owned_strings::<CompactString>(fields.unit, "unit")
+                .into(),
+            functional: (self.owned_strings::<CompactString>(fields.functional, "functional"))
+                .into(),
+            sidecars: match fields.services {
+                Some(item) => self.sidecars(item, &label()).into(),
+                None => Box::default(),
+            },
+            environment,
+        });
+        if let Some(key) = key
             && self.problems.len() == problems
         {
-            self.commands.insert(text, Arc::clone(&made));
+            self.tests.insert(key, Arc::clone(&tests));
         }
-        made
+        tests
     }
 
     fn problem(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
@@ -1732,7 +1781,7 @@ impl<'a> Reader<'a> {
         }
         for &i in read.noted.iter().flat_map(|noted| &noted.with_environment) {
             let (service, spans) = (&read.services[i], read.spans(i));
-            if let Some(name) = &service.environment
+            if let Some(name) = &service.tests.environment
                 && !environments.iter().any(|e| e.name == name.as_str())
             {
                 let known: Vec<String> = environments
@@ -1998,21 +2047,13 @@ impl<'a> Reader<'a> {
         };
         let mut optional =
             |value: Option<Field<'_, 'a>>, key: &str| value.and_then(|v| self.string(v, key));
-        let (image, dockerfile, context, toolchain, build_args_file) = (
+        let (image, dockerfile, context, build_args_file) = (
             optional(fields.image, "image"),
             optional(fields.dockerfile, "dockerfile"),
             optional(fields.context, "context"),
-            optional(fields.toolchain, "toolchain"),
             optional(fields.build_args_file, "build_args_file"),
         );
-        let environment = optional(fields.environment, "environment");
-        let lint = self.commands(fields.lint, "lint");
-        let unit = self.commands(fields.unit, "unit");
-        let functional = self.commands(fields.functional, "functional");
-        let sidecars = match fields.services {
-            Some(item) => self.sidecars(item, &label()),
-            None => Vec::new(),
-        };
+        let tests = self.tests(&fields, label);
 
         let platforms = fields
             .platforms
@@ -2110,8 +2151,7 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
-        let has_commands = !(lint.is_empty() && unit.is_empty() && functional.is_empty());
-        if has_commands && toolchain.is_none() {
+        if service_tests_without_toolchain(&tests) {
             self.problem(
                 anchor,
                 format!(
@@ -2203,12 +2243,7 @@ impl<'a> Reader<'a> {
             depends_on: depends_on.into(),
             discovery,
             build: build.map(Box::new),
-            toolchain: toolchain.map(|(t, _)| CompactString::from(t)),
-            lint,
-            unit,
-            functional,
-            sidecars: sidecars.into(),
-            environment: environment.map(|(e, _)| CompactString::from(e)),
+            tests,
         };
         let spans = Spans {
             name: name_span,
@@ -2600,6 +2635,13 @@ impl NameIndex {
     }
 }
 
+/// Whether `tests` has commands but no toolchain to run them in.
+fn service_tests_without_toolchain(tests: &TestSetup) -> bool {
+    let has_commands =
+        !(tests.lint.is_empty() && tests.unit.is_empty() && tests.functional.is_empty());
+    has_commands && tests.toolchain.is_none()
+}
+
 /// Parses a duration such as `10m`, `90s`, `1h30m` or `45` (seconds).
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -2722,7 +2764,7 @@ services = [{ name = "redis", image = "redis:7", environment = { MODE = "test" }
         let positions: Vec<usize> = manifest.dependencies(2).collect();
         assert_eq!(positions, [1, 0]);
         assert_eq!(api.build.as_ref().unwrap().context, "src");
-        assert_eq!(api.sidecars[0].environment["MODE"], "test");
+        assert_eq!(api.tests.sidecars[0].environment["MODE"], "test");
         let stages: Vec<_> = api.test_stages().map(|(s, _)| s).collect();
         assert_eq!(stages, ["lint", "functional"]);
         assert_eq!(
@@ -2775,7 +2817,7 @@ services = [{ name = "redis", image = "redis:7" }]   # sidecars for functional t
 "#;
         let manifest = Manifest::parse(text, "services.toml").unwrap();
         let api = manifest.service("apiv2").unwrap();
-        assert_eq!(api.sidecars.len(), 1);
+        assert_eq!(api.tests.sidecars.len(), 1);
         assert_eq!(api.test_stages().count(), 2);
     }
 
@@ -2925,10 +2967,10 @@ depends_on = ["b"]
     }
 
     /// A manifest of many services.
-    /// Services that write the same command list share it, whichever
-    /// reading reads them; each keeps its own commands.
+    /// Services whose test keys are written the same share one
+    /// [`TestSetup`] within a reading; each keeps its own values.
     #[test]
-    fn repeated_command_lists_are_shared() {
+    fn repeated_test_setups_are_shared() {
         let mut text = String::from("[settings]\n");
         for i in 0..1_200 {
             let lint = if i % 3 == 0 {
@@ -2949,16 +2991,31 @@ depends_on = ["b"]
             } else {
                 format!("vet {i}")
             };
-            assert_eq!(*service.lint, [lint.as_str()]);
-            assert_eq!(*service.unit, ["go test ./...", "go test -race ./..."]);
-            assert!(service.functional.is_empty());
+            let tests = &service.tests;
+            assert_eq!(tests.toolchain.as_deref(), Some("go"));
+            assert_eq!(*tests.lint, [lint.as_str()]);
+            assert_eq!(*tests.unit, ["go test ./...", "go test -race ./..."]);
+            assert!(tests.functional.is_empty() && tests.environment.is_none());
         }
-        // Shared within a reading thread's parts: the first part and the
-        // second (whichever thread took it) each share one list.
-        let shared = |a: usize, b: usize| Arc::ptr_eq(&services[a].unit, &services[b].unit);
-        assert!(shared(0, 1) && shared(0, 3) && shared(1_000, 1_001));
-        assert!(Arc::ptr_eq(&services[0].lint, &services[3].lint));
-        assert!(!Arc::ptr_eq(&services[1].lint, &services[2].lint));
+        // Within a reading thread's parts: the first part's and the
+        // second's (whichever thread took it).
+        let shared = |a: usize, b: usize| Arc::ptr_eq(&services[a].tests, &services[b].tests);
+        assert!(shared(0, 3) && shared(1_002, 1_005));
+        assert!(!shared(0, 1) && !shared(1, 2));
+    }
+
+    /// A setup read with a problem is not shared: the next service written
+    /// the same gets the problem at its own place.
+    #[test]
+    fn a_test_setup_with_a_problem_is_reported_for_each_service() {
+        let mut text = String::from("[settings]\n");
+        for i in 0..1_200 {
+            text.push_str(&format!(
+                "\n[[service]]\nname = \"s{i}\"\nkind = \"library\"\ntoolchain = [\"go\"]\n"
+            ));
+        }
+        let err = Manifest::parse(&text, "services.toml").unwrap_err();
+        assert_eq!(err.problems.len(), 1_200, "{err}");
     }
 
     fn big_manifest(services: usize) -> String {
@@ -2997,7 +3054,12 @@ depends_on = ["b"]
         let tables = parse_tables(&text, "m").expect("read by tables");
         assert_eq!(summary(&tables), summary(&whole));
         assert_eq!(
-            tables.service("s1500").unwrap().environment.as_deref(),
+            tables
+                .service("s1500")
+                .unwrap()
+                .tests
+                .environment
+                .as_deref(),
             Some("staging")
         );
         assert_eq!(tables.names().len(), 3_000);
@@ -3296,7 +3358,10 @@ depends_on = ["b"]
         let max = "K".repeat(MAX_VARIABLE_NAME);
         for good in ["MODE", "_x", "a.b-c_1", max.as_str()] {
             let manifest = Manifest::parse(&with_key(good), "services.toml").unwrap();
-            assert_eq!(manifest.services[0].sidecars[0].environment[good], "v");
+            assert_eq!(
+                manifest.services[0].tests.sidecars[0].environment[good],
+                "v"
+            );
         }
     }
 

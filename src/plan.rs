@@ -377,8 +377,8 @@ fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
 
 /// A service's test stages, when it has a toolchain and any commands.
 fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
-    let toolchain = service.toolchain.as_ref()?;
-    let slot = service.environment.as_ref().and_then(|name| {
+    let toolchain = service.tests.toolchain.as_ref()?;
+    let slot = service.tests.environment.as_ref().and_then(|name| {
         let environment = manifest
             .environments
             .iter()
@@ -409,9 +409,7 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
     Some(Tests {
         toolchain: toolchain.as_str().into(),
         stages,
-        sidecars: service
-            .sidecars
-            .iter()
+        sidecars: (service.tests.sidecars.iter())
             .map(|s| Sidecar {
                 name: s.name.clone(),
                 image: s.image.clone(),

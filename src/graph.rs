@@ -3,16 +3,16 @@
 //! All path patterns of all services go into one [`Matcher`] (a prefix
 //! table, and globs filed under the directory they start with), so each
 //! changed path is matched once however many services there are. The
-//! dependency graph is a petgraph `DiGraph` with edges from a dependency to
-//! its dependents. Pure: no I/O.
+//! dependency graph is a petgraph `Csr` (compressed rows: each service's
+//! dependents in one slice) with edges from a dependency to its
+//! dependents; a service's dependencies are the manifest's. Pure: no I/O.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use compact_str::CompactString;
 use globset::GlobMatcher;
-use petgraph::Direction;
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::csr::Csr;
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
@@ -304,9 +304,8 @@ impl Direct {
 #[derive(Debug)]
 pub struct ServiceGraph<'m> {
     manifest: &'m Manifest,
-    graph: DiGraph<usize, ()>,
-    /// Dependencies before dependents.
-    order: Vec<NodeIndex>,
+    /// Edges from each service to its dependents.
+    dependents: Csr<(), (), petgraph::Directed, u32>,
     /// Every pattern's matcher, built when first asked for: the affected
     /// set of a diff builds one for its own paths only.
     matcher: OnceLock<Matcher<'m>>,
@@ -433,22 +432,36 @@ impl<'m> ServiceGraph<'m> {
     /// names a service and there are no cycles.
     pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
         let count = manifest.services.len();
-        let edges = (0..count).map(|i| manifest.dependencies(i).len()).sum();
-        let mut graph = DiGraph::with_capacity(count, edges);
-        for i in 0..manifest.services.len() {
-            graph.add_node(i);
-        }
-        for i in 0..manifest.services.len() {
+        // `(dependency, dependent)`, sorted by dependency without sorting:
+        // counted, then placed (dependents come in order).
+        let mut starts = vec![0u32; count + 1];
+        for i in 0..count {
             for d in manifest.dependencies(i) {
-                graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
+                starts[d + 1] += 1;
             }
         }
-        // The manifest's cycle search found the order.
-        let order = manifest.order().map(NodeIndex::new).collect();
+        for k in 0..count {
+            starts[k + 1] += starts[k];
+        }
+        let mut edges = vec![(0u32, 0u32); starts[count] as usize];
+        for i in 0..count {
+            for d in manifest.dependencies(i) {
+                edges[starts[d] as usize] = (d as u32, i as u32);
+                starts[d] += 1;
+            }
+        }
+        // A service names each dependency once; were one named twice, its
+        // two edges would be neighbours here.
+        edges.dedup();
+        let mut dependents = Csr::from_sorted_edges(&edges)
+            .expect("edges are placed by dependency, dependents in order, once each");
+        // Services after the last with dependents have no row yet.
+        while dependents.node_count() < count {
+            dependents.add_node(());
+        }
         ServiceGraph {
             manifest,
-            graph,
-            order,
+            dependents,
             matcher: OnceLock::new(),
             ignore: Ignore::new(&manifest.settings.ignore),
         }
@@ -461,7 +474,8 @@ impl<'m> ServiceGraph<'m> {
 
     /// Service positions, dependencies before dependents.
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
-        self.order.iter().map(|n| n.index())
+        // The manifest's cycle search found it.
+        self.manifest.order()
     }
 
     /// The compiled matcher, for any path.
@@ -547,13 +561,11 @@ impl<'m> ServiceGraph<'m> {
             _ => (0..count).filter(|&i| is_affected[i]).collect(),
         };
         while let Some(i) = queue.pop_front() {
-            for next in self
-                .graph
-                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
-            {
-                if !is_affected[next.index()] {
-                    is_affected[next.index()] = true;
-                    queue.push_back(next.index());
+            for &next in self.dependents.neighbors_slice(i as u32) {
+                let next = next as usize;
+                if !is_affected[next] {
+                    is_affected[next] = true;
+                    queue.push_back(next);
                 }
             }
         }
@@ -798,8 +810,7 @@ impl<'m> ServiceGraph<'m> {
         };
         let mut nearest = Vec::new();
         // Dependencies first, so each node's list is complete when read.
-        for &node in &self.order {
-            let i = node.index();
+        for i in self.order() {
             // Libraries are looked through whether or not they are in the
             // set: a release plans images only, and an image still waits
             // for the base image its library builds on.
@@ -807,8 +818,7 @@ impl<'m> ServiceGraph<'m> {
                 continue;
             }
             nearest.clear();
-            for dep in self.graph.neighbors_directed(node, Direction::Incoming) {
-                let d = dep.index();
+            for d in self.manifest.dependencies(i) {
                 if kinds[d].is_artifact() {
                     if is_affected[d] {
                         nearest.push(d as u32);
@@ -831,8 +841,7 @@ impl<'m> ServiceGraph<'m> {
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         let mut level: Vec<usize> = vec![0; kinds.len()];
         let mut layers: Vec<Vec<CompactString>> = Vec::new();
-        for &node in &self.order {
-            let i = node.index();
+        for i in self.order() {
             if !is_affected[i] || !kinds[i].is_artifact() {
                 continue;
             }

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -125,19 +126,21 @@ impl Backend for Github {
     }
 }
 
-/// One entry of the `tests` matrix: a service's test stage.
+/// One entry of the `tests` matrix: a service's test stage. It borrows
+/// from its job what it repeats: a plan of thousands of jobs makes twice
+/// as many entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TestEntry {
+pub struct TestEntry<'a> {
     /// The plan's job (`test-<service>`).
-    pub job: String,
+    pub job: &'a str,
     /// The service.
-    pub service: String,
+    pub service: &'a str,
     /// `lint`, `unit` or `functional`.
-    pub stage: String,
+    pub stage: &'a str,
     /// The container the commands run in.
-    pub toolchain: String,
+    pub toolchain: &'a str,
     /// The commands, one a line, run in order, stopping at a failure.
-    pub commands: String,
+    pub commands: Cow<'a, str>,
     /// Sidecars by [`token`] of their name.
     pub sidecars: BTreeMap<String, SidecarEntry>,
     /// The environment slot the commands hold, when they hold one.
@@ -211,11 +214,14 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
                     })
                     .collect();
                 include.extend(tests.stages.iter().map(|stage| TestEntry {
-                    job: job.name.to_string(),
-                    service: job.service.to_string(),
-                    stage: stage.name.to_string(),
-                    toolchain: tests.toolchain.to_string(),
-                    commands: stage.commands.join("\n"),
+                    job: &job.name,
+                    service: &job.service,
+                    stage: &stage.name,
+                    toolchain: &tests.toolchain,
+                    commands: match &*stage.commands {
+                        [one] => Cow::Borrowed(one.as_str()),
+                        more => Cow::Owned(more.join("\n")),
+                    },
                     sidecars: sidecars.clone(),
                     slot: stage.slot.as_ref().map(|slot| SlotEntry {
                         environment: slot.environment.clone(),

@@ -177,11 +177,13 @@ fn each_workflow(
         let (event, reason) = (plan.event.map(event_name), reason_of(plan));
         let ripple = plan.ripple_image.as_deref();
         let write_run = |run: &[Job]| -> Vec<(String, String)> {
-            let workflows = run.iter().map(|job| workflow(job, event, &reason, ripple));
+            let workflows = run
+                .iter()
+                .map(|job| workflow(job, event, Cow::Borrowed(&reason), ripple));
             workflows
                 .map(|workflow| {
                     let text = write::workflow(&workflow);
-                    (workflow.name, text)
+                    (workflow.name.to_string(), text)
                 })
                 .collect()
         };
@@ -196,7 +198,7 @@ fn each_workflow(
         } else {
             templates.render(TEMPLATE, "workflow", &workflow)?
         };
-        each(workflow.name, text)?;
+        each(workflow.name.to_string(), text)?;
     }
     Ok(())
 }
@@ -219,89 +221,87 @@ fn write_config(
 }
 
 /// What a workflow's template reads.
+/// It borrows what its job holds: a plan of thousands of jobs is lowered
+/// a job at a time, and copies would be much of the work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Workflow {
+pub struct Workflow<'a> {
     /// The file's name without `.yaml`, which Woodpecker names it by.
-    pub name: String,
+    pub name: &'a str,
     /// The event planned for, in Woodpecker's words (static: none).
     pub event: Option<&'static str>,
     /// Why, in one line.
-    pub reason: String,
+    pub reason: Cow<'a, str>,
     /// When Woodpecker runs it.
-    pub when: When,
+    pub when: When<'a>,
     /// In order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<Step<'a>>,
     /// Containers beside the steps.
-    pub services: Vec<Sidecar>,
+    pub services: &'a [Sidecar],
     /// Workflows that must succeed first, when they run at all.
-    pub depends_on: Vec<String>,
+    pub depends_on: &'a [String],
     /// No checkout: the workflow that says why nothing runs.
     pub skip_clone: bool,
 }
 
 /// A workflow's `when`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct When {
+pub struct When<'a> {
     /// Events.
     pub event: Vec<&'static str>,
     /// Branches.
-    pub branch: Vec<String>,
+    pub branch: &'a [String],
     /// Refs, globs allowed.
     #[serde(rename = "ref")]
     pub refs: Vec<String>,
     /// Changed files.
-    pub path: Option<Paths>,
+    pub path: Option<&'a Paths>,
 }
 
 /// One step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub struct Step<'a> {
     /// Unique in the workflow.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// The container.
-    pub image: String,
+    pub image: &'a str,
     /// Shell commands (none for the plugin).
-    pub commands: Vec<String>,
+    pub commands: Vec<Cow<'a, str>>,
     /// The buildx plugin's settings.
     pub publish: Option<Publish>,
     /// Its environment.
-    pub environment: Vec<(String, String)>,
+    pub environment: Vec<(&'static str, Cow<'a, str>)>,
     /// Environment variables from Woodpecker secrets: (variable, secret).
-    pub secrets: Vec<(String, String)>,
+    pub secrets: &'static [(&'static str, &'static str)],
     /// Runs in the background while the workflow goes on.
     pub detach: bool,
     /// Runs only when the workflow's status is one of these (empty: on
     /// success).
-    pub when_status: Vec<String>,
+    pub when_status: &'static [&'static str],
 }
 
 /// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps(stage: &crate::plan::Stage, toolchain: &str) -> Vec<Step> {
+fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step<'a>> {
     super::stage_steps(stage, toolchain, ".ripple-slot")
         .into_iter()
         .map(|s| Step {
-            name: s.name.into_owned(),
-            image: s.image.to_string(),
-            commands: s.commands.into_iter().map(Cow::into_owned).collect(),
+            name: s.name,
+            image: s.image,
+            commands: s.commands,
             publish: None,
             environment: Vec::new(),
-            secrets: (s.secrets.iter())
-                .map(|(v, k)| (v.to_string(), k.to_string()))
-                .collect(),
+            secrets: s.secrets,
             detach: s.detach,
-            when_status: s.when_status.iter().map(|s| s.to_string()).collect(),
+            when_status: s.when_status,
         })
         .collect()
 }
 
 /// The registry login `ripple promote` reads, from the secrets the buildx
 /// plugin logs in with.
-fn registry_secrets() -> Vec<(String, String)> {
-    vec![
-        ("RIPPLE_REGISTRY_USERNAME".into(), "docker_username".into()),
-        ("RIPPLE_REGISTRY_PASSWORD".into(), "docker_password".into()),
-    ]
-}
+const REGISTRY_SECRETS: &[(&str, &str)] = &[
+    ("RIPPLE_REGISTRY_USERNAME", "docker_username"),
+    ("RIPPLE_REGISTRY_PASSWORD", "docker_password"),
+];
 
 /// Settings of `woodpeckerci/plugin-docker-buildx`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -326,12 +326,12 @@ pub struct Publish {
 }
 
 /// The neutral plan as workflows.
-pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow> + '_ {
+pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow<'_>> + '_ {
     let event = plan.event.map(event_name);
     let idle = plan.jobs.is_empty().then(|| Workflow {
-        name: "ripple".into(),
+        name: "ripple",
         event,
-        reason: plan.reason.clone(),
+        reason: Cow::Borrowed(&plan.reason),
         when: When {
             event: match event {
                 Some(event) => vec![event],
@@ -341,27 +341,26 @@ pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow> + '_ {
         },
         steps: vec![Step {
             name: "nothing-to-run".into(),
-            image: "alpine:3".into(),
+            image: "alpine:3",
             commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()],
             publish: None,
             environment: vec![(
-                "RIPPLE_REASON".into(),
-                plan.idle_reason.clone().unwrap_or_default(),
+                "RIPPLE_REASON",
+                Cow::Borrowed(plan.idle_reason.as_deref().unwrap_or_default()),
             )],
-            secrets: Vec::new(),
+            secrets: &[],
             detach: false,
-            when_status: Vec::new(),
+            when_status: &[],
         }],
-        services: Vec::new(),
-        depends_on: Vec::new(),
+        services: &[],
+        depends_on: &[],
         skip_clone: true,
     });
     let reason = reason_of(plan);
-    idle.into_iter().chain(
-        plan.jobs
-            .iter()
-            .map(move |job| workflow(job, event, &reason, plan.ripple_image.as_deref())),
-    )
+    idle.into_iter().chain(plan.jobs.iter().map(move |job| {
+        let reason = Cow::Owned(reason.clone());
+        workflow(job, event, reason, plan.ripple_image.as_deref())
+    }))
 }
 
 /// Why each workflow runs, in one line.
@@ -373,22 +372,22 @@ fn reason_of(plan: &Plan) -> String {
     }
 }
 
-fn workflow(
-    job: &Job,
+fn workflow<'a>(
+    job: &'a Job,
     event: Option<&'static str>,
-    reason: &str,
-    ripple: Option<&str>,
-) -> Workflow {
+    reason: Cow<'a, str>,
+    ripple: Option<&'a str>,
+) -> Workflow<'a> {
     let when = When {
         event: job.when.events.iter().map(|e| event_name(*e)).collect(),
-        branch: job.when.branches.clone(),
+        branch: &job.when.branches,
         refs: job
             .when
             .tags
             .iter()
             .map(|glob| format!("refs/tags/{glob}"))
             .collect(),
-        path: job.paths.clone(),
+        path: job.paths.as_ref(),
     };
     let (steps, services) = match &job.work {
         Work::Tests(tests) => (
@@ -397,18 +396,18 @@ fn workflow(
                 .iter()
                 .flat_map(|stage| test_steps(stage, &tests.toolchain))
                 .collect(),
-            tests.sidecars.clone(),
+            &tests.sidecars[..],
         ),
-        Work::Image(image) => (image_steps(job, image, ripple), Vec::new()),
+        Work::Image(image) => (image_steps(job, image, ripple), &[][..]),
     };
     Workflow {
-        name: job.name.to_string(),
+        name: &job.name,
         event,
-        reason: reason.to_string(),
+        reason,
         when,
         steps,
         services,
-        depends_on: job.needs.clone(),
+        depends_on: &job.needs,
         skip_clone: false,
     }
 }
@@ -416,7 +415,7 @@ fn workflow(
 /// The buildx plugin; in a static file, after a step in which ripple
 /// writes the tags of this build (`--all`: Woodpecker's path filter has
 /// already decided that the workflow runs).
-fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step> {
+fn image_steps<'a>(job: &'a Job, image: &'a ImageBuild, ripple: Option<&'a str>) -> Vec<Step<'a>> {
     if let Some(promotion) = &image.promote {
         // Woodpecker cannot skip a step at run time, so a release promotes
         // and builds nothing: an image no publish push built fails it
@@ -436,34 +435,35 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
         };
         return vec![Step {
             name: "promote".into(),
-            image: promotion.runner.clone(),
-            commands: vec![command],
+            image: &promotion.runner,
+            commands: vec![command.into()],
             publish: None,
             environment: Vec::new(),
-            secrets: registry_secrets(),
+            secrets: REGISTRY_SECRETS,
             detach: false,
-            when_status: Vec::new(),
+            when_status: &[],
         }];
     }
     let tags_file = job.gated.then(|| ".tags".to_string());
     let tags = tags_file.as_ref().map(|file| Step {
         name: "tags".into(),
-        image: ripple
-            .unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE)
-            .to_string(),
-        commands: vec![format!(
-            "ripple --ci woodpecker gate {} --all --tags-file {file}",
-            job.service
-        )],
+        image: ripple.unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE),
+        commands: vec![
+            format!(
+                "ripple --ci woodpecker gate {} --all --tags-file {file}",
+                job.service
+            )
+            .into(),
+        ],
         publish: None,
         environment: Vec::new(),
-        secrets: Vec::new(),
+        secrets: &[],
         detach: false,
-        when_status: Vec::new(),
+        when_status: &[],
     });
     let publish = Step {
         name: "publish".into(),
-        image: BUILDX_PLUGIN.into(),
+        image: BUILDX_PLUGIN,
         commands: Vec::new(),
         publish: Some(Publish {
             repo: image.image.clone(),
@@ -476,9 +476,9 @@ fn image_steps(job: &Job, image: &ImageBuild, ripple: Option<&str>) -> Vec<Step>
             platforms: image.platforms.clone(),
         }),
         environment: Vec::new(),
-        secrets: Vec::new(),
+        secrets: &[],
         detach: false,
-        when_status: Vec::new(),
+        when_status: &[],
     };
     tags.into_iter().chain([publish]).collect()
 }

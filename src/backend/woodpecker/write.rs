@@ -17,7 +17,7 @@ pub fn workflow(workflow: &Workflow) -> String {
     text.raw("\nwhen:\n- event:\n");
     let when = &workflow.when;
     text.items("  ", &when.event);
-    text.list("  ", "branch", &when.branch);
+    text.list("  ", "branch", when.branch);
     text.list("  ", "ref", &when.refs);
     if let Some(paths) = &when.path {
         text.raw("  path:\n    include:\n");
@@ -26,7 +26,7 @@ pub fn workflow(workflow: &Workflow) -> String {
     }
     if !workflow.depends_on.is_empty() {
         text.raw("\ndepends_on:\n");
-        for dependency in &workflow.depends_on {
+        for dependency in workflow.depends_on {
             text.line("- ", "name", dependency);
             text.raw("  optional: true\n");
         }
@@ -37,7 +37,7 @@ pub fn workflow(workflow: &Workflow) -> String {
     }
     if !workflow.services.is_empty() {
         text.raw("\nservices:\n");
-        for service in &workflow.services {
+        for service in workflow.services {
             text.sidecar(&service.name, &service.image, &service.environment);
         }
     }
@@ -45,17 +45,17 @@ pub fn workflow(workflow: &Workflow) -> String {
 }
 
 fn step_into(text: &mut Text, step: &Step) {
-    text.step(&step.name, &step.image, step.detach);
+    text.step(&step.name, step.image, step.detach);
     if !step.when_status.is_empty() {
         text.raw("  when:\n  - status:\n");
-        text.items("    ", &step.when_status);
+        text.items("    ", step.when_status);
     }
     if !step.environment.is_empty() || !step.secrets.is_empty() {
         text.raw("  environment:\n");
         for (key, value) in &step.environment {
             text.pair("    ", key, value);
         }
-        for (key, secret) in &step.secrets {
+        for (key, secret) in step.secrets {
             text.secret("    ", key, secret);
         }
     }

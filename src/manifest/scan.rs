@@ -102,11 +102,7 @@ impl<'a> Scanner<'a> {
 
     /// `key = value` at `at`; returns where the value ends.
     fn key_value(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
-        let key_end = at
-            + bytes[at..]
-                .iter()
-                .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-                .unwrap_or(bytes.len() - at);
+        let key_end = key_end(bytes, at);
         let key = &self.text[at..key_end];
         if key == DISCOVERED {
             return self.discovered(bytes, key_end);
@@ -155,11 +151,7 @@ impl<'a> Scanner<'a> {
             return Ok(at + 1);
         }
         loop {
-            let key_end = at
-                + bytes[at..]
-                    .iter()
-                    .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-                    .unwrap_or(bytes.len() - at);
+            let key_end = key_end(bytes, at);
             if key_end == at {
                 return Err(Decline);
             }
@@ -251,6 +243,28 @@ impl<'a> Scanner<'a> {
         self.strings.push((&self.text[start..end], at..end + 1));
         Ok(end + 1)
     }
+}
+
+/// Which bytes a bare key is made of: ASCII letters and digits, `_`, `-`.
+const KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-';
+        b += 1;
+    }
+    table
+};
+
+/// Where the bare key at `at` ends. A table, not three comparisons a
+/// byte: this loop is the scanner's hottest (about a sixth of it).
+fn key_end(bytes: &[u8], at: usize) -> usize {
+    let mut end = at;
+    while end < bytes.len() && KEY_BYTES[usize::from(bytes[end])] {
+        end += 1;
+    }
+    end
 }
 
 /// Past spaces and tabs.

@@ -544,6 +544,15 @@ impl Origin {
     }
 }
 
+impl TestSetup {
+    /// Whether it has commands but no toolchain to run them in.
+    fn lacks_toolchain(&self) -> bool {
+        let has_commands =
+            !(self.lint.is_empty() && self.unit.is_empty() && self.functional.is_empty());
+        has_commands && self.toolchain.is_none()
+    }
+}
+
 impl Service {
     /// The test stages that have commands, in the order they run.
     pub fn test_stages(&self) -> impl Iterator<Item = (&'static str, &[CompactString])> {
@@ -2151,7 +2160,7 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
-        if service_tests_without_toolchain(&tests) {
+        if tests.lacks_toolchain() {
             self.problem(
                 anchor,
                 format!(
@@ -2633,13 +2642,6 @@ impl NameIndex {
             }
         }
     }
-}
-
-/// Whether `tests` has commands but no toolchain to run them in.
-fn service_tests_without_toolchain(tests: &TestSetup) -> bool {
-    let has_commands =
-        !(tests.lint.is_empty() && tests.unit.is_empty() && tests.functional.is_empty());
-    has_commands && tests.toolchain.is_none()
 }
 
 /// Parses a duration such as `10m`, `90s`, `1h30m` or `45` (seconds).

@@ -24,8 +24,8 @@ fn run_length(items: usize) -> usize {
 /// on that run only) and hands each to `each` in order. With many items
 /// and two cores, a second thread makes every other run while this one
 /// makes the rest. At most four runs of at most [`RUN_MAX`] items are
-/// held at once, so memory does not grow with the output. `each` runs on this thread; its first error
-/// stops the rest.
+/// held at once, so memory does not grow with the output. `each` runs on
+/// this thread; its first error stops the rest.
 pub fn in_order<T: Sync, R: Send, E>(
     items: &[T],
     make: impl Fn(&[T]) -> R + Sync,

@@ -407,7 +407,7 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
         return None;
     }
     Some(Tests {
-        toolchain: toolchain.as_str().into(),
+        toolchain: toolchain.clone(),
         stages,
         sidecars: (service.tests.sidecars.iter())
             .map(|s| Sidecar {

@@ -194,6 +194,13 @@ pub(crate) fn unknown_event(value: &str, variable: &str, known: &[&str]) -> Erro
     }
 }
 
+/// The registry login `ripple promote` reads, as (variable, secret): the
+/// secrets the Docker plugins of Drone and Woodpecker log in with.
+pub const REGISTRY_SECRETS: &[(&str, &str)] = &[
+    ("RIPPLE_REGISTRY_USERNAME", "docker_username"),
+    ("RIPPLE_REGISTRY_PASSWORD", "docker_password"),
+];
+
 /// A shell line that runs `promotion` of `image` and sets `promoted` to
 /// `true` or `false` (build), failing the job on any other outcome; then
 /// runs `record`, which hands `$promoted` to what follows. `runner` starts

@@ -249,12 +249,13 @@ impl Text {
         }
     }
 
-    /// About how much text a run of [`Text::runs_in_order`] holds.
-    pub const CHUNK: usize = 64 * 1024;
+    /// About how much text an item of [`Text::runs_in_order`] takes (a
+    /// pipeline or job of a few steps): a run's text is sized by it.
+    const ITEM_BYTES: usize = 1024;
 
     /// `write`s each item in turn, and hands the text to `out` in order,
-    /// about [`Text::CHUNK`] at a time, the items written on two threads
-    /// when there are many (see [`crate::parallel::in_order`]).
+    /// a run of items at a time, the items written on two threads when
+    /// there are many (see [`crate::parallel::in_order`]).
     pub fn runs_in_order<T: Sync>(
         dollar: Dollar,
         items: &[T],
@@ -264,7 +265,7 @@ impl Text {
         crate::parallel::in_order(
             items,
             |run| {
-                let mut text = Text::new(dollar, Text::CHUNK + 4096);
+                let mut text = Text::new(dollar, run.len() * Text::ITEM_BYTES);
                 run.iter().for_each(|item| write(&mut text, item));
                 text
             },

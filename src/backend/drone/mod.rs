@@ -349,13 +349,9 @@ fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step
         .collect()
 }
 
-/// The registry login `ripple promote` reads, from the secrets the docker
-/// plugin logs in with.
+/// The registry login `ripple promote` reads, as Drone's map of secrets.
 fn registry_secrets() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("RIPPLE_REGISTRY_USERNAME", "docker_username"),
-        ("RIPPLE_REGISTRY_PASSWORD", "docker_password"),
-    ])
+    super::REGISTRY_SECRETS.iter().copied().collect()
 }
 
 /// `plugins/docker` with one platform (or none), the buildx plugin with

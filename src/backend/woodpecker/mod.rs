@@ -296,13 +296,6 @@ fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step
         .collect()
 }
 
-/// The registry login `ripple promote` reads, from the secrets the buildx
-/// plugin logs in with.
-const REGISTRY_SECRETS: &[(&str, &str)] = &[
-    ("RIPPLE_REGISTRY_USERNAME", "docker_username"),
-    ("RIPPLE_REGISTRY_PASSWORD", "docker_password"),
-];
-
 /// Settings of `woodpeckerci/plugin-docker-buildx`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Publish {
@@ -439,7 +432,7 @@ fn image_steps<'a>(job: &'a Job, image: &'a ImageBuild, ripple: Option<&'a str>)
             commands: vec![command.into()],
             publish: None,
             environment: Vec::new(),
-            secrets: REGISTRY_SECRETS,
+            secrets: super::REGISTRY_SECRETS,
             detach: false,
             when_status: &[],
         }];

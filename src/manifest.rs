@@ -823,7 +823,7 @@ impl Manifest {
     /// after the services): compare before relying on these.
     pub fn leading_settings(text: &str, path: &str) -> Option<Settings> {
         let first = service_headers(text).next()?;
-        read_document(text, 0..first, path)?.0
+        read_document(text, 0..first, path, &mut Globs::default())?.0
     }
 
     /// The service with this name.
@@ -1071,7 +1071,7 @@ fn read_parts<'a>(
     };
     std::thread::scope(|scope| {
         let helper = (lists.len() > 1).then(|| scope.spawn(take_parts));
-        let preamble = read_document(text, 0..first, path);
+        let preamble = read_document(text, 0..first, path, &mut Globs::default());
         let mut done = take_parts();
         match helper.map(|thread| thread.join()) {
             Some(Ok(more)) => done.extend(more),
@@ -1111,7 +1111,10 @@ fn read_part<'a>(
             let (service, _) = reader.service(fields, table)?;
             place(service).then_some(())?;
         } else {
-            let document = read_document(text, table, path)?.1;
+            // The thread's globs: `!**/*.md` in every table the scanner
+            // declines (sidecars, `build_args`) is compiled once, not once
+            // a table (a fifth of reading such a table).
+            let document = read_document(text, table, path, &mut reader.patterns)?.1;
             for service in document.services {
                 place(service).then_some(())?;
             }
@@ -1129,6 +1132,7 @@ fn read_document(
     text: &str,
     piece: Range<usize>,
     path: &str,
+    globs: &mut Globs,
 ) -> Option<(Option<Settings>, Services)> {
     let is_first = piece.start == 0;
     let part = &text[piece.clone()];
@@ -1142,9 +1146,14 @@ fn read_document(
         return None;
     }
     let mut reader = Reader::new(part, path, piece.start);
+    std::mem::swap(&mut reader.patterns, globs);
     let read = reader.document(document.table(), is_first);
+    std::mem::swap(&mut reader.patterns, globs);
     reader.problems.is_empty().then_some(read)
 }
+
+/// Globs checked, by their text, and what checking made of each.
+type Globs = HashMap<CompactString, Result<PathPattern, String>>;
 
 type Item<'de> = toml_spanner::Item<'de>;
 type Table<'de> = toml_spanner::Table<'de>;
@@ -1165,7 +1174,7 @@ struct Reader<'a> {
     offset: usize,
     problems: Vec<Problem>,
     // Manifests repeat globs (`!**/*.md` in every service): check each once.
-    patterns: HashMap<&'a str, Result<PathPattern, String>>,
+    patterns: Globs,
     /// The [`TestSetup`]s read, by the text of their keys: see
     /// [`Reader::tests`].
     tests: HashMap<[Option<&'a str>; 5], Arc<TestSetup>>,
@@ -1584,11 +1593,14 @@ impl<'a> Reader<'a> {
     fn patterns(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<PathPattern> {
         self.strings_as(value, what, |reader, text, span| {
             let parsed = if pattern::is_glob(text) {
-                reader
-                    .patterns
-                    .entry(text)
-                    .or_insert_with(|| PathPattern::parse(text))
-                    .clone()
+                match reader.patterns.get(text) {
+                    Some(parsed) => parsed.clone(),
+                    None => {
+                        let parsed = PathPattern::parse(text);
+                        reader.patterns.insert(text.into(), parsed.clone());
+                        parsed
+                    }
+                }
             } else {
                 PathPattern::parse(text)
             };
@@ -3157,18 +3169,34 @@ depends_on = ["b"]
             .replace("\", \"", "\",\n\n  \"")
             .replace("\"go vet ./...\"", "'go vet \\\"./...'");
         let big = big_manifest(3_000);
+        // Tables the scanner declines, among scanned ones: their globs
+        // share the reading thread's cache.
+        let sidecars = big.replace(
+            "0\"\nkind = \"library\"\n",
+            "0\"\nkind = \"library\"\nservices = [{ name = \"redis\", image = \"redis:7\" }]\n",
+        );
+        assert_eq!(sidecars.matches("redis:7").count(), 300);
         for text in [
             GOOD,
             &crlf,
             &commented,
             &spread,
             &big,
+            &sidecars,
             crate::demo::MANIFEST,
         ] {
             let tables = parse_tables(text, "m").expect("a clean manifest is read by tables");
             let whole = Manifest::parse_whole(text, "m").unwrap();
             assert_eq!(summary(&tables), summary(&whole));
         }
+        // A bad glob in a declined table and in a scanned one: the cache
+        // the two share keeps the problem, and each is reported.
+        let bad = sidecars
+            .replacen("\"lib/s10\", \"!**/*.md\"", "\"lib/s10\", \"lib/[x\"", 1)
+            .replacen("\"lib/s11\", \"!**/*.md\"", "\"lib/s11\", \"lib/[x\"", 1);
+        assert!(parse_tables(&bad, "m").is_none());
+        let err = Manifest::parse(&bad, "m").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
         let read = parse_tables(&big, "m").unwrap();
         assert_eq!(read.settings.publish_branches, ["main"]);
         assert_eq!(read.position("s2999"), Some(2999));

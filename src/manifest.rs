@@ -1044,6 +1044,9 @@ fn read_parts<'a>(
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
     let take_parts = || {
+        // Holds what the scanner's inline values are read into (a few
+        // hundred bytes a table that has them) until the reading ends.
+        let arena = toml_spanner::Arena::new();
         let mut reader = Reader::new(text, path, 0);
         reader.dependency_spans = false;
         let mut scanner = scan::Scanner::new(text);
@@ -1056,10 +1059,9 @@ fn read_parts<'a>(
             let mut part = lists[k].lock().unwrap_or_else(|e| e.into_inner());
             let tables = &starts[bounds[k]..=bounds[k + 1]];
             let read = read_part(
-                text,
-                path,
                 &mut reader,
                 &mut scanner,
+                &arena,
                 tables,
                 bounds[k],
                 &mut *part,
@@ -1088,14 +1090,15 @@ fn read_parts<'a>(
 /// holding more is refused, for the whole reading to take); what they
 /// hold beside, or `None` on any problem.
 fn read_part<'a>(
-    text: &'a str,
-    path: &'a str,
     reader: &mut Reader<'a>,
     scanner: &mut scan::Scanner<'a>,
+    arena: &'a toml_spanner::Arena,
     starts: &[usize],
     mut position: usize,
     lists: &mut impl Destination,
 ) -> Option<PartRead> {
+    // A thread's reader has the whole text.
+    let (text, path) = (reader.text, reader.path);
     let mut read = PartRead {
         environments: Vec::new(),
         noted: Noted::default(),
@@ -1106,8 +1109,17 @@ fn read_part<'a>(
         lists.place(service)
     };
     for table in starts.windows(2).map(|w| w[0]..w[1]) {
-        if scanner.service(table.clone()) {
-            let fields = ServiceFields::scanned(scanner);
+        // Scanned: with the values of the lines read alone, if any.
+        let scanned = match scanner.service(table.clone()) {
+            false => None,
+            true if scanner.inline.iter().all(Option::is_none) => Some(None),
+            true => inline_values(text, &scanner.inline, arena).map(Some),
+        };
+        if let Some(inline) = scanned {
+            let mut fields = ServiceFields::scanned(scanner);
+            if let Some(lines) = &inline {
+                fields.inline(lines);
+            }
             let (service, _) = reader.service(fields, table)?;
             place(service).then_some(())?;
         } else {
@@ -1123,6 +1135,23 @@ fn read_part<'a>(
     }
     read.noted.keys.finish();
     reader.problems.is_empty().then_some(read)
+}
+
+/// The lines `key = value` of the scanner's [`scan::INLINE_KEYS`], each
+/// read alone with toml-spanner; `None` when one is not TOML (the table is
+/// then read whole, for the problem to be found there).
+fn inline_values<'a>(
+    text: &'a str,
+    spans: &[Option<Range<usize>>; scan::INLINE_KEYS.len()],
+    arena: &'a toml_spanner::Arena,
+) -> Option<[Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]> {
+    let mut values = [None, None, None];
+    for (value, span) in values.iter_mut().zip(spans) {
+        if let Some(span) = span {
+            *value = Some(toml_spanner::parse(text.get(span.clone())?, arena).ok()?);
+        }
+    }
+    Some(values)
 }
 
 /// Reads `text[piece]` with toml-spanner as a document of its own: the
@@ -1253,6 +1282,18 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             }
         }
         fields
+    }
+
+    /// Takes the values of [`scan::INLINE_KEYS`] from the lines
+    /// [`inline_values`] read. Their spans count from the line's start:
+    /// any problem sends the manifest to a whole reading, which reports
+    /// it where it is, and none of them is kept.
+    fn inline(&mut self, lines: &'t [Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]) {
+        let [build_args, tags, services] = std::array::from_fn(|k| {
+            let line = lines[k].as_ref()?;
+            line.table().get(scan::INLINE_KEYS[k])
+        });
+        (self.build_args, self.tags, self.services) = (build_args, tags, services);
     }
 
     /// Where the value of `key` goes; `None` for `services` and unknown keys.
@@ -3176,6 +3217,16 @@ depends_on = ["b"]
             "0\"\nkind = \"library\"\nservices = [{ name = \"redis\", image = \"redis:7\" }]\n",
         );
         assert_eq!(sidecars.matches("redis:7").count(), 300);
+        // Images whose build arguments, tags and sidecars the scanner
+        // leaves on their lines, each read alone.
+        let images = big.replace(
+            "5\"\nkind = \"library\"\n",
+            "5\"\nkind = \"image\"\nimage = \"r/x\"\ndockerfile = \"Dockerfile\"\n\
+             build_args = { GO = \"1.21\", A_B = 'x' }\n\
+             tags = { push = [\"{branch}\", \"{sha}\"], release = [\"latest\"] } # tags\n\
+             services = [{ name = \"pg\", image = \"postgres:16\", environment = { PGUSER = \"u\" } }]\n",
+        );
+        assert_eq!(images.matches("postgres:16").count(), 300);
         for text in [
             GOOD,
             &crlf,
@@ -3183,6 +3234,7 @@ depends_on = ["b"]
             &spread,
             &big,
             &sidecars,
+            &images,
             crate::demo::MANIFEST,
         ] {
             let tables = parse_tables(text, "m").expect("a clean manifest is read by tables");
@@ -3197,6 +3249,13 @@ depends_on = ["b"]
         assert!(parse_tables(&bad, "m").is_none());
         let err = Manifest::parse(&bad, "m").unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
+        // A problem in a value read alone is reported where it is.
+        let bad = images.replacen("A_B = 'x'", "a-b = 'x'", 1);
+        assert!(parse_tables(&bad, "m").is_none());
+        let err = Manifest::parse(&bad, "m").unwrap_err().to_string();
+        let line = bad[..bad.find("a-b").unwrap()].matches('\n').count() + 1;
+        assert!(err.contains(&format!("m:{line}:")), "{err}");
+        assert!(err.contains("build argument `a-b`"), "{err}");
         let read = parse_tables(&big, "m").unwrap();
         assert_eq!(read.settings.publish_branches, ["main"]);
         assert_eq!(read.position("s2999"), Some(2999));

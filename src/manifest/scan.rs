@@ -4,10 +4,12 @@
 //! is most of the cost of reading a manifest of thousands of services with
 //! toml-spanner (see BENCHMARKS.md).
 //!
-//! Anything else (a backslash or control character anywhere in the table,
-//! multi-line strings, inline tables, dotted or quoted keys, a key set
-//! twice, a table header) makes it decline, and the caller reads that table
-//! with toml-spanner instead. So it only has to agree with TOML on the
+//! The inline tables of `build_args`, `tags` and sidecars it only finds the
+//! end of, on their line, for the caller to read that line alone with
+//! toml-spanner. Anything else (a backslash or control character anywhere
+//! in the table, multi-line strings, other inline tables, dotted or quoted
+//! keys, a key set twice, a table header) makes it decline, and the caller
+//! reads that table with toml-spanner instead. So it only has to agree with TOML on the
 //! subset it accepts, which the tests check against toml-spanner itself.
 
 use std::ops::Range;
@@ -24,6 +26,12 @@ pub(super) const KEYS: &[&str] = super::SERVICE_KEYS
 /// The one inline-table key the scanner reads: `ripple sync` writes it on
 /// every service that has discovered edges.
 const DISCOVERED: &str = "discovered";
+
+/// Keys whose one-line inline value the scanner only finds the end of, for
+/// the caller to read that `key = value` line alone with toml-spanner:
+/// cheaper than reading the whole table so, which a manifest written as
+/// DESIGN.md's example (sidecars on services) would do for most tables.
+pub(super) const INLINE_KEYS: [&str; 3] = ["build_args", "tags", "services"];
 
 /// Where one key's value is, in [`Scanner::strings`].
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +57,9 @@ pub(super) struct Scanner<'a> {
     /// The list `discovered` had, emptied for the next table (one
     /// allocation for every table, not one each).
     spare: Vec<(Located<'a>, Slot)>,
+    /// Each of [`INLINE_KEYS`] the table last scanned sets: the span of
+    /// its line's `key = value`.
+    pub inline: [Option<Range<usize>>; INLINE_KEYS.len()],
 }
 
 /// The scan stopped: the text is not in the form this reader takes.
@@ -64,6 +75,7 @@ impl<'a> Scanner<'a> {
             slots: Default::default(),
             discovered: None,
             spare: Vec::new(),
+            inline: Default::default(),
         }
     }
 
@@ -73,6 +85,7 @@ impl<'a> Scanner<'a> {
     pub(super) fn service(&mut self, table: Range<usize>) -> bool {
         self.strings.clear();
         self.slots = Default::default();
+        self.inline = Default::default();
         if let Some(mut entries) = self.discovered.take() {
             entries.clear();
             self.spare = entries;
@@ -107,7 +120,9 @@ impl<'a> Scanner<'a> {
         if key == DISCOVERED {
             return self.discovered(bytes, key_end);
         }
-        let index = KEYS.iter().position(|k| *k == key).ok_or(Decline)?;
+        let Some(index) = KEYS.iter().position(|k| *k == key) else {
+            return self.inline(bytes, at, key_end);
+        };
         if self.slots[index].is_some() {
             return Err(Decline);
         }
@@ -127,6 +142,23 @@ impl<'a> Scanner<'a> {
             strings: first..self.strings.len(),
             span: at..end,
         });
+        Ok(end)
+    }
+
+    /// `= value` after the key from `at` to `key_end`, one of
+    /// [`INLINE_KEYS`]; returns where the value ends.
+    fn inline(&mut self, bytes: &[u8], at: usize, key_end: usize) -> Scan<usize> {
+        let key = &self.text[at..key_end];
+        let index = INLINE_KEYS.iter().position(|k| *k == key).ok_or(Decline)?;
+        if self.inline[index].is_some() {
+            return Err(Decline);
+        }
+        let equals = skip_blanks(bytes, key_end);
+        if bytes.get(equals) != Some(&b'=') {
+            return Err(Decline);
+        }
+        let end = inline_end(bytes, skip_blanks(bytes, equals + 1))?;
+        self.inline[index] = Some(at..end);
         Ok(end)
     }
 
@@ -242,6 +274,42 @@ impl<'a> Scanner<'a> {
         }
         self.strings.push((&self.text[start..end], at..end + 1));
         Ok(end + 1)
+    }
+}
+
+/// Where the inline table or array at `at` ends, on its line: brackets
+/// and braces balanced outside strings. A string that does not close on
+/// the line (a multi-line one among them) declines, as does a value that
+/// is no table or array.
+fn inline_end(bytes: &[u8], at: usize) -> Scan<usize> {
+    if !matches!(bytes.get(at), Some(b'{' | b'[')) {
+        return Err(Decline);
+    }
+    let mut depth = 0usize;
+    let mut at = at;
+    loop {
+        match bytes.get(at) {
+            Some(b'{' | b'[') => depth += 1,
+            Some(b'}' | b']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(at + 1);
+                }
+            }
+            Some(&quote @ (b'"' | b'\'')) => {
+                let close =
+                    memchr::memchr3(quote, b'\n', b'\r', &bytes[at + 1..]).ok_or(Decline)?;
+                if bytes[at + 1 + close] != quote
+                    || (close == 0 && bytes.get(at + 2) == Some(&quote))
+                {
+                    return Err(Decline);
+                }
+                at += close + 1;
+            }
+            Some(b'\n' | b'\r' | b'#') | None => return Err(Decline),
+            Some(_) => {}
+        }
+        at += 1;
     }
 }
 
@@ -391,8 +459,6 @@ mod tests {
             "[[service]]\n\"name\" = \"api\"\n",           // quoted key
             "[[service]]\nname.first = \"api\"\n",         // dotted key
             "[[service]]\nnom = \"api\"\n",                // unknown key
-            "[[service]]\nservices = [{ name = \"r\", image = \"r\" }]\n",
-            "[[service]]\nservices = [\"redis\"]\n", // sidecars are tables
             "[[service]]\nname = 1\n",
             "[[service]]\nname = true\n",
             "[[service]]\nname = \"api\" \"b\"\n",
@@ -454,6 +520,42 @@ mod tests {
             "discovered = { go = \"c\" }",
             "discovered = { go = [\"c\"]",
             "discovered = { go.x = [\"c\"] }",
+        ] {
+            assert_eq!(read(&table(declined)), None, "{declined}");
+        }
+    }
+
+    /// `build_args`, `tags` and sidecars on one line are found whole, to
+    /// be read alone; anything else there declines.
+    #[test]
+    fn finds_inline_values_on_their_line() {
+        fn read(text: &str) -> Option<Vec<Option<&str>>> {
+            let mut scanner = Scanner::new(text);
+            scanner.service(0..text.len()).then(|| {
+                let spans = scanner.inline.iter().cloned();
+                spans.map(|span| span.map(|span| &text[span])).collect()
+            })
+        }
+        let table = |keys: &str| format!("[[service]]\nname = \"a\"\n{keys}\nkind = \"image\"\n");
+        let sidecars = "services = [{ name = \"redis\", image = 'redis:7', \
+                        environment = { A = \"}]#\" } }, { name = \"pg\", image = \"p\" }]";
+        let args = "build_args={GO=\"1.21\"}";
+        let tags = "tags = { push = [\"{branch}\", \"{sha}\"], release = [] }";
+        assert_eq!(
+            read(&table(&format!("{sidecars} # sidecars\n{args}\n{tags}"))),
+            Some(vec![Some(args), Some(tags), Some(sidecars)])
+        );
+        assert_eq!(read(&table("")), Some(vec![None, None, None]));
+        for declined in [
+            "services = [\n{ name = \"redis\", image = \"redis:7\" }]",
+            "build_args = { GO = \"1.21\"",
+            "build_args = { GO = \"1.21\" }\nbuild_args = {}",
+            "tags = \"latest\"",
+            "build_args = { GO = \"\"\"1.21\"\"\" }",
+            "build_args = { GO = \"1.21 }",
+            "build_args = { GO = \"1.21\" } tags = {}",
+            "build_args = { # no\n}",
+            "build_args.GO = \"1.21\"",
         ] {
             assert_eq!(read(&table(declined)), None, "{declined}");
         }

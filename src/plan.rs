@@ -928,7 +928,6 @@ build_args_file = "cfg/[x].env"
                     name: name.clone(),
                     kind: crate::manifest::Kind::Library,
                     files: Vec::new(),
-                    via: Vec::new(),
                     edges: Vec::new(),
                     waits_for: Vec::new(),
                     build_args: Vec::new(),

@@ -90,7 +90,9 @@ fn service_json(out: &mut Vec<u8>, service: &AffectedService) -> std::io::Result
     out.extend_from_slice(b"\",\n      \"files\": ");
     json::strings(out, 3, &service.files)?;
     out.extend_from_slice(b",\n      \"via\": ");
-    json::strings(out, 3, &service.via)?;
+    json::list(out, 3, &service.edges, |out, edge| {
+        json::string(out, &edge.to)
+    })?;
     out.extend_from_slice(b",\n      \"edges\": ");
     json::list(out, 3, &service.edges, |out, edge| {
         out.write_all(b"{\n          \"to\": ")?;
@@ -207,8 +209,9 @@ pub fn affected_text(changes: &ChangeSet, affected: &Affected) -> String {
             let count = service.files.len();
             let _ = write!(out, ": {count} file{}", if count == 1 { "" } else { "s" });
         }
-        if !service.via.is_empty() {
-            let _ = write!(out, " via {}", service.via.join(", "));
+        for (k, via) in service.via().enumerate() {
+            out.push_str(if k == 0 { " via " } else { ", " });
+            out.push_str(via);
         }
         out.push('\n');
     }
@@ -301,7 +304,6 @@ mod tests {
             name: name(i).into(),
             kind: [Kind::Image, Kind::BaseImage, Kind::Library, Kind::Tests][i % 4],
             files: (0..i % 3).map(|k| format!("dir/{}", name(i + k))).collect(),
-            via: (0..i % 4).map(|k| name(k).into()).collect(),
             edges: (0..i % 4)
                 .map(|k| Edge {
                     to: name(k).into(),

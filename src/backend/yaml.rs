@@ -76,6 +76,16 @@ fn needs_escape(c: char) -> bool {
 /// copied whole, so a render allocates nothing per value.
 pub fn quote_into(out: &mut impl Write, text: &str, dollar: Dollar) -> std::fmt::Result {
     out.write_char('"')?;
+    // Most values (names, paths, images, commands) are printable ASCII
+    // with nothing to escape: one pass that the compiler vectorises, not
+    // a character at a time (a ninth of rendering a large plan).
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\') & (b != b'$')
+    });
+    if plain {
+        out.write_str(text)?;
+        return out.write_char('"');
+    }
     let mut plain = 0; // start of the run not yet written
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
@@ -340,7 +350,17 @@ mod tests {
             "trailing $",
             "é\u{2028}é",
         ];
-        for text in texts {
+        // Every ASCII character among plain ones, and a plain text long
+        // enough for the vectorised check: the shortcut must agree.
+        let ascii = (0..128u8).map(|b| format!("run-{}-end/x", char::from(b)));
+        let long = "services/g0001/svc-00042/Dockerfile".repeat(5);
+        for text in texts
+            .map(String::from)
+            .into_iter()
+            .chain(ascii)
+            .chain([long])
+        {
+            let text = text.as_str();
             for dollar in [Dollar::Double, Dollar::Keep, Dollar::Expression] {
                 assert_eq!(
                     quote(text, dollar),

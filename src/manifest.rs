@@ -1118,7 +1118,7 @@ fn read_part<'a>(
         if let Some(inline) = scanned {
             let mut fields = ServiceFields::scanned(scanner);
             if let Some(lines) = &inline {
-                fields.inline(lines);
+                fields.inline(lines, text, &scanner.inline);
             }
             let (service, _) = reader.service(fields, table)?;
             place(service).then_some(())?;
@@ -1206,7 +1206,7 @@ struct Reader<'a> {
     patterns: Globs,
     /// The [`TestSetup`]s read, by the text of their keys: see
     /// [`Reader::tests`].
-    tests: HashMap<[Option<&'a str>; 5], Arc<TestSetup>>,
+    tests: HashMap<[Option<&'a str>; 6], Arc<TestSetup>>,
     /// Whether to keep where each dependency is written. A reading that
     /// only needs to know whether anything is wrong (the table reader,
     /// which leaves reporting to a whole reading) does without.
@@ -1255,6 +1255,8 @@ struct ServiceFields<'t, 'a> {
     discovered_scanned: Option<ScannedDiscovered<'t, 'a>>,
     /// Sidecars: inline tables, which only toml-spanner reads.
     services: Option<&'t Item<'a>>,
+    /// The line `services = [...]` as written, when the scanner found it.
+    sidecars_line: Option<&'a str>,
 }
 
 impl<'t, 'a> ServiceFields<'t, 'a> {
@@ -1288,12 +1290,22 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
     /// [`inline_values`] read. Their spans count from the line's start:
     /// any problem sends the manifest to a whole reading, which reports
     /// it where it is, and none of them is kept.
-    fn inline(&mut self, lines: &'t [Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]) {
+    /// `spans` are where the lines are in `text`: the sidecars' line is
+    /// kept as written, for services that write the same to share a
+    /// [`TestSetup`].
+    fn inline(
+        &mut self,
+        lines: &'t [Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()],
+        text: &'a str,
+        spans: &[Option<Range<usize>>; scan::INLINE_KEYS.len()],
+    ) {
         let [build_args, tags, services] = std::array::from_fn(|k| {
             let line = lines[k].as_ref()?;
             line.table().get(scan::INLINE_KEYS[k])
         });
         (self.build_args, self.tags, self.services) = (build_args, tags, services);
+        let [_, _, sidecars] = spans;
+        self.sidecars_line = sidecars.clone().and_then(|span| text.get(span));
     }
 
     /// Where the value of `key` goes; `None` for `services` and unknown keys.
@@ -1438,7 +1450,7 @@ impl<'a> Reader<'a> {
         label: impl Fn() -> String,
     ) -> Arc<TestSetup> {
         // Only values the scanner read, which have no escapes: the same
-        // text is the same value. Sidecars are inline tables it leaves.
+        // text is the same value. So is a sidecars line.
         let text = |field: Option<Field<'_, 'a>>| match field {
             None => Some(None),
             Some(Field::Str((_, span)) | Field::List(_, span)) => {
@@ -1446,18 +1458,22 @@ impl<'a> Reader<'a> {
             }
             Some(Field::Item(_)) => None,
         };
-        let key = match fields.services {
-            Some(_) => None,
-            None => (|| {
-                Some([
-                    text(fields.toolchain)?,
-                    text(fields.lint)?,
-                    text(fields.unit)?,
-                    text(fields.functional)?,
-                    text(fields.environment)?,
-                ])
-            })(),
+        // Sidecars count as written on their line; read from the tree
+        // (the whole table read by toml-spanner), they are not shared.
+        let sidecars = match (fields.services, fields.sidecars_line) {
+            (None, _) => Some(None),
+            (Some(_), line) => line.map(Some),
         };
+        let key = (|| {
+            Some([
+                text(fields.toolchain)?,
+                text(fields.lint)?,
+                text(fields.unit)?,
+                text(fields.functional)?,
+                text(fields.environment)?,
+                sidecars?,
+            ])
+        })();
         if let Some(shared) = key.as_ref().and_then(|key| self.tests.get(key)) {
             return Arc::clone(shared);
         }
@@ -3026,6 +3042,11 @@ depends_on = ["b"]
     /// [`TestSetup`] within a reading; each keeps its own values.
     #[test]
     fn repeated_test_setups_are_shared() {
+        let sidecars = |i: usize| match i % 4 {
+            0 => Some(("redis", "redis:7")),
+            2 => Some(("pg", "postgres:16")),
+            _ => None,
+        };
         let mut text = String::from("[settings]\n");
         for i in 0..1_200 {
             let lint = if i % 3 == 0 {
@@ -3035,7 +3056,10 @@ depends_on = ["b"]
             };
             text.push_str(&format!(
                 "\n[[service]]\nname = \"s{i}\"\nkind = \"library\"\ntoolchain = \"go\"\n\
-                 lint = [\"{lint}\"]\nunit = [\"go test ./...\", \"go test -race ./...\"]\n"
+                 lint = [\"{lint}\"]\nunit = [\"go test ./...\", \"go test -race ./...\"]\n{}",
+                sidecars(i).map_or(String::new(), |(name, image)| format!(
+                    "services = [{{ name = \"{name}\", image = \"{image}\" }}]\n"
+                )),
             ));
         }
         let manifest = Manifest::parse(&text, "services.toml").unwrap();
@@ -3051,12 +3075,17 @@ depends_on = ["b"]
             assert_eq!(*tests.lint, [lint.as_str()]);
             assert_eq!(*tests.unit, ["go test ./...", "go test -race ./..."]);
             assert!(tests.functional.is_empty() && tests.environment.is_none());
+            let written: Vec<(&str, &str)> = (tests.sidecars.iter())
+                .map(|s| (s.name.as_str(), s.image.as_str()))
+                .collect();
+            assert_eq!(written, Vec::from_iter(sidecars(i)), "s{i}");
         }
         // Within a reading thread's parts: the first part's and the
         // second's (whichever thread took it).
         let shared = |a: usize, b: usize| Arc::ptr_eq(&services[a].tests, &services[b].tests);
-        assert!(shared(0, 3) && shared(1_002, 1_005));
-        assert!(!shared(0, 1) && !shared(1, 2));
+        // The same lint and the same sidecars line.
+        assert!(shared(0, 12) && shared(1_008, 1_020) && shared(3, 9));
+        assert!(!shared(0, 1) && !shared(1, 2) && !shared(0, 3) && !shared(0, 6));
     }
 
     /// A setup read with a problem is not shared: the next service written

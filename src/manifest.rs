@@ -1290,6 +1290,7 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
     /// [`inline_values`] read. Their spans count from the line's start:
     /// any problem sends the manifest to a whole reading, which reports
     /// it where it is, and none of them is kept.
+    ///
     /// `spans` are where the lines are in `text`: the sidecars' line is
     /// kept as written, for services that write the same to share a
     /// [`TestSetup`].

@@ -79,10 +79,10 @@ pub fn quote_into(out: &mut impl Write, text: &str, dollar: Dollar) -> std::fmt:
     // Most values (names, paths, images, commands) are printable ASCII
     // with nothing to escape: one pass that the compiler vectorises, not
     // a character at a time (a ninth of rendering a large plan).
-    let plain = text.bytes().fold(true, |plain, b| {
-        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\') & (b != b'$')
+    let as_is = text.bytes().fold(true, |as_is, b| {
+        as_is & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\') & (b != b'$')
     });
-    if plain {
+    if as_is {
         out.write_str(text)?;
         return out.write_char('"');
     }

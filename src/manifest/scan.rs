@@ -9,8 +9,9 @@
 //! toml-spanner. Anything else (a backslash or control character anywhere
 //! in the table, multi-line strings, other inline tables, dotted or quoted
 //! keys, a key set twice, a table header) makes it decline, and the caller
-//! reads that table with toml-spanner instead. So it only has to agree with TOML on the
-//! subset it accepts, which the tests check against toml-spanner itself.
+//! reads that table with toml-spanner instead. So it only has to agree
+//! with TOML on the subset it accepts, which the tests check against
+//! toml-spanner itself.
 
 use std::ops::Range;
 
@@ -259,28 +260,36 @@ impl<'a> Scanner<'a> {
     /// A one-line string at `at`, basic or literal; returns where it ends.
     /// The table is [plain](is_plain), so neither has escapes.
     fn string(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
-        let quote = bytes[at];
-        if quote != b'"' && quote != b'\'' {
-            return Err(Decline);
-        }
-        let start = at + 1;
-        let end = start + memchr::memchr3(quote, b'\n', b'\r', &bytes[start..]).ok_or(Decline)?;
-        if bytes[end] != quote {
-            return Err(Decline);
-        }
-        // `""` then a quote opens a multi-line string.
-        if end == start && bytes.get(end + 1) == Some(&quote) {
-            return Err(Decline);
-        }
-        self.strings.push((&self.text[start..end], at..end + 1));
-        Ok(end + 1)
+        let end = string_end(bytes, at)?;
+        self.strings.push((&self.text[at + 1..end - 1], at..end));
+        Ok(end)
     }
+}
+
+/// Where the one-line string at `at` (its opening quote, basic or
+/// literal) ends, past its closing quote. A string that does not close on
+/// its line, a multi-line one among them, declines.
+fn string_end(bytes: &[u8], at: usize) -> Scan<usize> {
+    let quote = bytes[at];
+    if quote != b'"' && quote != b'\'' {
+        return Err(Decline);
+    }
+    let start = at + 1;
+    let end = start + memchr::memchr3(quote, b'\n', b'\r', &bytes[start..]).ok_or(Decline)?;
+    if bytes[end] != quote {
+        return Err(Decline);
+    }
+    // `""` then a quote opens a multi-line string.
+    if end == start && bytes.get(end + 1) == Some(&quote) {
+        return Err(Decline);
+    }
+    Ok(end + 1)
 }
 
 /// Where the inline table or array at `at` ends, on its line: brackets
 /// and braces balanced outside strings. A string that does not close on
-/// the line (a multi-line one among them) declines, as does a value that
-/// is no table or array.
+/// the line declines (see [`string_end`]), as does a value that is no
+/// table or array.
 fn inline_end(bytes: &[u8], at: usize) -> Scan<usize> {
     if !matches!(bytes.get(at), Some(b'{' | b'[')) {
         return Err(Decline);
@@ -296,15 +305,9 @@ fn inline_end(bytes: &[u8], at: usize) -> Scan<usize> {
                     return Ok(at + 1);
                 }
             }
-            Some(&quote @ (b'"' | b'\'')) => {
-                let close =
-                    memchr::memchr3(quote, b'\n', b'\r', &bytes[at + 1..]).ok_or(Decline)?;
-                if bytes[at + 1 + close] != quote
-                    || (close == 0 && bytes.get(at + 2) == Some(&quote))
-                {
-                    return Err(Decline);
-                }
-                at += close + 1;
+            Some(b'"' | b'\'') => {
+                at = string_end(bytes, at)?;
+                continue;
             }
             Some(b'\n' | b'\r' | b'#') | None => return Err(Decline),
             Some(_) => {}

@@ -962,8 +962,16 @@ const MAX_PARTS: usize = 32;
 /// start of a line, alone on it).
 fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, SERVICE_HEADER)
-        .map(|at| at + 1)
+    // The first line too: a manifest without `[settings]` may start with
+    // its first service, and a table left in the text before the first
+    // cut sends the whole manifest to the slow reading.
+    let first_line = bytes
+        .starts_with(&SERVICE_HEADER.as_bytes()[1..])
+        .then_some(0);
+    let after_newline = memchr::memmem::find_iter(bytes, SERVICE_HEADER).map(|at| at + 1);
+    first_line
+        .into_iter()
+        .chain(after_newline)
         .filter(move |&at| {
             let after = &bytes[at + SERVICE_HEADER.len() - 1..];
             after.starts_with(b"\n") || after.starts_with(b"\r\n")
@@ -3257,12 +3265,15 @@ depends_on = ["b"]
              services = [{ name = \"pg\", image = \"postgres:16\", environment = { PGUSER = \"u\" } }]\n",
         );
         assert_eq!(images.matches("postgres:16").count(), 300);
+        // No `[settings]`: the first line is the first service's header.
+        let first_line = &big[big.find("[[service]]").unwrap()..];
         for text in [
             GOOD,
             &crlf,
             &commented,
             &spread,
             &big,
+            first_line,
             &sidecars,
             &images,
             crate::demo::MANIFEST,

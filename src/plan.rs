@@ -6,7 +6,9 @@
 use compact_str::CompactString;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::changes::{ChangeSet, Event, Mode};
@@ -107,8 +109,10 @@ pub struct Paths {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Work {
-    /// Runs a service's test stages.
-    Tests(Tests),
+    /// Runs a service's test stages. Shared by the jobs of services that
+    /// share their manifest's test setup: a plan of thousands of test jobs
+    /// holds a few.
+    Tests(Arc<Tests>),
     /// Builds and publishes an image; boxed, as a plan holds thousands of
     /// test jobs for a few image jobs and each job is as large as its work.
     Image(Box<ImageBuild>),
@@ -376,7 +380,7 @@ fn idle_reason(changes: &ChangeSet, affected: &Affected) -> String {
 }
 
 /// A service's test stages, when it has a toolchain and any commands.
-fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
+fn tests_of(manifest: &Manifest, service: &Service) -> Option<Arc<Tests>> {
     let toolchain = service.tests.toolchain.as_ref()?;
     let slot = service.tests.environment.as_ref().and_then(|name| {
         let environment = manifest
@@ -406,7 +410,7 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
     if stages.is_empty() {
         return None;
     }
-    Some(Tests {
+    Some(Arc::new(Tests {
         toolchain: toolchain.clone(),
         stages,
         sidecars: (service.tests.sidecars.iter())
@@ -416,13 +420,19 @@ fn tests_of(manifest: &Manifest, service: &Service) -> Option<Tests> {
                 environment: s.environment.clone(),
             })
             .collect(),
-    })
+    }))
 }
 
 fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> Vec<Job> {
-    let job = |affected: &crate::graph::AffectedService| {
+    // A job's tests depend only on its service's test setup, which the
+    // services that write theirs the same share: made once a setup (a run).
+    type Made = FxHashMap<*const crate::manifest::TestSetup, Option<Arc<Tests>>>;
+    let job = |made: &mut Made, affected: &crate::graph::AffectedService| {
         let service = manifest.service(&affected.name)?;
-        let tests = tests_of(manifest, service)?;
+        let tests = made
+            .entry(Arc::as_ptr(&service.tests))
+            .or_insert_with(|| tests_of(manifest, service))
+            .clone()?;
         Some(family.job(&service.name, Vec::new(), Work::Tests(tests)))
     };
     // Each job depends on its service only: a large plan's are made on
@@ -430,7 +440,12 @@ fn test_jobs(manifest: &Manifest, affected: &Affected, family: &Family<'_>) -> V
     let mut jobs = Vec::with_capacity(affected.services.len());
     let Ok(()) = crate::parallel::in_order(
         &affected.services,
-        |run| run.iter().filter_map(job).collect::<Vec<_>>(),
+        |run| {
+            let mut made = Made::default();
+            run.iter()
+                .filter_map(|a| job(&mut made, a))
+                .collect::<Vec<_>>()
+        },
         |run| {
             jobs.extend(run);
             Ok::<(), std::convert::Infallible>(())
@@ -662,7 +677,7 @@ fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'
     let mut job = family.job(
         SYNC_CHECK,
         Vec::new(),
-        Work::Tests(Tests {
+        Work::Tests(Arc::new(Tests {
             toolchain: settings.ripple_image.as_str().into(),
             stages: vec![Stage {
                 name: "sync".into(),
@@ -670,7 +685,7 @@ fn sync_check(manifest: &Manifest, changed: Option<&[String]>, family: &Family<'
                 slot: None,
             }],
             sidecars: Vec::new(),
-        }),
+        })),
     );
     job.service = CompactString::default();
     Some(job)
@@ -911,11 +926,12 @@ build_args_file = "cfg/[x].env"
     fn many_test_jobs_come_in_the_order_of_their_services() {
         let mut text = String::new();
         for i in 0..2_500 {
-            // Every third service has no toolchain, so no test job.
-            let tests = if i % 3 == 0 {
-                ""
-            } else {
-                "toolchain = \"golang:1\"\nunit = [\"go test\"]\n"
+            // Every third service has no toolchain, so no test job; the
+            // others write one of two setups.
+            let tests = match i % 3 {
+                0 => "",
+                1 => "toolchain = \"golang:1\"\nunit = [\"go test\"]\n",
+                _ => "toolchain = \"golang:1\"\nunit = [\"go test -race\"]\n",
             };
             text.push_str(&format!(
                 "[[service]]\nname = \"s{i:04}\"\nkind = \"library\"\n{tests}\n"
@@ -941,15 +957,27 @@ build_args_file = "cfg/[x].env"
             when: When::event(Event::PullRequest),
             gated: false,
         };
-        let names: Vec<String> = test_jobs(&manifest, &affected, &family)
-            .iter()
-            .map(|job| job.name.to_string())
-            .collect();
+        let jobs = test_jobs(&manifest, &affected, &family);
+        let names: Vec<String> = jobs.iter().map(|job| job.name.to_string()).collect();
         let expected: Vec<String> = (0..2_500)
             .filter(|i| i % 3 != 0)
             .map(|i| format!("test-s{i:04}"))
             .collect();
         assert_eq!(names, expected);
+        let tests: Vec<&Arc<Tests>> = (jobs.iter())
+            .map(|job| match &job.work {
+                Work::Tests(tests) => tests,
+                Work::Image(_) => panic!("{} builds an image", job.name),
+            })
+            .collect();
+        for (k, tests) in tests.iter().enumerate() {
+            let unit = ["go test", "go test -race"][k % 2];
+            assert_eq!(tests.stages[0].commands, [unit], "{}", names[k]);
+        }
+        // Services that write the same setup share their jobs' tests.
+        assert!(Arc::ptr_eq(tests[0], tests[2]));
+        assert!(Arc::ptr_eq(tests[1], tests[3]));
+        assert!(!Arc::ptr_eq(tests[0], tests[1]));
     }
 
     #[test]

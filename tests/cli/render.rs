@@ -69,7 +69,7 @@ pub fn hostile_plan() -> Plan {
                 },
                 gated: false,
                 paths: None,
-                work: Work::Tests(Tests {
+                work: Work::Tests(Arc::new(Tests {
                     toolchain: hostile("image").into(),
                     stages: vec![Stage {
                         name: hostile("step").into(),
@@ -81,7 +81,7 @@ pub fn hostile_plan() -> Plan {
                         image: hostile("sidecar-image"),
                         environment: BTreeMap::from([(hostile("key"), hostile("value"))]),
                     }],
-                }),
+                })),
             },
             image("second", vec![hostile("platform")], vec![hostile("name")]),
             image(
@@ -332,6 +332,7 @@ fn plan_of(n: usize) -> Plan {
             let mut job = template.clone();
             job.name = format!("job-{i}").into();
             if let Work::Tests(tests) = &mut job.work {
+                let tests = Arc::make_mut(tests);
                 tests.stages.truncate(1);
                 tests.stages[0].name = "unit".into();
                 tests.stages[0].slot = (i == n / 2).then(|| {

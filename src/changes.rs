@@ -5,6 +5,7 @@
 //! as a deletion of the old path and an addition of the new one, which is
 //! exactly "counts under both paths", and it keeps large diffs cheap.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,8 +50,29 @@ impl Event {
         Event::Custom,
     ];
 
+    /// The names of `events`: borrowed for one event, as a job's nearly
+    /// always is, so that lowering thousands of jobs allocates no list.
+    pub fn names(events: &[Event]) -> Cow<'static, [&'static str]> {
+        const NAMES: [&str; Event::ALL.len()] = {
+            let mut names = [""; Event::ALL.len()];
+            let mut k = 0;
+            while k < names.len() {
+                names[k] = Event::ALL[k].as_str();
+                k += 1;
+            }
+            names
+        };
+        match events {
+            [one] => match Event::ALL.iter().position(|e| e == one) {
+                Some(k) => Cow::Borrowed(std::slice::from_ref(&NAMES[k])),
+                None => Cow::Owned(vec![one.as_str()]),
+            },
+            _ => events.iter().map(|e| e.as_str()).collect(),
+        }
+    }
+
     /// Its name (`--event`, the JSON output).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Event::PullRequest => "pull_request",
             Event::Push => "push",
@@ -1114,6 +1136,18 @@ pub fn files_at<'r>(repo: &'r Repository, rev: &str) -> Result<crate::discover::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_event_names_itself_without_a_list() {
+        for event in Event::ALL {
+            let names = Event::names(&[event]);
+            assert!(matches!(names, Cow::Borrowed(_)), "{event:?}");
+            assert_eq!(*names, [event.as_str()]);
+        }
+        let both = Event::names(&[Event::Tag, Event::PullRequest]);
+        assert_eq!(*both, ["tag", "pull_request"]);
+        assert!(Event::names(&[]).is_empty());
+    }
 
     /// A bare repository (`serve`'s mirror) has no work tree: a committed
     /// link must not be read as the manifest either.

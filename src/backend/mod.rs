@@ -248,7 +248,7 @@ pub struct StageStep<'a> {
     /// Its container.
     pub image: &'a str,
     /// Its commands.
-    pub commands: Vec<Cow<'a, str>>,
+    pub commands: Commands<'a>,
     /// Environment variables from secrets: (variable, secret).
     pub secrets: &'static [(&'static str, &'static str)],
     /// Runs in the background (the heartbeat).
@@ -262,12 +262,13 @@ pub struct StageStep<'a> {
 /// acquire step that writes the slot to `file`, a detached heartbeat, the
 /// stage (which reads the slot from `file`) and a release that runs on
 /// success and on failure.
+/// Not a list: a plan of thousands of test stages would allocate one each.
 pub fn stage_steps<'a>(
     stage: &'a crate::plan::Stage,
     toolchain: &'a str,
     file: &str,
-) -> Vec<StageStep<'a>> {
-    let step = |name: Cow<'a, str>, image: &'a str, commands: Vec<Cow<'a, str>>| StageStep {
+) -> impl Iterator<Item = StageStep<'a>> {
+    let step = |name: Cow<'a, str>, image: &'a str, commands: Commands<'a>| StageStep {
         name,
         image,
         commands,
@@ -277,8 +278,9 @@ pub fn stage_steps<'a>(
     };
     let stage_commands = stage.commands.iter().map(|c| Cow::Borrowed(c.as_str()));
     let Some(slot) = &stage.slot else {
-        let commands = stage_commands.collect();
-        return vec![step(Cow::Borrowed(&stage.name), toolchain, commands)];
+        let commands = Commands::Stage(&stage.commands);
+        let alone = step(Cow::Borrowed(&stage.name), toolchain, commands);
+        return [Some(alone), None, None, None].into_iter().flatten();
     };
     let from = format!("--from {file}");
     const SECRETS: &[(&str, &str)] = &[
@@ -293,7 +295,7 @@ pub fn stage_steps<'a>(
         ..step(
             named("acquire"),
             &slot.runner,
-            vec![Cow::Owned(slot.acquire(file))],
+            Commands::Made(vec![Cow::Owned(slot.acquire(file))]),
         )
     };
     let heartbeat = StageStep {
@@ -302,7 +304,7 @@ pub fn stage_steps<'a>(
         ..step(
             named("heartbeat"),
             &slot.runner,
-            vec![Cow::Owned(slot.heartbeat(&from))],
+            Commands::Made(vec![Cow::Owned(slot.heartbeat(&from))]),
         )
     };
     let release = StageStep {
@@ -311,13 +313,68 @@ pub fn stage_steps<'a>(
         ..step(
             named("release"),
             &slot.runner,
-            vec![Cow::Owned(slot.release(&from))],
+            Commands::Made(vec![Cow::Owned(slot.release(&from))]),
         )
     };
-    vec![
-        acquire,
-        heartbeat,
-        step(Cow::Borrowed(&stage.name), toolchain, commands),
-        release,
-    ]
+    let stage = step(
+        Cow::Borrowed(&stage.name),
+        toolchain,
+        Commands::Made(commands),
+    );
+    [Some(acquire), Some(heartbeat), Some(stage), Some(release)]
+        .into_iter()
+        .flatten()
+}
+
+/// A step's shell commands: a test stage's own, borrowed from the plan,
+/// or made for the step (a gate, a slot's acquire). Borrowed, not copied
+/// into a list: a plan of thousands of test steps would allocate one each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commands<'a> {
+    /// A test stage's commands.
+    Stage(&'a [compact_str::CompactString]),
+    /// Commands made for the step.
+    Made(Vec<Cow<'a, str>>),
+}
+
+impl Commands<'_> {
+    /// The commands, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (stage, made) = match self {
+            Commands::Stage(commands) => (*commands, &[][..]),
+            Commands::Made(commands) => (&[][..], commands.as_slice()),
+        };
+        let stage = stage.iter().map(|c| c.as_str());
+        stage.chain(made.iter().map(|c| c.as_ref()))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Commands::Stage(commands) => commands.is_empty(),
+            Commands::Made(commands) => commands.is_empty(),
+        }
+    }
+}
+
+impl Default for Commands<'_> {
+    fn default() -> Self {
+        Commands::Made(Vec::new())
+    }
+}
+
+impl<'a> From<Vec<Cow<'a, str>>> for Commands<'a> {
+    fn from(commands: Vec<Cow<'a, str>>) -> Self {
+        Commands::Made(commands)
+    }
+}
+
+/// A list, as the templates read it.
+impl serde::Serialize for Commands<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }

@@ -284,7 +284,7 @@ impl Text {
     }
 
     /// One `{indent}- item` line per item.
-    pub fn items(&mut self, indent: &str, items: &[impl AsRef<str>]) {
+    pub fn items(&mut self, indent: &str, items: impl IntoIterator<Item = impl AsRef<str>>) {
         for item in items {
             self.raw(indent);
             self.raw("- ");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Commands, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{self, Job, Plan, Work};
@@ -159,7 +159,7 @@ pub struct Pipeline<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Trigger<'a> {
     /// Drone events.
-    pub event: Vec<&'static str>,
+    pub event: Cow<'static, [&'static str]>,
     /// Branches (for pushes).
     pub branch: &'a [String],
     /// Git refs, globs allowed (for tags).
@@ -175,7 +175,7 @@ pub struct Step<'a> {
     /// The container it runs in.
     pub image: &'a str,
     /// Shell commands, for test steps.
-    pub commands: Vec<Cow<'a, str>>,
+    pub commands: Commands<'a>,
     /// Environment variables from Drone secrets: variable → secret.
     pub secrets: BTreeMap<&'static str, &'static str>,
     /// Runs in the background while the pipeline goes on.
@@ -245,7 +245,7 @@ fn reason(plan: &Plan) -> String {
 
 fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
     let trigger = Trigger {
-        event: job.when.events.iter().map(|e| e.as_str()).collect(),
+        event: Event::names(&job.when.events),
         branch: &job.when.branches,
         refs: job
             .when
@@ -269,7 +269,7 @@ fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
         Step {
             name: "gate".into(),
             image: ripple_image.unwrap_or(crate::manifest::DEFAULT_RIPPLE_IMAGE),
-            commands: vec![format!("ripple gate {} --deepen{extra}", job.service).into()],
+            commands: vec![format!("ripple gate {} --deepen{extra}", job.service).into()].into(),
             secrets: if promotes {
                 registry_secrets()
             } else {
@@ -280,13 +280,14 @@ fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
             publish: None,
         }
     });
-    let (steps, sidecars) = match &job.work {
-        Work::Tests(tests) => (
-            tests
-                .stages
-                .iter()
-                .flat_map(|stage| test_steps(stage, &tests.toolchain))
-                .collect(),
+    // One list, sized once: the gate, then the work's steps.
+    let mut steps = Vec::with_capacity(usize::from(gate.is_some()) + work_steps(&job.work));
+    steps.extend(gate);
+    let sidecars = match &job.work {
+        Work::Tests(tests) => {
+            for stage in &tests.stages {
+                steps.extend(test_steps(stage, &tests.toolchain));
+            }
             tests
                 .sidecars
                 .iter()
@@ -295,27 +296,33 @@ fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
                     image: &s.image,
                     environment: &s.environment,
                 })
-                .collect(),
-        ),
-        Work::Image(image) => (
-            image
-                .promote
-                .as_ref()
-                .filter(|_| !job.gated)
-                .map(|promotion| promote_step(&image.image, promotion))
-                .into_iter()
-                .chain([publish_step(image)])
-                .collect::<Vec<_>>(),
-            Vec::new(),
-        ),
+                .collect()
+        }
+        Work::Image(image) => {
+            let promote = image.promote.as_ref().filter(|_| !job.gated);
+            steps.extend(promote.map(|promotion| promote_step(&image.image, promotion)));
+            steps.push(publish_step(image));
+            Vec::new()
+        }
     };
     Pipeline {
         name: &job.name,
         service: &job.service,
         depends_on: &job.needs,
         trigger,
-        steps: gate.into_iter().chain(steps).collect(),
+        steps,
         sidecars,
+    }
+}
+
+/// How many steps `work` takes at most: a test stage one, or four holding
+/// a slot; an image a promotion and a publish.
+fn work_steps(work: &Work) -> usize {
+    match work {
+        Work::Tests(tests) => (tests.stages.iter())
+            .map(|stage| if stage.slot.is_some() { 4 } else { 1 })
+            .sum(),
+        Work::Image(_) => 2,
     }
 }
 
@@ -325,7 +332,7 @@ fn promote_step<'a>(image: &str, promotion: &'a plan::Promotion) -> Step<'a> {
     Step {
         name: "promote".into(),
         image: &promotion.runner,
-        commands: vec![promotion.command(image).into()],
+        commands: vec![promotion.command(image).into()].into(),
         secrets: registry_secrets(),
         detach: false,
         when_status: &[],
@@ -334,19 +341,19 @@ fn promote_step<'a>(image: &str, promotion: &'a plan::Promotion) -> Step<'a> {
 }
 
 /// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step<'a>> {
-    super::stage_steps(stage, toolchain, ".ripple-slot")
-        .into_iter()
-        .map(|s| Step {
-            name: s.name,
-            image: s.image,
-            commands: s.commands,
-            secrets: s.secrets.iter().copied().collect(),
-            detach: s.detach,
-            when_status: s.when_status,
-            publish: None,
-        })
-        .collect()
+fn test_steps<'a>(
+    stage: &'a crate::plan::Stage,
+    toolchain: &'a str,
+) -> impl Iterator<Item = Step<'a>> {
+    super::stage_steps(stage, toolchain, ".ripple-slot").map(|s| Step {
+        name: s.name,
+        image: s.image,
+        commands: s.commands,
+        secrets: s.secrets.iter().copied().collect(),
+        detach: s.detach,
+        when_status: s.when_status,
+        publish: None,
+    })
 }
 
 /// The registry login `ripple promote` reads, as Drone's map of secrets.
@@ -361,7 +368,7 @@ fn publish_step(image: &plan::ImageBuild) -> Step<'static> {
     Step {
         name: "publish".into(),
         image: if multi { BUILDX_PLUGIN } else { DOCKER_PLUGIN },
-        commands: Vec::new(),
+        commands: Commands::default(),
         secrets: BTreeMap::new(),
         detach: false,
         when_status: &[],

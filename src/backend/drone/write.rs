@@ -31,7 +31,7 @@ fn pipeline_into(text: &mut Text, pipeline: &Pipeline) {
     text.raw("---\nkind: pipeline\ntype: docker\n");
     text.line("", "name", pipeline.name);
     text.raw("\ntrigger:\n  event:\n");
-    text.items("  ", &pipeline.trigger.event);
+    text.items("  ", pipeline.trigger.event.iter());
     text.list("  ", "branch", pipeline.trigger.branch);
     text.list("  ", "ref", &pipeline.trigger.refs);
     if !pipeline.depends_on.is_empty() {
@@ -78,7 +78,7 @@ fn step_into(text: &mut Text, step: &Step) {
                 }
             }
             text.raw("  commands:\n");
-            text.items("  ", &step.commands);
+            text.items("  ", step.commands.iter());
         }
     }
 }
@@ -90,13 +90,13 @@ fn idle_into(text: &mut Text, plan: &Plan) {
          trigger:\n  event:\n",
     );
     match plan.event {
-        Some(event) => text.items("  ", &[event.as_str()]),
-        None => text.items("  ", &["pull_request", "push", "tag"]),
+        Some(event) => text.items("  ", [event.as_str()]),
+        None => text.items("  ", ["pull_request", "push", "tag"]),
     }
     text.raw("\nsteps:\n- name: nothing-to-run\n  image: alpine:3\n  environment:\n");
     // A plan without jobs always says why.
     let why = plan.idle_reason.as_deref().unwrap_or_default();
     text.line("    ", "RIPPLE_REASON", why);
     text.raw("  commands:\n");
-    text.items("  ", &["echo \"ripple: nothing to run: $RIPPLE_REASON\""]);
+    text.items("  ", ["echo \"ripple: nothing to run: $RIPPLE_REASON\""]);
 }

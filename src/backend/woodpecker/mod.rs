@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Commands, Dollar, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Job, Paths, Plan, Sidecar, Work};
@@ -265,7 +265,7 @@ pub struct Step<'a> {
     /// The container.
     pub image: &'a str,
     /// Shell commands (none for the plugin).
-    pub commands: Vec<Cow<'a, str>>,
+    pub commands: Commands<'a>,
     /// The buildx plugin's settings.
     pub publish: Option<Publish>,
     /// Its environment.
@@ -280,20 +280,20 @@ pub struct Step<'a> {
 }
 
 /// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps<'a>(stage: &'a crate::plan::Stage, toolchain: &'a str) -> Vec<Step<'a>> {
-    super::stage_steps(stage, toolchain, ".ripple-slot")
-        .into_iter()
-        .map(|s| Step {
-            name: s.name,
-            image: s.image,
-            commands: s.commands,
-            publish: None,
-            environment: Vec::new(),
-            secrets: s.secrets,
-            detach: s.detach,
-            when_status: s.when_status,
-        })
-        .collect()
+fn test_steps<'a>(
+    stage: &'a crate::plan::Stage,
+    toolchain: &'a str,
+) -> impl Iterator<Item = Step<'a>> {
+    super::stage_steps(stage, toolchain, ".ripple-slot").map(|s| Step {
+        name: s.name,
+        image: s.image,
+        commands: s.commands,
+        publish: None,
+        environment: Vec::new(),
+        secrets: s.secrets,
+        detach: s.detach,
+        when_status: s.when_status,
+    })
 }
 
 /// Settings of `woodpeckerci/plugin-docker-buildx`.
@@ -335,7 +335,7 @@ pub fn lower(plan: &Plan) -> impl Iterator<Item = Workflow<'_>> + '_ {
         steps: vec![Step {
             name: "nothing-to-run".into(),
             image: "alpine:3",
-            commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()],
+            commands: vec!["echo \"ripple: nothing to run: $RIPPLE_REASON\"".into()].into(),
             publish: None,
             environment: vec![(
                 "RIPPLE_REASON",
@@ -383,14 +383,13 @@ fn workflow<'a>(
         path: job.paths.as_ref(),
     };
     let (steps, services) = match &job.work {
-        Work::Tests(tests) => (
-            tests
-                .stages
-                .iter()
-                .flat_map(|stage| test_steps(stage, &tests.toolchain))
-                .collect(),
-            &tests.sidecars[..],
-        ),
+        Work::Tests(tests) => {
+            let mut steps = Vec::with_capacity(tests.stages.len());
+            for stage in &tests.stages {
+                steps.extend(test_steps(stage, &tests.toolchain));
+            }
+            (steps, &tests.sidecars[..])
+        }
         Work::Image(image) => (image_steps(job, image, ripple), &[][..]),
     };
     Workflow {
@@ -429,7 +428,7 @@ fn image_steps<'a>(job: &'a Job, image: &'a ImageBuild, ripple: Option<&'a str>)
         return vec![Step {
             name: "promote".into(),
             image: &promotion.runner,
-            commands: vec![command.into()],
+            commands: vec![command.into()].into(),
             publish: None,
             environment: Vec::new(),
             secrets: super::REGISTRY_SECRETS,
@@ -447,7 +446,8 @@ fn image_steps<'a>(job: &'a Job, image: &'a ImageBuild, ripple: Option<&'a str>)
                 job.service
             )
             .into(),
-        ],
+        ]
+        .into(),
         publish: None,
         environment: Vec::new(),
         secrets: &[],
@@ -457,7 +457,7 @@ fn image_steps<'a>(job: &'a Job, image: &'a ImageBuild, ripple: Option<&'a str>)
     let publish = Step {
         name: "publish".into(),
         image: BUILDX_PLUGIN,
-        commands: Vec::new(),
+        commands: Commands::default(),
         publish: Some(Publish {
             repo: image.image.clone(),
             registry: image.registry.clone(),

@@ -75,7 +75,7 @@ fn step_into(text: &mut Text, step: &Step) {
         }
         None => {
             text.raw("  commands:\n");
-            text.items("  ", &step.commands);
+            text.items("  ", step.commands.iter());
         }
     }
 }

@@ -758,10 +758,13 @@ fn finish_with_outputs(mut output: Output<'_>, values: &[(String, String)]) -> R
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let entries: Vec<(&str, &str)> = object.into_iter().collect();
     // A failure is kept in `output` and reported by `finish`.
-    let _ = serde_json::to_writer_pretty(&mut output, &object)
-        .map_err(std::io::Error::from)
-        .and_then(|()| output.write_all(b"\n"));
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut output);
+    let _ = crate::render::json::object(&mut buffered, &entries)
+        .and_then(|()| buffered.write_all(b"\n"))
+        .and_then(|()| buffered.flush());
+    drop(buffered);
     output.finish()
 }
 

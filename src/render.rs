@@ -111,10 +111,10 @@ fn service_json(out: &mut Vec<u8>, service: &AffectedService) -> std::io::Result
 
 /// Pieces of JSON as serde_json's pretty printer writes them: two spaces
 /// a level, `[]` for an empty list.
-mod json {
+pub(crate) mod json {
     use std::io::{Result, Write};
 
-    /// A string, quoted and escaped.
+    /// A string, quoted and escaped as serde_json escapes it.
     pub fn string(out: &mut impl Write, text: &str) -> Result<()> {
         // `&` and `|`, not `&&` and `||`: no branches, so it vectorises.
         let plain = text.bytes().fold(true, |plain, b| {
@@ -125,8 +125,79 @@ mod json {
             out.write_all(text.as_bytes())?;
             out.write_all(b"\"")
         } else {
-            serde_json::to_writer(out, text).map_err(std::io::Error::from)
+            escaped(out, text)
         }
+    }
+
+    /// [`string`] for text with something to escape, a buffer at a time:
+    /// JSON inside JSON (GitHub's step outputs) has a quote every few
+    /// bytes, and serde_json writes the run before each escape on its own.
+    fn escaped(out: &mut impl Write, text: &str) -> Result<()> {
+        /// What follows the backslash of a byte's escape: 0 for a byte
+        /// written as it is, `u` for `\u00XX`.
+        const ESCAPE: [u8; 256] = {
+            let mut table = [0u8; 256];
+            let mut b = 0;
+            while b < 0x20 {
+                table[b] = b'u';
+                b += 1;
+            }
+            table[0x08] = b'b';
+            table[0x0c] = b'f';
+            table[b'\n' as usize] = b'n';
+            table[b'\r' as usize] = b'r';
+            table[b'\t' as usize] = b't';
+            table[b'"' as usize] = b'"';
+            table[b'\\' as usize] = b'\\';
+            table
+        };
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        // A block of input never outgrows what is left of the buffer
+        // (six bytes a byte at most), so the bytes need no check of room.
+        const BLOCK: usize = 1024;
+        let mut buffer = [0u8; 8 * BLOCK];
+        buffer[0] = b'"';
+        let mut at = 1;
+        for block in text.as_bytes().chunks(BLOCK) {
+            if at + 6 * BLOCK + 1 > buffer.len() {
+                out.write_all(&buffer[..at])?;
+                at = 0;
+            }
+            for &b in block {
+                match ESCAPE[usize::from(b)] {
+                    0 => {
+                        buffer[at] = b;
+                        at += 1;
+                    }
+                    b'u' => {
+                        let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]);
+                        buffer[at..at + 6].copy_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+                        at += 6;
+                    }
+                    short => {
+                        buffer[at] = b'\\';
+                        buffer[at + 1] = short;
+                        at += 2;
+                    }
+                }
+            }
+        }
+        buffer[at] = b'"';
+        out.write_all(&buffer[..at + 1])
+    }
+
+    /// An object of strings, pretty as serde_json writes it.
+    pub fn object(out: &mut impl Write, entries: &[(&str, &str)]) -> Result<()> {
+        if entries.is_empty() {
+            return out.write_all(b"{}");
+        }
+        for (k, (key, value)) in entries.iter().enumerate() {
+            out.write_all(if k == 0 { b"{\n  " } else { b",\n  " })?;
+            string(out, key)?;
+            out.write_all(b": ")?;
+            string(out, value)?;
+        }
+        out.write_all(b"\n}")
     }
 
     /// A list at `depth` (that of the key or item holding it), each item
@@ -318,6 +389,37 @@ mod tests {
 
     /// The report written directly is what serde writes of it, for no
     /// service, one, and enough for two threads.
+    #[test]
+    fn strings_and_objects_are_escaped_as_serde_escapes_them() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        // JSON in JSON, long enough to cross the buffer with escapes at
+        // every offset; and escapes of every length at the buffer's end.
+        let nested = serde_json::to_string(&vec![every_ascii.as_str(); 300]).unwrap();
+        let mut texts = vec![every_ascii.clone(), nested, "é\"ü\u{1F600}\\".into()];
+        for fill in 8180..8200 {
+            for tail in ["\"", "\u{1}", "\n", "é", "a"] {
+                texts.push(format!("{}{tail}{tail}", "x".repeat(fill)));
+            }
+        }
+        for text in &texts {
+            let mut ours = Vec::new();
+            json::string(&mut ours, text).unwrap();
+            let theirs = serde_json::to_vec(text).unwrap();
+            assert!(ours == theirs, "{text:?}");
+        }
+        let entries = [("affected", "[\"a\"]"), ("tests", texts[1].as_str())];
+        let map: std::collections::BTreeMap<&str, &str> = entries.into_iter().collect();
+        for entries in [&entries[..], &[]] {
+            let mut ours = Vec::new();
+            json::object(&mut ours, entries).unwrap();
+            let map: std::collections::BTreeMap<_, _> = map
+                .iter()
+                .filter(|(k, _)| entries.iter().any(|e| e.0 == **k))
+                .collect();
+            assert!(ours == serde_json::to_vec_pretty(&map).unwrap());
+        }
+    }
+
     #[test]
     fn affected_json_is_what_serde_writes() {
         for count in [0, 1, 7, 1_000] {

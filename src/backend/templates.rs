@@ -161,9 +161,9 @@ impl Object for PerJob {
 /// [`per_job`] for a backend that lowers a job into several items:
 /// `count` says how many, without lowering, so that the list's length is
 /// known (`|length`, `loop.last`) and an item is found by its index.
-pub fn per_job_flat<T: Serialize + Send + Sync + 'static>(
+pub fn per_job_flat(
     plan: &Arc<Plan>,
-    lower: fn(&Job) -> Vec<T>,
+    lower: fn(&Job) -> Vec<Value>,
     count: fn(&Job) -> usize,
 ) -> Value {
     let starts = std::iter::once(0)
@@ -179,20 +179,20 @@ pub fn per_job_flat<T: Serialize + Send + Sync + 'static>(
     })
 }
 
-struct PerJobFlat<T> {
+struct PerJobFlat {
     plan: Arc<Plan>,
-    lower: fn(&Job) -> Vec<T>,
+    lower: fn(&Job) -> Vec<Value>,
     /// Job `j`'s items are `starts[j]..starts[j + 1]`.
     starts: Vec<usize>,
 }
 
-impl<T> std::fmt::Debug for PerJobFlat<T> {
+impl std::fmt::Debug for PerJobFlat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<items of {} jobs>", self.plan.jobs.len())
     }
 }
 
-impl<T: Serialize + Send + Sync + 'static> Object for PerJobFlat<T> {
+impl Object for PerJobFlat {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Seq
     }
@@ -207,7 +207,7 @@ impl<T: Serialize + Send + Sync + 'static> Object for PerJobFlat<T> {
         let item = (self.lower)(self.plan.jobs.get(job)?)
             .into_iter()
             .nth(index - self.starts[job])?;
-        Some(Value::from(minijinja::value::Serde(item)))
+        Some(item)
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -218,7 +218,7 @@ impl<T: Serialize + Send + Sync + 'static> Object for PerJobFlat<T> {
         let items = std::iter::from_fn(move || {
             loop {
                 if let Some(item) = pending.next() {
-                    return Some(Value::from(minijinja::value::Serde(item)));
+                    return Some(item);
                 }
                 let next = this.plan.jobs.get(job)?;
                 pending = (this.lower)(next).into_iter();

@@ -8,6 +8,7 @@
 //! value from the plan reaches a script through a job variable, and the
 //! script lines ripple writes only name those variables.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -156,22 +157,24 @@ pub struct ChildPipeline {
     pub idle_reason: Option<String>,
 }
 
-/// One GitLab job.
+/// One GitLab job. It borrows what its plan job holds: a plan of
+/// thousands of jobs is lowered a job at a time, and copies would be much
+/// of the work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GitlabJob {
+pub struct GitlabJob<'a> {
     /// Unique: `test-<service>:<stage>` or the plan job's name.
     pub name: String,
     /// The container the script runs in.
-    pub image: String,
+    pub image: Cow<'a, str>,
     /// Containers beside it.
     pub services: Vec<Service>,
     /// Jobs that must succeed first.
-    pub needs: Vec<String>,
+    pub needs: Cow<'a, [String]>,
     /// `(name, value)`: everything the script uses from the plan.
     pub variables: Vec<(String, String)>,
     /// Shell lines: a service's own commands, or lines that only name
     /// `variables`.
-    pub script: Vec<String>,
+    pub script: Vec<Cow<'a, str>>,
     /// A dotenv file the script writes, whose variables jobs that need
     /// this one receive.
     pub dotenv: Option<String>,
@@ -196,9 +199,17 @@ pub fn lower(plan: &Arc<Plan>) -> ChildPipeline {
     ChildPipeline {
         event: plan.event,
         reason: plan.reason.clone(),
-        jobs: super::templates::per_job_flat(plan, jobs, job_count),
+        jobs: super::templates::per_job_flat(plan, job_values, job_count),
         idle_reason: plan.idle_reason.clone(),
     }
+}
+
+/// [`jobs`] as template values.
+fn job_values(job: &Job) -> Vec<minijinja::Value> {
+    let values = jobs(job).into_iter();
+    values
+        .map(|job| minijinja::Value::from(minijinja::value::Serde(job)))
+        .collect()
 }
 
 /// How many GitLab jobs [`jobs`] makes of `job`, without making them.
@@ -215,7 +226,7 @@ fn job_count(job: &Job) -> usize {
 }
 
 /// A job per test stage, or one for an image.
-fn jobs(job: &Job) -> Vec<GitlabJob> {
+fn jobs(job: &Job) -> Vec<GitlabJob<'_>> {
     match &job.work {
         Work::Tests(tests) => {
             let services: Vec<Service> = tests
@@ -233,14 +244,16 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 .collect();
             let mut jobs = Vec::new();
             for stage in &tests.stages {
-                let name = format!("{}:{}", job.name, stage.name);
+                let name = [job.name.as_str(), ":", &stage.name].concat();
                 let mut tests_job = GitlabJob {
                     name: name.clone(),
-                    image: tests.toolchain.to_string(),
+                    image: Cow::Borrowed(&tests.toolchain),
                     services: services.clone(),
-                    needs: job.needs.clone(),
+                    needs: Cow::Borrowed(&job.needs),
                     variables: Vec::new(),
-                    script: stage.commands.iter().map(|c| c.to_string()).collect(),
+                    script: (stage.commands.iter())
+                        .map(|c| Cow::Borrowed(c.as_str()))
+                        .collect(),
                     dotenv: None,
                     when: None,
                 };
@@ -255,11 +268,11 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 let acquire = format!("{name}:acquire");
                 let runner = |suffix: &str, script: String, needs: Vec<String>| GitlabJob {
                     name: format!("{name}:{suffix}"),
-                    image: slot.runner.clone(),
+                    image: Cow::Borrowed(&slot.runner),
                     services: Vec::new(),
-                    needs,
+                    needs: Cow::Owned(needs),
                     variables: Vec::new(),
-                    script: vec![script],
+                    script: vec![Cow::Owned(script)],
                     dotenv: None,
                     when: None,
                 };
@@ -271,7 +284,7 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 take.dotenv = Some("ripple-slot.env".into());
                 let lease = "--lease \"$RIPPLE_SLOT_LEASE\"";
                 let heartbeat = runner("heartbeat", slot.heartbeat(lease), vec![acquire.clone()]);
-                tests_job.needs = vec![acquire.clone()];
+                tests_job.needs = Cow::Owned(vec![acquire.clone()]);
                 let mut release =
                     runner("release", slot.release(lease), vec![acquire, name.clone()]);
                 release.when = Some("always".into());
@@ -297,7 +310,7 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
                 &mut variables,
                 "echo \"RIPPLE_PROMOTED=$promoted\" > ripple-promote.env",
             );
-            build.needs.push(name.clone());
+            build.needs.to_mut().push(name.clone());
             build.script.insert(
                 0,
                 "if [ \"$RIPPLE_PROMOTED\" = true ]; then echo \"ripple: promoted the tested \
@@ -306,11 +319,11 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
             );
             let promote = GitlabJob {
                 name,
-                image: promotion.runner.clone(),
+                image: Cow::Borrowed(&promotion.runner),
                 services: Vec::new(),
-                needs: Vec::new(),
+                needs: Cow::Borrowed(&[]),
                 variables,
-                script: vec![line],
+                script: vec![Cow::Owned(line)],
                 dotenv: Some("ripple-promote.env".into()),
                 when: None,
             };
@@ -321,7 +334,7 @@ fn jobs(job: &Job) -> Vec<GitlabJob> {
 
 /// `docker buildx build --push` in Docker-in-Docker, every value through
 /// a variable.
-fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
+fn image_job<'a>(job: &'a Job, image: &ImageBuild) -> GitlabJob<'a> {
     let mut variables = vec![
         ("DOCKER_HOST".to_string(), "tcp://docker:2376".to_string()),
         ("DOCKER_TLS_CERTDIR".to_string(), "/certs".to_string()),
@@ -348,10 +361,10 @@ fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
         }
         None => "",
     };
-    script.push(format!(
+    script.push(Cow::Owned(format!(
         "if [ -n \"$DOCKER_USERNAME\" ]; then echo \"$DOCKER_PASSWORD\" | docker login \
          --username \"$DOCKER_USERNAME\" --password-stdin{login}; fi"
-    ));
+    )));
     if !image.platforms.is_empty() {
         variables.push(("RIPPLE_PLATFORMS".to_string(), image.platforms.join(",")));
         build.push_str(" --platform \"$RIPPLE_PLATFORMS\"");
@@ -363,16 +376,16 @@ fn image_job(job: &Job, image: &ImageBuild) -> GitlabJob {
         script.push("docker buildx create --use --driver docker-container".into());
     }
     build.push_str(" \"$RIPPLE_CONTEXT\"");
-    script.push(build);
+    script.push(Cow::Owned(build));
     GitlabJob {
         name: job.name.to_string(),
-        image: DOCKER_IMAGE.into(),
+        image: Cow::Borrowed(DOCKER_IMAGE),
         services: vec![Service {
             name: DOCKER_SERVICE.into(),
             alias: "docker".into(),
             variables: Vec::new(),
         }],
-        needs: job.needs.clone(),
+        needs: Cow::Borrowed(&job.needs),
         variables,
         script,
         dotenv: None,

@@ -70,7 +70,7 @@ fn job_into(text: &mut Text, job: &GitlabJob) {
         text.raw("  needs: []\n");
     } else {
         text.raw("  needs:\n");
-        for need in &job.needs {
+        for need in job.needs.iter() {
             text.raw("  - ");
             text.literal(need);
             text.raw("\n");

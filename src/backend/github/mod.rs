@@ -184,7 +184,6 @@ pub struct ImageEntry {
 /// The plan job's outputs: `affected`, `tests`, `images`, `image_tags`,
 /// `promotions`.
 pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
-    let mut include = Vec::new();
     let mut images = Vec::new();
     let mut image_tags = BTreeMap::new();
     let mut promotions = BTreeMap::new();
@@ -195,40 +194,7 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
         .collect();
     for job in &plan.jobs {
         match &job.work {
-            Work::Tests(tests) => {
-                let sidecars: BTreeMap<String, SidecarEntry> = tests
-                    .sidecars
-                    .iter()
-                    .map(|s| {
-                        (
-                            token(&s.name),
-                            SidecarEntry {
-                                image: s.image.clone(),
-                                env: s
-                                    .environment
-                                    .iter()
-                                    .map(|(k, v)| (token(k), v.clone()))
-                                    .collect(),
-                            },
-                        )
-                    })
-                    .collect();
-                include.extend(tests.stages.iter().map(|stage| TestEntry {
-                    job: &job.name,
-                    service: &job.service,
-                    stage: &stage.name,
-                    toolchain: &tests.toolchain,
-                    commands: match &*stage.commands {
-                        [one] => Cow::Borrowed(one.as_str()),
-                        more => Cow::Owned(more.join("\n")),
-                    },
-                    sidecars: sidecars.clone(),
-                    slot: stage.slot.as_ref().map(|slot| SlotEntry {
-                        environment: slot.environment.clone(),
-                        every: format!("{}s", slot.renew_every_s),
-                    }),
-                }));
-            }
+            Work::Tests(_) => {}
             Work::Image(image) => {
                 image_tags.insert(job_id(&job.service), references(image).join("\n"));
                 if let Some(promotion) = &image.promote {
@@ -252,12 +218,61 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
         ("affected".into(), json(&plan.services)),
         (
             "tests".into(),
-            json(&BTreeMap::from([("include", include)])),
+            json(&BTreeMap::from([("include", Include(plan))])),
         ),
         ("images".into(), json(&images)),
         ("image_tags".into(), json(&image_tags)),
         ("promotions".into(), json(&promotions)),
     ]
+}
+
+/// The test matrix's entries, made as they are written: a list of them
+/// all would hold two for each of thousands of test jobs.
+struct Include<'a>(&'a Plan);
+
+impl Serialize for Include<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let tests = (self.0.jobs.iter()).filter_map(|job| match &job.work {
+            Work::Tests(tests) => Some((job, tests)),
+            Work::Image(_) => None,
+        });
+        serializer.collect_seq(tests.flat_map(|(job, tests)| test_entries(job, tests)))
+    }
+}
+
+/// A test job's matrix entries: one a stage.
+fn test_entries<'a>(
+    job: &'a crate::plan::Job,
+    tests: &'a crate::plan::Tests,
+) -> impl Iterator<Item = TestEntry<'a>> {
+    let sidecars: BTreeMap<String, SidecarEntry> = (tests.sidecars.iter())
+        .map(|s| {
+            let env = (s.environment.iter()).map(|(k, v)| (token(k), v.clone()));
+            let entry = SidecarEntry {
+                image: s.image.clone(),
+                env: env.collect(),
+            };
+            (token(&s.name), entry)
+        })
+        .collect();
+    tests.stages.iter().map(move |stage| TestEntry {
+        job: &job.name,
+        service: &job.service,
+        stage: &stage.name,
+        toolchain: &tests.toolchain,
+        commands: match &*stage.commands {
+            [one] => Cow::Borrowed(one.as_str()),
+            more => Cow::Owned(more.join("\n")),
+        },
+        sidecars: sidecars.clone(),
+        slot: stage.slot.as_ref().map(|slot| SlotEntry {
+            environment: slot.environment.clone(),
+            every: format!("{}s", slot.renew_every_s),
+        }),
+    })
 }
 
 /// Compact JSON: one line, as an output value.

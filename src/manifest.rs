@@ -491,8 +491,9 @@ pub const DEFAULT_ENVIRONMENT_TTL_S: u64 = 600;
 /// A service's discovered edges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Discovery {
-    /// `(source, service)` from the generated `discovered` key, in order.
-    pub edges: Vec<(CompactString, CompactString)>,
+    /// `(source, service)` from the generated `discovered` key, in order;
+    /// the source one of [`crate::discover::SOURCES`].
+    pub edges: Vec<(&'static str, CompactString)>,
     /// `"!name"` entries of `depends_on`: discovered edges to these are
     /// dropped.
     pub dropped: Vec<CompactString>,
@@ -2255,18 +2256,18 @@ impl<'a> Reader<'a> {
         let scanned_edges = fields.discovered_scanned.map_or(0, |(entries, _)| {
             entries.iter().map(|(_, slot)| slot.strings.len()).sum()
         });
-        let mut discovered: Vec<(CompactString, CompactString)> = Vec::with_capacity(scanned_edges);
+        let mut discovered: Vec<(&'static str, CompactString)> = Vec::with_capacity(scanned_edges);
         let mut discovered_spans: Vec<Range<usize>> = Vec::new();
         match (fields.discovered, fields.discovered_scanned) {
             (Some(item), _) => match item.as_table() {
                 Some(table) => {
                     for (key, value) in table.iter() {
-                        if !crate::discover::is_source(key.name) {
+                        let Some(source) = crate::discover::known_source(key.name) else {
                             self.unknown_source(key.name, range(key.span), &label());
                             continue;
-                        }
+                        };
                         for (target, span) in self.strings(Field::Item(value), "discovered") {
-                            discovered.push((key.name.into(), target.into()));
+                            discovered.push((source, target.into()));
                             discovered_spans.push(span);
                         }
                     }
@@ -2281,13 +2282,13 @@ impl<'a> Reader<'a> {
                 ),
             },
             (None, Some((entries, strings))) => {
-                for ((source, span), slot) in entries {
-                    if !crate::discover::is_source(source) {
-                        self.unknown_source(source, span.clone(), &label());
+                for ((name, span), slot) in entries {
+                    let Some(source) = crate::discover::known_source(name) else {
+                        self.unknown_source(name, span.clone(), &label());
                         continue;
-                    }
+                    };
                     for (target, span) in &strings[slot.strings.clone()] {
-                        discovered.push(((*source).into(), (*target).into()));
+                        discovered.push((source, (*target).into()));
                         if self.dependency_spans {
                             discovered_spans.push(span.clone());
                         }
@@ -3233,7 +3234,7 @@ depends_on = ["b"]
         let api = tables.service("api").unwrap();
         assert_eq!(
             api.discovery.as_ref().unwrap().edges,
-            [("go".into(), "go-main".into())]
+            [("go", "go-main".into())]
         );
     }
 

@@ -64,11 +64,9 @@ pub fn is_current(manifest: &Manifest, edges: &[Edge]) -> bool {
         .iter()
         .enumerate()
         .flat_map(|(i, s)| {
-            s.discovery.iter().flat_map(move |d| {
-                d.edges
-                    .iter()
-                    .map(move |(src, to)| (i, src.as_str(), to.as_str()))
-            })
+            s.discovery
+                .iter()
+                .flat_map(move |d| d.edges.iter().map(move |(src, to)| (i, *src, to.as_str())))
         })
         .collect();
     want.sort_unstable();

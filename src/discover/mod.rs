@@ -28,6 +28,12 @@ pub fn is_source(name: &str) -> bool {
     SOURCES.contains(&name)
 }
 
+/// `name` as [`SOURCES`] spells it, when it is a source: kept by every
+/// discovered edge of a manifest without a copy of its own.
+pub fn known_source(name: &str) -> Option<&'static str> {
+    SOURCES.iter().copied().find(|s| *s == name)
+}
+
 /// The source called `name`.
 fn source(name: &str) -> Option<&'static dyn Source> {
     match name {

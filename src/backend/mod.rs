@@ -326,6 +326,15 @@ pub fn stage_steps<'a>(
         .flatten()
 }
 
+/// A test stage's steps as a backend whose steps share a workspace writes
+/// them, the slot in `.ripple-slot` (see [`stage_steps`]).
+pub fn test_steps<'a, S: From<StageStep<'a>>>(
+    stage: &'a crate::plan::Stage,
+    toolchain: &'a str,
+) -> impl Iterator<Item = S> {
+    stage_steps(stage, toolchain, ".ripple-slot").map(S::from)
+}
+
 /// A step's shell commands: a test stage's own, borrowed from the plan,
 /// or made for the step (a gate, a slot's acquire). Borrowed, not copied
 /// into a list: a plan of thousands of test steps would allocate one each.

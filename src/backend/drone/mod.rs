@@ -286,7 +286,7 @@ fn pipeline<'a>(job: &'a Job, ripple_image: Option<&'a str>) -> Pipeline<'a> {
     let sidecars = match &job.work {
         Work::Tests(tests) => {
             for stage in &tests.stages {
-                steps.extend(test_steps(stage, &tests.toolchain));
+                steps.extend(super::test_steps(stage, &tests.toolchain));
             }
             tests
                 .sidecars
@@ -340,20 +340,18 @@ fn promote_step<'a>(image: &str, promotion: &'a plan::Promotion) -> Step<'a> {
     }
 }
 
-/// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps<'a>(
-    stage: &'a crate::plan::Stage,
-    toolchain: &'a str,
-) -> impl Iterator<Item = Step<'a>> {
-    super::stage_steps(stage, toolchain, ".ripple-slot").map(|s| Step {
-        name: s.name,
-        image: s.image,
-        commands: s.commands,
-        secrets: s.secrets.iter().copied().collect(),
-        detach: s.detach,
-        when_status: s.when_status,
-        publish: None,
-    })
+impl<'a> From<super::StageStep<'a>> for Step<'a> {
+    fn from(s: super::StageStep<'a>) -> Step<'a> {
+        Step {
+            name: s.name,
+            image: s.image,
+            commands: s.commands,
+            secrets: s.secrets.iter().copied().collect(),
+            detach: s.detach,
+            when_status: s.when_status,
+            publish: None,
+        }
+    }
 }
 
 /// The registry login `ripple promote` reads, as Drone's map of secrets.

@@ -279,21 +279,19 @@ pub struct Step<'a> {
     pub when_status: &'static [&'static str],
 }
 
-/// A test stage's steps (see [`super::stage_steps`]).
-fn test_steps<'a>(
-    stage: &'a crate::plan::Stage,
-    toolchain: &'a str,
-) -> impl Iterator<Item = Step<'a>> {
-    super::stage_steps(stage, toolchain, ".ripple-slot").map(|s| Step {
-        name: s.name,
-        image: s.image,
-        commands: s.commands,
-        publish: None,
-        environment: Vec::new(),
-        secrets: s.secrets,
-        detach: s.detach,
-        when_status: s.when_status,
-    })
+impl<'a> From<super::StageStep<'a>> for Step<'a> {
+    fn from(s: super::StageStep<'a>) -> Step<'a> {
+        Step {
+            name: s.name,
+            image: s.image,
+            commands: s.commands,
+            publish: None,
+            environment: Vec::new(),
+            secrets: s.secrets,
+            detach: s.detach,
+            when_status: s.when_status,
+        }
+    }
 }
 
 /// Settings of `woodpeckerci/plugin-docker-buildx`.
@@ -386,7 +384,7 @@ fn workflow<'a>(
         Work::Tests(tests) => {
             let mut steps = Vec::with_capacity(tests.stages.len());
             for stage in &tests.stages {
-                steps.extend(test_steps(stage, &tests.toolchain));
+                steps.extend(super::test_steps(stage, &tests.toolchain));
             }
             (steps, &tests.sidecars[..])
         }

@@ -681,7 +681,10 @@ fn headless(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> std::p
 #[test]
 fn the_page_shows_the_holders_in_a_real_browser() {
     let browser = chromium().expect("chromium (Debian's package; .ci/run installs it)");
-    let server = Slots::start(TWO_SLOTS);
+    // The leases (ttl) and the queued request's wait outlast chromium,
+    // which took 40 s beside the rest of the suite once: with a 30 s ttl
+    // the page then showed the queued holder alone.
+    let server = Slots::start(&TWO_SLOTS.replace("ttl = \"30s\"", "ttl = \"10m\""));
     let address = server.address;
     acquire(address, "uat", "build <b>#42</b>", Duration::from_secs(5)).unwrap();
     http(
@@ -692,7 +695,7 @@ fn the_page_shows_the_holders_in_a_real_browser() {
         br#"{"holder": "second", "wait_s": 0}"#,
     );
     std::thread::spawn(move || {
-        let body = br#"{"holder": "queued-build", "wait_s": 30}"#;
+        let body = br#"{"holder": "queued-build", "wait_s": 120}"#;
         http(address, "POST", "/environments/uat/leases", Some(KEY), body)
     });
     std::thread::sleep(Duration::from_millis(300));

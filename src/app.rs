@@ -760,11 +760,8 @@ fn finish_with_outputs(mut output: Output<'_>, values: &[(String, String)]) -> R
         .collect();
     let entries: Vec<(&str, &str)> = object.into_iter().collect();
     // A failure is kept in `output` and reported by `finish`.
-    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, &mut output);
-    let _ = crate::render::json::object(&mut buffered, &entries)
-        .and_then(|()| buffered.write_all(b"\n"))
-        .and_then(|()| buffered.flush());
-    drop(buffered);
+    let _ =
+        crate::render::json::object(&mut output, &entries).and_then(|()| output.write_all(b"\n"));
     output.finish()
 }
 

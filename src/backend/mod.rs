@@ -262,6 +262,7 @@ pub struct StageStep<'a> {
 /// acquire step that writes the slot to `file`, a detached heartbeat, the
 /// stage (which reads the slot from `file`) and a release that runs on
 /// success and on failure.
+///
 /// Not a list: a plan of thousands of test stages would allocate one each.
 pub fn stage_steps<'a>(
     stage: &'a crate::plan::Stage,

@@ -357,14 +357,6 @@ impl Commands<'_> {
         let stage = stage.iter().map(|c| c.as_str());
         stage.chain(made.iter().map(|c| c.as_ref()))
     }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            Commands::Stage(commands) => commands.is_empty(),
-            Commands::Made(commands) => commands.is_empty(),
-        }
-    }
 }
 
 impl Default for Commands<'_> {

@@ -25,7 +25,7 @@ pub const SOURCES: &[&str] = &["docker", "go", "npm", "cargo", "python"];
 
 /// Whether `name` is a source.
 pub fn is_source(name: &str) -> bool {
-    SOURCES.contains(&name)
+    known_source(name).is_some()
 }
 
 /// `name` as [`SOURCES`] spells it, when it is a source: kept by every

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use git2::Repository;
 
-use crate::backend::{self, Backend, Rendered, Templates, Vars};
+use crate::backend::{self, Backend, OutputValue, Rendered, Templates, Vars};
 use crate::changes::manifest_at;
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
@@ -722,7 +722,9 @@ fn cmd_plan(
             // A CI system's outputs file is shared with other steps:
             // appended to, never replaced.
             None => match Vars::process().get(variable) {
-                Some(file) => append(Path::new(&file), &outputs_file_form(values)),
+                Some(file) => {
+                    outputs_file_form(values).and_then(|text| append(Path::new(&file), &text))
+                }
                 None => finish_with_outputs(output, values),
             },
             Some(_) => finish_with_outputs(output, values),
@@ -751,42 +753,46 @@ fn summary(plan: &plan::Plan) -> String {
     }
 }
 
-/// Step outputs as one JSON object, values as they are, keys sorted, written
-/// into `output` (no copy of the values), which is then finished.
-fn finish_with_outputs(mut output: Output<'_>, values: &[(String, String)]) -> Result<()> {
-    let object: std::collections::BTreeMap<&str, &str> = values
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let entries: Vec<(&str, &str)> = object.into_iter().collect();
+/// Step outputs as one JSON object of JSON strings, keys sorted, written
+/// into `output` as they are made, which is then finished.
+fn finish_with_outputs(mut output: Output<'_>, values: &[(String, OutputValue)]) -> Result<()> {
+    let mut entries: Vec<(&str, &OutputValue)> =
+        values.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    entries.sort_by_key(|&(key, _)| key);
     // A failure is kept in `output` and reported by `finish`.
     let _ =
-        crate::render::json::object(&mut output, &entries).and_then(|()| output.write_all(b"\n"));
+        crate::render::json::object(&mut output, &entries, |out, value| value.write_quoted(out))
+            .and_then(|()| output.write_all(b"\n"));
     output.finish()
 }
 
-/// Step outputs in the outputs file's `NAME<<DELIMITER` form, with a
-/// delimiter that no value holds as a line.
-fn outputs_file_form(values: &[(String, String)]) -> String {
-    let mut text = String::new();
+/// Step outputs in the outputs file's `NAME<<DELIMITER` form. A value is
+/// compact JSON, one line that never reads `RIPPLE_EOF` (JSON starts
+/// with a bracket, a brace, a quote, a digit or a literal), so that line
+/// delimits every value.
+fn outputs_file_form(values: &[(String, OutputValue)]) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
     for (name, value) in values {
-        let mut delimiter = String::from("RIPPLE_EOF");
-        while value.lines().any(|line| line == delimiter) {
-            delimiter.push('_');
-        }
-        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(b"<<RIPPLE_EOF\n");
+        value.write(&mut text).map_err(|source| Error::Io {
+            action: "write",
+            path: PathBuf::from(format!("the `{name}` output")),
+            source,
+        })?;
+        text.extend_from_slice(b"\nRIPPLE_EOF\n");
     }
-    text
+    Ok(text)
 }
 
 /// Appends `text` to `path` in one write (the outputs file is the CI
 /// system's, shared with other steps).
-fn append(path: &Path, text: &str) -> Result<()> {
+fn append(path: &Path, text: &[u8]) -> Result<()> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|mut file| file.write_all(text))
         .map_err(|source| Error::Io {
             action: "append to",
             path: path.to_path_buf(),

@@ -186,18 +186,90 @@ pub(crate) mod json {
         out.write_all(&buffer[..at + 1])
     }
 
-    /// An object of strings, pretty as serde_json writes it.
-    pub fn object(out: &mut impl Write, entries: &[(&str, &str)]) -> Result<()> {
+    /// An object, pretty as serde_json writes it, each value written by
+    /// `value`.
+    pub fn object<W: Write, V>(
+        out: &mut W,
+        entries: &[(&str, V)],
+        mut value: impl FnMut(&mut W, &V) -> Result<()>,
+    ) -> Result<()> {
         if entries.is_empty() {
             return out.write_all(b"{}");
         }
-        for (k, (key, value)) in entries.iter().enumerate() {
+        for (k, (key, item)) in entries.iter().enumerate() {
             out.write_all(if k == 0 { b"{\n  " } else { b",\n  " })?;
             string(out, key)?;
             out.write_all(b": ")?;
-            string(out, value)?;
+            value(out, item)?;
         }
         out.write_all(b"\n}")
+    }
+
+    /// `value` as compact JSON, on one line; with `quoted`, as a JSON
+    /// string holding that text (JSON inside JSON, as step outputs are),
+    /// made in the same pass: a test matrix of megabytes is neither held
+    /// as text nor escaped after.
+    pub fn compact<T: serde::Serialize + ?Sized>(
+        out: &mut dyn Write,
+        value: &T,
+        quoted: bool,
+    ) -> Result<()> {
+        // serde writes a few bytes at a time: gathered here, not through
+        // `out`'s dynamic calls.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
+        if quoted {
+            buffered.write_all(b"\"")?;
+            value.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut buffered,
+                Quoted,
+            ))?;
+            buffered.write_all(b"\"")?;
+        } else {
+            value.serialize(&mut serde_json::Serializer::new(&mut buffered))?;
+        }
+        buffered.flush()
+    }
+
+    /// serde_json's compact form as the contents of a JSON string: what
+    /// escaping the compact text gives. That text has no control
+    /// character (serde escapes them), so only its quotes and backslashes,
+    /// all in strings' quotes and escapes, take a backslash more.
+    struct Quoted;
+
+    impl serde_json::ser::Formatter for Quoted {
+        fn begin_string<W: ?Sized + Write>(&mut self, out: &mut W) -> Result<()> {
+            out.write_all(b"\\\"")
+        }
+
+        fn end_string<W: ?Sized + Write>(&mut self, out: &mut W) -> Result<()> {
+            out.write_all(b"\\\"")
+        }
+
+        fn write_char_escape<W: ?Sized + Write>(
+            &mut self,
+            out: &mut W,
+            escape: serde_json::ser::CharEscape,
+        ) -> Result<()> {
+            use serde_json::ser::CharEscape;
+            // The escape serde writes, its backslash (and a quote's)
+            // escaped again.
+            let escaped: &[u8] = match escape {
+                CharEscape::Quote => b"\\\\\\\"",
+                CharEscape::ReverseSolidus => b"\\\\\\\\",
+                CharEscape::Solidus => b"\\\\/",
+                CharEscape::Backspace => b"\\\\b",
+                CharEscape::FormFeed => b"\\\\f",
+                CharEscape::LineFeed => b"\\\\n",
+                CharEscape::CarriageReturn => b"\\\\r",
+                CharEscape::Tab => b"\\\\t",
+                CharEscape::AsciiControl(byte) => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
+                    return out.write_all(&[b'\\', b'\\', b'u', b'0', b'0', high, low]);
+                }
+            };
+            out.write_all(escaped)
+        }
     }
 
     /// A list at `depth` (that of the key or item holding it), each item
@@ -411,13 +483,35 @@ mod tests {
         let map: std::collections::BTreeMap<&str, &str> = entries.into_iter().collect();
         for entries in [&entries[..], &[]] {
             let mut ours = Vec::new();
-            json::object(&mut ours, entries).unwrap();
+            json::object(&mut ours, entries, |out, value| json::string(out, value)).unwrap();
             let map: std::collections::BTreeMap<_, _> = map
                 .iter()
                 .filter(|(k, _)| entries.iter().any(|e| e.0 == **k))
                 .collect();
             assert!(ours == serde_json::to_vec_pretty(&map).unwrap());
         }
+    }
+
+    /// A value written quoted is its compact JSON escaped as a string,
+    /// byte for byte: every ASCII character, escapes and non-ASCII text,
+    /// in keys and values, past the buffer's end.
+    #[test]
+    fn json_written_quoted_is_its_text_escaped() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        let mut value = std::collections::BTreeMap::new();
+        value.insert(every_ascii.clone(), vec![every_ascii.clone(); 3]);
+        value.insert("é\"ü\u{1F600}\\/".into(), vec!["x".repeat(70_000)]);
+        value.insert(String::new(), Vec::new());
+        let text = serde_json::to_string(&value).unwrap();
+        let mut plain = Vec::new();
+        json::compact(&mut plain, &value, false).unwrap();
+        assert_eq!(String::from_utf8(plain).unwrap(), text);
+        let mut quoted = Vec::new();
+        json::compact(&mut quoted, &value, true).unwrap();
+        assert_eq!(
+            String::from_utf8(quoted).unwrap(),
+            serde_json::to_string(&text).unwrap()
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub struct BuildEnv {
 }
 
 /// What `plan` gives for one build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Rendered {
     /// One document, written into the `out` that [`Backend::plan`] was
     /// given as it rendered: stdout, or `--output FILE`.
@@ -114,8 +114,50 @@ pub enum Rendered {
         /// The environment variable naming the outputs file.
         variable: &'static str,
         /// `(name, value)`, in order.
-        values: Vec<(String, String)>,
+        values: Vec<(String, OutputValue)>,
     },
+}
+
+/// A step output's value: JSON, made as it is written out. A plan's test
+/// matrix is megabytes of JSON that is written inside a JSON string:
+/// made there directly, it is neither held as text nor escaped after.
+pub struct OutputValue(Box<WriteJson>);
+
+/// Writes a value as compact JSON; `true`: quoted, as a JSON string.
+type WriteJson = dyn Fn(&mut dyn std::io::Write, bool) -> std::io::Result<()> + Send + Sync;
+
+impl OutputValue {
+    /// `value`, written as compact JSON.
+    pub fn json<T: serde::Serialize + Send + Sync + 'static>(value: T) -> OutputValue {
+        OutputValue(Box::new(move |out, quoted| {
+            crate::render::json::compact(out, &value, quoted)
+        }))
+    }
+
+    /// Writes the value as it is: compact JSON, on one line.
+    pub fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        (self.0)(out, false)
+    }
+
+    /// Writes the value as a JSON string holding it.
+    pub fn write_quoted(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        (self.0)(out, true)
+    }
+
+    /// The value as text.
+    pub fn text(&self) -> String {
+        let mut text = Vec::new();
+        // Writing into memory fails only if serializing does, which
+        // these values never do (string keys, no floats).
+        let _ = self.write(&mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for OutputValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputValue(..)")
+    }
 }
 
 /// One CI system.

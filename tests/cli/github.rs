@@ -157,6 +157,11 @@ fn outputs_are_appended_to_github_output() {
         values.keys().collect::<Vec<_>>(),
         ["affected", "image_tags", "images", "promotions", "tests"]
     );
+    // Compact JSON, one line each: no value holds a line that ends it.
+    assert!(
+        values.values().all(|value| !value.contains('\n')),
+        "{values:?}"
+    );
     let images: serde_json::Value = serde_json::from_str(&values["images"]).unwrap();
     assert_eq!(
         images.as_array().unwrap().len(),
@@ -293,10 +298,10 @@ fn hostile_values_reach_github_as_they_are() {
     else {
         panic!("outputs");
     };
-    let tests: serde_json::Value = serde_json::from_str(&values[1].1).unwrap();
+    let tests: serde_json::Value = serde_json::from_str(&values[1].1.text()).unwrap();
     assert_eq!(tests["include"][0]["commands"], hostile("command"));
     assert_eq!(tests["include"][0]["toolchain"], hostile("image"));
-    let images: serde_json::Value = serde_json::from_str(&values[2].1).unwrap();
+    let images: serde_json::Value = serde_json::from_str(&values[2].1.text()).unwrap();
     assert_eq!(images[0]["tags"][0], hostile("tag"));
 }
 

@@ -326,7 +326,7 @@ fn hostile_values_reach_woodpecker_as_they_are() {
     let answer = woodpecker::Woodpecker
         .plan(&templates, &built, &mut json)
         .unwrap();
-    assert_eq!(answer, Rendered::Answer);
+    assert!(matches!(answer, Rendered::Answer));
     let json = String::from_utf8(json).unwrap();
     assert_eq!(files.len(), 3, "no workflow was injected");
     let answer = configs(&json);

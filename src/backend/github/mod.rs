@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::{Backend, BuildEnv, Dollar, Rendered, Templates, Vars};
+use super::{Backend, BuildEnv, Dollar, OutputValue, Rendered, Templates, Vars};
 use crate::changes::{Event, Names};
 use crate::error::Result;
 use crate::plan::{ImageBuild, Plan, Work};
@@ -183,7 +183,7 @@ pub struct ImageEntry {
 
 /// The plan job's outputs: `affected`, `tests`, `images`, `image_tags`,
 /// `promotions`.
-pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
+pub fn outputs(plan: &Arc<Plan>) -> Vec<(String, OutputValue)> {
     let mut images = Vec::new();
     let mut image_tags = BTreeMap::new();
     let mut promotions = BTreeMap::new();
@@ -215,15 +215,39 @@ pub fn outputs(plan: &Plan) -> Vec<(String, String)> {
         }
     }
     vec![
-        ("affected".into(), json(&plan.services)),
-        (
-            "tests".into(),
-            json(&BTreeMap::from([("include", Include(plan))])),
-        ),
-        ("images".into(), json(&images)),
-        ("image_tags".into(), json(&image_tags)),
-        ("promotions".into(), json(&promotions)),
+        ("affected".into(), OutputValue::json(Affected(plan.clone()))),
+        ("tests".into(), OutputValue::json(Matrix(plan.clone()))),
+        ("images".into(), OutputValue::json(images)),
+        ("image_tags".into(), OutputValue::json(image_tags)),
+        ("promotions".into(), OutputValue::json(promotions)),
     ]
+}
+
+/// The plan's affected services, as a list.
+struct Affected(Arc<Plan>);
+
+impl Serialize for Affected {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.0.services.serialize(serializer)
+    }
+}
+
+/// The test matrix, `{"include": [...]}`.
+struct Matrix(Arc<Plan>);
+
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut matrix = serializer.serialize_map(Some(1))?;
+        matrix.serialize_entry("include", &Include(&self.0))?;
+        matrix.end()
+    }
 }
 
 /// The test matrix's entries, made as they are written: a list of them
@@ -273,11 +297,6 @@ fn test_entries<'a>(
             every: format!("{}s", slot.renew_every_s),
         }),
     })
-}
-
-/// Compact JSON: one line, as an output value.
-fn json(value: &impl Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// `image:tag` for every tag.

@@ -129,32 +129,38 @@ pub(crate) mod json {
         }
     }
 
+    /// What follows the backslash of a byte's escape: 0 for a byte written
+    /// as it is, `u` for `\u00XX`.
+    const ESCAPE: [u8; 256] = {
+        let mut table = [0u8; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            table[b] = b'u';
+            b += 1;
+        }
+        table[0x08] = b'b';
+        table[0x0c] = b'f';
+        table[b'\n' as usize] = b'n';
+        table[b'\r' as usize] = b'r';
+        table[b'\t' as usize] = b't';
+        table[b'"' as usize] = b'"';
+        table[b'\\' as usize] = b'\\';
+        table
+    };
+
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+
+    /// How many bytes [`escaped`] takes at a time, into a buffer of eight
+    /// times as many. A block never outgrows what is left of the buffer
+    /// (six bytes a byte at most), so the bytes need no check of room.
+    /// Small: the buffer is zeroed on every call, and most texts (a
+    /// workflow's YAML) are a few hundred bytes.
+    pub(super) const BLOCK: usize = 256;
+
     /// [`string`] for text with something to escape, a buffer at a time:
     /// JSON inside JSON (GitHub's step outputs) has a quote every few
     /// bytes, and serde_json writes the run before each escape on its own.
     fn escaped(out: &mut impl Write, text: &str) -> Result<()> {
-        /// What follows the backslash of a byte's escape: 0 for a byte
-        /// written as it is, `u` for `\u00XX`.
-        const ESCAPE: [u8; 256] = {
-            let mut table = [0u8; 256];
-            let mut b = 0;
-            while b < 0x20 {
-                table[b] = b'u';
-                b += 1;
-            }
-            table[0x08] = b'b';
-            table[0x0c] = b'f';
-            table[b'\n' as usize] = b'n';
-            table[b'\r' as usize] = b'r';
-            table[b'\t' as usize] = b't';
-            table[b'"' as usize] = b'"';
-            table[b'\\' as usize] = b'\\';
-            table
-        };
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        // A block of input never outgrows what is left of the buffer
-        // (six bytes a byte at most), so the bytes need no check of room.
-        const BLOCK: usize = 1024;
         let mut buffer = [0u8; 8 * BLOCK];
         buffer[0] = b'"';
         let mut at = 1;
@@ -163,27 +169,61 @@ pub(crate) mod json {
                 out.write_all(&buffer[..at])?;
                 at = 0;
             }
-            for &b in block {
-                match ESCAPE[usize::from(b)] {
-                    0 => {
-                        buffer[at] = b;
-                        at += 1;
-                    }
-                    b'u' => {
-                        let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]);
-                        buffer[at..at + 6].copy_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
-                        at += 6;
-                    }
-                    short => {
-                        buffer[at] = b'\\';
-                        buffer[at + 1] = short;
-                        at += 2;
-                    }
+            let mut words = block.chunks_exact(8);
+            for word in words.by_ref() {
+                let bytes: [u8; 8] = word.try_into().unwrap_or_default();
+                // Eight bytes with nothing to escape (most, in YAML) are
+                // copied at once.
+                if !needs_escape(u64::from_le_bytes(bytes)) {
+                    buffer[at..at + 8].copy_from_slice(&bytes);
+                    at += 8;
+                    continue;
                 }
+                for b in bytes {
+                    at = escape_byte(&mut buffer, at, b);
+                }
+            }
+            for &b in words.remainder() {
+                at = escape_byte(&mut buffer, at, b);
             }
         }
         buffer[at] = b'"';
         out.write_all(&buffer[..at + 1])
+    }
+
+    /// Whether any of eight bytes is a control character, a quote or a
+    /// backslash. Bit tricks: in `x - n` bytewise, the lowest byte below
+    /// `n` gains the high bit it lacked, and a borrow starts only at such
+    /// a byte, so a high bit gained means one is there.
+    fn needs_escape(word: u64) -> bool {
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES * 0x80;
+        let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+        let control = below(word, 0x20);
+        let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+        let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+        (control | quote | backslash) != 0
+    }
+
+    /// Writes `b` at `buffer[at..]` as serde writes it; returns where the
+    /// next byte goes.
+    fn escape_byte(buffer: &mut [u8], at: usize, b: u8) -> usize {
+        match ESCAPE[usize::from(b)] {
+            0 => {
+                buffer[at] = b;
+                at + 1
+            }
+            b'u' => {
+                let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]);
+                buffer[at..at + 6].copy_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+                at + 6
+            }
+            short => {
+                buffer[at] = b'\\';
+                buffer[at + 1] = short;
+                at + 2
+            }
+        }
     }
 
     /// An object, pretty as serde_json writes it, each value written by
@@ -263,7 +303,6 @@ pub(crate) mod json {
                 CharEscape::CarriageReturn => b"\\\\r",
                 CharEscape::Tab => b"\\\\t",
                 CharEscape::AsciiControl(byte) => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
                     let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
                     return out.write_all(&[b'\\', b'\\', b'u', b'0', b'0', high, low]);
                 }
@@ -468,7 +507,8 @@ mod tests {
         // every offset; and escapes of every length at the buffer's end.
         let nested = serde_json::to_string(&vec![every_ascii.as_str(); 300]).unwrap();
         let mut texts = vec![every_ascii.clone(), nested, "é\"ü\u{1F600}\\".into()];
-        for fill in 8180..8200 {
+        let end = 8 * json::BLOCK;
+        for fill in (end - 20..end).chain(6 * json::BLOCK - 8..6 * json::BLOCK + 8) {
             for tail in ["\"", "\u{1}", "\n", "é", "a"] {
                 texts.push(format!("{}{tail}{tail}", "x".repeat(fill)));
             }

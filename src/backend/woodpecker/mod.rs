@@ -84,16 +84,42 @@ impl Backend for Woodpecker {
         plan: &Arc<Plan>,
         out: &mut dyn std::io::Write,
     ) -> Result<Rendered> {
-        // `{"configs":[{"name":…,"data":…},…]}`, a workflow at a time.
+        // `{"configs":[{"name":…,"data":…},…]}`, each config after a
+        // comma but the first.
         let mut written = out.write_all(b"{\"configs\":[");
         let mut first = true;
-        each_workflow(templates, plan, &mut |name, data| {
+        if let Some(write_run) = shipped_writer(templates, plan) {
+            // Escaped into the answer on the threads that write them, a
+            // run of configs in one piece.
+            let configs = |run: &[Job]| {
+                let mut configs = Vec::with_capacity(run.len() * 512);
+                write_run(run, &mut |name, data| {
+                    configs.push(b',');
+                    config(&mut configs, name, &data);
+                });
+                configs
+            };
             if written.is_ok() {
-                written = write_config(out, first, &name, &data);
+                written = crate::parallel::in_order(&plan.jobs, configs, |configs| {
+                    // The answer's first config has no comma before it.
+                    let from = usize::from(std::mem::take(&mut first));
+                    out.write_all(&configs[from..])
+                });
             }
-            first = false;
-            Ok(())
-        })?;
+        } else {
+            let mut configs = Vec::new();
+            each_workflow(templates, plan, &mut |name, data| {
+                configs.clear();
+                if !std::mem::take(&mut first) {
+                    configs.push(b',');
+                }
+                config(&mut configs, &name, &data);
+                if written.is_ok() {
+                    written = out.write_all(&configs);
+                }
+                Ok(())
+            })?;
+        }
         if written.is_ok() {
             written = out.write_all(b"]}\n");
         }
@@ -171,23 +197,15 @@ fn each_workflow(
     plan: &Plan,
     each: &mut dyn FnMut(String, String) -> Result<()>,
 ) -> Result<()> {
-    // The shipped template is written directly: the same text, without a
-    // template evaluation per workflow, runs of them on two threads.
-    if templates.is_shipped(TEMPLATE) && !plan.jobs.is_empty() {
-        let (event, reason) = (plan.event.map(event_name), reason_of(plan));
-        let ripple = plan.ripple_image.as_deref();
-        let write_run = |run: &[Job]| -> Vec<(String, String)> {
-            let workflows = run
-                .iter()
-                .map(|job| workflow(job, event, Cow::Borrowed(&reason), ripple));
+    if let Some(write_run) = shipped_writer(templates, plan) {
+        let workflows = |run: &[Job]| {
+            let mut workflows = Vec::with_capacity(run.len());
+            write_run(run, &mut |name, text| {
+                workflows.push((name.to_string(), text))
+            });
             workflows
-                .map(|workflow| {
-                    let text = write::workflow(&workflow);
-                    (workflow.name.to_string(), text)
-                })
-                .collect()
         };
-        return crate::parallel::in_order(&plan.jobs, write_run, |written| {
+        return crate::parallel::in_order(&plan.jobs, workflows, |written| {
             (written.into_iter()).try_for_each(|(name, text)| each(name, text))
         });
     }
@@ -203,21 +221,38 @@ fn each_workflow(
     Ok(())
 }
 
-/// One `{"name":…,"data":…}` of the answer, after a comma unless `first`.
-fn write_config(
-    out: &mut dyn std::io::Write,
-    first: bool,
-    name: &str,
-    data: &str,
-) -> std::io::Result<()> {
-    if !first {
-        out.write_all(b",")?;
+/// With the shipped template and jobs to run: what writes a run of jobs'
+/// workflows, handing each's name and text to `each`. The template is
+/// written directly, the same text without a template evaluation per
+/// workflow, and runs can be written on two threads.
+fn shipped_writer<'p>(
+    templates: &Templates,
+    plan: &'p Plan,
+) -> Option<impl Fn(&[Job], &mut Written<'_>) + Sync + 'p> {
+    if !templates.is_shipped(TEMPLATE) || plan.jobs.is_empty() {
+        return None;
     }
-    out.write_all(b"{\"name\":")?;
-    serde_json::to_writer(&mut *out, name)?;
-    out.write_all(b",\"data\":")?;
-    serde_json::to_writer(&mut *out, data)?;
-    out.write_all(b"}")
+    let (event, reason) = (plan.event.map(event_name), reason_of(plan));
+    let ripple = plan.ripple_image.as_deref();
+    Some(move |run: &[Job], each: &mut Written<'_>| {
+        for job in run {
+            let workflow = workflow(job, event, Cow::Borrowed(&reason), ripple);
+            each(workflow.name, write::workflow(&workflow));
+        }
+    })
+}
+
+/// Takes a written workflow's name and text.
+type Written<'e> = dyn FnMut(&str, String) + 'e;
+
+/// One `{"name":…,"data":…}` of the answer.
+fn config(into: &mut Vec<u8>, name: &str, data: &str) {
+    // Writing into memory cannot fail.
+    into.extend_from_slice(b"{\"name\":");
+    let _ = crate::render::json::string(into, name);
+    into.extend_from_slice(b",\"data\":");
+    let _ = crate::render::json::string(into, data);
+    into.push(b'}');
 }
 
 /// What a workflow's template reads.

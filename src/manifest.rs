@@ -209,6 +209,26 @@ struct Noted {
 }
 
 impl Noted {
+    /// Room for `tables` services with a few dependencies each and two
+    /// include patterns. Growing these lists by doubling copied them into
+    /// fresh pages again and again, and room never used is never touched.
+    fn with_capacity(tables: usize) -> Noted {
+        const EDGES: usize = 4;
+        const KEYS: usize = 2;
+        Noted {
+            with_environment: Vec::new(),
+            named: Named {
+                counts: Vec::with_capacity(tables),
+                names: Vec::with_capacity(tables * EDGES),
+                origins: Vec::with_capacity(tables * EDGES),
+                drops: false,
+            },
+            keys: PatternKeys {
+                entries: Vec::with_capacity(tables * KEYS),
+            },
+        }
+    }
+
     /// Notes the service at `position`.
     fn note(&mut self, position: usize, service: &Service) {
         if service.tests.environment.is_some() {
@@ -1110,7 +1130,7 @@ fn read_part<'a>(
     let (text, path) = (reader.text, reader.path);
     let mut read = PartRead {
         environments: Vec::new(),
-        noted: Noted::default(),
+        noted: Noted::with_capacity(starts.len().saturating_sub(1)),
     };
     let mut place = |service: Service| {
         read.noted.note(position, &service);

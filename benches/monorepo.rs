@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ripple::synth::{self, CORE_BRANCH, Shape, WIDE_BRANCH};
+use ripple::synth::{self, ALLCORE_BRANCH, CORE_BRANCH, Shape, WIDE_BRANCH};
 
 #[cfg(feature = "server")]
 #[path = "monorepo/serve.rs"]
@@ -122,8 +122,9 @@ fn repository(size: usize, seed: u64) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")
         // v3: the code states the dependencies and the manifest holds them
-        // as `discovered` keys, with no `depends_on`.
-        .join(format!("n{size}-s{seed}-v3"));
+        // as `discovered` keys, with no `depends_on`. v4: a branch that
+        // changes every core library.
+        .join(format!("n{size}-s{seed}-v4"));
     if !dir.join(DONE).exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the benchmark directory");
@@ -244,11 +245,28 @@ fn main() {
         "--base",
         "main",
     ];
-    let plan = [ripple, "plan", "--event", "pull_request", "--base", "main"];
-    let commands: [(&str, &[&str]); 3] = [
+    // Every backend's plan: each lowers and writes the same plan its own
+    // way (Woodpecker's answer and GitHub's outputs are JSON holding text).
+    let plan_for = |ci| {
+        [
+            ripple,
+            "--ci",
+            ci,
+            "plan",
+            "--event",
+            "pull_request",
+            "--base",
+            "main",
+        ]
+    };
+    let plans = ["drone", "woodpecker", "gitlab", "github"].map(plan_for);
+    let commands: [(&str, &[&str]); 6] = [
         ("git floor", &floor),
         ("ripple affected", &affected),
-        ("ripple plan", &plan),
+        ("ripple plan (drone)", &plans[0]),
+        ("ripple plan (woodpecker)", &plans[1]),
+        ("ripple plan (gitlab)", &plans[2]),
+        ("ripple plan (github)", &plans[3]),
     ];
     // Discovery reads every file of HEAD: its floor is listing them.
     let tree_floor = ["git", "ls-tree", "-r", "HEAD"];
@@ -278,7 +296,7 @@ fn main() {
     for &size in &options.sizes {
         let dir = repository(size, options.seed);
         let path = dir.display().to_string();
-        for branch in [WIDE_BRANCH, CORE_BRANCH] {
+        for branch in [WIDE_BRANCH, CORE_BRANCH, ALLCORE_BRANCH] {
             helper(&["--checkout", &path, branch]);
             let count = affected_count(ripple, &dir);
             compare(

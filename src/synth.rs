@@ -20,6 +20,9 @@ pub const MAIN: &str = "main";
 pub const WIDE_BRANCH: &str = "feature-wide";
 /// A handful of files changed in the core library with the largest fan-in.
 pub const CORE_BRANCH: &str = "feature-core";
+/// One file changed in each core library: five files that nearly every
+/// service reaches, the shape of a change to a shared foundation.
+pub const ALLCORE_BRANCH: &str = "feature-allcore";
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,6 +464,17 @@ pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
     }
     let core_commit = writer.commit(&core_files, Some(main), "Change the core library")?;
 
+    // All cores: one file in each core library.
+    let mut allcore_files = files.clone();
+    for service in &services[..CORE_LIBRARIES.min(services.len())] {
+        let path = format!("{}/src/mod0/file00.go", service.dir);
+        allcore_files.insert(
+            path.clone(),
+            writer.blob(&format!("// {path}\n// changed on {ALLCORE_BRANCH}\n"))?,
+        );
+    }
+    let allcore_commit = writer.commit(&allcore_files, Some(main), "Change every core library")?;
+
     // One pack for everything, as a clone would have.
     let mut pack = git2::Buf::new();
     mempack.dump(&repo, &mut pack)?;
@@ -475,6 +489,7 @@ pub fn generate(dir: &Path, shape: &Shape) -> Result<Summary, git2::Error> {
         (MAIN, main),
         (WIDE_BRANCH, wide_commit),
         (CORE_BRANCH, core_commit),
+        (ALLCORE_BRANCH, allcore_commit),
     ] {
         repo.reference(&format!("refs/heads/{branch}"), commit, true, "synth")?;
     }
@@ -547,7 +562,7 @@ mod tests {
             Repository::open(a.path()).unwrap(),
             Repository::open(b.path()).unwrap(),
         );
-        for branch in [MAIN, WIDE_BRANCH, CORE_BRANCH] {
+        for branch in [MAIN, WIDE_BRANCH, CORE_BRANCH, ALLCORE_BRANCH] {
             let id = |r: &Repository| r.revparse_single(branch).unwrap().id();
             assert_eq!(id(&ra), id(&rb), "{branch}");
         }
@@ -581,6 +596,13 @@ mod tests {
         assert!(
             affected.services.len() > summary.core_fan_in,
             "dependents of dependents too"
+        );
+        let allcore = changes::collect(&ra, &manifest.settings, &request(ALLCORE_BRANCH)).unwrap();
+        assert_eq!(allcore.paths.len(), 5);
+        let reached = graph.affected(&allcore).services.len();
+        assert!(
+            reached > affected.services.len() && reached > 200 / 2,
+            "every core library reaches most services: {reached}"
         );
     }
 }

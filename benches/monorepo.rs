@@ -185,8 +185,17 @@ fn serve_helper() -> bool {
     }
 }
 
+/// How many services the branch checked out in `dir` affects. Read as
+/// it streams in: a child's peak memory as `wait4` reports it starts from
+/// this process's own peak (the child is spawned from its memory before
+/// it executes), so holding megabytes of a report here would show in
+/// every later child's peak.
 fn affected_count(ripple: &str, dir: &Path) -> usize {
-    let output = Command::new(ripple)
+    #[derive(serde::Deserialize)]
+    struct Report {
+        services: Vec<serde::de::IgnoredAny>,
+    }
+    let mut child = Command::new(ripple)
         .args([
             "affected",
             "--format",
@@ -197,10 +206,13 @@ fn affected_count(ripple: &str, dir: &Path) -> usize {
             "main",
         ])
         .current_dir(dir)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("run ripple");
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
-    json["services"].as_array().map_or(0, Vec::len)
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let report: Report = serde_json::from_reader(stdout).expect("JSON output");
+    assert!(child.wait().expect("wait for ripple").success());
+    report.services.len()
 }
 
 fn main() {

@@ -259,15 +259,27 @@ pub(crate) mod json {
         let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
         if quoted {
             buffered.write_all(b"\"")?;
-            value.serialize(&mut serde_json::Serializer::with_formatter(
-                &mut buffered,
-                Quoted,
-            ))?;
+        }
+        compact_in(&mut buffered, value, quoted)?;
+        if quoted {
             buffered.write_all(b"\"")?;
-        } else {
-            value.serialize(&mut serde_json::Serializer::new(&mut buffered))?;
         }
         buffered.flush()
+    }
+
+    /// [`compact`] without the quotes around a quoted value, and without
+    /// a buffer: a piece of a larger value, written into memory.
+    pub fn compact_in<T: serde::Serialize + ?Sized>(
+        out: &mut impl Write,
+        value: &T,
+        quoted: bool,
+    ) -> Result<()> {
+        if quoted {
+            value.serialize(&mut serde_json::Serializer::with_formatter(out, Quoted))?;
+        } else {
+            value.serialize(&mut serde_json::Serializer::new(out))?;
+        }
+        Ok(())
     }
 
     /// serde_json's compact form as the contents of a JSON string: what

@@ -134,6 +134,14 @@ impl OutputValue {
         }))
     }
 
+    /// A value `write` writes as compact JSON (`true`: quoted, as a JSON
+    /// string holding it).
+    pub fn written(
+        write: impl Fn(&mut dyn std::io::Write, bool) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> OutputValue {
+        OutputValue(Box::new(write))
+    }
+
     /// Writes the value as it is: compact JSON, on one line.
     pub fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         (self.0)(out, false)

@@ -299,6 +299,11 @@ fn hostile_values_reach_github_as_they_are() {
         panic!("outputs");
     };
     let tests: serde_json::Value = serde_json::from_str(&values[1].1.text()).unwrap();
+    // Quoted, as stdout's object holds it: a JSON string of that text.
+    let mut quoted = Vec::new();
+    values[1].1.write_quoted(&mut quoted).unwrap();
+    let unquoted: String = serde_json::from_slice(&quoted).unwrap();
+    assert_eq!(unquoted, values[1].1.text());
     assert_eq!(tests["include"][0]["commands"], hostile("command"));
     assert_eq!(tests["include"][0]["toolchain"], hostile("image"));
     let images: serde_json::Value = serde_json::from_str(&values[2].1.text()).unwrap();

@@ -216,7 +216,10 @@ pub fn outputs(plan: &Arc<Plan>) -> Vec<(String, OutputValue)> {
     }
     vec![
         ("affected".into(), OutputValue::json(Affected(plan.clone()))),
-        ("tests".into(), OutputValue::json(Matrix(plan.clone()))),
+        ("tests".into(), {
+            let plan = plan.clone();
+            OutputValue::written(move |out, quoted| write_matrix(&plan, out, quoted))
+        }),
         ("images".into(), OutputValue::json(images)),
         ("image_tags".into(), OutputValue::json(image_tags)),
         ("promotions".into(), OutputValue::json(promotions)),
@@ -235,36 +238,39 @@ impl Serialize for Affected {
     }
 }
 
-/// The test matrix, `{"include": [...]}`.
-struct Matrix(Arc<Plan>);
-
-impl Serialize for Matrix {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut matrix = serializer.serialize_map(Some(1))?;
-        matrix.serialize_entry("include", &Include(&self.0))?;
-        matrix.end()
+/// The test matrix, `{"include": [...]}`, as compact JSON (`quoted`: as a
+/// JSON string holding it). Its entries, two or three a test job, are
+/// serialized a run of jobs at a time on two threads.
+fn write_matrix(plan: &Plan, out: &mut dyn std::io::Write, quoted: bool) -> std::io::Result<()> {
+    use crate::render::json;
+    let mut head = Vec::new();
+    if quoted {
+        head.push(b'"');
     }
-}
-
-/// The test matrix's entries, made as they are written: a list of them
-/// all would hold two for each of thousands of test jobs.
-struct Include<'a>(&'a Plan);
-
-impl Serialize for Include<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        let tests = (self.0.jobs.iter()).filter_map(|job| match &job.work {
-            Work::Tests(tests) => Some((job, tests)),
-            Work::Image(_) => None,
-        });
-        serializer.collect_seq(tests.flat_map(|(job, tests)| test_entries(job, tests)))
-    }
+    head.push(b'{');
+    json::compact_in(&mut head, "include", quoted)?;
+    head.extend_from_slice(b":[");
+    out.write_all(&head)?;
+    // Each entry after a comma; the first entry's comma is left out.
+    let entries = |run: &[crate::plan::Job]| -> std::io::Result<Vec<u8>> {
+        let mut written = Vec::with_capacity(run.len() * 512);
+        for job in run {
+            if let Work::Tests(tests) = &job.work {
+                for entry in test_entries(job, tests) {
+                    written.push(b',');
+                    json::compact_in(&mut written, &entry, quoted)?;
+                }
+            }
+        }
+        Ok(written)
+    };
+    let mut first = true;
+    crate::parallel::in_order(&plan.jobs, entries, |written| {
+        let written = written?;
+        let from = usize::from(!written.is_empty() && std::mem::take(&mut first));
+        out.write_all(&written[from..])
+    })?;
+    out.write_all(if quoted { b"]}\"" } else { b"]}" })
 }
 
 /// A test job's matrix entries: one a stage.

@@ -187,11 +187,9 @@ pub fn outputs(plan: &Arc<Plan>) -> Vec<(String, OutputValue)> {
     let mut images = Vec::new();
     let mut image_tags = BTreeMap::new();
     let mut promotions = BTreeMap::new();
-    let service_of: HashMap<&str, &str> = plan
-        .jobs
-        .iter()
-        .map(|j| (j.name.as_str(), j.service.as_str()))
-        .collect();
+    // Made for the first image job: a pull request's thousands of test
+    // jobs need none.
+    let mut service_of: Option<HashMap<&str, &str>> = None;
     for job in &plan.jobs {
         match &job.work {
             Work::Tests(_) => {}
@@ -205,11 +203,16 @@ pub fn outputs(plan: &Arc<Plan>) -> Vec<(String, OutputValue)> {
                     service: job.service.to_string(),
                     image: image.image.clone(),
                     tags: image.tags.clone(),
-                    needs: job
-                        .needs
-                        .iter()
-                        .map(|n| service_of.get(n.as_str()).copied().unwrap_or(n).to_string())
-                        .collect(),
+                    needs: {
+                        let service_of = service_of.get_or_insert_with(|| {
+                            let jobs = plan.jobs.iter();
+                            jobs.map(|j| (j.name.as_str(), j.service.as_str()))
+                                .collect()
+                        });
+                        (job.needs.iter())
+                            .map(|n| service_of.get(n.as_str()).copied().unwrap_or(n).to_string())
+                            .collect()
+                    },
                 });
             }
         }

@@ -16,7 +16,7 @@ use crate::changes::manifest_at;
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
-use crate::graph::{Affected, ServiceGraph};
+use crate::graph::{Affected, ServiceGraph, Why};
 use crate::input;
 use crate::manifest::{self, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
 use crate::output::{Output, write_atomically};
@@ -461,7 +461,13 @@ impl Analysis {
 
     /// The affected set, each image with its input hash when wanted.
     fn affected_in(&self, graph: &ServiceGraph<'_>) -> Result<Affected> {
-        let mut affected = graph.affected(&self.changes);
+        self.affected_with(graph, Why::Kept)
+    }
+
+    /// [`Analysis::affected_in`], keeping why each service is affected or
+    /// not.
+    fn affected_with(&self, graph: &ServiceGraph<'_>, why: Why) -> Result<Affected> {
+        let mut affected = graph.affected_with(&self.changes, why);
         if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
             && affected.services.iter().any(|s| s.kind.is_artifact())
         {
@@ -669,7 +675,12 @@ fn cmd_plan(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let affected = analysis.affected()?;
+    // Rendered for a CI system, a plan reads no service's reasons.
+    let why = match args.format {
+        cli::PlanFormat::Ci => Why::Left,
+        cli::PlanFormat::Json => Why::Kept,
+    };
+    let affected = analysis.affected_with(&ServiceGraph::new(&analysis.manifest), why)?;
     workspace.lap("graph");
     let plan = Arc::new(plan::plan(&analysis.manifest, &analysis.changes, &affected));
     // The document goes to its destination as it renders: no size of plan

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use crate::backend::{self, Backend, Rendered, Templates};
 use crate::changes::{self, Event};
 use crate::error::{Error, Result, git};
-use crate::graph::ServiceGraph;
+use crate::graph::{ServiceGraph, Why};
 use crate::history::{self, History, OpenError, Record, Retention};
 use crate::input;
 use crate::manifest::Manifest;
@@ -787,7 +787,8 @@ impl AppState {
         let mut changes = changes::collect(repo, &manifest.settings, &request)?;
         changes::read_build_args(repo, &manifest, &mut changes);
         let graph = ServiceGraph::new(&manifest);
-        let mut affected = graph.affected(&changes);
+        // Rendered for the CI system: no service's reasons are read.
+        let mut affected = graph.affected_with(&changes, Why::Left);
         let images = affected.services.iter().any(|s| s.kind.is_artifact());
         if let Some(head) = changes
             .head

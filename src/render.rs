@@ -158,8 +158,9 @@ pub(crate) mod json {
     pub(super) const BLOCK: usize = 256;
 
     /// [`string`] for text with something to escape, a buffer at a time:
-    /// JSON inside JSON (GitHub's step outputs) has a quote every few
-    /// bytes, and serde_json writes the run before each escape on its own.
+    /// YAML inside JSON (Woodpecker's answer) has a quote or a newline
+    /// every few bytes, and serde_json writes the run before each escape
+    /// on its own.
     fn escaped(out: &mut impl Write, text: &str) -> Result<()> {
         let mut buffer = [0u8; 8 * BLOCK];
         buffer[0] = b'"';

@@ -84,8 +84,8 @@ impl Backend for Woodpecker {
         plan: &Arc<Plan>,
         out: &mut dyn std::io::Write,
     ) -> Result<Rendered> {
-        // `{"configs":[{"name":…,"data":…},…]}`, each config after a
-        // comma but the first.
+        // `{"configs":[{"name":…,"data":…},…]}`: each config is made after
+        // a comma, which the first one leaves out.
         let mut written = out.write_all(b"{\"configs\":[");
         let mut first = true;
         if let Some(write_run) = shipped_writer(templates, plan) {
@@ -101,7 +101,6 @@ impl Backend for Woodpecker {
             };
             if written.is_ok() {
                 written = crate::parallel::in_order(&plan.jobs, configs, |configs| {
-                    // The answer's first config has no comma before it.
                     let from = usize::from(std::mem::take(&mut first));
                     out.write_all(&configs[from..])
                 });
@@ -110,12 +109,11 @@ impl Backend for Woodpecker {
             let mut configs = Vec::new();
             each_workflow(templates, plan, &mut |name, data| {
                 configs.clear();
-                if !std::mem::take(&mut first) {
-                    configs.push(b',');
-                }
+                configs.push(b',');
                 config(&mut configs, &name, &data);
+                let from = usize::from(std::mem::take(&mut first));
                 if written.is_ok() {
-                    written = out.write_all(&configs);
+                    written = out.write_all(&configs[from..]);
                 }
                 Ok(())
             })?;

@@ -673,7 +673,8 @@ impl<'m> ServiceGraph<'m> {
         let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
         let Ok(()) = crate::parallel::in_order(
             &order,
-            |run| run.iter().map(|&i| entry(i)).collect::<Vec<_>>(),
+            // The entries live until the process ends.
+            |run| crate::arena::region(|| run.iter().map(|&i| entry(i)).collect::<Vec<_>>()),
             |run| {
                 services.extend(run);
                 Ok::<(), std::convert::Infallible>(())

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod app; // runs a command line: the I/O edge
+pub mod arena; // the allocator: regions for what lives until exit
 pub mod backend; // CI systems: environment, lowering, escaping, templates
 pub mod buildargs; // build arguments from a dotenv file, as the Dockerfile declares them
 pub mod changes; // which commits to compare, and what changed (git2)
@@ -51,3 +52,6 @@ pub mod synth; // synthetic monorepos for benchmarks
 pub mod tags; // Docker tag templates
 
 pub use app::{Io, run};
+
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena;

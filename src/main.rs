@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     if !args.command.is_server() {
         grow_the_heap_in_large_steps();
         map_packs_in_pieces();
+        ripple::arena::enable();
     }
     // Not locked for the whole run: `serve` logs from worker threads.
     let mut out = std::io::stdout();

@@ -1072,33 +1072,36 @@ fn read_parts<'a>(
 ) -> (Option<Preamble>, Option<Vec<PartRead>>) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    // What the tables are read into lives until the process ends.
     let take_parts = || {
-        // Holds what the scanner's inline values are read into (a few
-        // hundred bytes a table that has them) until the reading ends.
-        let arena = toml_spanner::Arena::new();
-        let mut reader = Reader::new(text, path, 0);
-        reader.dependency_spans = false;
-        let mut scanner = scan::Scanner::new(text);
-        let mut done = Vec::new();
-        loop {
-            let k = next.fetch_add(1, Relaxed);
-            if k >= lists.len() || failed.load(Relaxed) {
-                break;
+        crate::arena::region(|| {
+            // Holds what the scanner's inline values are read into (a few
+            // hundred bytes a table that has them) until the reading ends.
+            let arena = toml_spanner::Arena::new();
+            let mut reader = Reader::new(text, path, 0);
+            reader.dependency_spans = false;
+            let mut scanner = scan::Scanner::new(text);
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Relaxed);
+                if k >= lists.len() || failed.load(Relaxed) {
+                    break;
+                }
+                let mut part = lists[k].lock().unwrap_or_else(|e| e.into_inner());
+                let tables = &starts[bounds[k]..=bounds[k + 1]];
+                let read = read_part(
+                    &mut reader,
+                    &mut scanner,
+                    &arena,
+                    tables,
+                    bounds[k],
+                    &mut *part,
+                );
+                failed.fetch_or(read.is_none(), Relaxed);
+                done.push((k, read));
             }
-            let mut part = lists[k].lock().unwrap_or_else(|e| e.into_inner());
-            let tables = &starts[bounds[k]..=bounds[k + 1]];
-            let read = read_part(
-                &mut reader,
-                &mut scanner,
-                &arena,
-                tables,
-                bounds[k],
-                &mut *part,
-            );
-            failed.fetch_or(read.is_none(), Relaxed);
-            done.push((k, read));
-        }
-        done
+            done
+        })
     };
     std::thread::scope(|scope| {
         let helper = (lists.len() > 1).then(|| scope.spawn(take_parts));

@@ -1,0 +1,238 @@
+//! The allocator: the system's, but for the small allocations a thread
+//! makes inside [`region`], which are carved from large chunks and never
+//! freed. Reading a 20,000-service manifest makes about 120,000 of them
+//! (names, paths, image builds), all kept until the process ends; glibc
+//! spent about 200 instructions on each, and a 16-byte header (see
+//! BENCHMARKS.md, thirteenth session). Here each is a pointer bump.
+//!
+//! Only a command that runs once and exits [`enable`]s regions: a server
+//! reads a manifest per request, and would keep every one.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+/// The largest allocation a region takes; larger ones (lists of every
+/// service) are the system's, which returns their memory when they grow.
+const SMALL: usize = 256;
+
+/// Chunks are this large and aligned to it, so that the chunk a pointer
+/// would belong to is found by masking.
+const CHUNK: usize = 1 << 20;
+
+/// Room for the chunks' addresses: 512 MiB of small allocations. A region
+/// that would need more takes from the system.
+const SLOTS: usize = 512;
+
+/// Whether regions are on in this process.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The start of every chunk handed out, in an open-addressed table: a
+/// small allocation is freed to the system unless its chunk is here.
+static CHUNKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+thread_local! {
+    /// Whether this thread is inside [`region`].
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+    /// The free part of this thread's chunk: `next..end`.
+    static NEXT: Cell<usize> = const { Cell::new(0) };
+    static END: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Turns regions on for the process: for a command that runs once and
+/// exits, before it starts threads.
+pub fn enable() {
+    ENABLED.store(true, Relaxed);
+}
+
+/// Runs `f` with this thread's small allocations taken from a region,
+/// when regions are on: for data that lives until the process ends (what
+/// is freed meanwhile is not reused).
+pub fn region<T>(f: impl FnOnce() -> T) -> T {
+    if !ENABLED.load(Relaxed) {
+        return f();
+    }
+    /// Leaves the region however `f` ends.
+    struct Leave(bool);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            INSIDE.with(|inside| inside.set(self.0));
+        }
+    }
+    let _leave = Leave(INSIDE.with(|inside| inside.replace(true)));
+    f()
+}
+
+/// The system's allocator, with [`region`]s.
+pub struct Arena;
+
+/// Where a chunk's search in [`CHUNKS`] starts.
+fn first_slot(chunk: usize) -> usize {
+    ((chunk / CHUNK).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % SLOTS
+}
+
+/// Whether `ptr` is in a chunk of a region.
+fn in_region(ptr: usize) -> bool {
+    let chunk = ptr & !(CHUNK - 1);
+    let mut slot = first_slot(chunk);
+    for _ in 0..SLOTS {
+        match CHUNKS[slot].load(Relaxed) {
+            0 => return false,
+            found if found == chunk => return true,
+            _ => slot = (slot + 1) % SLOTS,
+        }
+    }
+    false
+}
+
+/// Whether the block at `ptr` was handed out by a region: only a small
+/// one can be, and only once regions are on.
+fn is_regions(layout: Layout, ptr: *mut u8) -> bool {
+    layout.size() <= SMALL && ENABLED.load(Relaxed) && in_region(ptr as usize)
+}
+
+/// Notes a new chunk; false when the table is full.
+fn note_chunk(chunk: usize) -> bool {
+    let mut slot = first_slot(chunk);
+    for _ in 0..SLOTS {
+        if CHUNKS[slot]
+            .compare_exchange(0, chunk, Relaxed, Relaxed)
+            .is_ok()
+        {
+            return true;
+        }
+        slot = (slot + 1) % SLOTS;
+    }
+    false
+}
+
+/// `layout` (at most [`SMALL`] bytes, aligned to at most 16) from this
+/// thread's chunk, or a new one; null when there is no memory.
+fn bump(layout: Layout) -> *mut u8 {
+    let align = layout.align().max(8);
+    let size = layout.size().next_multiple_of(8);
+    let (next, end) = (NEXT.with(Cell::get), END.with(Cell::get));
+    let start = next.next_multiple_of(align);
+    if next != 0 && start + size <= end {
+        NEXT.with(|next| next.set(start + size));
+        return start as *mut u8;
+    }
+    // SAFETY: a layout of nonzero size whose alignment is a power of two.
+    let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, CHUNK)) };
+    if chunk.is_null() {
+        return chunk;
+    }
+    if !note_chunk(chunk as usize) {
+        // SAFETY: allocated just above with this layout, and not handed out.
+        unsafe { System.dealloc(chunk, Layout::from_size_align_unchecked(CHUNK, CHUNK)) };
+        // SAFETY: the caller's layout, of nonzero size.
+        return unsafe { System.alloc(layout) };
+    }
+    NEXT.with(|next| next.set(chunk as usize + size));
+    END.with(|end| end.set(chunk as usize + CHUNK));
+    chunk
+}
+
+// SAFETY: every block comes from the system's allocator or from a chunk
+// of it that is never freed; a block in a chunk is handed out once (the
+// thread's free part only moves forward) and never given back to the
+// system, and a block is given back to whichever of the two it came from.
+unsafe impl GlobalAlloc for Arena {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() <= SMALL
+            && layout.align() <= 16
+            && INSIDE.with(Cell::get)
+            && ENABLED.load(Relaxed)
+        {
+            return bump(layout);
+        }
+        // SAFETY: the caller's layout, of nonzero size.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() <= SMALL && layout.align() <= 16 && INSIDE.with(Cell::get) {
+            // SAFETY: the caller's layout, of nonzero size.
+            let block = unsafe { self.alloc(layout) };
+            if !block.is_null() {
+                // SAFETY: the block holds `layout.size()` bytes.
+                unsafe { std::ptr::write_bytes(block, 0, layout.size()) };
+            }
+            return block;
+        }
+        // The system's zeroed memory: fresh pages are zero already, and
+        // writing zeros would fault in every page of a large list at once.
+        // SAFETY: the caller's layout, of nonzero size.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_regions(layout, ptr) {
+            return;
+        }
+        // SAFETY: not a region's, so the system's, with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if is_regions(layout, ptr) {
+            // SAFETY: the caller's alignment with a nonzero size.
+            let new =
+                unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
+            if !new.is_null() {
+                // SAFETY: both blocks hold at least the smaller size, and
+                // the new one was just handed out, so they do not overlap.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+            }
+            return new;
+        }
+        // SAFETY: not a region's, so the system's, with this layout.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inside a region small blocks come from chunks and survive growing
+    /// and freeing; outside, and for large blocks, the system serves.
+    #[test]
+    fn regions_take_small_blocks_from_chunks() {
+        enable();
+        let (small, large, grown) = region(|| {
+            let small: Vec<u64> = (0..8).collect();
+            let large: Vec<u64> = (0..1_000).collect();
+            let mut grown = String::from("a");
+            for _ in 0..100 {
+                grown.push_str("bc");
+            }
+            (small, large, grown)
+        });
+        assert!(in_region(small.as_ptr() as usize));
+        assert!(!in_region(large.as_ptr() as usize));
+        assert_eq!(small, (0..8).collect::<Vec<u64>>());
+        assert_eq!(large.iter().sum::<u64>(), 499_500);
+        assert_eq!(grown.len(), 201);
+        assert!(grown.ends_with("bcbc"));
+        let outside: Vec<u64> = (0..8).collect();
+        assert!(!in_region(outside.as_ptr() as usize));
+        // A region's block grown past the small size moves to the system.
+        let mut moved = small;
+        moved.extend(0..100);
+        assert!(!in_region(moved.as_ptr() as usize));
+        assert_eq!(moved[..8], [0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn alignment_is_kept() {
+        enable();
+        region(|| {
+            for align in [1, 2, 4, 8, 16] {
+                let layout = Layout::from_size_align(3, align).unwrap();
+                let block = bump(layout);
+                assert_eq!(block as usize % align, 0);
+            }
+        });
+    }
+}

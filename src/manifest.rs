@@ -2663,12 +2663,15 @@ fn find_cycle(
     let mut colour = vec![Colour::White; count];
     // Each service as it is finished: after everything it depends on.
     let mut order: Vec<u32> = Vec::with_capacity(count);
+    // The path searched, and the next edge of each: one list for every
+    // root, not one allocated and freed for each.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     // In file order: the search visits each service and edge once.
     for root in 0..count {
         if colour[root] != Colour::White {
             continue;
         }
-        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        stack.push((root, 0));
         colour[root] = Colour::Grey;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             // Unknown dependencies are left out: they are reported on their own.

@@ -1302,12 +1302,10 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             ..ServiceFields::default()
         };
         // Only the keys the table sets are looked up.
-        let set = scan::KEYS
-            .iter()
-            .zip(&scanner.slots)
-            .filter_map(|(key, slot)| Some((key, slot.as_ref()?)));
-        for (key, slot) in set {
-            if let Some(field) = fields.slot(key) {
+        let set =
+            (scanner.slots.iter().enumerate()).filter_map(|(k, slot)| Some((k, slot.as_ref()?)));
+        for (k, slot) in set {
+            if let Some(field) = fields.slot_at(k) {
                 let strings = &scanner.strings[slot.strings.clone()];
                 *field = Some(match (slot.list, strings) {
                     (false, [string]) => Field::Str(string),
@@ -1316,6 +1314,28 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             }
         }
         fields
+    }
+
+    /// Where the value of [`scan::KEYS`]`[k]` goes: [`Self::slot`] by
+    /// position, without comparing names (a test checks they agree).
+    fn slot_at(&mut self, k: usize) -> Option<&mut Option<Field<'t, 'a>>> {
+        Some(match k {
+            0 => &mut self.name,
+            1 => &mut self.kind,
+            2 => &mut self.paths,
+            3 => &mut self.depends_on,
+            4 => &mut self.image,
+            5 => &mut self.dockerfile,
+            6 => &mut self.context,
+            7 => &mut self.toolchain,
+            8 => &mut self.lint,
+            9 => &mut self.unit,
+            10 => &mut self.functional,
+            11 => &mut self.build_args_file,
+            12 => &mut self.platforms,
+            13 => &mut self.environment,
+            _ => return None,
+        })
     }
 
     /// Takes the values of [`scan::INLINE_KEYS`] from the lines
@@ -2820,6 +2840,19 @@ fn is_variable_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scanner's values go where their keys' names send them.
+    #[test]
+    fn slots_by_position_are_slots_by_name() {
+        let mut fields = ServiceFields::default();
+        for (k, key) in scan::KEYS.iter().enumerate() {
+            let by_position = fields.slot_at(k).map(|slot| slot as *const _);
+            let by_name = fields.slot(key).map(|slot| slot as *const _);
+            assert!(by_name.is_some(), "{key}");
+            assert_eq!(by_position, by_name, "{key}");
+        }
+        assert!(fields.slot_at(scan::KEYS.len()).is_none());
+    }
 
     const GOOD: &str = r#"
 [settings]

@@ -35,8 +35,7 @@ thread_local! {
     /// Whether this thread is inside [`region`].
     static INSIDE: Cell<bool> = const { Cell::new(false) };
     /// The free part of this thread's chunk: `next..end`.
-    static NEXT: Cell<usize> = const { Cell::new(0) };
-    static END: Cell<usize> = const { Cell::new(0) };
+    static FREE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// Turns regions on for the process: for a command that runs once and
@@ -109,12 +108,14 @@ fn note_chunk(chunk: usize) -> bool {
 /// `layout` (at most [`SMALL`] bytes, aligned to at most 16) from this
 /// thread's chunk, or a new one; null when there is no memory.
 fn bump(layout: Layout) -> *mut u8 {
+    // Masks, not `next_multiple_of`: an alignment is a power of two, and
+    // a division on every allocation cost more than the rest of it.
     let align = layout.align().max(8);
-    let size = layout.size().next_multiple_of(8);
-    let (next, end) = (NEXT.with(Cell::get), END.with(Cell::get));
-    let start = next.next_multiple_of(align);
+    let size = (layout.size() + 7) & !7;
+    let (next, end) = FREE.with(Cell::get);
+    let start = (next + align - 1) & !(align - 1);
     if next != 0 && start + size <= end {
-        NEXT.with(|next| next.set(start + size));
+        FREE.with(|free| free.set((start + size, end)));
         return start as *mut u8;
     }
     // SAFETY: a layout of nonzero size whose alignment is a power of two.
@@ -128,8 +129,7 @@ fn bump(layout: Layout) -> *mut u8 {
         // SAFETY: the caller's layout, of nonzero size.
         return unsafe { System.alloc(layout) };
     }
-    NEXT.with(|next| next.set(chunk as usize + size));
-    END.with(|end| end.set(chunk as usize + CHUNK));
+    FREE.with(|free| free.set((chunk as usize + size, chunk as usize + CHUNK)));
     chunk
 }
 

@@ -618,9 +618,11 @@ impl<'m> ServiceGraph<'m> {
         let waits = self.waits_for(&is_affected);
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.
-        let mut order: Vec<usize> = (0..count).filter(|&i| is_affected[i]).collect();
+        let order: Vec<usize> = (self.manifest.by_name().iter())
+            .map(|&i| i as usize)
+            .filter(|&i| is_affected[i])
+            .collect();
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
-        order.sort_unstable_by(|&a, &b| names[a].cmp(&names[b]));
         let entry = |i: usize| {
             let mut files = match why {
                 Why::Kept => files.of(i),

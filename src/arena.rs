@@ -27,6 +27,9 @@ const SLOTS: usize = 512;
 /// Whether regions are on in this process.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// Whether [`CHUNKS`] is full: regions then take from the system.
+static FULL: AtomicBool = AtomicBool::new(false);
+
 /// The start of every chunk handed out, in an open-addressed table: a
 /// small allocation is freed to the system unless its chunk is here.
 static CHUNKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
@@ -118,12 +121,17 @@ fn bump(layout: Layout) -> *mut u8 {
         FREE.with(|free| free.set((start + size, end)));
         return start as *mut u8;
     }
+    if FULL.load(Relaxed) {
+        // SAFETY: the caller's layout, of nonzero size.
+        return unsafe { System.alloc(layout) };
+    }
     // SAFETY: a layout of nonzero size whose alignment is a power of two.
     let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, CHUNK)) };
     if chunk.is_null() {
         return chunk;
     }
     if !note_chunk(chunk as usize) {
+        FULL.store(true, Relaxed);
         // SAFETY: allocated just above with this layout, and not handed out.
         unsafe { System.dealloc(chunk, Layout::from_size_align_unchecked(CHUNK, CHUNK)) };
         // SAFETY: the caller's layout, of nonzero size.

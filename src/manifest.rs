@@ -1324,8 +1324,8 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
         fields
     }
 
-    /// Where the value of [`scan::KEYS`]`[k]` goes: [`Self::slot`] by
-    /// position, without comparing names (a test checks they agree).
+    /// Where the value of [`scan::KEYS`]`[k]` goes: by position, so that
+    /// the scanner's values are placed without comparing names again.
     fn slot_at(&mut self, k: usize) -> Option<&mut Option<Field<'t, 'a>>> {
         Some(match k {
             0 => &mut self.name,
@@ -1371,23 +1371,7 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
 
     /// Where the value of `key` goes; `None` for `services` and unknown keys.
     fn slot(&mut self, key: &str) -> Option<&mut Option<Field<'t, 'a>>> {
-        Some(match key {
-            "name" => &mut self.name,
-            "kind" => &mut self.kind,
-            "paths" => &mut self.paths,
-            "depends_on" => &mut self.depends_on,
-            "image" => &mut self.image,
-            "dockerfile" => &mut self.dockerfile,
-            "context" => &mut self.context,
-            "toolchain" => &mut self.toolchain,
-            "lint" => &mut self.lint,
-            "unit" => &mut self.unit,
-            "functional" => &mut self.functional,
-            "build_args_file" => &mut self.build_args_file,
-            "platforms" => &mut self.platforms,
-            "environment" => &mut self.environment,
-            _ => return None,
-        })
+        self.slot_at(scan::KEYS.iter().position(|k| *k == key)?)
     }
 }
 
@@ -2873,15 +2857,37 @@ fn is_variable_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The scanner's values go where their keys' names send them.
+    /// Each key's value goes to the field of its name.
     #[test]
-    fn slots_by_position_are_slots_by_name() {
-        let mut fields = ServiceFields::default();
-        for (k, key) in scan::KEYS.iter().enumerate() {
-            let by_position = fields.slot_at(k).map(|slot| slot as *const _);
-            let by_name = fields.slot(key).map(|slot| slot as *const _);
-            assert!(by_name.is_some(), "{key}");
-            assert_eq!(by_position, by_name, "{key}");
+    fn each_key_has_the_field_of_its_name() {
+        let mut fields: ServiceFields<'static, 'static> = ServiceFields::default();
+        type Slot = Option<Field<'static, 'static>>;
+        fn at(field: &Slot) -> *const Slot {
+            field
+        }
+        let expected = [
+            ("name", at(&fields.name)),
+            ("kind", at(&fields.kind)),
+            ("paths", at(&fields.paths)),
+            ("depends_on", at(&fields.depends_on)),
+            ("image", at(&fields.image)),
+            ("dockerfile", at(&fields.dockerfile)),
+            ("context", at(&fields.context)),
+            ("toolchain", at(&fields.toolchain)),
+            ("lint", at(&fields.lint)),
+            ("unit", at(&fields.unit)),
+            ("functional", at(&fields.functional)),
+            ("build_args_file", at(&fields.build_args_file)),
+            ("platforms", at(&fields.platforms)),
+            ("environment", at(&fields.environment)),
+        ];
+        assert_eq!(scan::KEYS.len(), expected.len());
+        for (key, field) in expected {
+            let found = fields.slot(key).map(|slot| slot as *const Slot);
+            assert_eq!(found, Some(field), "{key}");
+        }
+        for other in ["services", "tags", "build_args", "discovered", "nom"] {
+            assert!(fields.slot(other).is_none(), "{other}");
         }
         assert!(fields.slot_at(scan::KEYS.len()).is_none());
     }

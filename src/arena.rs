@@ -48,8 +48,9 @@ pub fn enable() {
 }
 
 /// Runs `f` with this thread's small allocations taken from a region,
-/// when regions are on: for data that lives until the process ends (what
-/// is freed meanwhile is not reused).
+/// when regions are on: for data a command keeps for most of its run.
+/// What is freed is not reused, so a command may read a manifest a few
+/// times (`sync` reads up to three), not once per commit or request.
 pub fn region<T>(f: impl FnOnce() -> T) -> T {
     if !ENABLED.load(Relaxed) {
         return f();

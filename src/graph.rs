@@ -671,17 +671,8 @@ impl<'m> ServiceGraph<'m> {
             }
         };
         // Each entry reads the graph only: a large set's are made on two
-        // threads, in order.
-        let mut services: Vec<AffectedService> = Vec::with_capacity(order.len());
-        let Ok(()) = crate::parallel::in_order(
-            &order,
-            // The entries live until the process ends.
-            |run| crate::arena::region(|| run.iter().map(|&i| entry(i)).collect::<Vec<_>>()),
-            |run| {
-                services.extend(run);
-                Ok::<(), std::convert::Infallible>(())
-            },
-        );
+        // threads. They live until the process ends.
+        let services = crate::parallel::map(&order, |&i| crate::arena::region(|| entry(i)));
         let build_order = self.layers(&is_affected, &waits);
         Affected {
             services,

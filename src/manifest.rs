@@ -22,8 +22,9 @@ use std::sync::Arc;
 use crate::pattern::{self, PathPattern};
 use crate::tags::{TagTemplate, Use};
 
-mod fill;
 mod scan;
+
+use crate::parallel::fill;
 
 /// A validated manifest: every name unique, every dependency known, no cycles.
 #[derive(Debug, Clone)]

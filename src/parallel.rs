@@ -1,6 +1,11 @@
 //! Work split between two threads where a large manifest or plan makes it
 //! worth a thread: the machines ripple runs on have two cores or more.
 
+pub mod fill;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
 /// Whether a second thread can run beside this one.
 pub fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
@@ -59,6 +64,42 @@ pub fn in_order<T: Sync, R: Send, E>(
     })
 }
 
+/// Maps each item with `each` into one list, in order. With many items
+/// and two cores, two threads take runs of them in turn, each writing its
+/// results straight into the list's room: no result is moved once made
+/// (15,000 affected entries are megabytes of fresh pages, a fault each
+/// 4 KiB, which a copy would take on one thread).
+pub fn map<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let length = run_length(items.len());
+    let runs = items.len().div_ceil(length);
+    if !two_cores() || runs < 4 {
+        return items.iter().map(each).collect();
+    }
+    let bounds: Vec<usize> = (1..runs).map(|k| k * length).collect();
+    let (list, ()) = fill::in_parts(items.len(), &bounds, |parts| {
+        // Each run is taken once: the lock only hands its room over.
+        let parts: Vec<Mutex<&mut fill::Part<'_, R>>> = parts.iter_mut().map(Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        let take = || loop {
+            let k = next.fetch_add(1, Relaxed);
+            let Some(part) = parts.get(k) else { break };
+            let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+            let run = &items[k * length..((k + 1) * length).min(items.len())];
+            for item in run {
+                part.push(each(item));
+            }
+        };
+        std::thread::scope(|scope| {
+            let helper = scope.spawn(take);
+            take();
+            if let Err(panic) = helper.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+    });
+    list.expect("each run filled its part")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +128,27 @@ mod tests {
             },
         );
         assert_eq!((failed, calls), (Err("full disk"), 3));
+    }
+
+    #[test]
+    fn a_map_is_in_order_whatever_thread_made_each_run() {
+        for len in [0, 1, 100, 5_000, 20_001] {
+            let items: Vec<usize> = (0..len).collect();
+            let mapped = map(&items, usize::to_string);
+            let expected: Vec<String> = items.iter().map(usize::to_string).collect();
+            assert_eq!(mapped, expected, "{len} items");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_map_reaches_the_caller() {
+        let items: Vec<usize> = (0..20_000).collect();
+        let outcome = std::panic::catch_unwind(|| {
+            map(&items, |&i| {
+                assert!(i != 15_000, "item 15000");
+                i.to_string()
+            })
+        });
+        assert!(outcome.is_err());
     }
 }

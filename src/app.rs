@@ -338,10 +338,12 @@ fn read_manifest<T>(
     // process could be stopped by SIGBUS; ripple reads a checked-out file
     // nobody edits during a CI step, and a read could as well see a
     // half-written file.
-    // Populated: the whole file is read anyway, and one call maps it instead
-    // of a page fault per few pages (costly in a virtual machine).
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(failed)?;
-    let text = std::str::from_utf8(&map)
+    // Not populated: the two halves' pages are mapped by the threads that
+    // check them, at once (the kernel maps the neighbours of a page that
+    // faults, 16 at a time), where populating took one thread most of a
+    // millisecond at 20,000 services.
+    let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(failed)?;
+    let text = crate::parallel::utf8(&map)
         .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let parsed = parse(text);
     // Unmapping 6 MB of populated pages took most of a millisecond.
@@ -547,23 +549,23 @@ fn read_while_diffing(
     // the same directory, the same way.
     let bare = repo.is_bare();
     let at = repo.workdir().unwrap_or(repo.path()).to_path_buf();
-    std::thread::scope(|scope| {
-        let diffing = scope.spawn(move || -> Result<Diffed> {
-            let flags = if bare {
-                git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH
-            } else {
-                git2::RepositoryOpenFlags::NO_SEARCH
-            };
-            let repo = Repository::open_ext(&at, flags, std::iter::empty::<&std::ffi::OsStr>())
-                .map_err(git(format!("opening `{}` again", at.display())))?;
-            let found = diff(&repo, backend, build, &settings);
-            Ok(Diffed { settings, found })
-        });
-        let manifest = Manifest::parse(text, shown);
-        // A diff that panicked is done again, in order.
-        let early = diffing.join().ok();
-        Ok((manifest?, early))
-    })
+    // A diff that panicked is done again, in order.
+    let diffing = move || -> Result<Diffed> {
+        let flags = if bare {
+            git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH
+        } else {
+            git2::RepositoryOpenFlags::NO_SEARCH
+        };
+        let repo = Repository::open_ext(&at, flags, std::iter::empty::<&std::ffi::OsStr>())
+            .map_err(git(format!("opening `{}` again", at.display())))?;
+        let found = diff(&repo, backend, build, &settings);
+        Ok(Diffed { settings, found })
+    };
+    let (manifest, early) = crate::parallel::join(
+        || Manifest::parse(text, shown),
+        || std::panic::catch_unwind(std::panic::AssertUnwindSafe(diffing)).ok(),
+    );
+    Ok((manifest?, early))
 }
 
 /// Opens the repository, reads the manifest and collects the changes. A

@@ -828,7 +828,7 @@ fn release_tag_at(repo: &Repository, settings: &Settings, head: Oid) -> Option<S
 /// affected only when an argument its Dockerfile declares (at base or head)
 /// and `build_args` does not override was added, removed or changed.
 pub fn read_build_args(repo: &Repository, manifest: &Manifest, changes: &mut ChangeSet) {
-    let readers = manifest.services.iter().filter_map(|service| {
+    let readers = manifest.with_build_args_file().filter_map(|service| {
         let build = service.build.as_ref()?;
         let file = build.extras().build_args_file.as_deref()?;
         Some((service, build, file))

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         grow_the_heap_in_large_steps();
         map_packs_in_pieces();
         ripple::arena::enable();
+        ripple::parallel::start();
     }
     // Not locked for the whole run: `serve` logs from worker threads.
     let mut out = std::io::stdout();

@@ -44,6 +44,9 @@ pub struct Manifest {
     index: NameIndex,
     /// Every service's position, in the order of their names.
     by_name: Vec<u32>,
+    /// The positions of the services whose image has a
+    /// `build_args_file`, in order.
+    with_args_file: Vec<u32>,
     /// The services of each include pattern's key.
     pattern_keys: Vec<PatternKeys>,
     /// Each service's dependencies as positions, resolved once.
@@ -205,6 +208,9 @@ struct Noted {
     /// The services that name an environment, by position: the checks
     /// across services look at these only.
     with_environment: Vec<usize>,
+    /// The services whose image has a `build_args_file`, by position:
+    /// every build reads those files, and few services have one.
+    with_args_file: Vec<u32>,
     /// The dependencies they name.
     named: Named,
     /// Their include patterns' keys.
@@ -220,6 +226,7 @@ impl Noted {
         const KEYS: usize = 2;
         Noted {
             with_environment: Vec::new(),
+            with_args_file: Vec::new(),
             named: Named {
                 counts: Vec::with_capacity(tables),
                 names: Vec::with_capacity(tables * EDGES),
@@ -236,6 +243,11 @@ impl Noted {
     fn note(&mut self, position: usize, service: &Service) {
         if service.tests.environment.is_some() {
             self.with_environment.push(position);
+        }
+        if let Some(build) = &service.build
+            && build.extras().build_args_file.is_some()
+        {
+            self.with_args_file.push(position as u32);
         }
         self.named.push(service);
         self.keys.push(position, service);
@@ -870,6 +882,11 @@ impl Manifest {
         &self.kinds
     }
 
+    /// The services whose image has a `build_args_file`, in order.
+    pub fn with_build_args_file(&self) -> impl Iterator<Item = &Service> + '_ {
+        (self.with_args_file.iter()).map(|&i| &self.services[i as usize])
+    }
+
     /// Every service's position in `services`, in the order of their
     /// names (which are unique).
     pub fn by_name(&self) -> &[u32] {
@@ -1112,18 +1129,23 @@ fn read_parts<'a>(
             done
         })
     };
-    std::thread::scope(|scope| {
-        let helper = (lists.len() > 1).then(|| scope.spawn(take_parts));
-        let preamble = read_document(text, 0..first, path, &mut Globs::default());
-        let mut done = take_parts();
-        match helper.map(|thread| thread.join()) {
-            Some(Ok(more)) => done.extend(more),
-            Some(Err(_)) => return (preamble, None),
-            None => {}
-        }
-        done.sort_unstable_by_key(|(k, _)| *k);
-        (preamble, done.into_iter().map(|(_, read)| read).collect())
-    })
+    let ((preamble, mut done), more) = crate::parallel::join(
+        || {
+            let preamble = read_document(text, 0..first, path, &mut Globs::default());
+            (preamble, take_parts())
+        },
+        // A reading that panicked is done again whole, on this thread.
+        || match lists.len() > 1 {
+            true => std::panic::catch_unwind(std::panic::AssertUnwindSafe(take_parts)).ok(),
+            false => Some(Vec::new()),
+        },
+    );
+    let Some(more) = more else {
+        return (preamble, None);
+    };
+    done.extend(more);
+    done.sort_unstable_by_key(|(k, _)| *k);
+    (preamble, done.into_iter().map(|(_, read)| read).collect())
 }
 
 /// Reads the tables between consecutive `starts` into their places in
@@ -1895,14 +1917,10 @@ impl<'a> Reader<'a> {
         // manifest's names was a tenth of what follows the reading.
         let large = read.names.len() >= 2 * TABLES_PER_THREAD && crate::parallel::two_cores();
         let (index, dependencies, by_name) = if large {
-            std::thread::scope(|scope| {
-                let sorting = scope.spawn(|| name_order(&read.names));
-                let (index, dependencies) = self.cross_check(&read);
-                match sorting.join() {
-                    Ok(by_name) => (index, dependencies, by_name),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            })
+            let names = &read.names;
+            let ((index, dependencies), by_name) =
+                crate::parallel::join(|| self.cross_check(&read), || name_order(names));
+            (index, dependencies, by_name)
         } else {
             let (index, dependencies) = self.cross_check(&read);
             (index, dependencies, name_order(&read.names))
@@ -1950,6 +1968,9 @@ impl<'a> Reader<'a> {
             kinds: read.kinds,
             index,
             by_name,
+            with_args_file: (read.noted.iter())
+                .flat_map(|noted| noted.with_args_file.iter().copied())
+                .collect(),
             pattern_keys: read.noted.into_iter().map(|noted| noted.keys).collect(),
             dependencies,
         })

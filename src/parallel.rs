@@ -1,21 +1,89 @@
 //! Work split between two threads where a large manifest or plan makes it
 //! worth a thread: the machines ripple runs on have two cores or more.
+//!
+//! The threads are rayon's. A command that runs once makes this thread
+//! one of its pool's two ([`start`]), so a half handed over is taken by a
+//! thread already running on the other core, or done here when that one
+//! is busy. A thread spawned for each step instead started up to 3 ms late
+//! in one case of five on a two-core virtual machine: placed beside its
+//! parent, it waited for the core the parent kept (see BENCHMARKS.md).
 
 pub mod fill;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+/// Makes this thread one of the two of the process's pool, the other
+/// started now: for a command that runs once, before any parallel step.
+/// A server does not: its requests' threads hand their halves to the
+/// pool rayon starts on first use.
+pub fn start() {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    // A pool of its own, kept until exit: `build_global` would wait here
+    // for the other thread to start, and it can start late (see above).
+    // Fails only when this thread is in a pool already, which then serves.
+    if let Ok(pool) = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .use_current_thread()
+        .build()
+    {
+        std::mem::forget(pool);
+    }
+}
+
 /// Whether a second thread can run beside this one.
 pub fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
+/// Runs `a` here and `b` beside it when a second thread is free (else
+/// here after `a`), and returns both results. A panic in either reaches
+/// the caller once both are done.
+pub fn join<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    rayon::join(a, b)
+}
+
+/// Runs `take` on two threads at once (or twice here, when the other is
+/// busy throughout): for work that each call takes from a shared counter
+/// until none is left.
+pub fn both(take: impl Fn() + Sync) {
+    join(&take, &take);
+}
+
+/// `bytes` as text when they are UTF-8, checked a half on each thread
+/// when there are many; the error is the one for the whole.
+pub fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    const LARGE: usize = 1 << 20;
+    // Cut where no character continues: the halves are UTF-8 exactly when
+    // the whole is.
+    let middle = bytes.len() / 2;
+    let cut = (middle..bytes.len())
+        .take(4)
+        .find(|&at| bytes[at] & 0xC0 != 0x80)
+        .unwrap_or(middle);
+    if bytes.len() >= LARGE && two_cores() {
+        let (first, second) = bytes.split_at(cut);
+        let (a, b) = join(
+            || std::str::from_utf8(first),
+            || std::str::from_utf8(second),
+        );
+        if a.is_ok() && b.is_ok() {
+            // SAFETY: both halves were checked, and they are cut between
+            // characters.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+    }
+    std::str::from_utf8(bytes)
 }
 
 /// The fewest items in a run of [`in_order`]: a run of jobs renders to
 /// about 64 KB.
 const RUN_MIN: usize = 64;
 
-/// The most: four runs held at once stay a few MB whatever the output.
+/// The most: two runs held at once stay a few MB whatever the output.
 const RUN_MAX: usize = 1_024;
 
 /// Items per run: a sixteenth of them within those bounds. Each run
@@ -27,10 +95,10 @@ fn run_length(items: usize) -> usize {
 
 /// Makes something of each run of items with `make` (which must depend
 /// on that run only) and hands each to `each` in order. With many items
-/// and two cores, a second thread makes every other run while this one
-/// makes the rest. At most four runs of at most [`RUN_MAX`] items are
-/// held at once, so memory does not grow with the output. `each` runs on
-/// this thread; its first error stops the rest.
+/// and two cores, runs are made two at a time, one on each thread. At
+/// most two runs of at most [`RUN_MAX`] items are held at once, so memory
+/// does not grow with the output. `each` runs on this thread; its first
+/// error stops the rest.
 pub fn in_order<T: Sync, R: Send, E>(
     items: &[T],
     make: impl Fn(&[T]) -> R + Sync,
@@ -40,28 +108,14 @@ pub fn in_order<T: Sync, R: Send, E>(
     if !two_cores() || runs.len() < 4 {
         return runs.into_iter().try_for_each(|run| each(make(run)));
     }
-    let make = &make;
-    std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<R>(2);
-        let theirs: Vec<&[T]> = runs.iter().skip(1).step_by(2).copied().collect();
-        scope.spawn(move || {
-            for run in theirs {
-                // Nobody listens once `each` failed: stop.
-                if send.send(make(run)).is_err() {
-                    break;
-                }
-            }
-        });
-        for (k, run) in runs.into_iter().enumerate() {
-            let made = match k % 2 {
-                0 => make(run),
-                // The other thread panicked: its runs are made here.
-                _ => receive.recv().unwrap_or_else(|_| make(run)),
-            };
-            each(made)?;
+    for pair in runs.chunks(2) {
+        let (first, second) = join(|| make(pair[0]), || pair.get(1).map(|&run| make(run)));
+        each(first)?;
+        if let Some(second) = second {
+            each(second)?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Maps each item with `each` into one list, in order. With many items
@@ -80,20 +134,15 @@ pub fn map<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<
         // Each run is taken once: the lock only hands its room over.
         let parts: Vec<Mutex<&mut fill::Part<'_, R>>> = parts.iter_mut().map(Mutex::new).collect();
         let next = AtomicUsize::new(0);
-        let take = || loop {
-            let k = next.fetch_add(1, Relaxed);
-            let Some(part) = parts.get(k) else { break };
-            let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
-            let run = &items[k * length..((k + 1) * length).min(items.len())];
-            for item in run {
-                part.push(each(item));
-            }
-        };
-        std::thread::scope(|scope| {
-            let helper = scope.spawn(take);
-            take();
-            if let Err(panic) = helper.join() {
-                std::panic::resume_unwind(panic);
+        both(|| {
+            loop {
+                let k = next.fetch_add(1, Relaxed);
+                let Some(part) = parts.get(k) else { break };
+                let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+                let run = &items[k * length..((k + 1) * length).min(items.len())];
+                for item in run {
+                    part.push(each(item));
+                }
             }
         });
     });
@@ -137,6 +186,24 @@ mod tests {
             let mapped = map(&items, usize::to_string);
             let expected: Vec<String> = items.iter().map(usize::to_string).collect();
             assert_eq!(mapped, expected, "{len} items");
+        }
+    }
+
+    #[test]
+    fn large_text_is_checked_in_halves_as_a_whole() {
+        // Multi-byte characters across the middle, wherever it falls.
+        for pad in 0..4 {
+            let mut text = "x".repeat(pad);
+            while text.len() < 3 << 20 {
+                text.push_str("é€😀 a line of services.toml\n");
+            }
+            assert_eq!(utf8(text.as_bytes()), Ok(text.as_str()));
+            for at in [0, text.len() / 2 - 1, text.len() / 2, text.len() - 1] {
+                let mut bytes = text.clone().into_bytes();
+                bytes[at] = 0xFF;
+                let whole = std::str::from_utf8(&bytes).unwrap_err();
+                assert_eq!(utf8(&bytes).unwrap_err(), whole, "bad byte at {at}");
+            }
         }
     }
 

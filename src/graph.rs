@@ -5,7 +5,9 @@
 //! changed path is matched once however many services there are. The
 //! dependency graph is a petgraph `Csr` (compressed rows: each service's
 //! dependents in one slice) with edges from a dependency to its
-//! dependents; a service's dependencies are the manifest's. Pure: no I/O.
+//! dependents, which [`dependents`] builds from the manifest's resolved
+//! dependencies (the manifest calls it beside its cycle search); a
+//! service's dependencies are the manifest's. Pure: no I/O.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -310,12 +312,50 @@ pub enum Why {
     Left,
 }
 
+/// Edges from each service to its dependents (compressed rows: each
+/// service's dependents in one slice).
+pub type Dependents = Csr<(), (), petgraph::Directed, u32>;
+
+/// The dependents of `count` services, from each one's dependencies
+/// (positions, each named once).
+pub fn dependents<'d>(count: usize, dependencies: impl Fn(usize) -> &'d [u32]) -> Dependents {
+    // `(dependency, dependent)`, sorted by dependency without sorting:
+    // counted, then placed (dependents come in order).
+    let mut starts = vec![0u32; count + 1];
+    for i in 0..count {
+        for &d in dependencies(i) {
+            starts[d as usize + 1] += 1;
+        }
+    }
+    for k in 0..count {
+        starts[k + 1] += starts[k];
+    }
+    let mut edges = vec![(0u32, 0u32); starts[count] as usize];
+    for i in 0..count {
+        for &d in dependencies(i) {
+            edges[starts[d as usize] as usize] = (d, i as u32);
+            starts[d as usize] += 1;
+        }
+    }
+    // A service names each dependency once; were one named twice, its
+    // two edges would be neighbours here.
+    edges.dedup();
+    let mut dependents = Csr::from_sorted_edges(&edges)
+        .expect("edges are placed by dependency, dependents in order, once each");
+    // Services after the last with dependents have no row yet.
+    while dependents.node_count() < count {
+        dependents.add_node(());
+    }
+    dependents
+}
+
 /// The manifest's services as a graph, with their compiled matcher.
 #[derive(Debug)]
 pub struct ServiceGraph<'m> {
     manifest: &'m Manifest,
-    /// Edges from each service to its dependents.
-    dependents: Csr<(), (), petgraph::Directed, u32>,
+    /// Edges from each service to its dependents, which the manifest
+    /// builds beside its cycle search.
+    dependents: &'m Dependents,
     /// Every pattern's matcher, built when first asked for: the affected
     /// set of a diff builds one for its own paths only.
     matcher: OnceLock<Matcher<'m>>,
@@ -470,37 +510,9 @@ impl<'m> ServiceGraph<'m> {
     /// Builds the graph; the manifest was validated, so every dependency
     /// names a service and there are no cycles.
     pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
-        let count = manifest.services.len();
-        // `(dependency, dependent)`, sorted by dependency without sorting:
-        // counted, then placed (dependents come in order).
-        let mut starts = vec![0u32; count + 1];
-        for i in 0..count {
-            for d in manifest.dependencies(i) {
-                starts[d + 1] += 1;
-            }
-        }
-        for k in 0..count {
-            starts[k + 1] += starts[k];
-        }
-        let mut edges = vec![(0u32, 0u32); starts[count] as usize];
-        for i in 0..count {
-            for d in manifest.dependencies(i) {
-                edges[starts[d] as usize] = (d as u32, i as u32);
-                starts[d] += 1;
-            }
-        }
-        // A service names each dependency once; were one named twice, its
-        // two edges would be neighbours here.
-        edges.dedup();
-        let mut dependents = Csr::from_sorted_edges(&edges)
-            .expect("edges are placed by dependency, dependents in order, once each");
-        // Services after the last with dependents have no row yet.
-        while dependents.node_count() < count {
-            dependents.add_node(());
-        }
         ServiceGraph {
             manifest,
-            dependents,
+            dependents: manifest.dependents(),
             matcher: OnceLock::new(),
             ignore: Ignore::new(&manifest.settings.ignore),
         }

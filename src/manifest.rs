@@ -69,6 +69,8 @@ struct Dependencies {
     /// Every service, each after what it depends on (when there is no
     /// cycle): found by the cycle search.
     order: Vec<u32>,
+    /// The edges reversed: each service's dependents, for the graph.
+    dependents: crate::graph::Dependents,
 }
 
 impl Dependencies {
@@ -86,6 +88,7 @@ impl Dependencies {
             unresolved: false,
             drops: named.clone().any(|part| part.drops),
             order: Vec::new(),
+            dependents: crate::graph::Dependents::new(),
         };
         resolved.starts.push(0);
         for part in named {
@@ -915,6 +918,11 @@ impl Manifest {
     /// the order of its `depends_on`, then its discovered edges.
     pub fn dependencies(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
         self.dependencies.of(service)
+    }
+
+    /// Each service's dependents (the dependencies reversed).
+    pub fn dependents(&self) -> &crate::graph::Dependents {
+        &self.dependencies.dependents
     }
 
     /// Every service's position, each after the services it depends on.
@@ -2667,10 +2675,19 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        match find_cycle(services.len(), &dependencies, services) {
+        // The graph's dependents are built beside the cycle search: both
+        // only read the dependencies, and building them after the reading
+        // was most of a millisecond on one thread at 20,000 services.
+        let count = services.len();
+        let (cycle, dependents) = crate::parallel::join(
+            || find_cycle(count, &dependencies, services),
+            || crate::graph::dependents(count, |i| dependencies.slice(i)),
+        );
+        match cycle {
             Err(order) => dependencies.order = order,
             Ok(cycle) => self.cycle(&cycle, read),
         }
+        dependencies.dependents = dependents;
         (first_seen, dependencies)
     }
 

@@ -79,14 +79,50 @@ impl Dependencies {
     /// the services give (`named`, in order); unknown names are left out
     /// (and reported by the caller).
     fn resolve(noted: &[Noted], names: &[CompactString], index: &NameIndex) -> Dependencies {
+        // A large manifest's parts are resolved a half on each thread:
+        // they only read the index.
+        let edges: Vec<usize> = noted.iter().map(|part| part.named.names.len()).collect();
+        let total: usize = edges.iter().sum();
+        let mut cut = 0;
+        let mut before = 0;
+        while cut < edges.len() && 2 * (before + edges[cut]) <= total {
+            before += edges[cut];
+            cut += 1;
+        }
+        let (first, second) = noted.split_at(cut);
+        let (mut resolved, rest) = if first.is_empty() || second.is_empty() {
+            (Dependencies::resolve_parts(noted, names, index), None)
+        } else {
+            let (first, second) = crate::parallel::join(
+                || Dependencies::resolve_parts(first, names, index),
+                || Dependencies::resolve_parts(second, names, index),
+            );
+            (first, Some(second))
+        };
+        if let Some(rest) = rest {
+            let offset = resolved.positions.len() as u32;
+            resolved
+                .starts
+                .extend(rest.starts[1..].iter().map(|&start| start + offset));
+            resolved.positions.extend_from_slice(&rest.positions);
+            resolved.origins.extend_from_slice(&rest.origins);
+            resolved.unresolved |= rest.unresolved;
+        }
+        resolved.drops = noted.iter().any(|part| part.named.drops);
+        resolved
+    }
+
+    /// [`Dependencies::resolve`] for consecutive parts, as if they were all.
+    fn resolve_parts(noted: &[Noted], names: &[CompactString], index: &NameIndex) -> Dependencies {
         let named = noted.iter().map(|part| &part.named);
         let edges = named.clone().map(|part| part.names.len()).sum();
+        let services = named.clone().map(|part| part.counts.len()).sum::<usize>();
         let mut resolved = Dependencies {
-            starts: Vec::with_capacity(names.len() + 1),
+            starts: Vec::with_capacity(services + 1),
             positions: Vec::with_capacity(edges),
             origins: Vec::with_capacity(edges),
             unresolved: false,
-            drops: named.clone().any(|part| part.drops),
+            drops: false,
             order: Vec::new(),
             dependents: crate::graph::Dependents::new(),
         };
@@ -3335,8 +3371,14 @@ depends_on = ["b"]
         let edges: Vec<Vec<(usize, Origin)>> = (0..manifest.services.len())
             .map(|i| manifest.edges(i).collect())
             .collect();
+        // What the checks across services give the graph: the build order
+        // and each service's dependents.
+        let order: Vec<usize> = manifest.order().collect();
+        let dependents: Vec<&[u32]> = (0..manifest.services.len() as u32)
+            .map(|i| manifest.dependents().neighbors_slice(i))
+            .collect();
         format!(
-            "{:?} {:?} {:?} {:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?} {order:?} {dependents:?}",
             manifest.settings, manifest.services, manifest.environments, edges, manifest.names
         )
     }

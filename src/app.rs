@@ -346,7 +346,7 @@ fn read_manifest<T>(
     let text = crate::parallel::utf8(&map)
         .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let parsed = parse(text);
-    // Unmapping 6 MB of populated pages took most of a millisecond.
+    // Unmapping 6 MB of mapped pages took most of a millisecond.
     crate::arena::keep(map);
     parsed
 }
@@ -549,7 +549,6 @@ fn read_while_diffing(
     // the same directory, the same way.
     let bare = repo.is_bare();
     let at = repo.workdir().unwrap_or(repo.path()).to_path_buf();
-    // A diff that panicked is done again, in order.
     let diffing = move || -> Result<Diffed> {
         let flags = if bare {
             git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH
@@ -563,6 +562,7 @@ fn read_while_diffing(
     };
     let (manifest, early) = crate::parallel::join(
         || Manifest::parse(text, shown),
+        // A diff that panicked is done again, in order.
         || std::panic::catch_unwind(std::panic::AssertUnwindSafe(diffing)).ok(),
     );
     Ok((manifest?, early))

@@ -683,9 +683,12 @@ impl<'m> ServiceGraph<'m> {
             }
         };
         // Each entry reads the graph only: a large set's are made on two
-        // threads. They live until the process ends.
-        let services = crate::parallel::map(&order, |&i| crate::arena::region(|| entry(i)));
-        let build_order = self.layers(&is_affected, &waits);
+        // threads, and the build order beside them. They live until the
+        // process ends.
+        let (services, build_order) = crate::parallel::join(
+            || crate::parallel::map(&order, |&i| crate::arena::region(|| entry(i))),
+            || self.layers(&is_affected, &waits),
+        );
         Affected {
             services,
             build_order,

@@ -3303,68 +3303,74 @@ depends_on = ["b"]
 
     #[test]
     fn table_reading_checks_environments_and_names_in_every_part() {
-        let named = |names: &[&str], environment: &str| {
-            let mut text = big_manifest(3_000);
-            for name in names {
-                text = text.replacen(
-                    &format!("name = \"{name}\"\n"),
-                    &format!("name = \"{name}\"\nenvironment = \"staging\"\n"),
-                    1,
+        // Split between threads as a command splits it.
+        crate::parallel::in_pool(|| {
+            let named = |names: &[&str], environment: &str| {
+                let mut text = big_manifest(3_000);
+                for name in names {
+                    text = text.replacen(
+                        &format!("name = \"{name}\"\n"),
+                        &format!("name = \"{name}\"\nenvironment = \"staging\"\n"),
+                        1,
+                    );
+                }
+                // Before the first service: a later piece holds services only.
+                text.replacen("\n[[service]]", &format!("{environment}\n[[service]]"), 1)
+            };
+            let defined = "\n[[environment]]\nname = \"staging\"\nslots = [\"a\"]\n";
+            let text = named(&["s5", "s1500", "s2999"], defined);
+            let whole = Manifest::parse_whole(&text, "m").unwrap();
+            let tables = parse_tables(&text, "m").expect("read by tables");
+            assert_eq!(summary(&tables), summary(&whole));
+            assert_eq!(
+                tables
+                    .service("s1500")
+                    .unwrap()
+                    .tests
+                    .environment
+                    .as_deref(),
+                Some("staging")
+            );
+            assert_eq!(tables.names().len(), 3_000);
+            for (i, service) in tables.services.iter().enumerate() {
+                assert_eq!(tables.names()[i], service.name);
+                assert_eq!(tables.kinds()[i], service.kind);
+            }
+
+            // Undefined, in whichever part: the whole reading says where.
+            for name in ["s5", "s1500", "s2999"] {
+                let text = named(&[name], "");
+                assert!(parse_tables(&text, "m").is_none(), "{name}");
+                let err = Manifest::parse(&text, "m").unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("{name} names environment `staging`")),
+                    "{err}"
                 );
             }
-            // Before the first service: a later piece holds services only.
-            text.replacen("\n[[service]]", &format!("{environment}\n[[service]]"), 1)
-        };
-        let defined = "\n[[environment]]\nname = \"staging\"\nslots = [\"a\"]\n";
-        let text = named(&["s5", "s1500", "s2999"], defined);
-        let whole = Manifest::parse_whole(&text, "m").unwrap();
-        let tables = parse_tables(&text, "m").expect("read by tables");
-        assert_eq!(summary(&tables), summary(&whole));
-        assert_eq!(
-            tables
-                .service("s1500")
-                .unwrap()
-                .tests
-                .environment
-                .as_deref(),
-            Some("staging")
-        );
-        assert_eq!(tables.names().len(), 3_000);
-        for (i, service) in tables.services.iter().enumerate() {
-            assert_eq!(tables.names()[i], service.name);
-            assert_eq!(tables.kinds()[i], service.kind);
-        }
-
-        // Undefined, in whichever part: the whole reading says where.
-        for name in ["s5", "s1500", "s2999"] {
-            let text = named(&[name], "");
-            assert!(parse_tables(&text, "m").is_none(), "{name}");
-            let err = Manifest::parse(&text, "m").unwrap_err().to_string();
-            assert!(
-                err.contains(&format!("{name} names environment `staging`")),
-                "{err}"
-            );
-        }
+        });
     }
 
     #[test]
     fn include_keys_find_their_services_in_every_part() {
-        let text = big_manifest(3_000).replacen(
-            "paths = [\"lib/s2500\", \"!**/*.md\"]",
-            "paths = [\"lib/s2500\", \"!**/*.md\", \"lib/s7\", \"**/*.proto\", \"lib/s7\"]",
-            1,
-        );
-        for manifest in [
-            parse_tables(&text, "m").expect("read by tables"),
-            Manifest::parse_whole(&text, "m").unwrap(),
-        ] {
-            assert_eq!(manifest.including_under("lib/s7"), [7, 2500]);
-            assert_eq!(manifest.including_under("lib/s1999"), [1999]);
-            // A glob's literal directory; an exclusion is no include.
-            assert_eq!(manifest.including_under(""), [2500]);
-            assert!(manifest.including_under("lib").is_empty());
-            assert!(manifest.including_under("lib/s3000").is_empty());
-        }
+        // Split between threads as a command splits it.
+        crate::parallel::in_pool(|| {
+            let text = big_manifest(3_000).replacen(
+                "paths = [\"lib/s2500\", \"!**/*.md\"]",
+                "paths = [\"lib/s2500\", \"!**/*.md\", \"lib/s7\", \"**/*.proto\", \"lib/s7\"]",
+                1,
+            );
+            for manifest in [
+                parse_tables(&text, "m").expect("read by tables"),
+                Manifest::parse_whole(&text, "m").unwrap(),
+            ] {
+                assert_eq!(manifest.including_under("lib/s7"), [7, 2500]);
+                assert_eq!(manifest.including_under("lib/s1999"), [1999]);
+                // A glob's literal directory; an exclusion is no include.
+                assert_eq!(manifest.including_under(""), [2500]);
+                assert!(manifest.including_under("lib").is_empty());
+                assert!(manifest.including_under("lib/s3000").is_empty());
+            }
+        });
     }
 
     /// Everything a manifest holds, to compare two readings of it.
@@ -3419,67 +3425,70 @@ depends_on = ["b"]
 
     #[test]
     fn table_reading_reads_the_same_manifest() {
-        let crlf = GOOD.replace('\n', "\r\n");
-        let commented = GOOD
-            .replace(" = ", " =\t")
-            .replace("\"]\n", "\" ,  ] # done\n");
-        let spread = GOOD
-            .replace("[\"", "[ # list\n  \"")
-            .replace("\", \"", "\",\n\n  \"")
-            .replace("\"go vet ./...\"", "'go vet \\\"./...'");
-        let big = big_manifest(3_000);
-        // Tables the scanner declines, among scanned ones: their globs
-        // share the reading thread's cache.
-        let sidecars = big.replace(
-            "0\"\nkind = \"library\"\n",
-            "0\"\nkind = \"library\"\nservices = [{ name = \"redis\", image = \"redis:7\" }]\n",
-        );
-        assert_eq!(sidecars.matches("redis:7").count(), 300);
-        // Images whose build arguments, tags and sidecars the scanner
-        // leaves on their lines, each read alone.
-        let images = big.replace(
-            "5\"\nkind = \"library\"\n",
-            "5\"\nkind = \"image\"\nimage = \"r/x\"\ndockerfile = \"Dockerfile\"\n\
-             build_args = { GO = \"1.21\", A_B = 'x' }\n\
-             tags = { push = [\"{branch}\", \"{sha}\"], release = [\"latest\"] } # tags\n\
-             services = [{ name = \"pg\", image = \"postgres:16\", environment = { PGUSER = \"u\" } }]\n",
-        );
-        assert_eq!(images.matches("postgres:16").count(), 300);
-        // No `[settings]`: the first line is the first service's header.
-        let first_line = &big[big.find("[[service]]").unwrap()..];
-        for text in [
-            GOOD,
-            &crlf,
-            &commented,
-            &spread,
-            &big,
-            first_line,
-            &sidecars,
-            &images,
-            crate::demo::MANIFEST,
-        ] {
-            let tables = parse_tables(text, "m").expect("a clean manifest is read by tables");
-            let whole = Manifest::parse_whole(text, "m").unwrap();
-            assert_eq!(summary(&tables), summary(&whole));
-        }
-        // A bad glob in a declined table and in a scanned one: the cache
-        // the two share keeps the problem, and each is reported.
-        let bad = sidecars
-            .replacen("\"lib/s10\", \"!**/*.md\"", "\"lib/s10\", \"lib/[x\"", 1)
-            .replacen("\"lib/s11\", \"!**/*.md\"", "\"lib/s11\", \"lib/[x\"", 1);
-        assert!(parse_tables(&bad, "m").is_none());
-        let err = Manifest::parse(&bad, "m").unwrap_err();
-        assert_eq!(err.problems.len(), 2, "{err}");
-        // A problem in a value read alone is reported where it is.
-        let bad = images.replacen("A_B = 'x'", "a-b = 'x'", 1);
-        assert!(parse_tables(&bad, "m").is_none());
-        let err = Manifest::parse(&bad, "m").unwrap_err().to_string();
-        let line = bad[..bad.find("a-b").unwrap()].matches('\n').count() + 1;
-        assert!(err.contains(&format!("m:{line}:")), "{err}");
-        assert!(err.contains("build argument `a-b`"), "{err}");
-        let read = parse_tables(&big, "m").unwrap();
-        assert_eq!(read.settings.publish_branches, ["main"]);
-        assert_eq!(read.position("s2999"), Some(2999));
+        // Split between threads as a command splits it.
+        crate::parallel::in_pool(|| {
+            let crlf = GOOD.replace('\n', "\r\n");
+            let commented = GOOD
+                .replace(" = ", " =\t")
+                .replace("\"]\n", "\" ,  ] # done\n");
+            let spread = GOOD
+                .replace("[\"", "[ # list\n  \"")
+                .replace("\", \"", "\",\n\n  \"")
+                .replace("\"go vet ./...\"", "'go vet \\\"./...'");
+            let big = big_manifest(3_000);
+            // Tables the scanner declines, among scanned ones: their globs
+            // share the reading thread's cache.
+            let sidecars = big.replace(
+                "0\"\nkind = \"library\"\n",
+                "0\"\nkind = \"library\"\nservices = [{ name = \"redis\", image = \"redis:7\" }]\n",
+            );
+            assert_eq!(sidecars.matches("redis:7").count(), 300);
+            // Images whose build arguments, tags and sidecars the scanner
+            // leaves on their lines, each read alone.
+            let images = big.replace(
+                "5\"\nkind = \"library\"\n",
+                "5\"\nkind = \"image\"\nimage = \"r/x\"\ndockerfile = \"Dockerfile\"\n\
+                 build_args = { GO = \"1.21\", A_B = 'x' }\n\
+                 tags = { push = [\"{branch}\", \"{sha}\"], release = [\"latest\"] } # tags\n\
+                 services = [{ name = \"pg\", image = \"postgres:16\", environment = { PGUSER = \"u\" } }]\n",
+            );
+            assert_eq!(images.matches("postgres:16").count(), 300);
+            // No `[settings]`: the first line is the first service's header.
+            let first_line = &big[big.find("[[service]]").unwrap()..];
+            for text in [
+                GOOD,
+                &crlf,
+                &commented,
+                &spread,
+                &big,
+                first_line,
+                &sidecars,
+                &images,
+                crate::demo::MANIFEST,
+            ] {
+                let tables = parse_tables(text, "m").expect("a clean manifest is read by tables");
+                let whole = Manifest::parse_whole(text, "m").unwrap();
+                assert_eq!(summary(&tables), summary(&whole));
+            }
+            // A bad glob in a declined table and in a scanned one: the cache
+            // the two share keeps the problem, and each is reported.
+            let bad = sidecars
+                .replacen("\"lib/s10\", \"!**/*.md\"", "\"lib/s10\", \"lib/[x\"", 1)
+                .replacen("\"lib/s11\", \"!**/*.md\"", "\"lib/s11\", \"lib/[x\"", 1);
+            assert!(parse_tables(&bad, "m").is_none());
+            let err = Manifest::parse(&bad, "m").unwrap_err();
+            assert_eq!(err.problems.len(), 2, "{err}");
+            // A problem in a value read alone is reported where it is.
+            let bad = images.replacen("A_B = 'x'", "a-b = 'x'", 1);
+            assert!(parse_tables(&bad, "m").is_none());
+            let err = Manifest::parse(&bad, "m").unwrap_err().to_string();
+            let line = bad[..bad.find("a-b").unwrap()].matches('\n').count() + 1;
+            assert!(err.contains(&format!("m:{line}:")), "{err}");
+            assert!(err.contains("build argument `a-b`"), "{err}");
+            let read = parse_tables(&big, "m").unwrap();
+            assert_eq!(read.settings.publish_branches, ["main"]);
+            assert_eq!(read.position("s2999"), Some(2999));
+        });
     }
 
     #[test]

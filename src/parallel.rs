@@ -7,6 +7,8 @@
 //! is busy. A thread spawned for each step instead started up to 3 ms late
 //! in one case of five on a two-core virtual machine: placed beside its
 //! parent, it waited for the core the parent kept (see BENCHMARKS.md).
+//! A server's requests, each on a thread of its own outside the pool, do
+//! their steps in turn (see [`join`]).
 
 pub mod fill;
 
@@ -15,8 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Makes this thread one of the two of the process's pool, the other
 /// started now: for a command that runs once, before any parallel step.
-/// A server does not: its requests' threads hand their halves to the
-/// pool rayon starts on first use.
+/// A server does not: its requests run in turn what [`join`] is given.
 pub fn start() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
     // A pool of its own, kept until exit: `build_global` would wait here
@@ -38,12 +39,19 @@ pub fn two_cores() -> bool {
 
 /// Runs `a` here and `b` beside it when a second thread is free (else
 /// here after `a`), and returns both results. A panic in either reaches
-/// the caller once both are done.
+/// the caller once both are done. A thread outside a pool (a server's
+/// request) runs both in turn: handed to a pool, every request's halves
+/// queued behind every other's, and under 200 concurrent requests the
+/// slowest answers took a second instead of a quarter.
 pub fn join<A: Send, B: Send>(
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
-    rayon::join(a, b)
+    if rayon::current_thread_index().is_some() {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
 }
 
 /// Runs `take` on two threads at once (or twice here, when the other is
@@ -149,73 +157,110 @@ pub fn map<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<
     list.expect("each run filled its part")
 }
 
+/// Runs `f` as a command that runs once runs, on a thread of a pool of
+/// two: for tests of the steps split between threads, which a test's own
+/// thread (outside any pool) would run in turn.
+#[cfg(test)]
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads")
+        .install(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn runs_are_handed_on_in_order_and_stop_at_the_first_error() {
-        let items: Vec<usize> = (0..1_000).collect();
-        let mut seen = Vec::new();
-        let done: std::result::Result<(), ()> = in_order(
-            &items,
-            |run| run.to_vec(),
-            |run| {
-                seen.extend(run);
-                Ok(())
-            },
-        );
-        assert_eq!((done, seen), (Ok(()), items.clone()));
+        in_pool(|| {
+            let items: Vec<usize> = (0..1_000).collect();
+            let mut seen = Vec::new();
+            let done: std::result::Result<(), ()> = in_order(
+                &items,
+                |run| run.to_vec(),
+                |run| {
+                    seen.extend(run);
+                    Ok(())
+                },
+            );
+            assert_eq!((done, seen), (Ok(()), items.clone()));
 
-        let mut calls = 0;
-        let failed = in_order(
-            &items,
-            |run| run[0],
-            |_| {
-                calls += 1;
-                if calls == 3 { Err("full disk") } else { Ok(()) }
-            },
-        );
-        assert_eq!((failed, calls), (Err("full disk"), 3));
+            let mut calls = 0;
+            let failed = in_order(
+                &items,
+                |run| run[0],
+                |_| {
+                    calls += 1;
+                    if calls == 3 { Err("full disk") } else { Ok(()) }
+                },
+            );
+            assert_eq!((failed, calls), (Err("full disk"), 3));
+        });
     }
 
     #[test]
     fn a_map_is_in_order_whatever_thread_made_each_run() {
-        for len in [0, 1, 100, 5_000, 20_001] {
-            let items: Vec<usize> = (0..len).collect();
-            let mapped = map(&items, usize::to_string);
-            let expected: Vec<String> = items.iter().map(usize::to_string).collect();
-            assert_eq!(mapped, expected, "{len} items");
-        }
+        in_pool(|| {
+            for len in [0, 1, 100, 5_000, 20_001] {
+                let items: Vec<usize> = (0..len).collect();
+                let mapped = map(&items, usize::to_string);
+                let expected: Vec<String> = items.iter().map(usize::to_string).collect();
+                assert_eq!(mapped, expected, "{len} items");
+            }
+        });
     }
 
     #[test]
     fn large_text_is_checked_in_halves_as_a_whole() {
-        // Multi-byte characters across the middle, wherever it falls.
-        for pad in 0..4 {
-            let mut text = "x".repeat(pad);
-            while text.len() < 3 << 20 {
-                text.push_str("é€😀 a line of services.toml\n");
+        in_pool(|| {
+            // Multi-byte characters across the middle, wherever it falls.
+            for pad in 0..4 {
+                let mut text = "x".repeat(pad);
+                while text.len() < 3 << 20 {
+                    text.push_str("é€😀 a line of services.toml\n");
+                }
+                assert_eq!(utf8(text.as_bytes()), Ok(text.as_str()));
+                for at in [0, text.len() / 2 - 1, text.len() / 2, text.len() - 1] {
+                    let mut bytes = text.clone().into_bytes();
+                    bytes[at] = 0xFF;
+                    let whole = std::str::from_utf8(&bytes).unwrap_err();
+                    assert_eq!(utf8(&bytes).unwrap_err(), whole, "bad byte at {at}");
+                }
             }
-            assert_eq!(utf8(text.as_bytes()), Ok(text.as_str()));
-            for at in [0, text.len() / 2 - 1, text.len() / 2, text.len() - 1] {
-                let mut bytes = text.clone().into_bytes();
-                bytes[at] = 0xFF;
-                let whole = std::str::from_utf8(&bytes).unwrap_err();
-                assert_eq!(utf8(&bytes).unwrap_err(), whole, "bad byte at {at}");
-            }
-        }
+        });
+    }
+
+    #[test]
+    fn outside_a_pool_both_halves_run_here_in_turn() {
+        let here = std::thread::current().id();
+        let (a, b) = join(
+            || std::thread::current().id(),
+            || std::thread::current().id(),
+        );
+        assert_eq!((a, b), (here, here));
+        let mut order = Vec::new();
+        let order_of = std::sync::Mutex::new(&mut order);
+        join(
+            || order_of.lock().unwrap().push('a'),
+            || order_of.lock().unwrap().push('b'),
+        );
+        assert_eq!(order, ['a', 'b']);
     }
 
     #[test]
     fn a_panic_in_a_map_reaches_the_caller() {
-        let items: Vec<usize> = (0..20_000).collect();
-        let outcome = std::panic::catch_unwind(|| {
-            map(&items, |&i| {
-                assert!(i != 15_000, "item 15000");
-                i.to_string()
-            })
+        in_pool(|| {
+            let items: Vec<usize> = (0..20_000).collect();
+            let outcome = std::panic::catch_unwind(|| {
+                map(&items, |&i| {
+                    assert!(i != 15_000, "item 15000");
+                    i.to_string()
+                })
+            });
+            assert!(outcome.is_err());
         });
-        assert!(outcome.is_err());
     }
 }

@@ -1042,13 +1042,12 @@ const TABLES_PER_THREAD: usize = 500;
 
 /// About how many tables a part holds when a manifest is read by two
 /// threads: small enough that the thread left with the last part does
-/// not keep the other waiting long (parts of 1,000 left it idle 0.6 ms
-/// on average at 20,000 services, parts of 400 0.3 ms), large enough that
-/// taking a part costs nothing beside reading it.
-const TABLES_PER_PART: usize = 400;
+/// not keep the other waiting long, large enough that taking a part
+/// costs nothing beside reading it.
+const TABLES_PER_PART: usize = 1_000;
 
 /// The most parts a manifest is cut into.
-const MAX_PARTS: usize = 64;
+const MAX_PARTS: usize = 32;
 
 /// Where each `[[service]]` header line starts, in the common form (at the
 /// start of a line, alone on it).

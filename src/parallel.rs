@@ -38,8 +38,8 @@ pub fn two_cores() -> bool {
 }
 
 /// Runs `a` here and `b` beside it when a second thread is free (else
-/// here after `a`), and returns both results. A panic in either reaches
-/// the caller once both are done. A thread outside a pool (a server's
+/// here after `a`), and returns both results; a panic in either reaches
+/// the caller. A thread outside a pool (a server's
 /// request) runs both in turn: handed to a pool, every request's halves
 /// queued behind every other's, and under 200 concurrent requests the
 /// slowest answers took a second instead of a quarter.

@@ -32,9 +32,13 @@ pub fn start() {
     }
 }
 
-/// Whether a second thread can run beside this one.
+/// Whether a second thread can run beside this one: this one is in a
+/// pool of two (see [`start`]), so [`join`] splits its work. Read from the
+/// pool, not from `available_parallelism`, which reads the affinity and
+/// the cgroup's files on every call (and the steps asked it again and
+/// again); outside a pool the steps take their plain paths.
 pub fn two_cores() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    rayon::current_thread_index().is_some() && rayon::current_num_threads() >= 2
 }
 
 /// Runs `a` here and `b` beside it when a second thread is free (else

@@ -507,8 +507,8 @@ impl Affected {
 }
 
 impl<'m> ServiceGraph<'m> {
-    /// Builds the graph; the manifest was validated, so every dependency
-    /// names a service and there are no cycles.
+    /// The graph of a validated manifest (every dependency names a
+    /// service, no cycles), on the dependents the manifest built.
     pub fn new(manifest: &'m Manifest) -> ServiceGraph<'m> {
         ServiceGraph {
             manifest,

@@ -49,14 +49,11 @@ static FULL: AtomicBool = AtomicBool::new(false);
 /// small allocation is freed to the system unless its chunk is here.
 static CHUNKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 
-/// The start of every large block mapped here and not yet unmapped, in an
-/// open-addressed table like [`CHUNKS`] ([`GONE`] where one was): a large
-/// block is the system's unless it is here.
+/// The start of every large block mapped here and not yet unmapped (0 in
+/// a free slot): a large block is the system's unless it is here. Few
+/// are alive at once, and they come and go rarely, so it is searched
+/// from the start.
 static LARGE_BLOCKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
-
-/// A slot of [`LARGE_BLOCKS`] whose block was unmapped: searches go on
-/// past it, and a new block may take it.
-const GONE: usize = 1;
 
 thread_local! {
     /// Whether this thread is inside [`region`].
@@ -132,22 +129,24 @@ fn is_regions(layout: Layout, ptr: *mut u8) -> bool {
     layout.size() <= SMALL && ENABLED.load(Relaxed) && in_region(ptr as usize)
 }
 
-/// Notes `start` in `table`, in an empty slot (or one [`GONE`] in
-/// [`LARGE_BLOCKS`]); false when the table is full.
+/// Notes `start` in `table`, in an empty slot; false when it is full.
 fn note(table: &[AtomicUsize; SLOTS], start: usize) -> bool {
     let mut slot = first_slot(start);
     for _ in 0..SLOTS {
-        let taken = [0, GONE].iter().any(|&free| {
-            table[slot]
-                .compare_exchange(free, start, Relaxed, Relaxed)
-                .is_ok()
-        });
-        if taken {
+        if table[slot]
+            .compare_exchange(0, start, Relaxed, Relaxed)
+            .is_ok()
+        {
             return true;
         }
         slot = (slot + 1) % SLOTS;
     }
     false
+}
+
+/// The slot of [`LARGE_BLOCKS`] holding the block at `ptr`, if any.
+fn large_slot(ptr: *mut u8) -> Option<&'static AtomicUsize> {
+    (LARGE_BLOCKS.iter()).find(|slot| slot.load(Relaxed) == ptr as usize)
 }
 
 /// Maps `len` bytes (a multiple of [`HUGE`]) aligned to a huge page, and
@@ -197,7 +196,13 @@ fn mapped_len(size: usize) -> usize {
 /// are on and the table has room; null otherwise (or with no memory).
 fn alloc_large(size: usize) -> *mut u8 {
     let block = map_huge(mapped_len(size));
-    if !block.is_null() && !note(&LARGE_BLOCKS, block as usize) {
+    let noted = || {
+        (LARGE_BLOCKS.iter()).any(|slot| {
+            slot.compare_exchange(0, block as usize, Relaxed, Relaxed)
+                .is_ok()
+        })
+    };
+    if !block.is_null() && !noted() {
         // SAFETY: mapped just above with this length, not handed out.
         unsafe { libc::munmap(block.cast(), mapped_len(size)) };
         return std::ptr::null_mut();
@@ -207,7 +212,37 @@ fn alloc_large(size: usize) -> *mut u8 {
 
 /// Whether the block at `ptr` of `size` bytes is a large one mapped here.
 fn is_large(size: usize, ptr: *mut u8) -> bool {
-    size >= LARGE && ENABLED.load(Relaxed) && find(&LARGE_BLOCKS, ptr as usize).is_some()
+    size >= LARGE && ENABLED.load(Relaxed) && large_slot(ptr).is_some()
+}
+
+/// Moves the large block at `ptr` of `size` bytes (one [`is_large`]) to
+/// a mapping of `new_size` bytes, its pages moved rather than copied (the
+/// lists `sync` and `init` grow); null, with the block unchanged, when the
+/// kernel cannot.
+///
+/// # Safety
+///
+/// The block is not used after, unless null is returned.
+#[cfg(target_os = "linux")]
+unsafe fn remap_large(ptr: *mut u8, size: usize, new_size: usize) -> *mut u8 {
+    // SAFETY: the block's own mapping, of this length.
+    let moved = unsafe {
+        libc::mremap(
+            ptr.cast(),
+            mapped_len(size),
+            mapped_len(new_size),
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the new mapping, all of it this block's.
+    unsafe { libc::madvise(moved, mapped_len(new_size), libc::MADV_HUGEPAGE) };
+    if let Some(slot) = large_slot(ptr) {
+        slot.store(moved as usize, Relaxed);
+    }
+    moved.cast()
 }
 
 /// Unmaps the large block at `ptr` of `size` bytes, one [`is_large`].
@@ -216,8 +251,8 @@ fn is_large(size: usize, ptr: *mut u8) -> bool {
 ///
 /// The block is not used after.
 unsafe fn free_large(size: usize, ptr: *mut u8) {
-    if let Some(slot) = find(&LARGE_BLOCKS, ptr as usize) {
-        LARGE_BLOCKS[slot].store(GONE, Relaxed);
+    if let Some(slot) = large_slot(ptr) {
+        slot.store(0, Relaxed);
     }
     // SAFETY: the block's own mapping, which the caller no longer uses.
     unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
@@ -318,6 +353,14 @@ unsafe impl GlobalAlloc for Arena {
         if large && new_size >= LARGE && mapped_len(new_size) == mapped_len(layout.size()) {
             return ptr;
         }
+        #[cfg(target_os = "linux")]
+        if large && new_size >= LARGE {
+            // SAFETY: the block's own mapping, which the caller gives up.
+            let moved = unsafe { remap_large(ptr, layout.size(), new_size) };
+            if !moved.is_null() {
+                return moved;
+            }
+        }
         if large || is_regions(layout, ptr) || (new_size >= LARGE && ENABLED.load(Relaxed)) {
             // SAFETY: the caller's alignment with a nonzero size.
             let new =
@@ -370,12 +413,12 @@ mod tests {
     }
 
     /// Large blocks get huge-page-aligned mappings of their own, grow in
-    /// place within them, move when they outgrow them, and go back to
-    /// the system when they shrink small; their bytes survive each move.
+    /// place within them, are remapped when they outgrow them, and go
+    /// back to the system when they shrink small; their bytes survive.
     #[test]
     fn large_blocks_are_mapped_apart() {
         enable();
-        let is_mapped = |ptr: *const u8| find(&LARGE_BLOCKS, ptr as usize).is_some();
+        let is_mapped = |ptr: *const u8| large_slot(ptr.cast_mut()).is_some();
         let mut block: Vec<u8> = vec![7; LARGE];
         let first = block.as_ptr();
         assert!(is_mapped(first));
@@ -383,9 +426,10 @@ mod tests {
         // Doubled to 2 MiB: still the one huge page.
         block.push(8);
         assert_eq!(block.as_ptr(), first);
+        // Outgrown: moved (or grown where it is), and noted where it is.
         block.resize(3 * LARGE, 9);
         assert!(is_mapped(block.as_ptr()));
-        assert!(!is_mapped(first));
+        assert!(block.as_ptr() == first || !is_mapped(first));
         assert!(block[..LARGE].iter().all(|&b| b == 7));
         assert_eq!((block[LARGE], block[3 * LARGE - 1]), (8, 9));
         block.truncate(16);

@@ -61,7 +61,7 @@ pub fn affected_json(report: &Report<'_>, out: &mut dyn Write) -> std::io::Resul
     }
     buffered.write_all(b",\n  \"build_order\": ")?;
     json::list(&mut buffered, 1, report.build_order, |out, layer| {
-        json::strings(out, 2, layer)
+        json::names(out, 2, layer)
     })?;
     buffered.write_all(b"\n}\n")?;
     buffered.flush()
@@ -84,21 +84,21 @@ fn services_json(services: &[AffectedService]) -> Vec<u8> {
 /// One entry of `services`, at depth 2 (the report's list's items).
 fn service_json(out: &mut Vec<u8>, service: &AffectedService) -> std::io::Result<()> {
     out.extend_from_slice(b"    {\n      \"name\": ");
-    json::string(out, &service.name)?;
+    json::name(out, &service.name)?;
     out.extend_from_slice(b",\n      \"kind\": \"");
     out.extend_from_slice(service.kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\n      \"files\": ");
     json::strings(out, 3, &service.files)?;
     out.extend_from_slice(b",\n      \"via\": ");
     json::list(out, 3, &service.edges, |out, edge| {
-        json::string(out, &edge.to)
+        json::name(out, &edge.to)
     })?;
     out.extend_from_slice(b",\n      \"edges\": ");
     json::list(out, 3, &service.edges, |out, edge| {
         out.write_all(b"{\n          \"to\": ")?;
-        json::string(out, &edge.to)?;
+        json::name(out, &edge.to)?;
         out.write_all(b",\n          \"origin\": ")?;
-        json::string(out, edge.origin)?;
+        json::name(out, edge.origin)?;
         out.write_all(b"\n        }")
     })?;
     if let Some(input) = &service.input {
@@ -113,6 +113,22 @@ fn service_json(out: &mut Vec<u8>, service: &AffectedService) -> std::io::Result
 /// a level, `[]` for an empty list.
 pub(crate) mod json {
     use std::io::{Result, Write};
+
+    /// A service name, or a word ripple chose (an edge's origin): written
+    /// between quotes without looking for what to escape, as the manifest
+    /// took only names of `[a-z0-9._-]` (most strings of a large report
+    /// are names, and looking took a fifth of writing it).
+    pub fn name(out: &mut impl Write, name: &str) -> Result<()> {
+        debug_assert!(crate::manifest::is_valid_name(name), "not a name: {name:?}");
+        out.write_all(b"\"")?;
+        out.write_all(name.as_bytes())?;
+        out.write_all(b"\"")
+    }
+
+    /// A list of [`name`]s at `depth`.
+    pub fn names(out: &mut impl Write, depth: usize, items: &[impl AsRef<str>]) -> Result<()> {
+        list(out, depth, items, |out, text| name(out, text.as_ref()))
+    }
 
     /// A string, quoted and escaped as serde_json escapes it.
     pub fn string(out: &mut impl Write, text: &str) -> Result<()> {
@@ -485,7 +501,8 @@ mod tests {
     use crate::manifest::Kind;
 
     fn entry(i: usize) -> AffectedService {
-        // Names that need escaping, non-ASCII, empty and full lists.
+        // Files that need escaping, non-ASCII, empty and full lists; names
+        // as a manifest takes them (`json::name` writes them unescaped).
         let odd = [
             "plain",
             "quote\"d",
@@ -494,11 +511,13 @@ mod tests {
             "\u{1}ctl",
             "é✓",
         ];
-        let name = |k: usize| format!("{}-{k}", odd[k % odd.len()]);
+        let name = |k: usize| format!("svc.{k}_{}-x", k % 7);
         AffectedService {
             name: name(i).into(),
             kind: [Kind::Image, Kind::BaseImage, Kind::Library, Kind::Tests][i % 4],
-            files: (0..i % 3).map(|k| format!("dir/{}", name(i + k))).collect(),
+            files: (0..i % 3)
+                .map(|k| format!("dir/{}-{k}", odd[(i + k) % odd.len()]))
+                .collect(),
             edges: (0..i % 4)
                 .map(|k| Edge {
                     to: name(k).into(),
@@ -576,7 +595,7 @@ mod tests {
                 services: (0..count).map(entry).collect(),
                 build_order: match count {
                     0 => Vec::new(),
-                    _ => vec![vec!["base\\1".into()], vec!["a".into(), "b\"".into()]],
+                    _ => vec![vec!["base.1".into()], vec!["a".into(), "b_2-c".into()]],
                 },
             };
             let report = Report::new(&changes, &affected);

@@ -107,20 +107,16 @@ fn first_slot(chunk: usize) -> usize {
 
 /// Whether `ptr` is in a chunk of a region.
 fn in_region(ptr: usize) -> bool {
-    find(&CHUNKS, ptr & !(CHUNK - 1)).is_some()
-}
-
-/// The slot of `table` holding `start`, if any.
-fn find(table: &[AtomicUsize; SLOTS], start: usize) -> Option<usize> {
-    let mut slot = first_slot(start);
+    let chunk = ptr & !(CHUNK - 1);
+    let mut slot = first_slot(chunk);
     for _ in 0..SLOTS {
-        match table[slot].load(Relaxed) {
-            0 => return None,
-            found if found == start => return Some(slot),
+        match CHUNKS[slot].load(Relaxed) {
+            0 => return false,
+            found if found == chunk => return true,
             _ => slot = (slot + 1) % SLOTS,
         }
     }
-    None
+    false
 }
 
 /// Whether the block at `ptr` was handed out by a region: only a small
@@ -129,12 +125,12 @@ fn is_regions(layout: Layout, ptr: *mut u8) -> bool {
     layout.size() <= SMALL && ENABLED.load(Relaxed) && in_region(ptr as usize)
 }
 
-/// Notes `start` in `table`, in an empty slot; false when it is full.
-fn note(table: &[AtomicUsize; SLOTS], start: usize) -> bool {
-    let mut slot = first_slot(start);
+/// Notes a new chunk; false when the table is full.
+fn note_chunk(chunk: usize) -> bool {
+    let mut slot = first_slot(chunk);
     for _ in 0..SLOTS {
-        if table[slot]
-            .compare_exchange(0, start, Relaxed, Relaxed)
+        if CHUNKS[slot]
+            .compare_exchange(0, chunk, Relaxed, Relaxed)
             .is_ok()
         {
             return true;
@@ -142,6 +138,12 @@ fn note(table: &[AtomicUsize; SLOTS], start: usize) -> bool {
         slot = (slot + 1) % SLOTS;
     }
     false
+}
+
+/// Notes a new large block in a free slot; false when the table is full.
+fn note_large(block: *mut u8) -> bool {
+    (LARGE_BLOCKS.iter())
+        .any(|slot| (slot.compare_exchange(0, block as usize, Relaxed, Relaxed)).is_ok())
 }
 
 /// The slot of [`LARGE_BLOCKS`] holding the block at `ptr`, if any.
@@ -196,13 +198,7 @@ fn mapped_len(size: usize) -> usize {
 /// are on and the table has room; null otherwise (or with no memory).
 fn alloc_large(size: usize) -> *mut u8 {
     let block = map_huge(mapped_len(size));
-    let noted = || {
-        (LARGE_BLOCKS.iter()).any(|slot| {
-            slot.compare_exchange(0, block as usize, Relaxed, Relaxed)
-                .is_ok()
-        })
-    };
-    if !block.is_null() && !noted() {
+    if !block.is_null() && !note_large(block) {
         // SAFETY: mapped just above with this length, not handed out.
         unsafe { libc::munmap(block.cast(), mapped_len(size)) };
         return std::ptr::null_mut();
@@ -279,7 +275,7 @@ fn bump(layout: Layout) -> *mut u8 {
     if chunk.is_null() {
         return chunk;
     }
-    if !note(&CHUNKS, chunk as usize) {
+    if !note_chunk(chunk as usize) {
         FULL.store(true, Relaxed);
         // SAFETY: mapped just above with this length, and not handed out.
         unsafe { libc::munmap(chunk.cast(), CHUNK) };

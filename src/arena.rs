@@ -194,13 +194,23 @@ fn mapped_len(size: usize) -> usize {
     (size + HUGE - 1) & !(HUGE - 1)
 }
 
-/// A large block of `size` bytes in a mapping of its own, when regions
-/// are on and the table has room; null otherwise (or with no memory).
-fn alloc_large(size: usize) -> *mut u8 {
-    let block = map_huge(mapped_len(size));
+/// Whether a block of `size` bytes aligned to `align` gets a mapping of
+/// its own: a large one, once regions are on.
+fn takes_large(size: usize, align: usize) -> bool {
+    size >= LARGE && align <= HUGE && ENABLED.load(Relaxed)
+}
+
+/// A block of `layout` in a mapping of its own, when it [`takes_large`]
+/// and the table has room; null otherwise (or with no memory). A fresh
+/// mapping is zero.
+fn alloc_large(layout: Layout) -> *mut u8 {
+    if !takes_large(layout.size(), layout.align()) {
+        return std::ptr::null_mut();
+    }
+    let block = map_huge(mapped_len(layout.size()));
     if !block.is_null() && !note_large(block) {
         // SAFETY: mapped just above with this length, not handed out.
-        unsafe { libc::munmap(block.cast(), mapped_len(size)) };
+        unsafe { libc::munmap(block.cast(), mapped_len(layout.size())) };
         return std::ptr::null_mut();
     }
     block
@@ -299,11 +309,9 @@ unsafe impl GlobalAlloc for Arena {
         {
             return bump(layout);
         }
-        if layout.size() >= LARGE && layout.align() <= HUGE && ENABLED.load(Relaxed) {
-            let block = alloc_large(layout.size());
-            if !block.is_null() {
-                return block;
-            }
+        let block = alloc_large(layout);
+        if !block.is_null() {
+            return block;
         }
         // SAFETY: the caller's layout, of nonzero size.
         unsafe { System.alloc(layout) }
@@ -319,12 +327,9 @@ unsafe impl GlobalAlloc for Arena {
             }
             return block;
         }
-        if layout.size() >= LARGE && layout.align() <= HUGE && ENABLED.load(Relaxed) {
-            // A fresh mapping is zero already.
-            let block = alloc_large(layout.size());
-            if !block.is_null() {
-                return block;
-            }
+        let block = alloc_large(layout);
+        if !block.is_null() {
+            return block;
         }
         // The system's zeroed memory: fresh pages are zero already, and
         // writing zeros would fault in every page of a large list at once.
@@ -357,7 +362,7 @@ unsafe impl GlobalAlloc for Arena {
                 return moved;
             }
         }
-        if large || is_regions(layout, ptr) || (new_size >= LARGE && ENABLED.load(Relaxed)) {
+        if large || is_regions(layout, ptr) || takes_large(new_size, layout.align()) {
             // SAFETY: the caller's alignment with a nonzero size.
             let new =
                 unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };

@@ -472,7 +472,8 @@ impl Analysis {
     /// [`Analysis::affected_in`], keeping why each service is affected or
     /// not.
     fn affected_with(&self, graph: &ServiceGraph<'_>, why: Why) -> Result<Affected> {
-        let mut affected = graph.affected_with(&self.changes, why);
+        // Kept until the end, as the manifest is (see `arena`).
+        let mut affected = crate::arena::region(|| graph.affected_with(&self.changes, why));
         if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
             && affected.services.iter().any(|s| s.kind.is_artifact())
         {
@@ -541,8 +542,11 @@ fn read_while_diffing(
     text: &str,
     shown: &str,
 ) -> Result<(Manifest, Option<Result<Diffed>>)> {
+    // A command that runs once keeps the manifest until it ends: in a
+    // region its lists are on huge pages (see `arena`).
+    let parse = || crate::arena::region(|| Manifest::parse(text, shown));
     let Some(settings) = Manifest::leading_settings(text, shown) else {
-        return Ok((Manifest::parse(text, shown)?, None));
+        return Ok((parse()?, None));
     };
     let backend = workspace.backend_for(&settings);
     // A handle is not shared between threads: the diff opens its own, on
@@ -561,7 +565,7 @@ fn read_while_diffing(
         Ok(Diffed { settings, found })
     };
     let (manifest, early) = crate::parallel::join(
-        || Manifest::parse(text, shown),
+        parse,
         // A diff that panicked is done again, in order.
         || std::panic::catch_unwind(std::panic::AssertUnwindSafe(diffing)).ok(),
     );

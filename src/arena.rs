@@ -1,9 +1,10 @@
-//! The allocator: the system's, but for the small allocations a thread
-//! makes inside [`region`], which are carved from large chunks and never
-//! freed. Reading a 20,000-service manifest makes about 120,000 of them
-//! (names, paths, image builds), all kept until the process ends; glibc
-//! spent about 200 instructions on each, and a 16-byte header (see
-//! BENCHMARKS.md, thirteenth session). Here each is a pointer bump.
+//! The allocator: the system's, but for the allocations under 1 MiB a
+//! thread makes inside [`region`], which are carved from large chunks and
+//! never freed. Reading a 20,000-service manifest makes about 120,000 of
+//! them (names, paths, image builds), all kept until the process ends;
+//! glibc spent about 200 instructions on each, and a 16-byte header (see
+//! BENCHMARKS.md, thirteenth session). Here each is a pointer bump, and
+//! the thread's last block grows where it is.
 //!
 //! Only a command that runs once and exits [`enable`]s regions: a server
 //! reads a manifest per request, and would keep every one.
@@ -20,10 +21,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-/// The largest allocation a region takes; larger ones (lists of every
-/// service) are the system's, which returns their memory when they grow.
-const SMALL: usize = 256;
-
 /// Chunks are this large and aligned to it, so that the chunk a pointer
 /// would belong to is found by masking: a huge page.
 const CHUNK: usize = HUGE;
@@ -33,6 +30,10 @@ const HUGE: usize = 2 << 20;
 
 /// Blocks of at least this size get a mapping of their own, in whole
 /// huge pages, once regions are on: under half of it wasted at most.
+/// Smaller ones made inside a region come from its chunks: lists of a
+/// part's services or of one step's results (hundreds of KB) took most
+/// of a run's faults on the system's 4 KiB pages (see BENCHMARKS.md,
+/// sixteenth session).
 const LARGE: usize = 1 << 20;
 
 /// Room for the chunks' addresses: 512 MiB of small allocations. A region
@@ -97,6 +98,12 @@ pub fn region<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether this thread is inside a [`region`] (with regions on): a
+/// parallel step started here runs its other half in one too.
+pub fn inside() -> bool {
+    INSIDE.with(Cell::get) && ENABLED.load(Relaxed)
+}
+
 /// The system's allocator, with [`region`]s.
 pub struct Arena;
 
@@ -119,10 +126,10 @@ fn in_region(ptr: usize) -> bool {
     false
 }
 
-/// Whether the block at `ptr` was handed out by a region: only a small
-/// one can be, and only once regions are on.
+/// Whether the block at `ptr` was handed out by a region: only one under
+/// [`LARGE`] can be, and only once regions are on.
 fn is_regions(layout: Layout, ptr: *mut u8) -> bool {
-    layout.size() <= SMALL && ENABLED.load(Relaxed) && in_region(ptr as usize)
+    layout.size() < LARGE && ENABLED.load(Relaxed) && in_region(ptr as usize)
 }
 
 /// Notes a new chunk; false when the table is full.
@@ -264,8 +271,10 @@ unsafe fn free_large(size: usize, ptr: *mut u8) {
     unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
 }
 
-/// `layout` (at most [`SMALL`] bytes, aligned to at most 16) from this
-/// thread's chunk, or a new one; null when there is no memory.
+/// `layout` (under [`LARGE`], aligned to at most 16) from this thread's
+/// chunk, or a new one (what is left of the old one stays unused); null
+/// when there is no memory. A chunk's bytes are handed out once, so they
+/// are zero.
 fn bump(layout: Layout) -> *mut u8 {
     // Masks, not `next_multiple_of`: an alignment is a power of two, and
     // a division on every allocation cost more than the rest of it.
@@ -302,7 +311,7 @@ fn bump(layout: Layout) -> *mut u8 {
 // system, and a block is given back to whichever of the two it came from.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() <= SMALL
+        if layout.size() < LARGE
             && layout.align() <= 16
             && INSIDE.with(Cell::get)
             && ENABLED.load(Relaxed)
@@ -318,10 +327,12 @@ unsafe impl GlobalAlloc for Arena {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() <= SMALL && layout.align() <= 16 && INSIDE.with(Cell::get) {
+        if layout.size() < LARGE && layout.align() <= 16 && INSIDE.with(Cell::get) {
             // SAFETY: the caller's layout, of nonzero size.
             let block = unsafe { self.alloc(layout) };
-            if !block.is_null() {
+            // A chunk's fresh bytes are zero; writing them would fault in
+            // the pages of a large zeroed list at once.
+            if !block.is_null() && !in_region(block as usize) {
                 // SAFETY: the block holds `layout.size()` bytes.
                 unsafe { std::ptr::write_bytes(block, 0, layout.size()) };
             }
@@ -362,7 +373,21 @@ unsafe impl GlobalAlloc for Arena {
                 return moved;
             }
         }
-        if large || is_regions(layout, ptr) || takes_large(new_size, layout.align()) {
+        let regions = is_regions(layout, ptr);
+        if regions && new_size < LARGE {
+            // This thread's last block grows where it is while its chunk
+            // has room: a list pushed to, alone, is never copied. Another
+            // thread's block never ends where this thread's free part
+            // starts, which is past the start of its chunk.
+            let (next, end) = FREE.with(Cell::get);
+            let old_end = ptr as usize + ((layout.size() + 7) & !7);
+            let new_end = ptr as usize + ((new_size + 7) & !7);
+            if old_end == next && new_end <= end {
+                FREE.with(|free| free.set((new_end.max(next), end)));
+                return ptr;
+            }
+        }
+        if large || regions || takes_large(new_size, layout.align()) {
             // SAFETY: the caller's alignment with a nonzero size.
             let new =
                 unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
@@ -384,33 +409,47 @@ unsafe impl GlobalAlloc for Arena {
 mod tests {
     use super::*;
 
-    /// Inside a region small blocks come from chunks and survive growing
-    /// and freeing; outside, and for large blocks, the system serves.
+    /// Inside a region blocks under [`LARGE`] come from chunks, zeroed
+    /// ones untouched; the thread's last block grows where it is, another
+    /// moves within the chunks, and one grown past [`LARGE`] gets a
+    /// mapping of its own. Outside, the system serves.
     #[test]
-    fn regions_take_small_blocks_from_chunks() {
+    fn regions_take_blocks_under_large_from_chunks() {
         enable();
-        let (small, large, grown) = region(|| {
+        let is_mapped = |ptr: *const u8| large_slot(ptr.cast_mut()).is_some();
+        let (small, medium, grown, kept, zeroed) = region(|| {
             let small: Vec<u64> = (0..8).collect();
-            let large: Vec<u64> = (0..1_000).collect();
+            let medium: Vec<u64> = (0..1_000).collect();
             let mut grown = String::from("a");
-            for _ in 0..100 {
+            let kept = grown.as_ptr();
+            for _ in 0..1_000 {
                 grown.push_str("bc");
             }
-            (small, large, grown)
+            let zeroed = vec![0u64; 50_000];
+            (small, medium, grown, kept, zeroed)
         });
-        assert!(in_region(small.as_ptr() as usize));
-        assert!(!in_region(large.as_ptr() as usize));
+        for block in [small.as_ptr(), medium.as_ptr()] {
+            assert!(in_region(block as usize));
+        }
         assert_eq!(small, (0..8).collect::<Vec<u64>>());
-        assert_eq!(large.iter().sum::<u64>(), 499_500);
-        assert_eq!(grown.len(), 201);
-        assert!(grown.ends_with("bcbc"));
+        assert_eq!(medium.iter().sum::<u64>(), 499_500);
+        assert_eq!(grown.as_ptr(), kept, "the last block grows in place");
+        assert_eq!((grown.len(), &grown[..5]), (2_001, "abcbc"));
+        assert!(in_region(zeroed.as_ptr() as usize));
+        assert!(zeroed.iter().all(|&w| w == 0));
         let outside: Vec<u64> = (0..8).collect();
         assert!(!in_region(outside.as_ptr() as usize));
-        // A region's block grown past the small size moves to the system.
-        let mut moved = small;
-        moved.extend(0..100);
-        assert!(!in_region(moved.as_ptr() as usize));
-        assert_eq!(moved[..8], [0, 1, 2, 3, 4, 5, 6, 7]);
+        // Not the last block: copied to another place in the chunks.
+        let mut moved = region(|| {
+            let mut moved = small;
+            moved.extend(0..100);
+            moved
+        });
+        assert!(in_region(moved.as_ptr() as usize));
+        assert_eq!(moved[..10], [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]);
+        moved.resize(LARGE / 8, 3);
+        assert!(is_mapped(moved.as_ptr().cast()));
+        assert_eq!((moved[7], moved[LARGE / 8 - 1]), (7, 3));
     }
 
     /// Large blocks get huge-page-aligned mappings of their own, grow in

@@ -52,7 +52,11 @@ pub fn join<A: Send, B: Send>(
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
     if rayon::current_thread_index().is_some() {
-        rayon::join(a, b)
+        // What the other half keeps is kept as this half's is.
+        match crate::arena::inside() {
+            true => rayon::join(a, || crate::arena::region(b)),
+            false => rayon::join(a, b),
+        }
     } else {
         (a(), b())
     }
@@ -234,6 +238,23 @@ mod tests {
                     assert_eq!(utf8(&bytes).unwrap_err(), whole, "bad byte at {at}");
                 }
             }
+        });
+    }
+
+    /// A half handed to the other thread from inside a region keeps what
+    /// it makes as the region does; from outside, it does not.
+    #[test]
+    fn the_other_half_is_in_a_region_when_this_one_is() {
+        crate::arena::enable();
+        in_pool(|| {
+            let busy = || {
+                // Long enough for the other thread to take the half.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                crate::arena::inside()
+            };
+            let halves = crate::arena::region(|| join(busy, crate::arena::inside));
+            assert_eq!(halves, (true, true));
+            assert_eq!(join(busy, crate::arena::inside), (false, false));
         });
     }
 

@@ -108,12 +108,24 @@ impl std::fmt::Display for PathPattern {
 /// shapes), so what validation accepts, matching can build.
 pub const MAX_PATTERN_BYTES: usize = 4096;
 
-/// Whether a pattern is a glob (else a path prefix).
+/// Whether a pattern is a glob (else a path prefix). A table, not six
+/// comparisons a byte: a manifest has a pattern or two for each service,
+/// most of them plain paths read to their end.
 pub fn is_glob(pattern: &str) -> bool {
-    pattern
-        .bytes()
-        .any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}'))
+    pattern.bytes().any(|b| GLOB_BYTES[usize::from(b)])
 }
+
+/// The bytes that make a pattern a glob.
+const GLOB_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let special = b"*?[]{}";
+    let mut k = 0;
+    while k < special.len() {
+        table[special[k] as usize] = true;
+        k += 1;
+    }
+    table
+};
 
 /// Builds a glob with the rule's options; the graph compiles all of them into
 /// one set with these same options.
@@ -243,6 +255,21 @@ mod tests {
             assert!(err.contains("at most 4096"), "{err}");
             assert!(err.len() < 200, "{err}");
         }
+    }
+
+    /// Each special byte makes a glob; every other ASCII byte, and other
+    /// characters, leave a plain path.
+    #[test]
+    fn a_glob_is_told_by_any_special_byte() {
+        for byte in 0..=127u8 {
+            let text = format!("services/a{}b", byte as char);
+            assert_eq!(is_glob(&text), b"*?[]{}".contains(&byte), "{byte}");
+        }
+        for special in ["*", "x?", "[ab]", "a/{b,c}", "a]", "}"] {
+            assert!(is_glob(special), "{special}");
+        }
+        assert!(!is_glob("services/é/ü"));
+        assert!(!is_glob(""));
     }
 
     #[test]

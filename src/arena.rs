@@ -201,6 +201,17 @@ fn mapped_len(size: usize) -> usize {
     (size + HUGE - 1) & !(HUGE - 1)
 }
 
+/// Whether a block of `layout` comes from this thread's chunk: one under
+/// [`LARGE`] made inside a region (which only runs with regions on).
+fn takes_region(layout: Layout) -> bool {
+    layout.size() < LARGE && layout.align() <= 16 && INSIDE.with(Cell::get)
+}
+
+/// `size` rounded up to the 8 bytes every block in a chunk is a multiple of.
+fn rounded(size: usize) -> usize {
+    (size + 7) & !7
+}
+
 /// Whether a block of `size` bytes aligned to `align` gets a mapping of
 /// its own: a large one, once regions are on.
 fn takes_large(size: usize, align: usize) -> bool {
@@ -279,7 +290,7 @@ fn bump(layout: Layout) -> *mut u8 {
     // Masks, not `next_multiple_of`: an alignment is a power of two, and
     // a division on every allocation cost more than the rest of it.
     let align = layout.align().max(8);
-    let size = (layout.size() + 7) & !7;
+    let size = rounded(layout.size());
     let (next, end) = FREE.with(Cell::get);
     let start = (next + align - 1) & !(align - 1);
     if next != 0 && start + size <= end {
@@ -311,11 +322,7 @@ fn bump(layout: Layout) -> *mut u8 {
 // system, and a block is given back to whichever of the two it came from.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() < LARGE
-            && layout.align() <= 16
-            && INSIDE.with(Cell::get)
-            && ENABLED.load(Relaxed)
-        {
+        if takes_region(layout) {
             return bump(layout);
         }
         let block = alloc_large(layout);
@@ -327,9 +334,8 @@ unsafe impl GlobalAlloc for Arena {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() < LARGE && layout.align() <= 16 && INSIDE.with(Cell::get) {
-            // SAFETY: the caller's layout, of nonzero size.
-            let block = unsafe { self.alloc(layout) };
+        if takes_region(layout) {
+            let block = bump(layout);
             // A chunk's fresh bytes are zero; writing them would fault in
             // the pages of a large zeroed list at once.
             if !block.is_null() && !in_region(block as usize) {
@@ -380,9 +386,11 @@ unsafe impl GlobalAlloc for Arena {
             // thread's block never ends where this thread's free part
             // starts, which is past the start of its chunk.
             let (next, end) = FREE.with(Cell::get);
-            let old_end = ptr as usize + ((layout.size() + 7) & !7);
-            let new_end = ptr as usize + ((new_size + 7) & !7);
+            let old_end = ptr as usize + rounded(layout.size());
+            let new_end = ptr as usize + rounded(new_size);
             if old_end == next && new_end <= end {
+                // A shrunk block keeps its bytes: the free part never
+                // moves back.
                 FREE.with(|free| free.set((new_end.max(next), end)));
                 return ptr;
             }

@@ -53,9 +53,10 @@ pub fn join<A: Send, B: Send>(
 ) -> (A, B) {
     if rayon::current_thread_index().is_some() {
         // What the other half keeps is kept as this half's is.
-        match crate::arena::inside() {
-            true => rayon::join(a, || crate::arena::region(b)),
-            false => rayon::join(a, b),
+        if crate::arena::inside() {
+            rayon::join(a, || crate::arena::region(b))
+        } else {
+            rayon::join(a, b)
         }
     } else {
         (a(), b())

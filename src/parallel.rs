@@ -26,9 +26,95 @@ pub fn start() {
     if let Ok(pool) = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .use_current_thread()
+        .spawn_handler(placement::spawn)
+        .start_handler(placement::started)
         .build()
     {
         std::mem::forget(pool);
+    }
+}
+
+/// Where the pool's other thread starts. Left to the kernel, it was
+/// placed beside this one in a quarter to half of the runs on a two-core
+/// virtual machine, and first ran 1.5-3.5 ms later, when the other core
+/// took it over (see BENCHMARKS.md, seventeenth session). So it is
+/// started on a core this one is not on, then allowed every core the
+/// process may use, for the kernel to move it as it likes from then on.
+mod placement {
+    use std::sync::Mutex;
+
+    /// Held while a thread is spawned and placed: the thread waits for it
+    /// before it frees its placement, which would otherwise be undone by
+    /// a placement made after the thread started.
+    static PLACING: Mutex<()> = Mutex::new(());
+
+    pub fn spawn(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
+        let _placing = PLACING.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = std::thread::Builder::new().spawn(|| thread.run())?;
+        #[cfg(target_os = "linux")]
+        if let Some(core) = other_core() {
+            use std::os::unix::thread::JoinHandleExt as _;
+            // SAFETY: the thread is alive (it waits for `PLACING` before it
+            // can end) and the set is a valid `cpu_set_t` of the size given.
+            // A refusal (a sandbox's) leaves the kernel's placement.
+            unsafe {
+                libc::pthread_setaffinity_np(
+                    handle.as_pthread_t(),
+                    std::mem::size_of::<libc::cpu_set_t>(),
+                    &only(core),
+                )
+            };
+        }
+        Ok(())
+    }
+
+    /// Run first on the started thread: waits for its placement, then
+    /// allows it every core the process may use.
+    pub fn started(_index: usize) {
+        drop(PLACING.lock().unwrap_or_else(|e| e.into_inner()));
+        #[cfg(target_os = "linux")]
+        if let Some(allowed) = allowed() {
+            // SAFETY: a valid `cpu_set_t` of the size given, for this thread.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &allowed) };
+        }
+    }
+
+    /// The cores the process may run on: the main thread's set, which a
+    /// placed thread's own no longer is.
+    #[cfg(target_os = "linux")]
+    pub(super) fn allowed() -> Option<libc::cpu_set_t> {
+        static ALLOWED: std::sync::OnceLock<Option<libc::cpu_set_t>> = std::sync::OnceLock::new();
+        *ALLOWED.get_or_init(|| {
+            // SAFETY: the kernel fills a zeroed `cpu_set_t` of the size given.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                (libc::sched_getaffinity(0, size, &mut set) == 0).then_some(set)
+            }
+        })
+    }
+
+    /// A core the process may run on other than the one this thread is
+    /// on now, if there is one.
+    #[cfg(target_os = "linux")]
+    pub(super) fn other_core() -> Option<usize> {
+        let allowed = allowed()?;
+        // SAFETY: `sched_getcpu` takes nothing; `CPU_ISSET` reads a valid set
+        // at an index below its size.
+        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        (0..libc::CPU_SETSIZE as usize)
+            .find(|&core| core != here && unsafe { libc::CPU_ISSET(core, &allowed) })
+    }
+
+    /// The set of `core` alone.
+    #[cfg(target_os = "linux")]
+    fn only(core: usize) -> libc::cpu_set_t {
+        // SAFETY: `CPU_SET` writes a zeroed set at an index below its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(core, &mut set);
+            set
+        }
     }
 }
 
@@ -257,6 +343,41 @@ mod tests {
             assert_eq!(halves, (true, true));
             assert_eq!(join(busy, crate::arena::inside), (false, false));
         });
+    }
+
+    /// The pool's other thread is started on another core, then allowed
+    /// every core the process may use again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_placed_thread_may_then_run_on_every_core() {
+        let here = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap();
+        let allowed = placement::allowed().expect("this process's cores");
+        let cores = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&core| unsafe { libc::CPU_ISSET(core, &allowed) })
+            .count();
+        match placement::other_core() {
+            Some(other) => assert!(other != here && unsafe { libc::CPU_ISSET(other, &allowed) }),
+            None => assert_eq!(cores, 1, "another core is found when there is one"),
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .spawn_handler(placement::spawn)
+            .start_handler(placement::started)
+            .build()
+            .expect("a pool of two threads");
+        let own = pool.broadcast(|_| unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
+            set
+        });
+        assert_eq!(own.len(), 2);
+        for set in own {
+            assert!(
+                unsafe { libc::CPU_EQUAL(&set, &allowed) },
+                "every core allowed"
+            );
+        }
     }
 
     #[test]

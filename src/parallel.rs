@@ -52,7 +52,7 @@ mod placement {
         let _placing = PLACING.lock().unwrap_or_else(|e| e.into_inner());
         let handle = std::thread::Builder::new().spawn(|| thread.run())?;
         #[cfg(target_os = "linux")]
-        if let Some(core) = other_core() {
+        if let Some(core) = current_core().and_then(other_core) {
             use std::os::unix::thread::JoinHandleExt as _;
             // SAFETY: the thread is alive (it waits for `PLACING` before it
             // can end) and the set is a valid `cpu_set_t` of the size given.
@@ -94,14 +94,18 @@ mod placement {
         })
     }
 
-    /// A core the process may run on other than the one this thread is
-    /// on now, if there is one.
+    /// The core this thread is on now.
     #[cfg(target_os = "linux")]
-    pub(super) fn other_core() -> Option<usize> {
+    pub(super) fn current_core() -> Option<usize> {
+        // SAFETY: takes nothing; -1 on failure, which is refused here.
+        usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+    }
+
+    /// A core the process may run on other than `here`, if there is one.
+    #[cfg(target_os = "linux")]
+    pub(super) fn other_core(here: usize) -> Option<usize> {
         let allowed = allowed()?;
-        // SAFETY: `sched_getcpu` takes nothing; `CPU_ISSET` reads a valid set
-        // at an index below its size.
-        let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+        // SAFETY: `CPU_ISSET` reads a valid set at an index below its size.
         (0..libc::CPU_SETSIZE as usize)
             .find(|&core| core != here && unsafe { libc::CPU_ISSET(core, &allowed) })
     }
@@ -350,12 +354,14 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_placed_thread_may_then_run_on_every_core() {
-        let here = usize::try_from(unsafe { libc::sched_getcpu() }).unwrap();
+        let here = placement::current_core().expect("the core this test runs on");
         let allowed = placement::allowed().expect("this process's cores");
+        // SAFETY (here and below): sets are valid `cpu_set_t`s, read at
+        // indices below their size or filled by the kernel.
         let cores = (0..libc::CPU_SETSIZE as usize)
             .filter(|&core| unsafe { libc::CPU_ISSET(core, &allowed) })
             .count();
-        match placement::other_core() {
+        match placement::other_core(here) {
             Some(other) => assert!(other != here && unsafe { libc::CPU_ISSET(other, &allowed) }),
             None => assert_eq!(cores, 1, "another core is found when there is one"),
         }

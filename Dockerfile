@@ -12,11 +12,12 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY templates templates
 COPY benches benches
-RUN cargo build --release --locked --features https --bin ripple
+RUN cargo build --release --locked --features https --bin ripple --bin ripple-net
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/ripple /usr/local/bin/ripple
+# `ripple` runs `serve`, `promote`, `slots` and `slot` in `ripple-net` beside it.
+COPY --from=build /src/target/release/ripple /src/target/release/ripple-net /usr/local/bin/
 CMD ["ripple", "--help"]

@@ -31,8 +31,27 @@ pub struct Io<'a> {
     pub err: &'a mut dyn Write,
 }
 
-/// Runs one command; on success, the exit code (0, or 78 from `gate`).
+/// Runs one command, network commands included; on success, the exit
+/// code (0, or 78 from `gate`). What `ripple-net` runs.
 pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
+    dispatch(args, io, network_here)
+}
+
+/// Runs one command, handing a network command to `ripple-net` (see
+/// [`crate::binary`]). What `ripple` runs: nothing it calls reaches the
+/// network commands' code, so its binary holds none of it.
+pub fn run_planner(args: Args, io: Io<'_>) -> Result<u8> {
+    dispatch(args, io, |command, workspace, _, _| {
+        crate::binary::hand_to_network(&command, workspace.repo.as_deref())
+    })
+}
+
+/// Runs a planner's command here, and a network command with `network`.
+fn dispatch(
+    args: Args,
+    io: Io<'_>,
+    network: impl FnOnce(Command, &Workspace, &mut dyn Write, &mut dyn Write) -> Result<u8>,
+) -> Result<u8> {
     let Args {
         command,
         manifest,
@@ -53,9 +72,34 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
         Command::Plan(a) => cmd_plan(&workspace, a, out, &mut *err).map(|()| exit::OK),
         Command::Affected(a) => cmd_affected(&workspace, a, out, &mut *err).map(|()| exit::OK),
         Command::Explain(a) => cmd_explain(&workspace, a, out, &mut *err).map(|()| exit::OK),
-        Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err),
+        Command::Gate(a) => cmd_gate(&workspace, a, out, &mut *err, network),
         Command::Generate(a) => cmd_generate(&workspace, a, out),
         Command::Graph(a) => cmd_graph(&workspace, a, out).map(|()| exit::OK),
+        Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
+        Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
+        Command::Init(a) => cmd_init(&workspace, a, &mut *err).map(|()| exit::OK),
+        Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
+        // Without the network features, every command is the planner's.
+        #[allow(unreachable_patterns)]
+        command => network(command, &workspace, out, &mut *err),
+    };
+    workspace.timings.borrow().report(err);
+    result
+}
+
+/// Runs a network command here: in `ripple-net`, or in tests.
+// Without the network features only the last arm is left, using nothing.
+#[cfg_attr(
+    not(all(feature = "server", feature = "registry")),
+    allow(unused_variables)
+)]
+fn network_here(
+    command: Command,
+    workspace: &Workspace,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    match command {
         #[cfg(feature = "server")]
         Command::Serve(a) => crate::serve::command(workspace.ci.as_deref(), a).map(|()| exit::OK),
         #[cfg(feature = "server")]
@@ -63,18 +107,13 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
             Ok(crate::serve::mirror::fetch_here(&a.mirror, &a.url, &a.refspecs) as u8)
         }
         #[cfg(feature = "registry")]
-        Command::Promote(a) => cmd_promote(&workspace, a, &mut *err),
+        Command::Promote(a) => cmd_promote(workspace, a, err),
         #[cfg(feature = "server")]
         Command::Slots(a) => crate::slots::command::slots(a),
         #[cfg(feature = "server")]
-        Command::Slot(a) => crate::slots::command::slot(a, out, &mut *err),
-        Command::Check(a) => cmd_check(&workspace, a, out, &mut *err),
-        Command::Sync(a) => cmd_sync(&workspace, a, out, &mut *err),
-        Command::Init(a) => cmd_init(&workspace, a, &mut *err).map(|()| exit::OK),
-        Command::Demo(a) => crate::demo::run(a.dir.as_deref(), out).map(|()| exit::OK),
-    };
-    workspace.timings.borrow().report(err);
-    result
+        Command::Slot(a) => crate::slots::command::slot(a, out, err),
+        _ => unreachable!("`dispatch` hands on network commands only"),
+    }
 }
 
 /// `--timings`: how long each stage took, so a slow CI step can be read.
@@ -988,11 +1027,14 @@ fn cmd_promote(workspace: &Workspace, args: cli::PromoteArgs, err: &mut dyn Writ
     )
 }
 
+// Without the registry, `network` is not used: nothing is promoted.
+#[cfg_attr(not(feature = "registry"), allow(unused_variables))]
 fn cmd_gate(
     workspace: &Workspace,
     args: cli::GateArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
+    network: impl FnOnce(Command, &Workspace, &mut dyn Write, &mut dyn Write) -> Result<u8>,
 ) -> Result<u8> {
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = graph_naming(&analysis.manifest, &args.service)?;
@@ -1030,20 +1072,16 @@ fn cmd_gate(
         && let Some((image, promotion)) = plan::promotion(&plan, &args.service)
     {
         emit(out, &text)?;
-        let settings = registry_settings(Vec::new());
-        let history = workspace.open_repo().ok();
-        let request = crate::promote::Request {
-            image: &image.image,
-            from: &promotion.from,
-            to: &promotion.to,
+        // `ripple promote`, run as `network` runs it: `ripple` hands it to
+        // `ripple-net`, which holds the registry's client.
+        let promote = cli::PromoteArgs {
+            image: image.image.to_string(),
+            from: promotion.from.clone(),
+            to: promotion.to.clone(),
             else_build: promotion.else_build,
+            insecure_registries: Vec::new(),
         };
-        return Ok(
-            match crate::promote::promote(&request, &settings, history.as_ref(), err)? {
-                crate::promote::Outcome::Promoted { .. } if promotion.else_build => exit::PROMOTED,
-                _ => exit::OK,
-            },
-        );
+        return network(Command::Promote(promote), workspace, out, err);
     }
     emit(out, &text)?;
     Ok(exit::OK)

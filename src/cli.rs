@@ -670,6 +670,23 @@ pub enum GraphFormat {
 }
 
 impl Command {
+    /// Whether it talks to other machines (`serve`, `mirror-fetch`,
+    /// `promote`, `slots`, `slot`): `ripple` hands these to `ripple-net`.
+    pub fn is_network(&self) -> bool {
+        #[cfg(feature = "server")]
+        if matches!(
+            self,
+            Command::Serve(_) | Command::MirrorFetch(_) | Command::Slots(_) | Command::Slot(_)
+        ) {
+            return true;
+        }
+        #[cfg(feature = "registry")]
+        if matches!(self, Command::Promote(_)) {
+            return true;
+        }
+        false
+    }
+
     /// Whether it runs until stopped (a server), rather than once.
     pub fn is_server(&self) -> bool {
         #[cfg(feature = "server")]

@@ -164,6 +164,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A network command (`serve`, `promote`, `slots`, `slot`) could not
+    /// be handed to `ripple-net`, the binary beside `ripple` that runs them.
+    #[error("cannot run `{}`, which runs ripple's network commands", path.display())]
+    Network {
+        /// Where `ripple-net` was looked for.
+        path: PathBuf,
+        /// Why it could not be run.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A template failed to load or render.
     #[error("template `{name}` failed")]
     Template {
@@ -216,7 +227,8 @@ impl Error {
             Error::ManifestRead { .. }
             | Error::NoRepository { .. }
             | Error::Git { .. }
-            | Error::Io { .. } => exit::ENVIRONMENT,
+            | Error::Io { .. }
+            | Error::Network { .. } => exit::ENVIRONMENT,
             Error::Template { .. } => exit::INTERNAL,
         }
     }
@@ -278,6 +290,11 @@ impl Error {
             ),
             Error::Git { .. } => None,
             Error::Io { .. } => None,
+            Error::Network { .. } => Some(
+                "`serve`, `promote`, `slots` and `slot` run in `ripple-net`, installed beside \
+                 `ripple`: `cargo install` installs both, and the Dockerfile copies both"
+                    .into(),
+            ),
             Error::Template { .. } => Some(
                 "if you use `--templates`, check that template; otherwise this is a bug in \
                  ripple, please report it"

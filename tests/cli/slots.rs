@@ -1094,3 +1094,57 @@ fn kills_and_restarts_in_the_middle_of_many_clients_never_double_a_slot() {
     ledger.check(20);
     assert_eq!(server.lock().unwrap().holders("uat"), [None, None]);
 }
+
+/// `ripple` runs `slot` (like every network command) in `ripple-net`
+/// beside it. A `ripple` copied alone says what is missing and what to
+/// do; beside its `ripple-net`, the command runs there, its exit code
+/// passed on.
+#[test]
+fn a_network_command_runs_in_ripple_net_beside_ripple() {
+    let release = [
+        "slot",
+        "release",
+        "--lease",
+        "1",
+        "--url",
+        "http://127.0.0.1:9",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("ripple");
+    std::fs::copy(env!("CARGO_BIN_EXE_ripple"), &alone).unwrap();
+    let output = Command::new(&alone)
+        .args(release)
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let missing = dir.path().join("ripple-net");
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot run `{}`, which runs ripple's network commands",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: `serve`, `promote`, `slots` and `slot` run in `ripple-net`"),
+        "{stderr}"
+    );
+
+    // Beside it, `ripple-net` runs the command: no server answers there,
+    // which is an environment problem (3), said by the slot client.
+    std::fs::copy(env!("CARGO_BIN_EXE_ripple-net"), &missing).unwrap();
+    let output = Command::new(&alone)
+        .args(release)
+        .env_clear()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains("ripple-net"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the slots server at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+}

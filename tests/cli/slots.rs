@@ -1112,14 +1112,19 @@ fn a_network_command_runs_in_ripple_net_beside_ripple() {
     let dir = tempfile::tempdir().unwrap();
     let alone = dir.path().join("ripple");
     std::fs::copy(env!("CARGO_BIN_EXE_ripple"), &alone).unwrap();
-    let output = Command::new(&alone)
-        .args(release)
-        .env_clear()
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The copied `ripple`'s exit code and standard error.
+    let release_there = || {
+        let output = Command::new(&alone)
+            .args(release)
+            .env_clear()
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    let (code, stderr) = release_there();
     let missing = dir.path().join("ripple-net");
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "error: cannot run `{}`, which runs ripple's network commands",
@@ -1135,13 +1140,8 @@ fn a_network_command_runs_in_ripple_net_beside_ripple() {
     // Beside it, `ripple-net` runs the command: no server answers there,
     // which is an environment problem (3), said by the slot client.
     std::fs::copy(env!("CARGO_BIN_EXE_ripple-net"), &missing).unwrap();
-    let output = Command::new(&alone)
-        .args(release)
-        .env_clear()
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let (code, stderr) = release_there();
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(!stderr.contains("ripple-net"), "{stderr}");
     assert!(
         stderr.contains("cannot reach the slots server at http://127.0.0.1:9"),

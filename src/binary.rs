@@ -11,13 +11,15 @@
 
 use std::ffi::OsString;
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "registry")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::Io;
-use crate::cli::{Args, Command};
+use crate::cli::Args;
 use crate::error::{Error, Result, exit};
 
 /// A binary's `main`: parses the arguments and runs them with `run`.
@@ -56,12 +58,11 @@ pub fn main(run: impl FnOnce(Args, Io<'_>) -> Result<u8>) -> ExitCode {
     }
 }
 
-/// Runs `command` in `ripple-net` beside this binary: in its place where
-/// the system can (Unix), so the process, its signals and its exit code
-/// stay the same; else as a child, waited for. A `promote` (which `gate
-/// --promote` makes too) is written out with `repo`, the repository it
-/// reads the history from; any other is this process's command line.
-pub fn hand_to_network(command: &Command, repo: Option<&Path>) -> Result<u8> {
+/// Runs `ripple-net` beside this binary with `arguments`, else with this
+/// process's own: in its place where the system can (Unix), so the
+/// process, its signals and its exit code stay the same; else as a child,
+/// waited for.
+pub fn hand_to_network(arguments: Option<Vec<OsString>>) -> Result<u8> {
     let path = network_binary();
     let failed = |source| Error::Network {
         path: path.clone(),
@@ -70,8 +71,9 @@ pub fn hand_to_network(command: &Command, repo: Option<&Path>) -> Result<u8> {
     let mut given = std::env::args_os();
     let name = given.next();
     let mut run = std::process::Command::new(&path);
-    match promote_arguments(command, repo) {
-        // Its registries are all in the arguments.
+    match arguments {
+        // A command line made here says every setting itself: `gate
+        // --promote` never read the insecure registries' variable.
         Some(arguments) => run.args(arguments).env_remove("RIPPLE_INSECURE_REGISTRIES"),
         None => run.args(given),
     };
@@ -93,29 +95,25 @@ pub fn hand_to_network(command: &Command, repo: Option<&Path>) -> Result<u8> {
     }
 }
 
-/// The command line of `ripple promote` that does what `command` says, if
-/// it is one.
-#[cfg_attr(not(feature = "registry"), allow(unused_variables))]
-fn promote_arguments(command: &Command, repo: Option<&Path>) -> Option<Vec<OsString>> {
-    #[cfg(feature = "registry")]
-    if let Command::Promote(promote) = command {
-        let mut arguments: Vec<OsString> = vec!["promote".into(), (&promote.image).into()];
-        arguments.extend(["--from".into(), (&promote.from).into()]);
-        for tag in &promote.to {
-            arguments.extend(["--to".into(), tag.into()]);
-        }
-        if promote.else_build {
-            arguments.push("--else-build".into());
-        }
-        for host in &promote.insecure_registries {
-            arguments.extend(["--insecure-registry".into(), host.into()]);
-        }
-        if let Some(repo) = repo {
-            arguments.extend(["--repo".into(), repo.into()]);
-        }
-        return Some(arguments);
+/// The command line of `ripple promote` for `promote`, reading the
+/// history of `repo`.
+#[cfg(feature = "registry")]
+pub fn promote_arguments(promote: &crate::cli::PromoteArgs, repo: Option<&Path>) -> Vec<OsString> {
+    let mut arguments: Vec<OsString> = vec!["promote".into(), (&promote.image).into()];
+    arguments.extend(["--from".into(), (&promote.from).into()]);
+    for tag in &promote.to {
+        arguments.extend(["--to".into(), tag.into()]);
     }
-    None
+    if promote.else_build {
+        arguments.push("--else-build".into());
+    }
+    for host in &promote.insecure_registries {
+        arguments.extend(["--insecure-registry".into(), host.into()]);
+    }
+    if let Some(repo) = repo {
+        arguments.extend(["--repo".into(), repo.into()]);
+    }
+    arguments
 }
 
 /// Where `ripple-net` is: beside this binary.

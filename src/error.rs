@@ -164,8 +164,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A network command (`serve`, `promote`, `slots`, `slot`) could not
-    /// be handed to `ripple-net`, the binary beside `ripple` that runs them.
+    /// A network command (`serve`, `promote`, `slots`, `slot`, `gate
+    /// --promote`'s promotion) could not be handed to `ripple-net`, the
+    /// binary beside `ripple` that runs them.
     #[error("cannot run `{}`, which runs ripple's network commands", path.display())]
     Network {
         /// Where `ripple-net` was looked for.
@@ -291,8 +292,9 @@ impl Error {
             Error::Git { .. } => None,
             Error::Io { .. } => None,
             Error::Network { .. } => Some(
-                "`serve`, `promote`, `slots` and `slot` run in `ripple-net`, installed beside \
-                 `ripple`: `cargo install` installs both, and the Dockerfile copies both"
+                "`serve`, `promote`, `slots`, `slot` and `gate --promote`'s promotion run in \
+                 `ripple-net`, installed beside `ripple`: `cargo install` installs both, and the \
+                 Dockerfile copies both"
                     .into(),
             ),
             Error::Template { .. } => Some(

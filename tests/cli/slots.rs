@@ -1133,7 +1133,7 @@ fn a_network_command_runs_in_ripple_net_beside_ripple() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: `serve`, `promote`, `slots` and `slot` run in `ripple-net`"),
+        stderr.contains("hint: `serve`, `promote`, `slots`, `slot` and `gate --promote`'s promotion run in `ripple-net`"),
         "{stderr}"
     );
 

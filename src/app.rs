@@ -201,7 +201,9 @@ impl Workspace {
         })?;
         // Without a `config` (as some mirrors are) libgit2 cannot tell a
         // bare repository and takes the parent folder for its work tree.
-        if repo.workdir().is_some() && !repo.path().join("config").exists() {
+        // A linked work tree (`git worktree add`) keeps its `config` in the
+        // common directory, not its own.
+        if repo.workdir().is_some() && !repo.commondir().join("config").exists() {
             let flags = git2::RepositoryOpenFlags::BARE | git2::RepositoryOpenFlags::NO_SEARCH;
             return Repository::open_ext(
                 repo.path(),

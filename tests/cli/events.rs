@@ -440,6 +440,41 @@ fn bare_repositories_work() {
 }
 
 #[test]
+fn a_linked_work_tree_reads_its_own_manifest() {
+    let repo = feature_repo();
+    let parent = tempfile::tempdir().unwrap();
+    let linked = parent.path().join("linked");
+    let status = std::process::Command::new("git")
+        .args(["worktree", "add", "--detach", "-q"])
+        .arg(&linked)
+        .arg("feature/search")
+        .current_dir(repo.path())
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git worktree add");
+    // Its git directory (`.git/worktrees/linked`) has no `config`: the
+    // repository's is in the common directory. An uncommitted change to
+    // the manifest is read, as in any work tree: a service that owns the
+    // changed file.
+    let manifest = linked.join("services.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[[service]]\nname = \"store\"\nkind = \"library\"\npaths = [\"src/go.main/store.go\"]\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let run = crate::common::ripple_in(
+        &linked,
+        &["affected", "--format", "json", "--base", "main"],
+        &pr_env("main"),
+    );
+    assert!(
+        services(&run.json()).contains(&"store".to_string()),
+        "the work tree's manifest is read: {}",
+        run.ok()
+    );
+}
+
+#[test]
 fn a_release_tag_on_head_is_found_without_drone_tag() {
     let repo = TestRepo::standard();
     let head = git2::Oid::from_str(&repo.rev("HEAD")).unwrap();

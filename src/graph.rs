@@ -611,23 +611,10 @@ impl<'m> ServiceGraph<'m> {
                 (is_affected, files)
             }
         };
-        // Breadth-first from the directly affected to every dependent (with
-        // everything planned there is nothing to add, and a release must not
-        // add the test suites that depend on images).
-        let mut queue: VecDeque<usize> = match changes.mode {
-            Mode::All => VecDeque::new(),
-            _ => (0..count).filter(|&i| is_affected[i]).collect(),
-        };
-        while let Some(i) = queue.pop_front() {
-            for &next in self.dependents.neighbors_slice(i as u32) {
-                let next = next as usize;
-                if !is_affected[next] {
-                    is_affected[next] = true;
-                    queue.push_back(next);
-                }
-            }
-        }
-        let waits = self.waits_for(&is_affected);
+        // From the directly affected to every dependent (with everything
+        // planned there is nothing to add, and a release must not add the
+        // test suites that depend on images), and what each image waits for.
+        let waits = self.reach(&mut is_affected, changes.mode != Mode::All);
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.
         let order: Vec<usize> = (self.manifest.by_name().iter())
@@ -855,7 +842,12 @@ impl<'m> ServiceGraph<'m> {
 
     /// For each affected image, the nearest affected images among its
     /// dependencies, looking through libraries and test suites.
-    fn waits_for(&self, is_affected: &[bool]) -> Waits<'m> {
+    /// With `spread`, adds to `is_affected` every service that depends
+    /// on one in it; and what each image waits for. One pass, each
+    /// service after its dependencies, which have marked it when they are
+    /// affected and made their lists: a breadth-first walk over the
+    /// dependents, then a pass for the lists, took half as long again.
+    fn reach(&self, is_affected: &mut [bool], spread: bool) -> Waits<'m> {
         let kinds = self.manifest.kinds();
         // One list for a library (the images it reaches) or an image (the
         // images it waits for), each sorted, all in one allocation.
@@ -867,6 +859,12 @@ impl<'m> ServiceGraph<'m> {
         let mut nearest = Vec::new();
         // Dependencies first, so each node's list is complete when read.
         for i in self.order() {
+            // Every dependency came before and passed its state on.
+            if spread && is_affected[i] {
+                for &dependent in self.dependents.neighbors_slice(i as u32) {
+                    is_affected[dependent as usize] = true;
+                }
+            }
             // Libraries are looked through whether or not they are in the
             // set: a release plans images only, and an image still waits
             // for the base image its library builds on.

@@ -6,9 +6,9 @@
 //!
 //! The inline tables of `build_args`, `tags` and sidecars it only finds the
 //! end of, on their line, for the caller to read that line alone with
-//! toml-spanner. Anything else (a backslash or control character anywhere
-//! in the table, multi-line strings, other inline tables, dotted or quoted
-//! keys, a key set twice, a table header) makes it decline, and the caller
+//! toml-spanner. Anything else (a backslash or control character in a
+//! string or comment, multi-line strings, other inline tables, dotted or
+//! quoted keys, a key set twice, a table header) makes it decline, and the caller
 //! reads that table with toml-spanner instead. So it only has to agree
 //! with TOML on the subset it accepts, which the tests check against
 //! toml-spanner itself.
@@ -97,7 +97,7 @@ impl<'a> Scanner<'a> {
     fn table(&mut self, table: Range<usize>) -> Scan<()> {
         let bytes = &self.text.as_bytes()[..table.end];
         const HEADER: &[u8] = b"[[service]]";
-        if !bytes[table.start..].starts_with(HEADER) || !is_plain(&bytes[table.start..]) {
+        if !bytes[table.start..].starts_with(HEADER) {
             return Err(Decline);
         }
         let mut at = line_end(bytes, table.start + HEADER.len())?;
@@ -258,7 +258,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A one-line string at `at`, basic or literal; returns where it ends.
-    /// The table is [plain](is_plain), so neither has escapes.
+    /// A string with a backslash or a control character declines (see
+    /// [`closing`]), so neither has escapes.
     fn string(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
         let end = string_end(bytes, at)?;
         self.strings.push((&self.text[at + 1..end - 1], at..end));
@@ -287,20 +288,25 @@ fn string_end(bytes: &[u8], at: usize) -> Scan<usize> {
     Ok(end + 1)
 }
 
-/// Where in `bytes` the first `quote` or line end is. Most strings of a
-/// manifest are short: on x86-64 their first 64 bytes are compared 16 at
-/// a time (SSE2, which every x86-64 processor has), and memchr, about 70
-/// instructions a call before it finds anything, takes only longer ones
-/// (see BENCHMARKS.md, sixteenth session).
+/// Where in `bytes` the first `quote`, line end or byte a plain string
+/// may not hold is: a backslash (an escape, or in a literal string a
+/// backslash the reader would have to tell apart), a control character
+/// but tab, or DEL. Only the quote closes the string; any other stop
+/// declines it. So the bytes a string is read from are checked as they
+/// are searched, not in a pass over the whole table before. Most strings
+/// of a manifest are short: on x86-64 their first 64 bytes are compared
+/// 16 at a time (SSE2, which every x86-64 processor has), and memchr,
+/// about 70 instructions a call before it finds anything, takes only
+/// longer ones (see BENCHMARKS.md, sixteenth session).
 #[inline(always)]
 fn closing(quote: u8, bytes: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
-    {
+    let start = {
         let mut start = 0;
         while start < 64
             && let Some(block) = bytes[start..].first_chunk::<16>()
         {
-            let found = sse2_closing(quote, block);
+            let found = sse2_stops(quote, block);
             if found != 0 {
                 return Some(start + found.trailing_zeros() as usize);
             }
@@ -309,29 +315,50 @@ fn closing(quote: u8, bytes: &[u8]) -> Option<usize> {
         let rest = &bytes[start..];
         // The last few bytes of a table: fewer than a block.
         if rest.len() < 16 {
-            return (rest.iter())
-                .position(|&b| b == quote || b == b'\n' || b == b'\r')
+            return rest
+                .iter()
+                .position(|&b| stops(quote, b))
                 .map(|n| start + n);
         }
-        memchr::memchr3(quote, b'\n', b'\r', rest).map(|n| start + n)
-    }
+        start
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    memchr::memchr3(quote, b'\n', b'\r', bytes)
+    let start = 0;
+    let rest = &bytes[start..];
+    let end = memchr::memchr3(quote, b'\n', b'\r', rest).unwrap_or(rest.len());
+    // Before the quote or line end, only a byte the string may not hold
+    // stops.
+    match rest[..end].iter().position(|&b| stops(quote, b)) {
+        Some(n) => Some(start + n),
+        None => (end < rest.len()).then_some(start + end),
+    }
 }
 
-/// A bit for each byte of `block` that is `quote` or a line end.
+/// Whether `byte` ends a string that opened with `quote`: the quote, or
+/// a byte [`closing`] stops at.
+#[inline(always)]
+fn stops(quote: u8, byte: u8) -> bool {
+    byte == quote || (byte < 0x20 && byte != b'\t') || byte == 0x7f || byte == b'\\'
+}
+
+/// A bit for each byte of `block` that [`stops`] a string.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sse2_closing(quote: u8, block: &[u8; 16]) -> i32 {
+fn sse2_stops(quote: u8, block: &[u8; 16]) -> i32 {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
     };
     // SAFETY: SSE2 is in every x86-64 processor (the target's baseline);
     // the load reads the 16 bytes of `block`, unaligned.
     unsafe {
         let loaded = _mm_loadu_si128(block.as_ptr().cast());
         let is = |byte: u8| _mm_cmpeq_epi8(loaded, _mm_set1_epi8(byte as i8));
-        _mm_movemask_epi8(_mm_or_si128(is(quote), _mm_or_si128(is(b'\n'), is(b'\r'))))
+        // Up to 0x1f, unsigned: the byte is its own minimum with 0x1f.
+        let low = _mm_cmpeq_epi8(_mm_min_epu8(loaded, _mm_set1_epi8(0x1f)), loaded);
+        let control = _mm_andnot_si128(is(b'\t'), low);
+        let others = _mm_or_si128(is(quote), _mm_or_si128(is(0x7f), is(b'\\')));
+        _mm_movemask_epi8(_mm_or_si128(control, others))
     }
 }
 
@@ -411,7 +438,11 @@ fn skip_space(bytes: &[u8], mut at: usize) -> Scan<usize> {
 fn line_end(bytes: &[u8], at: usize) -> Scan<usize> {
     let mut at = skip_blanks(bytes, at);
     if bytes.get(at) == Some(&b'#') {
-        at = memchr::memchr2(b'\n', b'\r', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+        let end = memchr::memchr2(b'\n', b'\r', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+        if !is_comment_text(&bytes[at..end]) {
+            return Err(Decline);
+        }
+        at = end;
     }
     match (bytes.get(at), bytes.get(at + 1)) {
         (None, _) => Ok(at),
@@ -421,15 +452,12 @@ fn line_end(bytes: &[u8], at: usize) -> Scan<usize> {
     }
 }
 
-/// Whether `bytes` hold no backslash and no control character but tab and
-/// line ends: then no string in them has an escape or a character TOML
-/// forbids, and no comment a character TOML forbids. One pass without
-/// branches, which the compiler vectorises.
-fn is_plain(bytes: &[u8]) -> bool {
+/// Whether a comment's `bytes` hold no control character but tab, which
+/// TOML forbids there. One pass without branches, which the compiler
+/// vectorises.
+fn is_comment_text(bytes: &[u8]) -> bool {
     // `&` and `|`, not `&&` and `||`: no branches, so it vectorises.
-    let bad = |b: u8| {
-        ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0x7f) | (b == b'\\')
-    };
+    let bad = |b: u8| ((b < 0x20) & (b != b'\t')) | (b == 0x7f);
     bytes.iter().fold(0u8, |found, &b| found | u8::from(bad(b))) == 0
 }
 
@@ -493,6 +521,11 @@ mod tests {
              lint = []\nunit = [ ]\nfunctional=[\"é ü\t\"]\nname = \"\"\n",
             "[[service]]\nname = \"x\"\nimage = \"r/x\"\ndockerfile = \"x/Dockerfile\"\n\
              context = \"x\"\ntoolchain = \"golang:1.21\"\n",
+            // A backslash in a comment is only text.
+            "[[service]] # C:\\ci\nname = \"api\" # \\n\n",
+            // Long strings, past the blocks compared at once.
+            "[[service]]\nimage = \"registry.example.org/a/very/long/path/to/the/image/of/this/service\"\n\
+             dockerfile = 'services/a/very/long/path/to/the/service/that/builds/it/Dockerfile'\n",
         ];
         for text in tables {
             assert_eq!(scanner_reads(text), Some(toml_reads(text)), "{text}");
@@ -518,6 +551,12 @@ mod tests {
             "[[service]]\nname = \"a\x01pi\"\n",
             "[[service]]\nname = \"a\x7fpi\"\n",
             "[[service]]\nname = \"api\" # a\x01\n",
+            "[[service]]\nname = \"api\" # a\x7f\n",
+            "[[service]]\n\x01name = \"api\"\n",
+            "[[service]]\nname = \"api\"\x01\n",
+            "[[service]]\nname =\x0b\"api\"\n",
+            "[[service]]\nname = \"api\"\nimage = \"a/long/name/past/the/first/blocks/of/sixteen/bytes/each/\x01/x\"\n",
+            "[[service]]\nname = \"api\"\nimage = \"a/long/name/past/the/first/blocks/of/sixteen/bytes/each/\\x\"\n",
             "[[service]]\nname = \"api\"\rkind = \"image\"\n",
             "[[service]]\nname =\n",
             "[[service]]\nname = \"api",
@@ -613,19 +652,34 @@ mod tests {
         }
     }
 
-    /// The blocks and the tail find the first quote or line end wherever
-    /// it is, as a plain search does: in any block, past the last, in the
-    /// few bytes at the end, or nowhere.
+    /// The blocks and the tail find the first quote, line end or byte a
+    /// plain string may not hold wherever it is, as a plain search does:
+    /// in any block, past the last (where memchr looks), in the few bytes
+    /// at the end, or nowhere.
     #[test]
     fn a_closing_quote_is_found_in_every_block_and_the_tail() {
         let plain = |quote: u8, bytes: &[u8]| {
-            (bytes.iter()).position(|&b| b == quote || b == b'\n' || b == b'\r')
+            let stop = |b: u8| b == quote || (b < 0x20 && b != b'\t') || b == 0x7f || b == b'\\';
+            bytes.iter().position(|&b| stop(b))
         };
-        for len in 0..100 {
+        let ends = [
+            (b'"', b'"'),
+            (b'\'', b'\''),
+            (b'"', b'\n'),
+            (b'\'', b'\r'),
+            (b'"', b'\\'),
+            (b'\'', 0x01),
+            (b'"', 0x1f),
+            (b'\'', 0x7f),
+        ];
+        for len in 0..150 {
             for at in 0..=len {
-                for (quote, end) in [(b'"', b'"'), (b'\'', b'\''), (b'"', b'\n'), (b'\'', b'\r')] {
-                    // The other quote, which does not close, all along.
-                    let mut bytes = vec![if quote == b'"' { b'\'' } else { b'"' }; len];
+                for (quote, end) in ends {
+                    // What does not stop, all along: the other quote, a
+                    // tab, a space, UTF-8's high bytes.
+                    let other = if quote == b'"' { b'\'' } else { b'"' };
+                    let fill = [other, b'\t', b' ', 0xc3, 0xa9, 0x80, 0xff, b'a'];
+                    let mut bytes: Vec<u8> = (0..len).map(|k| fill[k % fill.len()]).collect();
                     if at < len {
                         bytes[at] = end;
                     }

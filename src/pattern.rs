@@ -112,24 +112,17 @@ impl std::fmt::Display for PathPattern {
 /// shapes), so what validation accepts, matching can build.
 pub const MAX_PATTERN_BYTES: usize = 4096;
 
-/// Whether a pattern is a glob (else a path prefix). A table, not six
-/// comparisons a byte: a manifest has a pattern or two for each service,
-/// most of them plain paths read to their end.
+/// Whether a pattern is a glob (else a path prefix). Compared without
+/// branches, which the compiler turns into 16 bytes at a time: a
+/// manifest has a pattern or two for each service, most of them plain
+/// paths read to their end (a table looked up byte by byte took about
+/// four instructions a byte).
 pub fn is_glob(pattern: &str) -> bool {
-    pattern.bytes().any(|b| GLOB_BYTES[usize::from(b)])
+    // `|`, not `||`: no branches, so it vectorises.
+    let special =
+        |b: u8| (b == b'*') | (b == b'?') | (b == b'[') | (b == b']') | (b == b'{') | (b == b'}');
+    pattern.bytes().fold(false, |found, b| found | special(b))
 }
-
-/// The bytes that make a pattern a glob.
-const GLOB_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let special = b"*?[]{}";
-    let mut k = 0;
-    while k < special.len() {
-        table[special[k] as usize] = true;
-        k += 1;
-    }
-    table
-};
 
 /// Builds a glob with the rule's options; the graph compiles all of them into
 /// one set with these same options.

@@ -243,9 +243,12 @@ impl<'a> Scanner<'a> {
 
     /// A one-line string at `at`, basic or literal; returns where it ends.
     /// A string with a backslash or a control character declines (see
-    /// [`closing`]), so neither has escapes.
-    fn string(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
-        let end = string_end(bytes, at)?;
+    /// [`closing`]), so neither has escapes. Searched in the whole text,
+    /// not the table's (`bytes`): it ends on its line, which ends in the
+    /// table, and a table's last string is then searched in blocks too.
+    #[inline(always)]
+    fn string(&mut self, _bytes: &[u8], at: usize) -> Scan<usize> {
+        let end = string_end(self.text.as_bytes(), at)?;
         self.strings.push((&self.text[at + 1..end - 1], at..end));
         Ok(end)
     }

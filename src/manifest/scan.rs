@@ -116,13 +116,12 @@ impl<'a> Scanner<'a> {
 
     /// `key = value` at `at`; returns where the value ends.
     fn key_value(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
-        let key_end = key_end(bytes, at);
-        let key = &self.text[at..key_end];
-        if key == DISCOVERED {
+        let (key_end, key) = key_at(bytes, at);
+        if key == DISCOVERED_WORD {
             return self.discovered(bytes, key_end);
         }
-        let Some(index) = KEYS.iter().position(|k| *k == key) else {
-            return self.inline(bytes, at, key_end);
+        let Some(index) = KEY_WORDS.iter().position(|&word| word == key) else {
+            return self.inline(bytes, at, key_end, key);
         };
         if self.slots[index].is_some() {
             return Err(Decline);
@@ -142,11 +141,12 @@ impl<'a> Scanner<'a> {
         Ok(end)
     }
 
-    /// `= value` after the key from `at` to `key_end`, one of
-    /// [`INLINE_KEYS`]; returns where the value ends.
-    fn inline(&mut self, bytes: &[u8], at: usize, key_end: usize) -> Scan<usize> {
-        let key = &self.text[at..key_end];
-        let index = INLINE_KEYS.iter().position(|k| *k == key).ok_or(Decline)?;
+    /// `= value` after the key from `at` to `key_end` (whose [`word`] is
+    /// `key`), one of [`INLINE_KEYS`]; returns where the value ends.
+    fn inline(&mut self, bytes: &[u8], at: usize, key_end: usize, key: u128) -> Scan<usize> {
+        let index = (INLINE_KEYS.iter())
+            .position(|inline| word(inline) == key)
+            .ok_or(Decline)?;
         if self.inline[index].is_some() {
             return Err(Decline);
         }
@@ -172,7 +172,7 @@ impl<'a> Scanner<'a> {
             return Ok(at + 1);
         }
         loop {
-            let key_end = key_end(bytes, at);
+            let (key_end, _) = key_at(bytes, at);
             if key_end == at {
                 return Err(Decline);
             }
@@ -391,24 +391,66 @@ const KEY_BYTES: [bool; 256] = {
     table
 };
 
-/// Where the bare key at `at` ends. On x86-64 a key's first 16 bytes are
-/// compared at once (keys are short); else, and past them, a table, not
-/// three comparisons a byte. This was the scanner's hottest loop.
+/// Where the bare key at `at` ends, and the key as a [`word`] (`u128::MAX`
+/// for a key of 16 bytes or more, which no known key is). On x86-64 a
+/// key's first 16 bytes are compared at once (keys are short); else, and
+/// past them, a table, not three comparisons a byte. This was the
+/// scanner's hottest loop, and comparing the key with each known one as
+/// text its next.
 #[inline(always)]
-fn key_end(bytes: &[u8], at: usize) -> usize {
+fn key_at(bytes: &[u8], at: usize) -> (usize, u128) {
     #[cfg(target_arch = "x86_64")]
     if let Some(block) = bytes[at..].first_chunk::<16>() {
         let ends = !sse2_key_bytes(block) & 0xffff;
         if ends != 0 {
-            return at + ends.trailing_zeros() as usize;
+            let len = ends.trailing_zeros();
+            let key = u128::from_le_bytes(*block) & ((1u128 << (8 * len)) - 1);
+            return (at + len as usize, key);
         }
     }
     let mut end = at;
     while end < bytes.len() && KEY_BYTES[usize::from(bytes[end])] {
         end += 1;
     }
-    end
+    let key = &bytes[at..end];
+    let mut padded = [0u8; 16];
+    match padded.get_mut(..key.len()) {
+        Some(room) if key.len() < 16 => {
+            room.copy_from_slice(key);
+            (end, u128::from_le_bytes(padded))
+        }
+        _ => (end, u128::MAX),
+    }
 }
+
+/// A key of fewer than 16 bytes as one number: its bytes, the first
+/// lowest, zeros above. Two keys are the same exactly when their words
+/// are, and comparing words calls no `memcmp`.
+const fn word(key: &str) -> u128 {
+    let bytes = key.as_bytes();
+    assert!(bytes.len() < 16, "a known key is shorter than 16 bytes");
+    let mut word = 0u128;
+    let mut k = 0;
+    while k < bytes.len() {
+        word |= (bytes[k] as u128) << (8 * k);
+        k += 1;
+    }
+    word
+}
+
+/// [`KEYS`] as [`word`]s, in the same order.
+const KEY_WORDS: [u128; KEYS.len()] = {
+    let mut words = [0u128; KEYS.len()];
+    let mut k = 0;
+    while k < KEYS.len() {
+        words[k] = word(KEYS[k]);
+        k += 1;
+    }
+    words
+};
+
+/// [`DISCOVERED`] as a [`word`].
+const DISCOVERED_WORD: u128 = word(DISCOVERED);
 
 /// A bit for each byte of `block` that a bare key may hold (see
 /// [`KEY_BYTES`]).
@@ -718,11 +760,16 @@ mod tests {
                         let mut bytes: Vec<u8> = (0..len).map(|k| key[k % key.len()]).collect();
                         bytes[place] = byte;
                         if at <= len {
-                            assert_eq!(
-                                key_end(&bytes, at),
-                                plain(&bytes, at),
-                                "{byte} {len} {place}"
-                            );
+                            let (end, key) = key_at(&bytes, at);
+                            assert_eq!(end, plain(&bytes, at), "{byte} {len} {place}");
+                            // Key bytes are ASCII.
+                            let text = std::str::from_utf8(&bytes[at..end]).unwrap();
+                            let expected = if text.len() < 16 {
+                                word(text)
+                            } else {
+                                u128::MAX
+                            };
+                            assert_eq!(key, expected, "{byte} {len} {place}");
                         }
                     }
                 }

@@ -130,7 +130,7 @@ impl<'a> Scanner<'a> {
         let first = self.strings.len();
         let (list, end) = match bytes.get(at) {
             Some(b'[') => (true, self.array(bytes, at)?),
-            Some(_) => (false, self.string(bytes, at)?),
+            Some(_) => (false, self.string(at)?),
             None => return Err(Decline),
         };
         self.slots[index] = Some(Slot {
@@ -212,7 +212,7 @@ impl<'a> Scanner<'a> {
         loop {
             match bytes.get(at) {
                 Some(b']') => return Ok(at + 1),
-                Some(_) => at = skip_blanks(bytes, self.string(bytes, at)?),
+                Some(_) => at = skip_blanks(bytes, self.string(at)?),
                 None => return Err(Decline),
             }
             match bytes.get(at) {
@@ -230,7 +230,7 @@ impl<'a> Scanner<'a> {
         loop {
             match bytes.get(at) {
                 Some(b']') => return Ok(at + 1),
-                Some(_) => at = skip_space(bytes, self.string(bytes, at)?)?,
+                Some(_) => at = skip_space(bytes, self.string(at)?)?,
                 None => return Err(Decline),
             }
             match bytes.get(at) {
@@ -244,10 +244,10 @@ impl<'a> Scanner<'a> {
     /// A one-line string at `at`, basic or literal; returns where it ends.
     /// A string with a backslash or a control character declines (see
     /// [`closing`]), so neither has escapes. Searched in the whole text,
-    /// not the table's (`bytes`): it ends on its line, which ends in the
+    /// not the table's bytes: it ends on its line, which ends in the
     /// table, and a table's last string is then searched in blocks too.
     #[inline(always)]
-    fn string(&mut self, _bytes: &[u8], at: usize) -> Scan<usize> {
+    fn string(&mut self, at: usize) -> Scan<usize> {
         let end = string_end(self.text.as_bytes(), at)?;
         self.strings.push((&self.text[at + 1..end - 1], at..end));
         Ok(end)
@@ -394,9 +394,9 @@ const KEY_BYTES: [bool; 256] = {
 /// Where the bare key at `at` ends, and the key as a [`word`] (`u128::MAX`
 /// for a key of 16 bytes or more, which no known key is). On x86-64 a
 /// key's first 16 bytes are compared at once (keys are short); else, and
-/// past them, a table, not three comparisons a byte. This was the
-/// scanner's hottest loop, and comparing the key with each known one as
-/// text its next.
+/// past them, a table, not three comparisons a byte. Finding a key's end
+/// was the scanner's hottest loop, and comparing the key with each known
+/// one as text the next.
 #[inline(always)]
 fn key_at(bytes: &[u8], at: usize) -> (usize, u128) {
     #[cfg(target_arch = "x86_64")]

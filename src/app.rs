@@ -37,23 +37,21 @@ pub fn run(args: Args, io: Io<'_>) -> Result<u8> {
     dispatch(args, io, network_here)
 }
 
-/// Runs one command, handing a network command to `ripple-net` (see
-/// [`crate::binary`]). What `ripple` runs: nothing it calls reaches the
-/// network commands' code, so its binary holds none of it.
+/// Runs one of the planner's commands, handing the promotion of `gate
+/// --promote` to `ripple-net` (see [`crate::binary`]). What `ripple`
+/// runs: nothing it calls reaches the network commands' code, so its
+/// binary holds none of it.
 // Without the registry, nothing is handed on from `gate`.
 #[cfg_attr(not(feature = "registry"), allow(unused_variables))]
 pub fn run_planner(args: Args, io: Io<'_>) -> Result<u8> {
-    if args.command.is_network() {
-        // As typed: `ripple-net` reads the same arguments and environment.
-        return crate::binary::hand_to_network(None);
-    }
-    // What is left to hand on is the promotion `gate --promote` makes.
+    // The network commands were handed on as typed (`binary::main`);
+    // what is left to hand on is the promotion `gate --promote` makes.
     dispatch(args, io, |command, workspace, _, _| match command {
         #[cfg(feature = "registry")]
         Command::Promote(promote) => crate::binary::hand_to_network(Some(
             crate::binary::promote_arguments(&promote, workspace.repo.as_deref()),
         )),
-        _ => unreachable!("network commands are handed on before `dispatch`"),
+        _ => unreachable!("`binary::main` hands network commands on before `dispatch`"),
     })
 }
 

@@ -22,25 +22,41 @@ use crate::Io;
 use crate::cli::Args;
 use crate::error::{Error, Result, exit};
 
-/// A binary's `main`: parses the arguments and runs them with `run`.
-pub fn main(run: impl FnOnce(Args, Io<'_>) -> Result<u8>) -> ExitCode {
+/// Which binary is running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// `ripple`: hands the network commands to `ripple-net`.
+    Planner,
+    /// `ripple-net`: runs every command.
+    Network,
+}
+
+/// A binary's `main`: parses the arguments and runs them with `run`; in
+/// `ripple`, a network command is handed to `ripple-net` first, before
+/// the process is set up for a command of its own.
+pub fn main(binary: Binary, run: impl FnOnce(Args, Io<'_>) -> Result<u8>) -> ExitCode {
     let args = Args::parse();
-    if !args.command.is_server() {
-        grow_the_heap_in_large_steps();
-        map_packs_in_pieces();
-        crate::arena::enable();
-        crate::parallel::start();
-    }
-    // Not locked for the whole run: `serve` logs from worker threads.
-    let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    let result = run(
-        args,
-        Io {
-            out: &mut out,
-            err: &mut err,
-        },
-    );
+    let result = if binary == Binary::Planner && args.command.is_network() {
+        // As typed: `ripple-net` reads the same arguments and environment.
+        hand_to_network(None)
+    } else {
+        if !args.command.is_server() {
+            grow_the_heap_in_large_steps();
+            map_packs_in_pieces();
+            crate::arena::enable();
+            crate::parallel::start();
+        }
+        // Not locked for the whole run: `serve` logs from worker threads.
+        let mut out = std::io::stdout();
+        run(
+            args,
+            Io {
+                out: &mut out,
+                err: &mut err,
+            },
+        )
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         // `ripple plan | head` is not a failure.

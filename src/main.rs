@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ripple::binary::main(ripple::app::run_planner)
+    ripple::binary::main(ripple::binary::Binary::Planner, ripple::app::run_planner)
 }

@@ -5,5 +5,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ripple::binary::main(ripple::run)
+    ripple::binary::main(ripple::binary::Binary::Network, ripple::run)
 }

@@ -11,6 +11,7 @@ pub mod arena; // the allocator: regions for what lives until exit
 pub mod backend; // CI systems: environment, lowering, escaping, templates
 pub mod binary; // both binaries' `main`; `ripple` hands network commands to `ripple-net`
 pub mod buildargs; // build arguments from a dotenv file, as the Dockerfile declares them
+pub mod bytes; // sixteen bytes compared at once (SSE2), for the hot loops
 pub mod changes; // which commits to compare, and what changed (git2)
 pub mod check; // `ripple check`: names the commit does not have
 pub mod cli; // clap types only

@@ -152,20 +152,11 @@ fn is_glob_byte(byte: u8) -> bool {
 /// A bit for each byte of `block` that makes a pattern a glob.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sse2_glob_bytes(block: &[u8; 16]) -> i32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is in every x86-64 processor (the target's baseline);
-    // the load reads the 16 bytes of `block`, unaligned.
-    unsafe {
-        let loaded = _mm_loadu_si128(block.as_ptr().cast());
-        let is = |byte: u8| _mm_cmpeq_epi8(loaded, _mm_set1_epi8(byte as i8));
-        let stars = _mm_or_si128(is(b'*'), is(b'?'));
-        let brackets = _mm_or_si128(is(b'['), is(b']'));
-        let braces = _mm_or_si128(is(b'{'), is(b'}'));
-        _mm_movemask_epi8(_mm_or_si128(stars, _mm_or_si128(brackets, braces)))
-    }
+fn sse2_glob_bytes(block: &[u8; 16]) -> u32 {
+    let block = crate::bytes::Block::load(block);
+    let stars = block.eq(b'*') | block.eq(b'?');
+    let brackets = block.eq(b'[') | block.eq(b']');
+    (stars | brackets | block.eq(b'{') | block.eq(b'}')).bits()
 }
 
 /// Builds a glob with the rule's options; the graph compiles all of them into

@@ -331,22 +331,10 @@ fn stops(quote: u8, byte: u8) -> bool {
 /// A bit for each byte of `block` that [`stops`] a string.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sse2_stops(quote: u8, block: &[u8; 16]) -> i32 {
-    use std::arch::x86_64::{
-        _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is in every x86-64 processor (the target's baseline);
-    // the load reads the 16 bytes of `block`, unaligned.
-    unsafe {
-        let loaded = _mm_loadu_si128(block.as_ptr().cast());
-        let is = |byte: u8| _mm_cmpeq_epi8(loaded, _mm_set1_epi8(byte as i8));
-        // Up to 0x1f, unsigned: the byte is its own minimum with 0x1f.
-        let low = _mm_cmpeq_epi8(_mm_min_epu8(loaded, _mm_set1_epi8(0x1f)), loaded);
-        let control = _mm_andnot_si128(is(b'\t'), low);
-        let others = _mm_or_si128(is(quote), _mm_or_si128(is(0x7f), is(b'\\')));
-        _mm_movemask_epi8(_mm_or_si128(control, others))
-    }
+fn sse2_stops(quote: u8, block: &[u8; 16]) -> u32 {
+    let block = crate::bytes::Block::load(block);
+    let control = block.within(0, 0x1f).except(block.eq(b'\t'));
+    (control | block.eq(quote) | block.eq(0x7f) | block.eq(b'\\')).bits()
 }
 
 /// Where the inline table or array at `at` ends, on its line: brackets
@@ -456,28 +444,10 @@ const DISCOVERED_WORD: u128 = word(DISCOVERED);
 /// [`KEY_BYTES`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sse2_key_bytes(block: &[u8; 16]) -> i32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm_sub_epi8,
-    };
-    // SAFETY: SSE2 is in every x86-64 processor (the target's baseline);
-    // the load reads the 16 bytes of `block`, unaligned.
-    unsafe {
-        let loaded = _mm_loadu_si128(block.as_ptr().cast());
-        // `first..=first + span`, unsigned: the byte less `first` is at
-        // most `span`, so it is its own minimum with `span`.
-        let within = |bytes, first: u8, span: u8| {
-            let from = _mm_sub_epi8(bytes, _mm_set1_epi8(first as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(from, _mm_set1_epi8(span as i8)), from)
-        };
-        // A letter of either case is a lowercase one with bit 5 set.
-        let letter = within(_mm_or_si128(loaded, _mm_set1_epi8(0x20)), b'a', 25);
-        let digit = within(loaded, b'0', 9);
-        let is = |byte: u8| _mm_cmpeq_epi8(loaded, _mm_set1_epi8(byte as i8));
-        let marks = _mm_or_si128(is(b'_'), is(b'-'));
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), marks))
-    }
+fn sse2_key_bytes(block: &[u8; 16]) -> u32 {
+    let block = crate::bytes::Block::load(block);
+    let letter = block.lowercase().within(b'a', 25);
+    (letter | block.within(b'0', 9) | block.eq(b'_') | block.eq(b'-')).bits()
 }
 
 /// Past the `=` after a key at `at`, and the blanks around it; anything

@@ -622,6 +622,13 @@ impl<'m> ServiceGraph<'m> {
             .filter(|&i| is_affected[i])
             .collect();
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
+        // Each service's place in name order: lists of names are sorted by
+        // it, one comparison of numbers where comparing names called
+        // `memcmp`.
+        let mut rank = vec![0u32; count];
+        for (place, &i) in self.manifest.by_name().iter().enumerate() {
+            rank[i as usize] = place as u32;
+        }
         let entry = |i: usize| {
             let mut files = match why {
                 Why::Kept => files.of(i),
@@ -633,21 +640,21 @@ impl<'m> ServiceGraph<'m> {
             if changes.mode != Mode::All && why == Why::Kept {
                 // Room for every dependency: collected through a filter, the
                 // list would start with room for four.
-                edges.reserve_exact(self.manifest.dependencies(i).len());
-                edges.extend(self.manifest.edges(i).filter(|&(d, _)| is_affected[d]).map(
-                    |(d, origin)| Edge {
-                        to: names[d].clone(),
-                        origin: origin.as_str(),
-                    },
-                ));
+                let mut reached: Vec<_> = (self.manifest.edges(i))
+                    .filter(|&(d, _)| is_affected[d])
+                    .collect();
+                reached.sort_unstable_by_key(|&(d, _)| rank[d]);
+                edges.reserve_exact(reached.len());
+                edges.extend(reached.into_iter().map(|(d, origin)| Edge {
+                    to: names[d].clone(),
+                    origin: origin.as_str(),
+                }));
             }
-            edges.sort_unstable_by(|a, b| a.to.cmp(&b.to));
-            let mut waits_for: Vec<CompactString> = waits
-                .of(i)
-                .iter()
+            let mut waited: Vec<u32> = waits.of(i).to_vec();
+            waited.sort_unstable_by_key(|&d| rank[d as usize]);
+            let waits_for: Vec<CompactString> = (waited.iter())
                 .map(|&d| names[d as usize].clone())
                 .collect();
-            waits_for.sort_unstable();
             let build_args = if changes.args.changed.is_empty() {
                 Vec::new()
             } else {
@@ -1216,6 +1223,38 @@ depends_on = ["apiv2", "web"]
         assert_eq!(names(&got), ["apiv2", "base-go", "e2e", "go-main", "lmtpd"]);
         assert_eq!(got.get("apiv2").unwrap().waits_for, ["base-go"]);
         assert_eq!(got.build_order, [vec!["base-go"], vec!["apiv2", "lmtpd"]]);
+    }
+
+    /// An entry's edges and waits are in name order, not in the order the
+    /// manifest lists the services (nor the order `depends_on` names them).
+    #[test]
+    fn edges_and_waits_are_in_name_order() {
+        let mut text = String::new();
+        for name in ["zeta", "alpha", "mid"] {
+            text.push_str(&format!(
+                "[[service]]\nname = \"base-{name}\"\nkind = \"base-image\"\n\
+                 paths = [\"b/{name}\"]\nimage = \"r/{name}\"\ndockerfile = \"b/{name}/D\"\n"
+            ));
+            text.push_str(&format!(
+                "[[service]]\nname = \"lib-{name}\"\nkind = \"library\"\npaths = [\"l/{name}\"]\n\
+                 depends_on = [\"base-{name}\"]\n"
+            ));
+        }
+        text.push_str(
+            "[[service]]\nname = \"app\"\nkind = \"image\"\npaths = [\"app\"]\n\
+             image = \"r/app\"\ndockerfile = \"app/D\"\n\
+             depends_on = [\"lib-mid\", \"lib-zeta\", \"base-mid\", \"lib-alpha\"]\n",
+        );
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let changed = ["b/zeta/x", "b/alpha/x", "b/mid/x"].map(String::from);
+        let got = graph.affected(&ChangeSet::diff(changed.to_vec()));
+        let app = got.get("app").unwrap();
+        assert!(
+            app.via()
+                .eq(["base-mid", "lib-alpha", "lib-mid", "lib-zeta"])
+        );
+        assert_eq!(app.waits_for, ["base-alpha", "base-mid", "base-zeta"]);
     }
 
     #[test]

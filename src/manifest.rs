@@ -1163,6 +1163,7 @@ fn read_parts<'a>(
             // Holds what the scanner's inline values are read into (a few
             // hundred bytes a table that has them) until the reading ends.
             let arena = toml_spanner::Arena::new();
+            let mut lines = InlineLines::default();
             let mut reader = Reader::new(text, path, 0);
             reader.dependency_spans = false;
             let mut scanner = scan::Scanner::new(text);
@@ -1178,6 +1179,7 @@ fn read_parts<'a>(
                     &mut reader,
                     &mut scanner,
                     &arena,
+                    &mut lines,
                     tables,
                     bounds[k],
                     &mut *part,
@@ -1215,6 +1217,7 @@ fn read_part<'a>(
     reader: &mut Reader<'a>,
     scanner: &mut scan::Scanner<'a>,
     arena: &'a toml_spanner::Arena,
+    lines: &mut InlineLines<'a>,
     starts: &[usize],
     mut position: usize,
     lists: &mut impl Destination,
@@ -1235,7 +1238,7 @@ fn read_part<'a>(
         let scanned = match scanner.service(table.clone()) {
             false => None,
             true if scanner.inline.iter().all(Option::is_none) => Some(None),
-            true => inline_values(text, &scanner.inline, arena).map(Some),
+            true => inline_values(text, &scanner.inline, arena, lines).map(Some),
         };
         if let Some(inline) = scanned {
             let mut fields = ServiceFields::scanned(scanner);
@@ -1259,18 +1262,35 @@ fn read_part<'a>(
     reader.problems.is_empty().then_some(read)
 }
 
+/// Each `key = value` line of [`scan::INLINE_KEYS`] a reading has met, by
+/// its text, read alone with toml-spanner (`None`: not TOML). Manifests
+/// repeat these lines (the same sidecars, the same tags on many
+/// services), and reading one alone costs about 2,000 instructions.
+type InlineLines<'a> = HashMap<&'a str, Option<toml_spanner::Document<'a>>>;
+
 /// The lines `key = value` of the scanner's [`scan::INLINE_KEYS`], each
-/// read alone with toml-spanner; `None` when one is not TOML (the table is
-/// then read whole, for the problem to be found there).
-fn inline_values<'a>(
+/// read alone with toml-spanner (once a text, kept in `lines`); `None`
+/// when one is not TOML (the table is then read whole, for the problem to
+/// be found there). What the lines hold is the same wherever they are:
+/// spans in them count from the line's start.
+fn inline_values<'l, 'a>(
     text: &'a str,
     spans: &[Option<Range<usize>>; scan::INLINE_KEYS.len()],
     arena: &'a toml_spanner::Arena,
-) -> Option<[Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]> {
+    lines: &'l mut InlineLines<'a>,
+) -> Option<[Option<&'l toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]> {
+    let texts = spans.clone().map(|span| span.map(|span| text.get(span)));
+    for line in texts.iter().flatten() {
+        let line = (*line)?;
+        lines
+            .entry(line)
+            .or_insert_with(|| toml_spanner::parse(line, arena).ok());
+    }
+    let lines = &*lines;
     let mut values = [None, None, None];
-    for (value, span) in values.iter_mut().zip(spans) {
-        if let Some(span) = span {
-            *value = Some(toml_spanner::parse(text.get(span.clone())?, arena).ok()?);
+    for (value, line) in values.iter_mut().zip(texts) {
+        if let Some(line) = line {
+            *value = Some(lines.get(line?)?.as_ref()?);
         }
     }
     Some(values)
@@ -1438,7 +1458,7 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
     /// [`TestSetup`].
     fn inline(
         &mut self,
-        lines: &'t [Option<toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()],
+        lines: &[Option<&'t toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()],
         text: &'a str,
         spans: &[Option<Range<usize>>; scan::INLINE_KEYS.len()],
     ) {
@@ -2826,11 +2846,43 @@ fn find_cycle(
     Err(order)
 }
 
-/// The positions of `names` in their order.
+/// The positions of `names` in their order (equal names by position).
+///
+/// Sorted by each name's first 16 bytes as one number, the rest compared
+/// only where those are the same: comparing two names' text called
+/// `memcmp`, and sorting 20,000 names that are not written in order cost
+/// 20M instructions that way (see BENCHMARKS.md, nineteenth session).
 fn name_order(names: &[CompactString]) -> Vec<u32> {
+    let words: Vec<u128> = names.iter().map(|name| leading_word(name)).collect();
     let mut order: Vec<u32> = (0..names.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+    order.sort_unstable_by_key(|&i| words[i as usize]);
+    // Names of the same word, rare, in the order of their whole text.
+    let mut start = 0;
+    while start < order.len() {
+        let word = words[order[start] as usize];
+        let mut end = start + 1;
+        while order.get(end).is_some_and(|&i| words[i as usize] == word) {
+            end += 1;
+        }
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| {
+                (names[a as usize].cmp(&names[b as usize])).then(a.cmp(&b))
+            });
+        }
+        start = end;
+    }
     order
+}
+
+/// A text's first 16 bytes as a number that sorts as they do: the first
+/// byte highest, zeros past a shorter text's end. Texts of different
+/// words are in the order of their words; texts of the same word must be
+/// compared whole (one may be longer, or hold zeros).
+fn leading_word(text: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let head = &text.as_bytes()[..text.len().min(16)];
+    bytes[..head.len()].copy_from_slice(head);
+    u128::from_be_bytes(bytes)
 }
 
 /// Service positions by name. The table holds positions only and compares
@@ -3836,6 +3888,40 @@ paths = ["d"]
                 assert!(place[d] < place[i], "{} before {}", d, i);
             }
         }
+    }
+
+    /// The order by leading words is the order of the text: names that
+    /// share their first 16 bytes, a name that another begins with, zero
+    /// bytes, the same name twice (by position).
+    #[test]
+    fn names_are_ordered_as_their_text() {
+        let mut names: Vec<CompactString> = [
+            "team01-image-00012-extra",
+            "team01-image-00012",
+            "team01-image-0001",
+            "team01-image-00012-a",
+            "b",
+            "a",
+            "a\0",
+            "a\0\0b",
+            "team01-image-00012",
+            "",
+            "team01-image-00012\u{e9}",
+            "zz",
+            "a-",
+            "a.",
+            "a0",
+        ]
+        .into_iter()
+        .map(CompactString::from)
+        .collect();
+        for k in 0..200 {
+            names.push(format!("svc-{:05}", (k * 7919) % 1000).into());
+        }
+        let order = name_order(&names);
+        let mut expected: Vec<u32> = (0..names.len() as u32).collect();
+        expected.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        assert_eq!(order, expected);
     }
 
     #[test]

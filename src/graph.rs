@@ -681,7 +681,7 @@ impl<'m> ServiceGraph<'m> {
         // process ends.
         let (services, build_order) = crate::parallel::join(
             || crate::parallel::map(&order, |&i| crate::arena::region(|| entry(i))),
-            || self.layers(&is_affected, &waits),
+            || self.layers(&is_affected, &waits, &rank),
         );
         Affected {
             services,
@@ -900,10 +900,16 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// Affected images grouped so that each waits only for earlier layers.
-    fn layers(&self, is_affected: &[bool], waits: &Waits<'_>) -> Vec<Vec<CompactString>> {
+    /// Each layer in name order, which `rank` gives.
+    fn layers(
+        &self,
+        is_affected: &[bool],
+        waits: &Waits<'_>,
+        rank: &[u32],
+    ) -> Vec<Vec<CompactString>> {
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         let mut level: Vec<usize> = vec![0; kinds.len()];
-        let mut layers: Vec<Vec<CompactString>> = Vec::new();
+        let mut layers: Vec<Vec<usize>> = Vec::new();
         for i in self.order() {
             if !is_affected[i] || !kinds[i].is_artifact() {
                 continue;
@@ -917,10 +923,14 @@ impl<'m> ServiceGraph<'m> {
             if layers.len() <= level[i] {
                 layers.resize(level[i] + 1, Vec::new());
             }
-            layers[level[i]].push(names[i].clone());
+            layers[level[i]].push(i);
         }
-        layers.iter_mut().for_each(|layer| layer.sort_unstable());
-        layers
+        (layers.into_iter())
+            .map(|mut layer| {
+                layer.sort_unstable_by_key(|&i| rank[i]);
+                layer.into_iter().map(|i| names[i].clone()).collect()
+            })
+            .collect()
     }
 }
 
@@ -1225,10 +1235,11 @@ depends_on = ["apiv2", "web"]
         assert_eq!(got.build_order, [vec!["base-go"], vec!["apiv2", "lmtpd"]]);
     }
 
-    /// An entry's edges and waits are in name order, not in the order the
-    /// manifest lists the services (nor the order `depends_on` names them).
+    /// An entry's edges and waits, and each layer of the build order, are
+    /// in name order, not in the order the manifest lists the services
+    /// (nor the order `depends_on` names them).
     #[test]
-    fn edges_and_waits_are_in_name_order() {
+    fn edges_waits_and_layers_are_in_name_order() {
         let mut text = String::new();
         for name in ["zeta", "alpha", "mid"] {
             text.push_str(&format!(
@@ -1255,6 +1266,10 @@ depends_on = ["apiv2", "web"]
                 .eq(["base-mid", "lib-alpha", "lib-mid", "lib-zeta"])
         );
         assert_eq!(app.waits_for, ["base-alpha", "base-mid", "base-zeta"]);
+        assert_eq!(
+            got.build_order,
+            [vec!["base-alpha", "base-mid", "base-zeta"], vec!["app"]]
+        );
     }
 
     #[test]

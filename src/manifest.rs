@@ -207,12 +207,16 @@ impl Named {
 }
 
 /// Which services each include pattern's key (see [`PathPattern::key`])
-/// belongs to, by the key's hash, sorted: a diff's few directories find
-/// the services they can touch without reading all the services. One
-/// list for each part of a reading.
+/// belongs to, by the key's hash, in buckets: a diff's few directories
+/// find the services they can touch without reading all the services.
+/// One list for each part of a reading.
 #[derive(Debug, Clone, Default)]
 struct PatternKeys {
+    /// `(hash, position)`, as added until [`PatternKeys::finish`], then
+    /// by bucket, each bucket in the order added.
     entries: Vec<(u64, u32)>,
+    /// Where each bucket starts in `entries`, and where the last ends.
+    buckets: Vec<u32>,
 }
 
 impl PatternKeys {
@@ -223,18 +227,42 @@ impl PatternKeys {
             .extend(includes.map(|p| (NameIndex::hash(p.key()), position as u32)));
     }
 
-    /// Sorts what was added, to be looked up.
+    /// Puts what was added into buckets by the hash's low bits, about one
+    /// entry a bucket, to be looked up: a counting sort, in two passes,
+    /// where sorting the entries by hash cost 5.6M instructions at 20,000
+    /// services, and each lookup a binary search.
     fn finish(&mut self) {
-        self.entries.sort_unstable();
+        let bits = usize::BITS - self.entries.len().leading_zeros();
+        let mask = (1u64 << bits) - 1;
+        let mut buckets = vec![0u32; (1 << bits) + 1];
+        for &(hash, _) in &self.entries {
+            buckets[(hash & mask) as usize + 1] += 1;
+        }
+        for b in 1..buckets.len() {
+            buckets[b] += buckets[b - 1];
+        }
+        let mut next = buckets.clone();
+        let mut sorted = vec![(0, 0); self.entries.len()];
+        for &(hash, position) in &self.entries {
+            let at = &mut next[(hash & mask) as usize];
+            sorted[*at as usize] = (hash, position);
+            *at += 1;
+        }
+        (self.entries, self.buckets) = (sorted, buckets);
     }
 
     /// The positions of services with an include pattern whose key has
-    /// this hash (and, rarely, another key of the same hash).
+    /// this hash (and, rarely, another key of the same hash), ascending.
     fn with(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
-        let start = self.entries.partition_point(|&(h, _)| h < hash);
-        self.entries[start..]
-            .iter()
-            .take_while(move |&&(h, _)| h == hash)
+        let bucket = match self.buckets.len() {
+            0 => 0..0,
+            len => {
+                let b = (hash & (len as u64 - 2)) as usize;
+                self.buckets[b] as usize..self.buckets[b + 1] as usize
+            }
+        };
+        (self.entries[bucket].iter())
+            .filter(move |&&(h, _)| h == hash)
             .map(|&(_, position)| position as usize)
     }
 }
@@ -274,6 +302,7 @@ impl Noted {
             },
             keys: PatternKeys {
                 entries: Vec::with_capacity(tables * KEYS),
+                buckets: Vec::new(),
             },
         }
     }

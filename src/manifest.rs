@@ -722,9 +722,9 @@ impl ImageBuild {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tags {
     /// For publish pushes.
-    pub push: Option<Vec<TagTemplate>>,
+    pub push: Option<Arc<[TagTemplate]>>,
     /// For releases.
-    pub release: Option<Vec<TagTemplate>>,
+    pub release: Option<Arc<[TagTemplate]>>,
 }
 
 impl Manifest {
@@ -732,8 +732,8 @@ impl Manifest {
     /// else the defaults (`{branch}`, `{sha}` / `latest`, `{version}`).
     pub fn tag_templates(&self, build: &ImageBuild, use_: Use) -> Vec<TagTemplate> {
         let pick = |tags: &Tags| match use_ {
-            Use::Push => tags.push.clone(),
-            Use::Release => tags.release.clone(),
+            Use::Push => tags.push.as_deref().map(<[_]>::to_vec),
+            Use::Release => tags.release.as_deref().map(<[_]>::to_vec),
         };
         pick(&build.extras().tags)
             .or_else(|| pick(&self.settings.tags))
@@ -1355,6 +1355,18 @@ fn read_document(
 /// Globs checked, by their text, and what checking made of each.
 type Globs = HashMap<CompactString, Result<PathPattern, String>>;
 
+/// Text made only when shown: what a service is called in a problem
+/// (`` `name` ``), which every service would otherwise format whether or
+/// not anything is wrong.
+#[derive(Clone, Copy)]
+struct Lazy<'l>(&'l dyn Fn() -> String);
+
+impl fmt::Display for Lazy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&(self.0)())
+    }
+}
+
 type Item<'de> = toml_spanner::Item<'de>;
 type Table<'de> = toml_spanner::Table<'de>;
 
@@ -1378,6 +1390,10 @@ struct Reader<'a> {
     /// The [`TestSetup`]s read, by the text of their keys: see
     /// [`Reader::tests`].
     tests: HashMap<[Option<&'a str>; 6], Arc<TestSetup>>,
+    /// The tags read, by the text of their `tags = {...}` line: manifests
+    /// repeat it on every image, and reading its templates cost 3,700
+    /// instructions a service.
+    tags: HashMap<&'a str, Tags>,
     /// Whether to keep where each dependency is written. A reading that
     /// only needs to know whether anything is wrong (the table reader,
     /// which leaves reporting to a whole reading) does without.
@@ -1428,6 +1444,8 @@ struct ServiceFields<'t, 'a> {
     services: Option<&'t Item<'a>>,
     /// The line `services = [...]` as written, when the scanner found it.
     sidecars_line: Option<&'a str>,
+    /// The line `tags = {...}` as written, when the scanner found it.
+    tags_line: Option<&'a str>,
 }
 
 impl<'t, 'a> ServiceFields<'t, 'a> {
@@ -1496,8 +1514,9 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
             line.table().get(scan::INLINE_KEYS[k])
         });
         (self.build_args, self.tags, self.services) = (build_args, tags, services);
-        let [_, _, sidecars] = spans;
+        let [_, tags, sidecars] = spans;
         self.sidecars_line = sidecars.clone().and_then(|span| text.get(span));
+        self.tags_line = tags.clone().and_then(|span| text.get(span));
     }
 
     /// Where the value of `key` goes; `None` for `services` and unknown keys.
@@ -1613,6 +1632,7 @@ impl<'a> Reader<'a> {
             problems: Vec::new(),
             patterns: HashMap::default(),
             tests: HashMap::default(),
+            tags: HashMap::default(),
             dependency_spans: true,
         }
     }
@@ -1672,7 +1692,7 @@ impl<'a> Reader<'a> {
             functional: (self.owned_strings::<CompactString>(fields.functional, "functional"))
                 .into(),
             sidecars: match fields.services {
-                Some(item) => self.sidecars(item, &label()).into(),
+                Some(item) => self.sidecars(item, Lazy(&label)).into(),
                 None => Box::default(),
             },
             environment,
@@ -1717,15 +1737,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports keys outside `allowed`, naming where they are.
-    fn check_keys(&mut self, table: &Table<'_>, allowed: &[&str], context: &str) {
+    /// Reports each key of `table` not in `allowed`. `context` is shown
+    /// only then: built for every table, it was a `format!` a service.
+    fn check_keys(&mut self, table: &Table<'_>, allowed: &[&str], context: impl fmt::Display) {
         for (key, _) in table.iter() {
             if !allowed.contains(&key.name) {
-                self.unknown_key(key, allowed, context);
+                self.unknown_key(key, allowed, &context);
             }
         }
     }
 
-    fn unknown_key(&mut self, key: &toml_spanner::Key<'_>, allowed: &[&str], context: &str) {
+    fn unknown_key(
+        &mut self,
+        key: &toml_spanner::Key<'_>,
+        allowed: &[&str],
+        context: &dyn fmt::Display,
+    ) {
         let expected = allowed
             .iter()
             .map(|k| format!("`{k}`"))
@@ -2161,7 +2188,7 @@ impl<'a> Reader<'a> {
             None => defaults.ripple_image,
         };
         let tags = match table.get("tags") {
-            Some(item) => self.tags(item, "`[settings]`")?,
+            Some(item) => self.tags(item, Lazy(&|| "`[settings]`".into()))?,
             None => Tags::default(),
         };
         let ci = match table.get("ci") {
@@ -2247,7 +2274,7 @@ impl<'a> Reader<'a> {
             } else if let Some(slot) = fields.slot(key.name) {
                 *slot = Some(Field::Item(item));
             } else {
-                self.unknown_key(key, SERVICE_KEYS, "a `[[service]]`");
+                self.unknown_key(key, SERVICE_KEYS, &"a `[[service]]`");
             }
         }
         fields
@@ -2330,9 +2357,11 @@ impl<'a> Reader<'a> {
             .map(|item| (self.owned_strings(Some(item), "platforms"), item));
         let build_args = fields
             .build_args
-            .map(|item| (self.build_args(item, &label()), item));
+            .map(|item| (self.build_args(item, Lazy(&label)), item));
         let tags = match fields.tags {
-            Some(item) => self.tags(item, &label()).map(|t| (t, item)),
+            Some(item) => {
+                (self.tags_written(item, fields.tags_line, Lazy(&label))).map(|t| (t, item))
+            }
             None => None,
         };
 
@@ -2535,7 +2564,7 @@ impl<'a> Reader<'a> {
         );
     }
 
-    fn sidecars(&mut self, item: &Item<'a>, label: &str) -> Vec<Sidecar> {
+    fn sidecars(&mut self, item: &Item<'a>, label: Lazy<'_>) -> Vec<Sidecar> {
         let Some(items) = item.as_array() else {
             self.problem(
                 range(item.span()),
@@ -2556,7 +2585,7 @@ impl<'a> Reader<'a> {
                 );
                 continue;
             };
-            self.check_keys(table, SIDECAR_KEYS, &format!("a sidecar of {label}"));
+            self.check_keys(table, SIDECAR_KEYS, format_args!("a sidecar of {label}"));
             let name = table
                 .get("name")
                 .and_then(|v| self.string(Field::Item(v), "name"));
@@ -2633,7 +2662,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `build_args = { KEY = "value" }`, sorted by key.
-    fn build_args(&mut self, item: &Item<'a>, label: &str) -> Vec<(String, String)> {
+    fn build_args(&mut self, item: &Item<'a>, label: Lazy<'_>) -> Vec<(String, String)> {
         let Some(table) = item.as_table() else {
             self.problem(
                 range(item.span()),
@@ -2662,9 +2691,31 @@ impl<'a> Reader<'a> {
         args.into_iter().collect()
     }
 
+    /// [`Reader::tags`] of a service, shared with every earlier service
+    /// whose `tags` line (`line`, when the scanner found one) is written
+    /// the same and was read without a problem.
+    fn tags_written(
+        &mut self,
+        item: &Item<'a>,
+        line: Option<&'a str>,
+        label: Lazy<'_>,
+    ) -> Option<Tags> {
+        if let Some(tags) = line.and_then(|line| self.tags.get(line)) {
+            return Some(tags.clone());
+        }
+        let problems = self.problems.len();
+        let tags = self.tags(item, label)?;
+        if let Some(line) = line
+            && self.problems.len() == problems
+        {
+            self.tags.insert(line, tags.clone());
+        }
+        Some(tags)
+    }
+
     /// `tags = { push = [...], release = [...] }`; `None` when a template is
     /// invalid (reported, naming `label`).
-    fn tags(&mut self, item: &Item<'a>, label: &str) -> Option<Tags> {
+    fn tags(&mut self, item: &Item<'a>, label: Lazy<'_>) -> Option<Tags> {
         let Some(table) = item.as_table() else {
             self.problem(
                 range(item.span()),
@@ -2673,7 +2724,11 @@ impl<'a> Reader<'a> {
             );
             return None;
         };
-        self.check_keys(table, &["push", "release"], &format!("`tags` of {label}"));
+        self.check_keys(
+            table,
+            &["push", "release"],
+            format_args!("`tags` of {label}"),
+        );
         let mut tags = Tags::default();
         let mut valid = true;
         for (key, use_) in [("push", Use::Push), ("release", Use::Release)] {
@@ -2691,8 +2746,8 @@ impl<'a> Reader<'a> {
                 }
             }
             match use_ {
-                Use::Push => tags.push = Some(templates),
-                Use::Release => tags.release = Some(templates),
+                Use::Push => tags.push = Some(templates.into()),
+                Use::Release => tags.release = Some(templates.into()),
             }
         }
         valid.then_some(tags)
@@ -3338,6 +3393,50 @@ depends_on = ["b"]
     /// A manifest of many services.
     /// Services whose test keys are written the same share one
     /// [`TestSetup`] within a reading; each keeps its own values.
+    /// A `tags` line written the same on many images is read once a
+    /// reading and shared; each image still has its own templates.
+    #[test]
+    fn repeated_tags_lines_are_shared() {
+        let tags = |i: usize| match i % 3 {
+            0 => r#"tags = { push = ["{branch}", "{sha}"], release = ["latest"] }"#.to_string(),
+            1 => format!(r#"tags = {{ push = ["b{i}-{{sha}}"] }}"#),
+            _ => String::new(),
+        };
+        let mut text = String::from("[settings]\n");
+        for i in 0..1_200 {
+            text.push_str(&format!(
+                "\n[[service]]\nname = \"s{i}\"\nkind = \"image\"\nimage = \"r/s{i}\"\n\
+                 dockerfile = \"s{i}/Dockerfile\"\n{}\n",
+                tags(i)
+            ));
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let templates = |i: usize, use_: Use| -> Vec<String> {
+            let build = manifest.services[i].build.as_ref().unwrap();
+            (manifest.tag_templates(build, use_).iter())
+                .map(ToString::to_string)
+                .collect()
+        };
+        for i in 0..1_200 {
+            let (push, release): (Vec<String>, Vec<&str>) = match i % 3 {
+                0 => (vec!["{branch}".into(), "{sha}".into()], vec!["latest"]),
+                1 => (vec![format!("b{i}-{{sha}}")], vec!["latest", "{version}"]),
+                _ => (
+                    vec!["{branch}".into(), "{sha}".into()],
+                    vec!["latest", "{version}"],
+                ),
+            };
+            assert_eq!(templates(i, Use::Push), push, "s{i}");
+            assert_eq!(templates(i, Use::Release), release, "s{i}");
+        }
+        let push = |i: usize| {
+            let extras = manifest.services[i].build.as_ref().unwrap().extras();
+            extras.tags.push.clone().unwrap()
+        };
+        assert!(Arc::ptr_eq(&push(0), &push(3)) && Arc::ptr_eq(&push(1_194), &push(1_197)));
+        assert!(!Arc::ptr_eq(&push(1), &push(4)));
+    }
+
     #[test]
     fn repeated_test_setups_are_shared() {
         let sidecars = |i: usize| match i % 4 {

@@ -904,7 +904,7 @@ impl Manifest {
             reader.problem(range(err.span()), message, None);
         }
         let manifest = if document.errors().is_empty() {
-            let (settings, drafts) = reader.document(document.table(), true);
+            let (settings, drafts) = reader.document(document.table(), TOP_KEYS);
             reader.assemble(settings, drafts)
         } else {
             None
@@ -927,7 +927,7 @@ impl Manifest {
     /// after the services): compare before relying on these.
     pub fn leading_settings(text: &str, path: &str) -> Option<Settings> {
         let first = service_headers(text).next()?;
-        read_document(text, 0..first, path, &mut Globs::default())?.0
+        read_document(text, 0..first, path, TOP_KEYS, &mut Globs::default())?.0
     }
 
     /// The service with this name.
@@ -1129,7 +1129,8 @@ fn service_headers(text: &str) -> impl Iterator<Item = usize> + '_ {
 fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let mut starts: Vec<usize> = service_headers(text).collect();
     let first = *starts.first()?;
-    starts.push(text.len());
+    let tail = tail_start(text, *starts.last()?);
+    starts.push(tail.unwrap_or(text.len()));
     let tables = starts.len() - 1;
     // `starts[i]..starts[i + 1]` is a table. The tables are cut into
     // parts that the threads take in turn, so that a thread slowed by
@@ -1157,7 +1158,14 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
                 })
             })
         });
-    let (settings, mut read) = preamble?;
+    let (mut settings, mut read) = preamble?;
+    if let Some(tail) = tail {
+        // `[settings]` after the services (where some TOML writers put
+        // it), and environments.
+        let (late, environments) = read_tail(text, tail..text.len(), path, &text[..first])?;
+        settings = late.or(settings);
+        read.environments.extend(environments);
+    }
     for part in read_parts? {
         read.environments.extend(part.environments);
         read.noted.push(part.noted);
@@ -1168,6 +1176,59 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
     let mut reader = Reader::new(text, path, 0);
     let manifest = reader.assemble(settings, read)?;
     reader.problems.is_empty().then_some(manifest)
+}
+
+/// Where the text after the last `[[service]]` table (which starts at
+/// `last`) begins: the first table header past the header at `last` that
+/// is no part of that service (not `[service.…]` nor `[[service.…]]`).
+/// `None` when the table runs to the end. A header-like line inside a
+/// multi-line value cuts the value, which then fails to read and sends
+/// the manifest to a whole reading.
+fn tail_start(text: &str, last: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let lines = memchr::memchr_iter(b'\n', &bytes[last..]).map(|n| last + n + 1);
+    lines.into_iter().find(|&line| {
+        let mut at = line;
+        while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+            at += 1;
+        }
+        if bytes.get(at) != Some(&b'[') {
+            return false;
+        }
+        while matches!(bytes.get(at), Some(b'[' | b' ' | b'\t')) {
+            at += 1;
+        }
+        !bytes[at..].starts_with(b"service.")
+    })
+}
+
+/// Reads the tail of a manifest (see [`tail_start`]): settings and
+/// environments only. The settings when it sets them, which `preamble`
+/// (the text before the first service) must not; `None` on any problem.
+fn read_tail(
+    text: &str,
+    tail: Range<usize>,
+    path: &str,
+    preamble: &str,
+) -> Option<(Option<Settings>, Environments)> {
+    let sets_settings = |piece: &str| {
+        let arena = toml_spanner::Arena::new();
+        toml_spanner::parse(piece, &arena)
+            .ok()
+            .map(|document| document.table().get("settings").is_some())
+    };
+    let late = sets_settings(&text[tail.clone()])?;
+    if late && sets_settings(preamble)? {
+        return None;
+    }
+    let (settings, read) = read_document(
+        text,
+        tail,
+        path,
+        &["settings", "environment"],
+        &mut Globs::default(),
+    )?;
+    Some((settings.filter(|_| late), read.environments))
 }
 
 /// Reads the text before the first table on this thread while two
@@ -1221,7 +1282,7 @@ fn read_parts<'a>(
     };
     let ((preamble, mut done), more) = crate::parallel::join(
         || {
-            let preamble = read_document(text, 0..first, path, &mut Globs::default());
+            let preamble = read_document(text, 0..first, path, TOP_KEYS, &mut Globs::default());
             (preamble, take_parts())
         },
         // A reading that panicked is done again whole, on this thread.
@@ -1266,21 +1327,29 @@ fn read_part<'a>(
         // Scanned: with the values of the lines read alone, if any.
         let scanned = match scanner.service(table.clone()) {
             false => None,
-            true if scanner.inline.iter().all(Option::is_none) => Some(None),
-            true => inline_values(text, &scanner.inline, arena, lines).map(Some),
-        };
-        if let Some(inline) = scanned {
-            let mut fields = ServiceFields::scanned(scanner);
-            if let Some(lines) = &inline {
-                fields.inline(lines, text, &scanner.inline);
+            true if scanner.inline.iter().all(Option::is_none) && scanner.rest.is_none() => {
+                Some(None)
             }
+            true => inline_values(text, &scanner.inline, &scanner.rest, arena, lines).map(Some),
+        };
+        let fields = scanned.and_then(|inline| {
+            let mut fields = ServiceFields::scanned(scanner);
+            if let Some((lines, rest)) = &inline {
+                fields.inline(lines, text, &scanner.inline);
+                if let Some(rest) = rest {
+                    fields.rest(rest, text.get(scanner.rest.clone()?)?)?;
+                }
+            }
+            Some(fields)
+        });
+        if let Some(fields) = fields {
             let (service, _) = reader.service(fields, table)?;
             place(service).then_some(())?;
         } else {
             // The thread's globs: `!**/*.md` in every table the scanner
             // declines (sidecars, `build_args`) is compiled once, not once
             // a table (a fifth of reading such a table).
-            let document = read_document(text, table, path, &mut reader.patterns)?.1;
+            let document = read_document(text, table, path, &["service"], &mut reader.patterns)?.1;
             for service in document.services {
                 place(service).then_some(())?;
             }
@@ -1297,41 +1366,61 @@ fn read_part<'a>(
 /// services), and reading one alone costs about 2,000 instructions.
 type InlineLines<'a> = HashMap<&'a str, Option<toml_spanner::Document<'a>>>;
 
-/// The lines `key = value` of the scanner's [`scan::INLINE_KEYS`], each
-/// read alone with toml-spanner (once a text, kept in `lines`); `None`
-/// when one is not TOML (the table is then read whole, for the problem to
-/// be found there). What the lines hold is the same wherever they are:
-/// spans in them count from the line's start.
+/// What [`inline_values`] read: each inline key's line, and the
+/// sub-tables that end the table.
+type InlineValues<'l, 'a> = (
+    [Option<&'l toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()],
+    Option<&'l toml_spanner::Document<'a>>,
+);
+
+/// Environments with where each is written.
+type Environments = Vec<(Environment, Range<usize>)>;
+
+/// The lines `key = value` of the scanner's [`scan::INLINE_KEYS`], and
+/// the sub-tables that end the table (`rest`), each read alone with
+/// toml-spanner (once a text, kept in `lines`); `None` when one is not
+/// TOML (the table is then read whole, for the problem to be found
+/// there). What a text holds is the same wherever it is: spans in it
+/// count from its start.
 fn inline_values<'l, 'a>(
     text: &'a str,
     spans: &[Option<Range<usize>>; scan::INLINE_KEYS.len()],
+    rest: &Option<Range<usize>>,
     arena: &'a toml_spanner::Arena,
     lines: &'l mut InlineLines<'a>,
-) -> Option<[Option<&'l toml_spanner::Document<'a>>; scan::INLINE_KEYS.len()]> {
+) -> Option<InlineValues<'l, 'a>> {
     let texts = spans.clone().map(|span| span.map(|span| text.get(span)));
-    for line in texts.iter().flatten() {
+    let rest = rest.clone().map(|span| text.get(span));
+    for line in texts.iter().flatten().chain(&rest) {
         let line = (*line)?;
         lines
             .entry(line)
             .or_insert_with(|| toml_spanner::parse(line, arena).ok());
     }
     let lines = &*lines;
+    let read = |line: Option<&'a str>| lines.get(line?)?.as_ref();
     let mut values = [None, None, None];
     for (value, line) in values.iter_mut().zip(texts) {
         if let Some(line) = line {
-            *value = Some(lines.get(line?)?.as_ref()?);
+            *value = Some(read(line)?);
         }
     }
-    Some(values)
+    let rest = match rest {
+        Some(text) => Some(read(text)?),
+        None => None,
+    };
+    Some((values, rest))
 }
 
-/// Reads `text[piece]` with toml-spanner as a document of its own: the
-/// settings and services of the first piece, only services of a later one.
-/// `None` if it has any problem.
+/// Reads `text[piece]` with toml-spanner as a document of its own, which
+/// may set only the keys `top` (the first piece any; a table only
+/// `service`; the tail after the last service all else). `None` if it has
+/// any problem.
 fn read_document(
     text: &str,
     piece: Range<usize>,
     path: &str,
+    top: &[&str],
     globs: &mut Globs,
 ) -> Option<(Option<Settings>, Services)> {
     let is_first = piece.start == 0;
@@ -1347,7 +1436,7 @@ fn read_document(
     }
     let mut reader = Reader::new(part, path, piece.start);
     std::mem::swap(&mut reader.patterns, globs);
-    let read = reader.document(document.table(), is_first);
+    let read = reader.document(document.table(), top);
     std::mem::swap(&mut reader.patterns, globs);
     reader.problems.is_empty().then_some(read)
 }
@@ -1517,6 +1606,37 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
         let [_, tags, sidecars] = spans;
         self.sidecars_line = sidecars.clone().and_then(|span| text.get(span));
         self.tags_line = tags.clone().and_then(|span| text.get(span));
+    }
+
+    /// Takes the sub-tables that end a scanned table, read alone as the
+    /// document `rest` (`[service.build_args]` makes it
+    /// `{ service = { build_args = {...} } }`), written as `text`. `None`
+    /// when it holds anything else, or a key the table set already: the
+    /// table is then read whole, which says what is wrong.
+    fn rest(&mut self, rest: &'t toml_spanner::Document<'a>, text: &'a str) -> Option<()> {
+        let root = rest.table();
+        let service = match root.len() {
+            1 => root.get("service")?.as_table()?,
+            _ => return None,
+        };
+        for (key, item) in service.iter() {
+            let (slot, line) = match key.name {
+                "build_args" => (&mut self.build_args, None),
+                "tags" => (&mut self.tags, Some(&mut self.tags_line)),
+                "services" => (&mut self.services, Some(&mut self.sidecars_line)),
+                "discovered" if self.discovered_scanned.is_none() => (&mut self.discovered, None),
+                _ => return None,
+            };
+            if slot.replace(item).is_some() {
+                return None;
+            }
+            // Shared by the text of all the sub-tables: the same text is
+            // the same value.
+            if let Some(line) = line {
+                *line = Some(text);
+            }
+        }
+        Some(())
     }
 
     /// Where the value of `key` goes; `None` for `services` and unknown keys.
@@ -1877,10 +1997,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads a whole document, or with `is_first` false a later piece of
-    /// one, which may hold only services.
-    fn document(&mut self, root: &Table<'a>, is_first: bool) -> (Option<Settings>, Services) {
-        let top: &[&str] = if is_first { TOP_KEYS } else { &["service"] };
+    /// Reads a whole document, or a piece of one that may set only the
+    /// keys `top`.
+    fn document(&mut self, root: &Table<'a>, top: &[&str]) -> (Option<Settings>, Services) {
         self.check_keys(root, top, "the manifest");
         let settings = match root.get("settings") {
             Some(item) => match item.as_table() {
@@ -1969,6 +2088,9 @@ impl<'a> Reader<'a> {
         if self.offset > 0 {
             for spans in &mut read.spans {
                 spans.shift(self.offset);
+            }
+            for (_, span) in &mut read.environments {
+                *span = span.start + self.offset..span.end + self.offset;
             }
         }
         (settings, read)
@@ -3705,20 +3827,123 @@ depends_on = ["b"]
         });
     }
 
+    /// A big manifest as TOML writers put it (Python's `toml`, `tomlkit`,
+    /// `tomli_w`): inline tables as sub-tables after a service's keys,
+    /// arrays over lines with a trailing comma, `[settings]` after the
+    /// services.
+    fn written_by_a_library(services: usize, style: &str) -> String {
+        let mut text = String::new();
+        for i in 0..services {
+            let list = |items: &[String]| match style {
+                "tomli_w" => format!(
+                    "[\n{}]",
+                    items
+                        .iter()
+                        .map(|s| format!("    {s},\n"))
+                        .collect::<String>()
+                ),
+                _ => format!("[ {},]", items.join(", ")),
+            };
+            let quoted = |s: &str| format!("\"{s}\"");
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i}\"\nkind = \"image\"\npaths = {}\n",
+                list(&[quoted(&format!("lib/s{i}")), quoted("!**/*.md")])
+            ));
+            if i > 0 {
+                text.push_str(&format!(
+                    "depends_on = {}\n",
+                    list(&[quoted(&format!("s{}", i / 2))])
+                ));
+            }
+            text.push_str(&format!(
+                "image = \"r/s{i}\"\ndockerfile = \"lib/s{i}/Dockerfile\"\ntoolchain = \"go\"\nunit = {}\n",
+                list(&[quoted("go test ./...")])
+            ));
+            let sidecar_env = if i % 3 == 0 {
+                "s0".to_string()
+            } else {
+                format!("s{i}")
+            };
+            match style {
+                "tomli_w" => text.push_str(&format!(
+                    "services = [\n    {{ name = \"pg\", image = \"postgres:16\", environment = {{ DB = \"{sidecar_env}\" }} }}, # one\n]\n\n\
+                     [service.build_args]\nGO = \"1.22\"\n\n"
+                )),
+                _ => text.push_str(&format!(
+                    "[[service.services]]\nname = \"pg\"\nimage = \"postgres:16\"\n\n\
+                     [service.services.environment]\nDB = \"{sidecar_env}\"\n\n\
+                     [service.build_args]\nGO = \"1.22\"\n\n\
+                     [service.tags]\npush = [ \"{{sha}}\",]\n\n{}",
+                    if i % 2 == 0 && i > 0 { "[service.discovered]\ngo = [ \"s0\",]\n\n" } else { "" }
+                )),
+            }
+        }
+        text + "[settings]\npublish_branches = [ \"main\",]\n\n[[environment]]\nname = \"qa\"\nslots = [\"a\"]\n"
+    }
+
+    #[test]
+    fn table_reading_reads_manifests_as_toml_writers_put_them() {
+        // Split between threads as a command splits it.
+        crate::parallel::in_pool(|| {
+            for style in ["toml", "tomli_w"] {
+                let text = written_by_a_library(3_000, style);
+                let tables = parse_tables(&text, "m").expect("read by tables");
+                let whole = Manifest::parse_whole(&text, "m").unwrap();
+                assert_eq!(summary(&tables), summary(&whole), "{style}");
+                assert_eq!(tables.settings.publish_branches, ["main"]);
+                assert_eq!(tables.environments.len(), 1);
+                let s7 = tables.service("s7").unwrap();
+                assert_eq!(s7.tests.sidecars[0].environment["DB"], "s7");
+                assert_eq!(
+                    s7.build.as_ref().unwrap().extras().build_args,
+                    [("GO".into(), "1.22".into())]
+                );
+            }
+            // The sub-tables are read once a text, and services that write
+            // the same share their test setup.
+            let text = written_by_a_library(3_000, "toml");
+            let tables = parse_tables(&text, "m").unwrap();
+            let tests = |i: usize| &tables.services[i].tests;
+            assert!(Arc::ptr_eq(tests(6), tests(12)));
+            assert!(!Arc::ptr_eq(tests(6), tests(7)));
+            // A key set both on its line and as a sub-table is a TOML error,
+            // reported by the whole reading.
+            let twice = text.replacen(
+                "dockerfile = \"lib/s5/Dockerfile\"\n",
+                "dockerfile = \"lib/s5/Dockerfile\"\nbuild_args = { GO = \"1\" }\n",
+                1,
+            );
+            assert!(parse_tables(&twice, "m").is_none());
+            assert!(Manifest::parse(&twice, "m").is_err());
+            // `[settings]` both before and after the services: the same.
+            let twice = format!("[settings]\nrelease_tag = \"v*\"\n\n{text}");
+            assert!(parse_tables(&twice, "m").is_none());
+            assert!(Manifest::parse(&twice, "m").is_err());
+        });
+    }
+
     #[test]
     fn table_reading_falls_back_when_a_table_would_mislead() {
-        // A late `[settings]` belongs to the whole document, not a part.
+        // A late `[settings]` is read after the tables, as the whole
+        // document reads it.
         let late = format!(
             "{}\n[settings]\npublish_branches = [\"x\"]\n",
             big_manifest(3_000).replacen("[settings]\npublish_branches = [\"main\"]\n", "", 1)
         );
-        assert!(parse_tables(&late, "m").is_none());
+        let tables = parse_tables(&late, "m").expect("read by tables");
         assert_eq!(
-            Manifest::parse(&late, "m")
+            summary(&tables),
+            summary(&Manifest::parse_whole(&late, "m").unwrap())
+        );
+        assert_eq!(tables.settings.publish_branches, ["x"]);
+        // A service after it is no tail: the whole reading takes it.
+        let after = format!("{late}\n[[service]]\nname = \"late\"\nkind = \"library\"\n");
+        assert!(parse_tables(&after, "m").is_none());
+        assert!(
+            Manifest::parse(&after, "m")
                 .unwrap()
-                .settings
-                .publish_branches,
-            ["x"]
+                .service("late")
+                .is_some()
         );
 
         // A header line inside a multi-line string is not a header: make the

@@ -59,8 +59,13 @@ pub(super) struct Scanner<'a> {
     /// allocation for every table, not one each).
     spare: Vec<(Located<'a>, Slot)>,
     /// Each of [`INLINE_KEYS`] the table last scanned sets: the span of
-    /// its line's `key = value`.
+    /// its `key = value`, on its line (an array may take more).
     pub inline: [Option<Range<usize>>; INLINE_KEYS.len()],
+    /// The sub-tables that end the table last scanned, from the first
+    /// header line (`[service.build_args]`, `[[service.services]]`) to
+    /// the table's end: TOML writers put inline tables so. Left for the
+    /// caller to read with toml-spanner.
+    pub rest: Option<Range<usize>>,
 }
 
 /// The scan stopped: the text is not in the form this reader takes.
@@ -77,6 +82,7 @@ impl<'a> Scanner<'a> {
             discovered: None,
             spare: Vec::new(),
             inline: Default::default(),
+            rest: None,
         }
     }
 
@@ -87,6 +93,7 @@ impl<'a> Scanner<'a> {
         self.strings.clear();
         self.slots = Default::default();
         self.inline = Default::default();
+        self.rest = None;
         if let Some(mut entries) = self.discovered.take() {
             entries.clear();
             self.spare = entries;
@@ -105,6 +112,12 @@ impl<'a> Scanner<'a> {
             at = match bytes[at] {
                 b' ' | b'\t' => at + 1,
                 b'\n' | b'\r' | b'#' => line_end(bytes, at)?,
+                b'[' if bytes[at..].starts_with(b"[service.")
+                    || bytes[at..].starts_with(b"[[service.") =>
+                {
+                    self.rest = Some(at..table.end);
+                    return Ok(());
+                }
                 _ => {
                     let after = self.key_value(bytes, at)?;
                     line_end(bytes, after)?
@@ -337,10 +350,12 @@ fn sse2_stops(quote: u8, block: &[u8; 16]) -> u32 {
     (control | block.eq(quote) | block.eq(0x7f) | block.eq(b'\\')).bits()
 }
 
-/// Where the inline table or array at `at` ends, on its line: brackets
-/// and braces balanced outside strings. A string that does not close on
-/// the line declines (see [`string_end`]), as does a value that is no
-/// table or array.
+/// Where the inline table or array at `at` ends: brackets and braces
+/// balanced outside strings and comments. An array may run over lines
+/// (TOML writers put each sidecar on a line of its own); whether what it
+/// holds is TOML is for toml-spanner to say. A string that does not
+/// close on its line declines (see [`string_end`]), as does a value that
+/// is no table or array.
 fn inline_end(bytes: &[u8], at: usize) -> Scan<usize> {
     if !matches!(bytes.get(at), Some(b'{' | b'[')) {
         return Err(Decline);
@@ -360,7 +375,11 @@ fn inline_end(bytes: &[u8], at: usize) -> Scan<usize> {
                 at = string_end(bytes, at)?;
                 continue;
             }
-            Some(b'\n' | b'\r' | b'#') | None => return Err(Decline),
+            Some(b'#') => {
+                at = comment_end(bytes, at)?;
+                continue;
+            }
+            None => return Err(Decline),
             Some(_) => {}
         }
         at += 1;
@@ -624,7 +643,8 @@ mod tests {
             "[[service]]\npaths = [,]\n",
             "[[service]]\npaths = [[\"a\"]]\n",
             "[[service]]\npaths = [\"a\"\n",
-            "[[service]]\n[service.sub]\n",
+            "[[service]]\n[settings]\n",
+            "[[service]]\n[ service.sub ]\n",
             "[[service]]\nname = \"a\"\n[[service]]\nname = \"b\"\n",
             "[[service]] x\nname = \"a\"\n",
         ];
@@ -697,19 +717,45 @@ mod tests {
             Some(vec![Some(args), Some(tags), Some(sidecars)])
         );
         assert_eq!(read(&table("")), Some(vec![None, None, None]));
+        // An array over lines, as TOML writers put sidecars: whether what
+        // it holds is TOML is toml-spanner's to say.
+        let lines = "services = [\n  { name = \"redis\", image = \"redis:7\" }, # one\n  { name = \"pg\", image = \"p\" },\n]";
+        assert_eq!(read(&table(lines)), Some(vec![None, None, Some(lines)]));
+        // An inline table over lines too, which toml-spanner reads as it
+        // reads the whole document (where it says no, the table is read
+        // whole and the problem reported there).
+        let split = "build_args = { # no\n}";
+        assert_eq!(read(&table(split)), Some(vec![Some(split), None, None]));
         for declined in [
-            "services = [\n{ name = \"redis\", image = \"redis:7\" }]",
+            "services = [\n{ name = \"redis\", image = \"redis:7\" }",
+            "services = [\n{ name = \"redis\", image = \"redis:7\" } # \x01\n]",
             "build_args = { GO = \"1.21\"",
             "build_args = { GO = \"1.21\" }\nbuild_args = {}",
             "tags = \"latest\"",
             "build_args = { GO = \"\"\"1.21\"\"\" }",
             "build_args = { GO = \"1.21 }",
             "build_args = { GO = \"1.21\" } tags = {}",
-            "build_args = { # no\n}",
             "build_args.GO = \"1.21\"",
         ] {
             assert_eq!(read(&table(declined)), None, "{declined}");
         }
+    }
+
+    /// The sub-tables that end a table, as TOML writers put inline
+    /// tables, are left whole to the caller, from the first header on.
+    #[test]
+    fn leaves_the_sub_tables_that_end_a_table() {
+        let text = "[[service]]\nname = \"a\"\nkind = \"image\"\n\n[service.build_args]\nGO = \"1\"\n\n\
+                    [[service.services]]\nname = \"pg\"\nimage = \"p\"\n";
+        let mut scanner = Scanner::new(text);
+        assert!(scanner.service(0..text.len()));
+        let rest = &text[scanner.rest.clone().unwrap()];
+        assert!(rest.starts_with("[service.build_args]\n") && text.ends_with(rest));
+        assert_eq!(scanner.strings.len(), 2);
+        // The next table scanned starts with none.
+        let plain = "[[service]]\nname = \"b\"\n";
+        let mut scanner = Scanner::new(plain);
+        assert!(scanner.service(0..plain.len()) && scanner.rest.is_none());
     }
 
     /// A key ends at the first byte the table refuses, whatever its value

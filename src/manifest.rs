@@ -255,7 +255,9 @@ impl PatternKeys {
     /// this hash (and, rarely, another key of the same hash), ascending.
     fn with(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
         let bucket = match self.buckets.len() {
+            // Not finished: nothing was added.
             0 => 0..0,
+            // A power of two buckets and the end: the mask is len - 2.
             len => {
                 let b = (hash & (len as u64 - 2)) as usize;
                 self.buckets[b] as usize..self.buckets[b + 1] as usize
@@ -1180,25 +1182,20 @@ fn parse_tables(text: &str, path: &str) -> Option<Manifest> {
 
 /// Where the text after the last `[[service]]` table (which starts at
 /// `last`) begins: the first table header past the header at `last` that
-/// is no part of that service (not `[service.…]` nor `[[service.…]]`).
-/// `None` when the table runs to the end. A header-like line inside a
-/// multi-line value cuts the value, which then fails to read and sends
-/// the manifest to a whole reading.
+/// is not one the scanner leaves to that service (see
+/// [`scan::is_sub_table_header`]). `None` when the table runs to the end.
+/// Whatever this misjudges fails to read in its piece and sends the
+/// manifest to a whole reading: a header-like line inside a multi-line
+/// value cuts the value, and a tail that sets a service is refused.
 fn tail_start(text: &str, last: usize) -> Option<usize> {
     let bytes = text.as_bytes();
-    let lines = memchr::memchr_iter(b'\n', &bytes[last..]).map(|n| last + n + 1);
-    lines.into_iter().find(|&line| {
-        let mut at = line;
-        while matches!(bytes.get(at), Some(b' ' | b'\t')) {
-            at += 1;
-        }
-        if bytes.get(at) != Some(&b'[') {
-            return false;
-        }
-        while matches!(bytes.get(at), Some(b'[' | b' ' | b'\t')) {
-            at += 1;
-        }
-        !bytes[at..].starts_with(b"service.")
+    let mut lines = memchr::memchr_iter(b'\n', &bytes[last..]).map(|n| last + n + 1);
+    lines.find(|&line| {
+        let blanks = bytes[line..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t');
+        let at = line + blanks.count();
+        bytes.get(at) == Some(&b'[') && !scan::is_sub_table_header(&bytes[at..])
     })
 }
 

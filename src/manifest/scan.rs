@@ -112,9 +112,7 @@ impl<'a> Scanner<'a> {
             at = match bytes[at] {
                 b' ' | b'\t' => at + 1,
                 b'\n' | b'\r' | b'#' => line_end(bytes, at)?,
-                b'[' if bytes[at..].starts_with(b"[service.")
-                    || bytes[at..].starts_with(b"[[service.") =>
-                {
+                b'[' if is_sub_table_header(&bytes[at..]) => {
                     self.rest = Some(at..table.end);
                     return Ok(());
                 }
@@ -265,6 +263,13 @@ impl<'a> Scanner<'a> {
         self.strings.push((&self.text[at + 1..end - 1], at..end));
         Ok(end)
     }
+}
+
+/// Whether `line` starts with the header of a sub-table of a service
+/// (`[service.build_args]`, `[[service.services]]`), as TOML writers put
+/// them: what ends a service's own keys without ending the service.
+pub(super) fn is_sub_table_header(line: &[u8]) -> bool {
+    line.starts_with(b"[service.") || line.starts_with(b"[[service.")
 }
 
 /// Where the one-line string at `at` (its opening quote, basic or

@@ -381,7 +381,13 @@ fn read_manifest<T>(
         }
         let text = String::from_utf8(bytes)
             .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-        return parse(&text);
+        return match crate::arena::leak(text) {
+            Ok(kept) => {
+                crate::arena::note_kept(kept);
+                parse(kept)
+            }
+            Err(text) => parse(&text),
+        };
     }
     // SAFETY: the map is read while this function runs and dropped before
     // it returns. Were another process to truncate the file meanwhile, this
@@ -393,12 +399,18 @@ fn read_manifest<T>(
     // faults, 16 at a time), where populating took one thread most of a
     // millisecond at 20,000 services.
     let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(failed)?;
-    let text = crate::parallel::utf8(&map)
-        .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-    let parsed = parse(text);
-    // Unmapping 6 MB of mapped pages took most of a millisecond.
-    crate::arena::keep(map);
-    parsed
+    let invalid = |e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    // Kept mapped until the process exits, when it runs once: unmapping
+    // 6 MB of mapped pages took most of a millisecond, and what is read
+    // from the text may then refer to it rather than copy it.
+    match crate::arena::leak(map) {
+        Ok(map) => {
+            let text = crate::parallel::utf8(map).map_err(invalid)?;
+            crate::arena::note_kept(text);
+            parse(text)
+        }
+        Err(map) => parse(crate::parallel::utf8(&map).map_err(invalid)?),
+    }
 }
 
 /// What a file that is not a regular file is, for a message.

@@ -69,14 +69,41 @@ pub fn enable() {
     ENABLED.store(true, Relaxed);
 }
 
-/// Keeps `value` until the process exits, when regions are on (a command
-/// that runs once): what the system would spend on dropping it, such as
-/// unmapping a large manifest's populated pages, is saved. Otherwise
-/// drops it.
-pub fn keep<T>(value: T) {
-    if ENABLED.load(Relaxed) {
-        std::mem::forget(value);
+/// The text last noted with [`note_kept`].
+static KEPT_TEXT: std::sync::Mutex<Option<&'static str>> = std::sync::Mutex::new(None);
+
+/// `value` for the rest of the process, when regions are on (a command
+/// that runs once); given back otherwise.
+pub fn leak<T>(value: T) -> Result<&'static T, T> {
+    match ENABLED.load(Relaxed) {
+        true => Ok(Box::leak(Box::new(value))),
+        false => Err(value),
     }
+}
+
+/// Notes `text` (a manifest [`leak`]ed): what is read from it may then
+/// refer to its pieces instead of copying them (see [`kept_text`]).
+pub fn note_kept(text: &'static str) {
+    *KEPT_TEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+}
+
+/// The text last noted with [`note_kept`], when `text` is it or a piece
+/// of it: the same bytes, for the rest of the process.
+pub fn kept_text(text: &str) -> Option<&'static str> {
+    piece_of(
+        KEPT_TEXT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()?,
+        text,
+    )
+}
+
+/// `piece` as a piece of `kept`, when it is one (its bytes are among
+/// `kept`'s).
+pub fn piece_of(kept: &'static str, piece: &str) -> Option<&'static str> {
+    let offset = (piece.as_ptr() as usize).checked_sub(kept.as_ptr() as usize)?;
+    kept.get(offset..offset.checked_add(piece.len())?)
 }
 
 /// Runs `f` with this thread's small allocations taken from a region,

@@ -1484,6 +1484,9 @@ struct Reader<'a> {
     /// only needs to know whether anything is wrong (the table reader,
     /// which leaves reporting to a whole reading) does without.
     dependency_spans: bool,
+    /// `text`, when it is kept until the process exits (see
+    /// [`Reader::own`]).
+    kept: Option<&'static str>,
 }
 
 /// A value in a `[[service]]` table, from either reader: toml-spanner's
@@ -1751,7 +1754,25 @@ impl<'a> Reader<'a> {
             tests: HashMap::default(),
             tags: HashMap::default(),
             dependency_spans: true,
+            kept: crate::arena::kept_text(text),
         }
+    }
+
+    /// `value`, read from the text, as an owned string: a piece of a text
+    /// kept until the process exits is referred to, not copied. Copies
+    /// of images, Dockerfiles and paths longer than a string holds inline
+    /// were most of a large manifest's allocations (four a service).
+    fn own(&self, value: &str) -> CompactString {
+        // A short string is inline either way, and `const_new` copies it a
+        // byte at a time.
+        if value.len() > std::mem::size_of::<CompactString>()
+            && let Some(piece) = self
+                .kept
+                .and_then(|kept| crate::arena::piece_of(kept, value))
+        {
+            return CompactString::const_new(piece);
+        }
+        CompactString::from(value)
     }
 
     /// How the service of `fields` tests: the same [`TestSetup`] as every
@@ -1979,7 +2000,7 @@ impl<'a> Reader<'a> {
                     }
                 }
             } else {
-                PathPattern::parse(text)
+                PathPattern::parse_with(text, |text| reader.own(text))
             };
             parsed
                 .map_err(|message| {
@@ -2487,9 +2508,9 @@ impl<'a> Reader<'a> {
         let build = match kind {
             Some(k) if k.is_artifact() => match (&image, &dockerfile) {
                 (Some((image, _)), Some((dockerfile, _))) => Some(ImageBuild {
-                    image: CompactString::from(*image),
-                    dockerfile: CompactString::from(*dockerfile),
-                    context: CompactString::from(context.as_ref().map_or(".", |(c, _)| c)),
+                    image: self.own(image),
+                    dockerfile: self.own(dockerfile),
+                    context: self.own(context.as_ref().map_or(".", |(c, _)| c)),
                     extras: if build_args.is_none()
                         && build_args_file.is_none()
                         && platforms.is_none()
@@ -2499,9 +2520,7 @@ impl<'a> Reader<'a> {
                     } else {
                         Some(Box::new(BuildExtras {
                             build_args: build_args.map(|(a, _)| a).unwrap_or_default(),
-                            build_args_file: build_args_file
-                                .as_ref()
-                                .map(|(f, _)| CompactString::from(*f)),
+                            build_args_file: build_args_file.as_ref().map(|(f, _)| self.own(f)),
                             platforms: platforms
                                 .map(|(p, _): (Vec<String>, _)| p)
                                 .unwrap_or_default(),
@@ -2597,7 +2616,7 @@ impl<'a> Reader<'a> {
                             continue;
                         };
                         for (target, span) in self.strings(Field::Item(value), "discovered") {
-                            discovered.push((source, target.into()));
+                            discovered.push((source, self.own(target)));
                             discovered_spans.push(span);
                         }
                     }
@@ -2618,7 +2637,7 @@ impl<'a> Reader<'a> {
                         continue;
                     };
                     for (target, span) in &strings[slot.strings.clone()] {
-                        discovered.push((source, (*target).into()));
+                        discovered.push((source, self.own(target)));
                         if self.dependency_spans {
                             discovered_spans.push(span.clone());
                         }
@@ -2640,14 +2659,14 @@ impl<'a> Reader<'a> {
             // `"!b"`: no discovered edge to `b`.
             if let Some(dropped) = dep.strip_prefix('!') {
                 if !discovery.dropped.iter().any(|d| d == dropped) {
-                    discovery.dropped.push(CompactString::from(dropped));
+                    discovery.dropped.push(self.own(dropped));
                     other_spans.push(span);
                 }
             } else if !depends_on.iter().any(|d| d == dep) {
                 if self.dependency_spans {
                     depends_spans.push(span);
                 }
-                depends_on.push(CompactString::from(dep));
+                depends_on.push(self.own(dep));
             }
         }
         if self.dependency_spans {
@@ -2655,7 +2674,7 @@ impl<'a> Reader<'a> {
         }
         let discovery = (discovery != Discovery::default()).then(|| Box::new(discovery));
         let service = Service {
-            name: CompactString::from(name),
+            name: self.own(name),
             kind,
             paths: paths.into(),
             depends_on: depends_on.into(),
@@ -3220,6 +3239,60 @@ mod tests {
             .collect();
         assert_eq!(sizes[0], TABLES_PER_PART);
         assert!(sizes[sizes.len() - 1] <= LAST_PART);
+    }
+
+    /// A manifest kept until the process exits is referred to, not
+    /// copied: its long values are its own bytes, whichever reader read
+    /// them (the scanner, or toml-spanner for a table it declines), and
+    /// the services are the same as from a copy.
+    #[test]
+    fn a_kept_text_is_referred_to_not_copied() {
+        static TEXT: &str = "[[service]]\n\
+            name = \"payments-api-with-a-long-name\"\n\
+            kind = \"image\"\n\
+            paths = [\"services/payments-api-with-a-long-name\", \"!**/*.md\"]\n\
+            depends_on = [\"shared-library-with-a-long-name\"]\n\
+            image = \"registry.example.org/acme/payments-api\"\n\
+            dockerfile = \"services/payments-api/Dockerfile\"\n\
+            \n\
+            [[service]]\n\
+            name = \"shared-library-with-a-long-name\"\n\
+            kind = \"library\"\n\
+            paths = [\"libs/shared-library-with-a-long-name\"]\n\
+            # Declined by the scanner: a multi-line string.\n\
+            lint = [\"\"\"make lint\"\"\"]\n\
+            toolchain = \"golang:1.22\"\n";
+        let copy = TEXT.to_string();
+        let copied = Manifest::parse(&copy, "services.toml").unwrap();
+        crate::arena::note_kept(TEXT);
+        let kept = Manifest::parse(TEXT, "services.toml").unwrap();
+        assert_eq!(
+            format!("{:?}", kept.services),
+            format!("{:?}", copied.services)
+        );
+        let is_kept = |s: &CompactString| s.as_static_str().is_some();
+        for manifest in [&kept, &copied] {
+            let (image, library) = (&manifest.services[0], &manifest.services[1]);
+            let build = image.build.as_ref().unwrap();
+            let long = [
+                &image.name,
+                &build.image,
+                &build.dockerfile,
+                &image.depends_on[0],
+                &library.name,
+            ];
+            let expected = std::ptr::eq(manifest, &kept);
+            assert!(long.iter().all(|s| is_kept(s) == expected), "{long:?}");
+            for pattern in image.paths.iter().chain(library.paths.iter()) {
+                let (pattern::PatternBody::Prefix(text) | pattern::PatternBody::Glob(text)) =
+                    &pattern.body;
+                // Short ones are inline either way.
+                assert_eq!(is_kept(text), expected && text.len() > 24, "{text}");
+            }
+        }
+        // A copy that is not the kept text is copied.
+        assert_eq!(crate::arena::kept_text(&copy), None);
+        assert_eq!(crate::arena::kept_text(&TEXT[12..40]), Some(&TEXT[12..40]));
     }
 
     /// Each key's value goes to the field of its name.

@@ -29,6 +29,14 @@ pub enum PatternBody {
 impl PathPattern {
     /// Parses and validates one pattern; the error says what is wrong with it.
     pub fn parse(raw: &str) -> Result<PathPattern, String> {
+        PathPattern::parse_with(raw, |text| CompactString::from(text))
+    }
+
+    /// [`PathPattern::parse`], its text (a piece of `raw`) owned by `own`.
+    pub fn parse_with(
+        raw: &str,
+        own: impl FnOnce(&str) -> CompactString,
+    ) -> Result<PathPattern, String> {
         let (exclude, rest) = match raw.strip_prefix('!') {
             Some(rest) => (true, rest),
             None => (false, raw),
@@ -69,9 +77,9 @@ impl PathPattern {
             if !globset_accepts(text) {
                 compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
             }
-            PatternBody::Glob(text.into())
+            PatternBody::Glob(own(text))
         } else {
-            PatternBody::Prefix(text.into())
+            PatternBody::Prefix(own(text))
         };
         Ok(PathPattern { exclude, body })
     }

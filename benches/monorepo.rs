@@ -5,6 +5,7 @@
 //! cargo bench --bench monorepo                      # 100, 1000, 5000, 20000 services
 //! cargo bench --bench monorepo -- --sizes 5000 --runs 31
 //! cargo bench --bench monorepo -- --sizes 5000 --serve 200 --runs 5   # serve under load
+//! cargo bench --bench monorepo -- --sizes 20000 --style hand-written    # another manifest
 //! ```
 //!
 //! Each size is generated once into `target/bench-repos/` (deterministic
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ripple::synth::{self, ALLCORE_BRANCH, CORE_BRANCH, Shape, WIDE_BRANCH};
+use ripple::synth::{self, ALLCORE_BRANCH, CORE_BRANCH, Shape, Style, WIDE_BRANCH};
 
 #[cfg(feature = "server")]
 #[path = "monorepo/serve.rs"]
@@ -27,6 +28,8 @@ struct Options {
     sizes: Vec<usize>,
     runs: usize,
     seed: u64,
+    /// `--style synced|hand-written`: how the manifest is written.
+    style: Style,
     /// `--serve CLIENTS`: instead, `ripple serve` under waves of this many
     /// concurrent requests.
     serve: Option<usize>,
@@ -37,6 +40,7 @@ fn options() -> Options {
         sizes: vec![100, 1_000, 5_000, 20_000],
         runs: 21,
         seed: 1,
+        style: Style::Synced,
         serve: None,
     };
     let mut args = std::env::args().skip(1);
@@ -51,6 +55,9 @@ fn options() -> Options {
             }
             "--runs" => options.runs = value().parse().expect("--runs takes a number"),
             "--seed" => options.seed = value().parse().expect("--seed takes a number"),
+            "--style" => {
+                options.style = Style::from_name(&value()).expect("--style: synced or hand-written")
+            }
             "--serve" => options.serve = Some(value().parse().expect("--serve takes a number")),
             // cargo bench passes `--bench`; other harness flags do not apply.
             _ => {}
@@ -118,13 +125,17 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn repository(size: usize, seed: u64) -> PathBuf {
+fn repository(size: usize, seed: u64, style: Style) -> PathBuf {
+    // v3: the code states the dependencies and the manifest holds them
+    // as `discovered` keys, with no `depends_on`. v4: a branch that
+    // changes every core library.
+    let name = match style {
+        Style::Synced => format!("n{size}-s{seed}-v4"),
+        _ => format!("n{size}-s{seed}-v4-{}", style.name()),
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")
-        // v3: the code states the dependencies and the manifest holds them
-        // as `discovered` keys, with no `depends_on`. v4: a branch that
-        // changes every core library.
-        .join(format!("n{size}-s{seed}-v4"));
+        .join(name);
     if !dir.join(DONE).exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the benchmark directory");
@@ -133,6 +144,7 @@ fn repository(size: usize, seed: u64) -> PathBuf {
             &dir.display().to_string(),
             &size.to_string(),
             &seed.to_string(),
+            style.name(),
         ]);
     }
     dir
@@ -160,6 +172,7 @@ fn serve_helper() -> bool {
             let dir = Path::new(&args[1]);
             let shape = Shape {
                 seed: args[3].parse().expect("seed"),
+                style: Style::from_name(&args[4]).expect("style"),
                 ..Shape::new(args[2].parse().expect("size"))
             };
             let start = Instant::now();
@@ -228,7 +241,7 @@ fn main() {
         );
         println!("|---:|---|---:|---:|---:|---:|---:|---:|");
         for &size in &options.sizes {
-            let dir = repository(size, options.seed);
+            let dir = repository(size, options.seed, options.style);
             let repo = git2::Repository::open(&dir).expect("the benchmark repository");
             let head = repo
                 .revparse_single(CORE_BRANCH)
@@ -306,7 +319,7 @@ fn main() {
     );
     println!("|---:|---|---:|---|---:|---:|---:|---:|---:|");
     for &size in &options.sizes {
-        let dir = repository(size, options.seed);
+        let dir = repository(size, options.seed, options.style);
         let path = dir.display().to_string();
         for branch in [WIDE_BRANCH, CORE_BRANCH, ALLCORE_BRANCH] {
             helper(&["--checkout", &path, branch]);
@@ -321,7 +334,10 @@ fn main() {
             );
         }
         helper(&["--checkout", &path, synth::MAIN]);
-        compare(size, synth::MAIN, "-", &discovery, &dir, options.runs);
+        // Discovery is measured on the manifest `sync` keeps.
+        if options.style == Style::Synced {
+            compare(size, synth::MAIN, "-", &discovery, &dir, options.runs);
+        }
     }
 }
 

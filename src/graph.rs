@@ -19,6 +19,15 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 
 use crate::changes::{ChangeSet, Event, Mode};
+
+thread_local! {
+    /// A thread's list for sorting an entry's edges and waits by name
+    /// rank: `(rank, service, origin)`. One list a thread, where a list
+    /// for each of 18,000 entries was memory written for nothing (see
+    /// BENCHMARKS.md, twentieth session).
+    static BY_RANK: std::cell::RefCell<Vec<(u32, usize, &'static str)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
 use crate::manifest::{Kind, Manifest};
 use crate::pattern::{self, PatternBody, literal_directory};
 
@@ -638,23 +647,35 @@ impl<'m> ServiceGraph<'m> {
             files.dedup();
             let mut edges: Vec<Edge> = Vec::new();
             if changes.mode != Mode::All && why == Why::Kept {
-                // Room for every dependency: collected through a filter, the
-                // list would start with room for four.
-                let mut reached: Vec<_> = (self.manifest.edges(i))
-                    .filter(|&(d, _)| is_affected[d])
-                    .collect();
-                reached.sort_unstable_by_key(|&(d, _)| rank[d]);
-                edges.reserve_exact(reached.len());
-                edges.extend(reached.into_iter().map(|(d, origin)| Edge {
-                    to: names[d].clone(),
-                    origin: origin.as_str(),
-                }));
+                BY_RANK.with_borrow_mut(|reached| {
+                    reached.clear();
+                    reached.extend(
+                        (self.manifest.edges(i))
+                            .filter(|&(d, _)| is_affected[d])
+                            .map(|(d, origin)| (rank[d], d, origin.as_str())),
+                    );
+                    reached.sort_unstable_by_key(|&(rank, ..)| rank);
+                    // Room for every dependency: collected through a
+                    // filter, the list would start with room for four.
+                    edges.reserve_exact(reached.len());
+                    edges.extend(reached.iter().map(|&(_, d, origin)| Edge {
+                        to: names[d].clone(),
+                        origin,
+                    }));
+                });
             }
-            let mut waited: Vec<u32> = waits.of(i).to_vec();
-            waited.sort_unstable_by_key(|&d| rank[d as usize]);
-            let waits_for: Vec<CompactString> = (waited.iter())
-                .map(|&d| names[d as usize].clone())
-                .collect();
+            let waited = waits.of(i);
+            let waits_for: Vec<CompactString> = match waited {
+                [] | [_] => waited.iter().map(|&d| names[d as usize].clone()).collect(),
+                _ => BY_RANK.with_borrow_mut(|by_rank| {
+                    by_rank.clear();
+                    by_rank.extend(waited.iter().map(|&d| (rank[d as usize], d as usize, "")));
+                    by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
+                    (by_rank.iter())
+                        .map(|&(_, d, _)| names[d].clone())
+                        .collect()
+                }),
+            };
             let build_args = if changes.args.changed.is_empty() {
                 Vec::new()
             } else {

@@ -390,10 +390,11 @@ fn read_manifest<T>(
         };
     }
     // SAFETY: the map is read while this function runs and dropped before
-    // it returns. Were another process to truncate the file meanwhile, this
-    // process could be stopped by SIGBUS; ripple reads a checked-out file
-    // nobody edits during a CI step, and a read could as well see a
-    // half-written file.
+    // it returns, or, in a command that runs once, kept (with the values
+    // read from it) until the process exits, a moment later. Were another
+    // process to truncate the file meanwhile, this process could be
+    // stopped by SIGBUS; ripple reads a checked-out file nobody edits
+    // during a CI step, and a read could as well see a half-written file.
     // Not populated: the two halves' pages are mapped by the threads that
     // check them, at once (the kernel maps the neighbours of a page that
     // faults, 16 at a time), where populating took one thread most of a

@@ -172,7 +172,9 @@ fn serve_helper() -> bool {
             let dir = Path::new(&args[1]);
             let shape = Shape {
                 seed: args[3].parse().expect("seed"),
-                style: Style::from_name(&args[4]).expect("style"),
+                style: args.get(4).map_or(Style::Synced, |name| {
+                    Style::from_name(name).expect("style: synced or hand-written")
+                }),
                 ..Shape::new(args[2].parse().expect("size"))
             };
             let start = Instant::now();

@@ -172,9 +172,11 @@ fn serve_helper() -> bool {
             let dir = Path::new(&args[1]);
             let shape = Shape {
                 seed: args[3].parse().expect("seed"),
-                style: args.get(4).map_or(Style::Synced, |name| {
-                    Style::from_name(name).expect("style: synced or hand-written")
-                }),
+                // `cargo bench` adds `--bench` after what it is given.
+                style: (args.get(4).filter(|arg| !arg.starts_with("--")))
+                    .map_or(Style::Synced, |name| {
+                        Style::from_name(name).expect("style: synced or hand-written")
+                    }),
                 ..Shape::new(args[2].parse().expect("size"))
             };
             let start = Instant::now();

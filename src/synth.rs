@@ -620,6 +620,16 @@ mod tests {
         );
     }
 
+    /// A pull request from `branch` into [`MAIN`].
+    fn pull_request(branch: &str) -> Request {
+        Request {
+            event: Some(Event::PullRequest),
+            head: Some(branch.into()),
+            base: Some(MAIN.into()),
+            ..Request::default()
+        }
+    }
+
     /// A hand-written manifest holds the same services and edges as a
     /// synced one, written the other way: the affected sets are as large.
     #[test]
@@ -637,13 +647,8 @@ mod tests {
             let counts: Vec<usize> = [WIDE_BRANCH, CORE_BRANCH, ALLCORE_BRANCH]
                 .iter()
                 .map(|&branch| {
-                    let request = Request {
-                        event: Some(Event::PullRequest),
-                        head: Some(branch.into()),
-                        base: Some(MAIN.into()),
-                        ..Request::default()
-                    };
-                    let changes = changes::collect(&repo, &manifest.settings, &request).unwrap();
+                    let changes =
+                        changes::collect(&repo, &manifest.settings, &pull_request(branch)).unwrap();
                     ServiceGraph::new(&manifest)
                         .affected(&changes)
                         .services
@@ -704,15 +709,9 @@ mod tests {
         let text = String::from_utf8(ra.find_blob(entry.id()).unwrap().content().to_vec()).unwrap();
         let manifest = Manifest::parse(&text, "services.toml").unwrap();
         assert_eq!(manifest.services.len(), 200);
-        let request = |branch: &str| Request {
-            event: Some(Event::PullRequest),
-            head: Some(branch.into()),
-            base: Some(MAIN.into()),
-            ..Request::default()
-        };
-        let wide = changes::collect(&ra, &manifest.settings, &request(WIDE_BRANCH)).unwrap();
+        let wide = changes::collect(&ra, &manifest.settings, &pull_request(WIDE_BRANCH)).unwrap();
         assert_eq!(wide.paths.len(), 51, "50 changes, the rename listed twice");
-        let core = changes::collect(&ra, &manifest.settings, &request(CORE_BRANCH)).unwrap();
+        let core = changes::collect(&ra, &manifest.settings, &pull_request(CORE_BRANCH)).unwrap();
         assert_eq!(core.paths.len(), 5);
         let graph = ServiceGraph::new(&manifest);
         let affected = graph.affected(&core);
@@ -720,7 +719,8 @@ mod tests {
             affected.services.len() > summary.core_fan_in,
             "dependents of dependents too"
         );
-        let allcore = changes::collect(&ra, &manifest.settings, &request(ALLCORE_BRANCH)).unwrap();
+        let allcore =
+            changes::collect(&ra, &manifest.settings, &pull_request(ALLCORE_BRANCH)).unwrap();
         assert_eq!(allcore.paths.len(), 5);
         let reached = graph.affected(&allcore).services.len();
         assert!(

@@ -1339,7 +1339,7 @@ fn read_part<'a>(
             }
             Some(fields)
         });
-        if let Some(fields) = fields {
+        if let Some(fields) = &fields {
             let (service, _) = reader.service(fields, table)?;
             place(service).then_some(())?;
         } else {
@@ -2047,7 +2047,7 @@ impl<'a> Reader<'a> {
                             Some(table) => {
                                 let fields = self.service_fields(table);
                                 if let Some((service, spans)) =
-                                    self.service(fields, range(element.span()))
+                                    self.service(&fields, range(element.span()))
                                 {
                                     read.push(service, spans);
                                 }
@@ -2422,7 +2422,7 @@ impl<'a> Reader<'a> {
 
     fn service(
         &mut self,
-        fields: ServiceFields<'_, 'a>,
+        fields: &ServiceFields<'_, 'a>,
         span: Range<usize>,
     ) -> Option<(Service, Spans)> {
         let name = match fields.name {
@@ -2490,7 +2490,7 @@ impl<'a> Reader<'a> {
             optional(fields.context, "context"),
             optional(fields.build_args_file, "build_args_file"),
         );
-        let tests = self.tests(&fields, label);
+        let tests = self.tests(fields, label);
 
         let platforms = fields
             .platforms

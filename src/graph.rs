@@ -623,7 +623,19 @@ impl<'m> ServiceGraph<'m> {
         // From the directly affected to every dependent (with everything
         // planned there is nothing to add, and a release must not add the
         // test suites that depend on images), and what each image waits for.
-        let waits = self.reach(&mut is_affected, changes.mode != Mode::All);
+        let spread = changes.mode != Mode::All;
+        // The names are sorted on the other thread meanwhile: the walk is
+        // serial, and the entries below are made in name order.
+        let waits = match self.manifest.sorts_names_beside() {
+            true => {
+                crate::parallel::join(
+                    || self.reach(&mut is_affected, spread),
+                    || self.manifest.by_name(),
+                )
+                .0
+            }
+            false => self.reach(&mut is_affected, spread),
+        };
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.
         let order: Vec<usize> = (self.manifest.by_name().iter())

@@ -42,8 +42,10 @@ pub struct Manifest {
     kinds: Vec<Kind>,
     /// Position of each service by name.
     index: NameIndex,
-    /// Every service's position, in the order of their names.
-    by_name: Vec<u32>,
+    /// Every service's position, in the order of their names: sorted
+    /// when first asked for, which the graph does beside a serial step of
+    /// its own (see [`Manifest::by_name`]).
+    by_name: std::sync::OnceLock<Vec<u32>>,
     /// The positions of the services whose image has a
     /// `build_args_file`, in order.
     with_args_file: Vec<u32>,
@@ -958,9 +960,20 @@ impl Manifest {
     }
 
     /// Every service's position in `services`, in the order of their
-    /// names (which are unique).
+    /// names (which are unique). Sorted on the first call: only a graph
+    /// reads it, and sorting 20,000 names while the checks across
+    /// services ran kept the other thread from taking half of those (see
+    /// BENCHMARKS.md, twenty-first session).
     pub fn by_name(&self) -> &[u32] {
-        &self.by_name
+        self.by_name.get_or_init(|| name_order(&self.names))
+    }
+
+    /// Whether [`Manifest::by_name`] is worth sorting beside other work:
+    /// a large manifest, on two cores.
+    pub fn sorts_names_beside(&self) -> bool {
+        self.by_name.get().is_none()
+            && self.names.len() >= 2 * TABLES_PER_THREAD
+            && crate::parallel::two_cores()
     }
 
     /// The positions of the services with an include pattern whose key
@@ -2187,19 +2200,7 @@ impl<'a> Reader<'a> {
     fn assemble(&mut self, settings: Option<Settings>, mut read: Services) -> Option<Manifest> {
         // Parts read on the reading threads are sorted already.
         read.noted.iter_mut().for_each(|noted| noted.keys.finish());
-        // The name order is sorted on another thread while the checks
-        // run: both only read the services, and the sort of a large
-        // manifest's names was a tenth of what follows the reading.
-        let large = read.names.len() >= 2 * TABLES_PER_THREAD && crate::parallel::two_cores();
-        let (index, dependencies, by_name) = if large {
-            let names = &read.names;
-            let ((index, dependencies), by_name) =
-                crate::parallel::join(|| self.cross_check(&read), || name_order(names));
-            (index, dependencies, by_name)
-        } else {
-            let (index, dependencies) = self.cross_check(&read);
-            (index, dependencies, name_order(&read.names))
-        };
+        let (index, dependencies) = self.cross_check(&read);
         let mut environments: Vec<Environment> = Vec::with_capacity(read.environments.len());
         for (environment, span) in std::mem::take(&mut read.environments) {
             if environments.iter().any(|e| e.name == environment.name) {
@@ -2242,7 +2243,7 @@ impl<'a> Reader<'a> {
             names: read.names,
             kinds: read.kinds,
             index,
-            by_name,
+            by_name: std::sync::OnceLock::new(),
             with_args_file: (read.noted.iter())
                 .flat_map(|noted| noted.with_args_file.iter().copied())
                 .collect(),

@@ -15,11 +15,16 @@
 //! 1.6 µs, and a 20,000-service run wrote about 4,500 of them, a fifth of
 //! its time. A 2 MiB page costs one fault and its zeroing (see
 //! BENCHMARKS.md, fifteenth session). Where the kernel gives no huge
-//! pages, the mappings are plain ones.
+//! pages, the mappings are plain ones. A few large blocks given back are
+//! kept mapped for the next of their length, whose pages are then not
+//! zeroed again.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// Chunks are this large and aligned to it, so that the chunk a pointer
 /// would belong to is found by masking: a huge page.
@@ -55,6 +60,22 @@ static CHUNKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 /// are alive at once, and they come and go rarely, so it is searched
 /// from the start.
 static LARGE_BLOCKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+/// Large blocks given back and kept mapped, each for the next large block
+/// of the same mapped length (0 in a free slot): its address, aligned to a
+/// huge page, with its length in huge pages in the bits that alignment
+/// leaves free. A plan's text is written a run of jobs at a time, each
+/// run's room a large block: unmapped when written out and mapped again
+/// for the next run, every run's pages were zeroed again by the kernel,
+/// a tenth of a 20,000-service plan's time (see BENCHMARKS.md,
+/// twenty-first session). Few and small, so that they hold a few MB.
+static SPARE_LARGE: [AtomicUsize; SPARES] = [const { AtomicUsize::new(0) }; SPARES];
+
+/// How many large blocks are kept for reuse at most.
+const SPARES: usize = 4;
+
+/// The longest mapping kept for reuse.
+const SPARE_MAX: usize = 2 * HUGE;
 
 thread_local! {
     /// Whether this thread is inside [`region`].
@@ -246,13 +267,22 @@ fn takes_large(size: usize, align: usize) -> bool {
 }
 
 /// A block of `layout` in a mapping of its own, when it [`takes_large`]
-/// and the table has room; null otherwise (or with no memory). A fresh
-/// mapping is zero.
-fn alloc_large(layout: Layout) -> *mut u8 {
+/// and the table has room; null otherwise (or with no memory). Zero when
+/// `zeroed`: a fresh mapping; else one given back before, when one of its
+/// length is kept (see [`SPARE_LARGE`]).
+fn alloc_large(layout: Layout, zeroed: bool) -> *mut u8 {
     if !takes_large(layout.size(), layout.align()) {
         return std::ptr::null_mut();
     }
-    let block = map_huge(mapped_len(layout.size()));
+    let len = mapped_len(layout.size());
+    let spare = match zeroed {
+        true => std::ptr::null_mut(),
+        false => take_from(&SPARE_LARGE, len),
+    };
+    let block = match spare.is_null() {
+        true => map_huge(len),
+        false => spare,
+    };
     if !block.is_null() && !note_large(block) {
         // SAFETY: mapped just above with this length, not handed out.
         unsafe { libc::munmap(block.cast(), mapped_len(layout.size())) };
@@ -296,7 +326,8 @@ unsafe fn remap_large(ptr: *mut u8, size: usize, new_size: usize) -> *mut u8 {
     moved.cast()
 }
 
-/// Unmaps the large block at `ptr` of `size` bytes, one [`is_large`].
+/// Gives back the large block at `ptr` of `size` bytes, one
+/// [`is_large`]: kept for reuse when there is room, else unmapped.
 ///
 /// # Safety
 ///
@@ -305,8 +336,40 @@ unsafe fn free_large(size: usize, ptr: *mut u8) {
     if let Some(slot) = large_slot(ptr) {
         slot.store(0, Relaxed);
     }
+    if keep_in(&SPARE_LARGE, ptr, mapped_len(size)) {
+        return;
+    }
     // SAFETY: the block's own mapping, which the caller no longer uses.
     unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
+}
+
+/// Keeps the mapping at `block` (aligned to a huge page) of `len` bytes
+/// in a free slot of `slots`, for reuse; false when it is too long or no
+/// slot is free.
+fn keep_in(slots: &[AtomicUsize], block: *mut u8, len: usize) -> bool {
+    let word = block as usize | (len / HUGE);
+    // Released: whoever takes the block sees what was written to it
+    // before as done.
+    len <= SPARE_MAX
+        && (slots.iter()).any(|slot| (slot.compare_exchange(0, word, Release, Relaxed)).is_ok())
+}
+
+/// A mapping of `len` bytes kept in `slots`, taken out of it; null when
+/// there is none.
+fn take_from(slots: &[AtomicUsize], len: usize) -> *mut u8 {
+    if len > SPARE_MAX {
+        return std::ptr::null_mut();
+    }
+    for slot in slots {
+        let word = slot.load(Relaxed);
+        if word != 0
+            && word & (HUGE - 1) == len / HUGE
+            && (slot.compare_exchange(word, 0, Acquire, Relaxed)).is_ok()
+        {
+            return (word & !(HUGE - 1)) as *mut u8;
+        }
+    }
+    std::ptr::null_mut()
 }
 
 /// `layout` (under [`LARGE`], aligned to at most 16) from this thread's
@@ -343,16 +406,18 @@ fn bump(layout: Layout) -> *mut u8 {
     chunk
 }
 
-// SAFETY: every block comes from the system's allocator or from a chunk
-// of it that is never freed; a block in a chunk is handed out once (the
-// thread's free part only moves forward) and never given back to the
-// system, and a block is given back to whichever of the two it came from.
+// SAFETY: every block comes from the system's allocator, from a chunk
+// that is never freed, or from a large mapping of its own; a block in a
+// chunk is handed out once (the thread's free part only moves forward)
+// and never given back to the system; a large mapping is handed out again
+// only once it was given back (kept in `SPARE_LARGE`, taken from there by
+// one thread); and a block is given back to whichever it came from.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if takes_region(layout) {
             return bump(layout);
         }
-        let block = alloc_large(layout);
+        let block = alloc_large(layout, false);
         if !block.is_null() {
             return block;
         }
@@ -371,7 +436,7 @@ unsafe impl GlobalAlloc for Arena {
             }
             return block;
         }
-        let block = alloc_large(layout);
+        let block = alloc_large(layout, true);
         if !block.is_null() {
             return block;
         }
@@ -514,6 +579,40 @@ mod tests {
         let zeroed = vec![0u64; LARGE];
         assert!(is_mapped(zeroed.as_ptr().cast()));
         assert!(zeroed.iter().all(|&w| w == 0));
+    }
+
+    /// A large block given back is kept, by its length, for the next one
+    /// of that length; one too long, or with no slot free, is not. A
+    /// zeroed large block is zero even when a written one of its length
+    /// was just given back.
+    #[test]
+    fn large_blocks_given_back_are_reused_by_length() {
+        let slots: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+        let (one, two, three) = (map_huge(HUGE), map_huge(2 * HUGE), map_huge(HUGE));
+        assert!(keep_in(&slots, one, HUGE));
+        assert!(keep_in(&slots, two, 2 * HUGE));
+        assert!(!keep_in(&slots, three, HUGE), "no slot is free");
+        assert!(take_from(&slots, 4 * HUGE).is_null());
+        assert_eq!(take_from(&slots, 2 * HUGE), two);
+        assert_eq!(take_from(&slots, HUGE), one);
+        assert!(take_from(&slots, HUGE).is_null(), "each is taken once");
+        let long = map_huge(2 * SPARE_MAX);
+        assert!(!keep_in(&slots, long, 2 * SPARE_MAX));
+        for (block, len) in [
+            (one, HUGE),
+            (two, 2 * HUGE),
+            (three, HUGE),
+            (long, 2 * SPARE_MAX),
+        ] {
+            // SAFETY: mapped above with this length, not handed out.
+            unsafe { libc::munmap(block.cast(), len) };
+        }
+        enable();
+        for _ in 0..4 {
+            drop(vec![0xffu8; LARGE]);
+            let zeroed = vec![0u8; LARGE];
+            assert!(zeroed.iter().all(|&b| b == 0));
+        }
     }
 
     #[test]

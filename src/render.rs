@@ -37,9 +37,8 @@ impl<'a> Report<'a> {
 /// example writes them. A change that reaches 18,600 services is 4.0 MB
 /// of text that way instead of 6.7 (read from a pipe, the larger one took
 /// 1.9 ms longer), and a diff of two reports shows the services that
-/// changed line by line. The services are written
-/// directly (serde costs about 18 instructions a byte here) and on two
-/// threads.
+/// changed line by line. The services are written directly (serde costs
+/// about 18 instructions a byte here) and on two threads.
 pub fn affected_json(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
     // The change set's fields as serde writes them, but the closing brace.

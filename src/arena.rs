@@ -68,11 +68,12 @@ static LARGE_BLOCKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOT
 /// run's room a large block: unmapped when written out and mapped again
 /// for the next run, every run's pages were zeroed again by the kernel,
 /// a tenth of a 20,000-service plan's time (see BENCHMARKS.md,
-/// twenty-first session). Few and small, so that they hold a few MB.
+/// twenty-first session).
 static SPARE_LARGE: [AtomicUsize; SPARES] = [const { AtomicUsize::new(0) }; SPARES];
 
-/// How many large blocks are kept for reuse at most.
-const SPARES: usize = 4;
+/// How many large blocks are kept for reuse at most: the two runs a plan
+/// is written in at once, so that at most 8 MiB are held.
+const SPARES: usize = 2;
 
 /// The longest mapping kept for reuse.
 const SPARE_MAX: usize = 2 * HUGE;

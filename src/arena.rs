@@ -280,13 +280,14 @@ fn alloc_large(layout: Layout, zeroed: bool) -> *mut u8 {
         true => std::ptr::null_mut(),
         false => take_from(&SPARE_LARGE, len),
     };
-    let block = match spare.is_null() {
-        true => map_huge(len),
-        false => spare,
+    let block = if spare.is_null() {
+        map_huge(len)
+    } else {
+        spare
     };
     if !block.is_null() && !note_large(block) {
-        // SAFETY: mapped just above with this length, not handed out.
-        unsafe { libc::munmap(block.cast(), mapped_len(layout.size())) };
+        // SAFETY: mapped above (or kept) with this length, not handed out.
+        unsafe { libc::munmap(block.cast(), len) };
         return std::ptr::null_mut();
     }
     block

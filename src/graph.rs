@@ -626,15 +626,14 @@ impl<'m> ServiceGraph<'m> {
         let spread = changes.mode != Mode::All;
         // The names are sorted on the other thread meanwhile: the walk is
         // serial, and the entries below are made in name order.
-        let waits = match self.manifest.sorts_names_beside() {
-            true => {
-                crate::parallel::join(
-                    || self.reach(&mut is_affected, spread),
-                    || self.manifest.by_name(),
-                )
-                .0
-            }
-            false => self.reach(&mut is_affected, spread),
+        let waits = if self.manifest.sorts_names_beside() {
+            let (waits, _) = crate::parallel::join(
+                || self.reach(&mut is_affected, spread),
+                || self.manifest.by_name(),
+            );
+            waits
+        } else {
+            self.reach(&mut is_affected, spread)
         };
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.

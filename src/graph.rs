@@ -637,10 +637,14 @@ impl<'m> ServiceGraph<'m> {
         };
         // In name order from the start: sorting the finished entries would
         // move 20,000 of them through a scratch copy.
-        let order: Vec<usize> = (self.manifest.by_name().iter())
-            .map(|&i| i as usize)
-            .filter(|&i| is_affected[i])
-            .collect();
+        // Sized first: collected through a filter, the list grew by
+        // doubling, each copy left behind in the region.
+        let mut order = Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
+        order.extend(
+            (self.manifest.by_name().iter())
+                .map(|&i| i as usize)
+                .filter(|&i| is_affected[i]),
+        );
         let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         // Each service's place in name order: lists of names are sorted by
         // it, one comparison of numbers where comparing names called

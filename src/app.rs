@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use git2::Repository;
 
+use crate::arena::Kept;
 use crate::backend::{self, Backend, OutputValue, Rendered, Templates, Vars};
 use crate::changes::manifest_at;
 use crate::changes::{self, ChangeSet, Event, Request};
@@ -1283,7 +1284,8 @@ fn cmd_sync(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
-    let repo = workspace.open_repo()?;
+    // What `sync` reads is left to the exit (see `Kept`).
+    let repo = Kept::new(workspace.open_repo()?);
     let path = workspace.manifest_to_write(&repo, "sync")?;
     let shown = path.display().to_string();
     let text = read_manifest(&path, None, |text| Ok(text.to_string()))?;
@@ -1294,15 +1296,15 @@ fn cmd_sync(
     // The sources run against the manifest; when its old `discovered` keys
     // stop it from reading (a service gone, a cycle), against the text
     // without them.
-    let manifest = match Manifest::parse(&text, &shown) {
+    let manifest = Kept::new(match Manifest::parse(&text, &shown) {
         Ok(manifest) => manifest,
         Err(_) => {
             let stripped = crate::sync::without_discovered(&text).map_err(unreadable)?;
             Manifest::parse(&stripped, &shown)?
         }
-    };
+    });
     let sources = &manifest.settings.discover;
-    let files = changes::files_at(&repo, &args.head)?;
+    let files = Kept::new(changes::files_at(&repo, &args.head)?);
     let edges = crate::discover::discover(&manifest, &files, sources);
     // Up to date (the common case of `--check`): no rewriting at all.
     let written = if crate::sync::is_current(&manifest, &edges) {
@@ -1347,7 +1349,8 @@ fn cmd_sync(
 /// `ripple init`: a first manifest, guessed from the files of a commit,
 /// with the edges the code states; never over an existing one.
 fn cmd_init(workspace: &Workspace, args: cli::InitArgs, err: &mut dyn Write) -> Result<()> {
-    let repo = workspace.open_repo()?;
+    // What `init` reads is left to the exit (see `Kept`).
+    let repo = Kept::new(workspace.open_repo()?);
     let path = workspace.manifest_to_write(&repo, "init")?;
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(Error::Usage {
@@ -1358,11 +1361,11 @@ fn cmd_init(workspace: &Workspace, args: cli::InitArgs, err: &mut dyn Write) -> 
             hint: Some("edit it, or run `ripple sync` to rewrite its discovered edges".into()),
         });
     }
-    let files = changes::files_at(&repo, &args.head)?;
+    let files = Kept::new(changes::files_at(&repo, &args.head)?);
     let branch = changes::default_target(&repo).unwrap_or_else(|| "main".into());
     let guess = crate::init::guess(&files, &branch, &changes::tag_names(&repo));
     let shown = path.display().to_string();
-    let manifest = Manifest::parse(&guess.text, &shown)?;
+    let manifest = Kept::new(Manifest::parse(&guess.text, &shown)?);
     let sources: Vec<String> = guess.sources.iter().map(|s| s.to_string()).collect();
     let edges = crate::discover::discover(&manifest, &files, &sources);
     let unreadable = |why: crate::sync::Unreadable| Error::Usage {

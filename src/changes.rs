@@ -6,7 +6,7 @@
 //! exactly "counts under both paths", and it keeps large diffs cheap.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -1117,13 +1117,20 @@ pub fn tag_names(repo: &Repository) -> Vec<String> {
 /// blobs only (not submodules), read from git objects, never the work
 /// tree.
 pub fn files_at<'r>(repo: &'r Repository, rev: &str) -> Result<crate::discover::Files<'r>> {
-    let blobs: HashMap<String, Oid> = entries_at(repo, rev)?
-        .into_iter()
+    let entries = entries_at(repo, rev)?;
+    // Sized once, and hashed by Fx: SipHash and growing the table were a
+    // tenth of `sync` at 20,000 services (400,000 files).
+    let mut blobs: rustc_hash::FxHashMap<String, Oid> =
+        rustc_hash::FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
+    // In the entries' order, which is sorted: the map's keys are not, and
+    // sorting 400,000 paths again compared their long common prefixes.
+    let paths: Vec<String> = (entries.into_iter())
         .filter(|e| e.mode & 0o170000 == 0o100000)
-        .map(|e| (e.path, e.id))
+        .map(|e| {
+            blobs.insert(e.path.clone(), e.id);
+            e.path
+        })
         .collect();
-    let mut paths: Vec<String> = blobs.keys().cloned().collect();
-    paths.sort_unstable();
     Ok(crate::discover::Files {
         paths,
         read: Box::new(move |path| {

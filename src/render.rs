@@ -120,6 +120,7 @@ pub(crate) mod json {
     /// between quotes without looking for what to escape, as the manifest
     /// took only names of `[a-z0-9._-]` (most strings of a large report
     /// are names, and looking took a fifth of writing it).
+    #[inline]
     pub fn name(out: &mut impl Write, name: &str) -> Result<()> {
         debug_assert!(crate::manifest::is_valid_name(name), "not a name: {name:?}");
         out.write_all(b"\"")?;
@@ -365,6 +366,7 @@ pub(crate) mod json {
     }
 
     /// A list on one line, `[a, b]`, each item written by `item`.
+    #[inline]
     pub fn line<W: Write, T>(
         out: &mut W,
         items: &[T],

@@ -99,8 +99,11 @@ impl PathPattern {
 /// The directory every path a glob matches is in: the glob's start up to
 /// its last `/` before any special character (`""` when there is none).
 pub fn literal_directory(glob: &str) -> &str {
-    let literal = glob
-        .find(['*', '?', '[', ']', '{', '}', '\\'])
+    // Bytes, not a search for any of seven characters, which compared
+    // each character with each of them (600 instructions a glob of 30
+    // bytes); all seven are ASCII, so where one is is a character boundary.
+    let literal = (glob.bytes())
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\'))
         .map_or(glob, |end| &glob[..end]);
     literal.rfind('/').map_or("", |slash| &glob[..slash])
 }

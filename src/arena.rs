@@ -71,9 +71,10 @@ static LARGE_BLOCKS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOT
 /// twenty-first session).
 static SPARE_LARGE: [AtomicUsize; SPARES] = [const { AtomicUsize::new(0) }; SPARES];
 
-/// How many large blocks are kept for reuse at most: the two runs a plan
-/// is written in at once, so that at most 8 MiB are held.
-const SPARES: usize = 2;
+/// How many large blocks are kept for reuse at most: the four runs a
+/// plan holds at once (two written while two are made), so that at most
+/// 16 MiB are held.
+const SPARES: usize = 4;
 
 /// The longest mapping kept for reuse.
 const SPARE_MAX: usize = 2 * HUGE;

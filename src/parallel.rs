@@ -190,7 +190,7 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
 /// about 64 KB.
 const RUN_MIN: usize = 64;
 
-/// The most: two runs held at once stay a few MB whatever the output.
+/// The most: four runs held at once stay a few MB whatever the output.
 const RUN_MAX: usize = 1_024;
 
 /// Items per run: a sixteenth of them within those bounds. Each run
@@ -202,10 +202,13 @@ fn run_length(items: usize) -> usize {
 
 /// Makes something of each run of items with `make` (which must depend
 /// on that run only) and hands each to `each` in order. With many items
-/// and two cores, runs are made two at a time, one on each thread. At
-/// most two runs of at most [`RUN_MAX`] items are held at once, so memory
-/// does not grow with the output. `each` runs on this thread; its first
-/// error stops the rest.
+/// and two cores, runs are made two at a time, one on each thread, and
+/// the two made before are handed to `each` meanwhile: written into a
+/// pipe, a pair of runs took longer to write than to make, and the other
+/// thread waited for the writing (see BENCHMARKS.md, twenty-second
+/// session). At most four runs of at most [`RUN_MAX`] items are held at
+/// once, so memory does not grow with the output. `each` runs on this
+/// thread; its first error stops the rest.
 pub fn in_order<T: Sync, R: Send, E>(
     items: &[T],
     make: impl Fn(&[T]) -> R + Sync,
@@ -215,8 +218,33 @@ pub fn in_order<T: Sync, R: Send, E>(
     if !two_cores() || runs.len() < 4 {
         return runs.into_iter().try_for_each(|run| each(make(run)));
     }
+    let inside = crate::arena::inside();
+    let mut made: Option<(R, Option<R>)> = None;
     for pair in runs.chunks(2) {
-        let (first, second) = join(|| make(pair[0]), || pair.get(1).map(|&run| make(run)));
+        let mut second = None;
+        let mut written = Ok(());
+        // In place: `each` need not be sent to another thread.
+        let first = rayon::in_place_scope(|scope| {
+            let second = &mut second;
+            let make = &make;
+            scope.spawn(move |_| {
+                let run = || pair.get(1).map(|&run| make(run));
+                // What the other thread makes is kept as this one's is.
+                *second = if inside {
+                    crate::arena::region(run)
+                } else {
+                    run()
+                };
+            });
+            if let Some((first, second)) = made.take() {
+                written = each(first).and_then(|()| second.map_or(Ok(()), &mut each));
+            }
+            make(pair[0])
+        });
+        written?;
+        made = Some((first, second));
+    }
+    if let Some((first, second)) = made {
         each(first)?;
         if let Some(second) = second {
             each(second)?;

@@ -15,7 +15,7 @@
 //! 1.6 µs, and a 20,000-service run wrote about 4,500 of them, a fifth of
 //! its time. A 2 MiB page costs one fault and its zeroing (see
 //! BENCHMARKS.md, fifteenth session). Where the kernel gives no huge
-//! pages, the mappings are plain ones. Two large blocks given back are
+//! pages, the mappings are plain ones. Four large blocks given back are
 //! kept mapped for the next of their length, whose pages are then not
 //! zeroed again.
 

@@ -142,14 +142,19 @@ pub fn join<A: Send, B: Send>(
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
     if rayon::current_thread_index().is_some() {
-        // What the other half keeps is kept as this half's is.
-        if crate::arena::inside() {
-            rayon::join(a, || crate::arena::region(b))
-        } else {
-            rayon::join(a, b)
-        }
+        let inside = crate::arena::inside();
+        rayon::join(a, move || kept_as_here(inside, b))
     } else {
         (a(), b())
+    }
+}
+
+/// Runs `f`, handed to another thread by one that is `inside` a region or
+/// not: what the other thread makes is kept as this one's is.
+fn kept_as_here<R>(inside: bool, f: impl FnOnce() -> R) -> R {
+    match inside {
+        true => crate::arena::region(f),
+        false => f(),
     }
 }
 
@@ -228,13 +233,7 @@ pub fn in_order<T: Sync, R: Send, E>(
             let second = &mut second;
             let make = &make;
             scope.spawn(move |_| {
-                let run = || pair.get(1).map(|&run| make(run));
-                // What the other thread makes is kept as this one's is.
-                *second = if inside {
-                    crate::arena::region(run)
-                } else {
-                    run()
-                };
+                *second = kept_as_here(inside, || pair.get(1).map(|&run| make(run)));
             });
             if let Some((first, second)) = made.take() {
                 written = each(first).and_then(|()| second.map_or(Ok(()), &mut each));

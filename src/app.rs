@@ -625,11 +625,11 @@ fn read_while_diffing(
         };
         let repo = Repository::open_ext(&at, flags, std::iter::empty::<&std::ffi::OsStr>())
             .map_err(git(format!("opening `{}` again", at.display())))?;
-        let found = diff(&repo, backend, build, &settings);
         // Closing the handle (its pack maps, caches, files) took this
         // thread about 0.2 ms while the other reads the manifest: a
         // command that runs once leaves it to the exit.
-        let _ = crate::arena::leak(repo);
+        let repo = Kept::new(repo);
+        let found = diff(&repo, backend, build, &settings);
         Ok(Diffed { settings, found })
     };
     let (manifest, early) = crate::parallel::join(

@@ -636,9 +636,9 @@ impl<'m> ServiceGraph<'m> {
             self.reach(&mut is_affected, spread)
         };
         // In name order from the start: sorting the finished entries would
-        // move 20,000 of them through a scratch copy.
-        // Sized first: collected through a filter, the list grew by
-        // doubling, each copy left behind in the region.
+        // move 20,000 of them through a scratch copy. Sized first: collected
+        // through a filter, the list grew by doubling, each copy left
+        // behind in the region.
         let mut order = Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
         order.extend(
             (self.manifest.by_name().iter())

@@ -224,6 +224,9 @@ pub fn in_order<T: Sync, R: Send, E>(
         return runs.into_iter().try_for_each(|run| each(make(run)));
     }
     let inside = crate::arena::inside();
+    let mut write = |(first, second): (R, Option<R>)| {
+        each(first).and_then(|()| second.map_or(Ok(()), &mut each))
+    };
     let mut made: Option<(R, Option<R>)> = None;
     for pair in runs.chunks(2) {
         let mut second = None;
@@ -235,21 +238,15 @@ pub fn in_order<T: Sync, R: Send, E>(
             scope.spawn(move |_| {
                 *second = kept_as_here(inside, || pair.get(1).map(|&run| make(run)));
             });
-            if let Some((first, second)) = made.take() {
-                written = each(first).and_then(|()| second.map_or(Ok(()), &mut each));
+            if let Some(pair) = made.take() {
+                written = write(pair);
             }
             make(pair[0])
         });
         written?;
         made = Some((first, second));
     }
-    if let Some((first, second)) = made {
-        each(first)?;
-        if let Some(second) = second {
-            each(second)?;
-        }
-    }
-    Ok(())
+    made.map_or(Ok(()), write)
 }
 
 /// Maps each item with `each` into one list, in order. With many items

@@ -220,7 +220,9 @@ impl Workspace {
     /// Reads and validates the manifest: from `--manifest`, else from the
     /// work tree, else (bare repository) from the head commit.
     fn manifest(&self, repo: Option<&Repository>, head: &str) -> Result<Manifest> {
-        self.with_manifest(repo, head, |text, shown| Ok(Manifest::parse(text, shown)?))
+        self.with_manifest(repo, head, |text, shown| {
+            Ok(Manifest::parse_text(text, shown)?)
+        })
     }
 
     /// The manifest's text and the name it is shown by: for checks that
@@ -237,7 +239,7 @@ impl Workspace {
         &self,
         repo: Option<&Repository>,
         head: &str,
-        read: impl FnOnce(&str, &str) -> Result<T>,
+        read: impl FnOnce(&manifest::Text<'_>, &str) -> Result<T>,
     ) -> Result<T> {
         if let Some(path) = &self.manifest {
             let shown = path.display().to_string();
@@ -252,7 +254,7 @@ impl Workspace {
                 read(text, MANIFEST_FILE)
             }),
             None => read(
-                &manifest_at(repo, head)?,
+                &manifest::Text::new(&manifest_at(repo, head)?),
                 &format!("{head}:{MANIFEST_FILE}"),
             ),
         }
@@ -322,7 +324,7 @@ const MAP_AT_BYTES: u64 = 256 * 1024;
 fn read_manifest<T>(
     path: &Path,
     inside: Option<&Path>,
-    parse: impl FnOnce(&str) -> Result<T>,
+    parse: impl FnOnce(&manifest::Text<'_>) -> Result<T>,
 ) -> Result<T> {
     let failed = |source| Error::ManifestRead {
         path: path.to_path_buf(),
@@ -385,9 +387,9 @@ fn read_manifest<T>(
         return match crate::arena::leak(text) {
             Ok(kept) => {
                 crate::arena::note_kept(kept);
-                parse(kept)
+                parse(&manifest::Text::new(kept))
             }
-            Err(text) => parse(&text),
+            Err(text) => parse(&manifest::Text::new(&text)),
         };
     }
     // SAFETY: the map is read while this function runs and dropped before
@@ -407,11 +409,11 @@ fn read_manifest<T>(
     // from the text may then refer to it rather than copy it.
     match crate::arena::leak(map) {
         Ok(map) => {
-            let text = crate::parallel::utf8(map).map_err(invalid)?;
-            crate::arena::note_kept(text);
-            parse(text)
+            let text = manifest::Text::check(map).map_err(invalid)?;
+            crate::arena::note_kept(text.as_str());
+            parse(&text)
         }
-        Err(map) => parse(crate::parallel::utf8(&map).map_err(invalid)?),
+        Err(map) => parse(&manifest::Text::check(&map).map_err(invalid)?),
     }
 }
 
@@ -603,12 +605,12 @@ fn read_while_diffing(
     workspace: &Workspace,
     repo: &Repository,
     build: &BuildArgs,
-    text: &str,
+    text: &manifest::Text<'_>,
     shown: &str,
 ) -> Result<(Manifest, Option<Result<Diffed>>)> {
     // A command that runs once keeps the manifest until it ends: in a
     // region its lists are on huge pages (see `arena`).
-    let parse = || crate::arena::region(|| Manifest::parse(text, shown));
+    let parse = || crate::arena::region(|| Manifest::parse_text(text, shown));
     let Some(settings) = Manifest::leading_settings(text, shown) else {
         return Ok((parse()?, None));
     };
@@ -659,7 +661,9 @@ fn analyse(workspace: &Workspace, build: &BuildArgs, err: &mut dyn Write) -> Res
                 Err(Error::NoRepository { dir }) => {
                     let path = dir.join(MANIFEST_FILE);
                     let shown = path.display().to_string();
-                    read_manifest(&path, Some(&dir), |text| Ok(Manifest::parse(text, &shown)?))?
+                    read_manifest(&path, Some(&dir), |text| {
+                        Ok(Manifest::parse_text(text, &shown)?)
+                    })?
                 }
                 Err(error) => return Err(error),
             },

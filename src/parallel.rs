@@ -165,30 +165,70 @@ pub fn both(take: impl Fn() + Sync) {
     join(&take, &take);
 }
 
-/// `bytes` as text when they are UTF-8, checked a half on each thread
-/// when there are many; the error is the one for the whole.
-pub fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+/// `bytes` as text when they are UTF-8, with where `needle` starts in
+/// them, ascending: both in one pass, a block at a time while it is in
+/// the core's cache, a half on each thread when there are many. The
+/// error is the one for the whole.
+pub fn utf8_finding<'b>(
+    bytes: &'b [u8],
+    needle: &[u8],
+) -> Result<(&'b str, Vec<usize>), std::str::Utf8Error> {
     const LARGE: usize = 1 << 20;
-    // Cut where no character continues: the halves are UTF-8 exactly when
-    // the whole is.
-    let middle = bytes.len() / 2;
-    let cut = (middle..bytes.len())
+    let finder = memchr::memmem::Finder::new(needle);
+    let checked = if bytes.len() >= LARGE && two_cores() {
+        let cut = char_start(bytes, bytes.len() / 2);
+        let (first, second) = join(
+            || check_finding(bytes, 0..cut, &finder),
+            || check_finding(bytes, cut..bytes.len(), &finder),
+        );
+        first.and_then(|mut found| {
+            found.extend(second?);
+            Ok(found)
+        })
+    } else {
+        check_finding(bytes, 0..bytes.len(), &finder)
+    };
+    match checked {
+        // SAFETY: every block was checked, and they are cut between
+        // characters.
+        Ok(found) => Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, found)),
+        // Checked whole for the error's position in the whole.
+        Err(_) => std::str::from_utf8(bytes).map(|text| (text, finder.find_iter(bytes).collect())),
+    }
+}
+
+/// The first place at or after `at` (within a character's length) where
+/// no character continues: blocks cut there are UTF-8 exactly when the
+/// whole is. `at` itself when there is none, in text that is not UTF-8.
+fn char_start(bytes: &[u8], at: usize) -> usize {
+    (at..bytes.len())
         .take(4)
         .find(|&at| bytes[at] & 0xC0 != 0x80)
-        .unwrap_or(middle);
-    if bytes.len() >= LARGE && two_cores() {
-        let (first, second) = bytes.split_at(cut);
-        let (a, b) = join(
-            || std::str::from_utf8(first),
-            || std::str::from_utf8(second),
-        );
-        if a.is_ok() && b.is_ok() {
-            // SAFETY: both halves were checked, and they are cut between
-            // characters.
-            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-        }
+        .unwrap_or(at)
+}
+
+/// Checks `bytes[range]` and finds `finder`'s needle starting in it.
+fn check_finding(
+    bytes: &[u8],
+    range: std::ops::Range<usize>,
+    finder: &memchr::memmem::Finder<'_>,
+) -> Result<Vec<usize>, std::str::Utf8Error> {
+    // Read twice from the core's own cache rather than from memory.
+    const BLOCK: usize = 128 << 10;
+    let mut found = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        let end = char_start(&bytes[..range.end], (at + BLOCK).min(range.end));
+        std::str::from_utf8(&bytes[at..end])?;
+        // A needle that starts in the block may end past it, and one that
+        // starts past it does not fit.
+        let reach = (end + finder.needle().len())
+            .saturating_sub(1)
+            .min(bytes.len());
+        found.extend(finder.find_iter(&bytes[at..reach]).map(|k| at + k));
+        at = end;
     }
-    std::str::from_utf8(bytes)
+    Ok(found)
 }
 
 /// The fewest items in a run of [`in_order`]: a run of jobs renders to
@@ -337,20 +377,38 @@ mod tests {
     }
 
     #[test]
-    fn large_text_is_checked_in_halves_as_a_whole() {
+    fn large_text_is_checked_and_searched_in_blocks_as_a_whole() {
+        const NEEDLE: &[u8] = b"\n[[service]]";
         in_pool(|| {
-            // Multi-byte characters across the middle, wherever it falls.
+            // Multi-byte characters and needles across the middle and the
+            // blocks' ends, wherever they fall.
             for pad in 0..4 {
                 let mut text = "x".repeat(pad);
                 while text.len() < 3 << 20 {
-                    text.push_str("é€😀 a line of services.toml\n");
+                    text.push_str("é€😀 a line of services.toml\n[[service]]");
                 }
-                assert_eq!(utf8(text.as_bytes()), Ok(text.as_str()));
+                let everywhere: Vec<usize> =
+                    memchr::memmem::find_iter(text.as_bytes(), NEEDLE).collect();
+                assert_eq!(
+                    utf8_finding(text.as_bytes(), NEEDLE),
+                    Ok((text.as_str(), everywhere.clone()))
+                );
+                let end = (1000..).find(|&at| text.is_char_boundary(at)).unwrap();
+                let small = &text[..end];
+                let in_small = (everywhere.iter().copied()).filter(|&at| at + NEEDLE.len() <= end);
+                assert_eq!(
+                    utf8_finding(small.as_bytes(), NEEDLE),
+                    Ok((small, in_small.collect()))
+                );
                 for at in [0, text.len() / 2 - 1, text.len() / 2, text.len() - 1] {
                     let mut bytes = text.clone().into_bytes();
                     bytes[at] = 0xFF;
                     let whole = std::str::from_utf8(&bytes).unwrap_err();
-                    assert_eq!(utf8(&bytes).unwrap_err(), whole, "bad byte at {at}");
+                    assert_eq!(
+                        utf8_finding(&bytes, NEEDLE).unwrap_err(),
+                        whole,
+                        "bad byte at {at}"
+                    );
                 }
             }
         });

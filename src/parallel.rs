@@ -165,35 +165,41 @@ pub fn both(take: impl Fn() + Sync) {
     join(&take, &take);
 }
 
-/// `bytes` as text when they are UTF-8, with where `needle` starts in
-/// them, ascending: both in one pass, a block at a time while it is in
-/// the core's cache, a half on each thread when there are many. The
-/// error is the one for the whole.
+/// `bytes` as text when they are UTF-8, with the places where `needle`
+/// starts in them that `keep` keeps, ascending: all in one pass, a block
+/// at a time while it is in the core's cache, a half on each thread when
+/// there are many. The error is the one for the whole.
 pub fn utf8_finding<'b>(
     bytes: &'b [u8],
     needle: &[u8],
+    keep: impl Fn(usize) -> bool + Sync,
 ) -> Result<(&'b str, Vec<usize>), std::str::Utf8Error> {
     const LARGE: usize = 1 << 20;
     let finder = memchr::memmem::Finder::new(needle);
     let checked = if bytes.len() >= LARGE && two_cores() {
         let cut = char_start(bytes, bytes.len() / 2);
         let (first, second) = join(
-            || check_finding(bytes, 0..cut, &finder),
-            || check_finding(bytes, cut..bytes.len(), &finder),
+            || check_finding(bytes, 0..cut, &finder, &keep),
+            || check_finding(bytes, cut..bytes.len(), &finder, &keep),
         );
         first.and_then(|mut found| {
             found.extend(second?);
             Ok(found)
         })
     } else {
-        check_finding(bytes, 0..bytes.len(), &finder)
+        check_finding(bytes, 0..bytes.len(), &finder, &keep)
     };
     match checked {
         // SAFETY: every block was checked, and they are cut between
         // characters.
         Ok(found) => Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, found)),
         // Checked whole for the error's position in the whole.
-        Err(_) => std::str::from_utf8(bytes).map(|text| (text, finder.find_iter(bytes).collect())),
+        Err(_) => std::str::from_utf8(bytes).map(|text| {
+            (
+                text,
+                finder.find_iter(bytes).filter(|&at| keep(at)).collect(),
+            )
+        }),
     }
 }
 
@@ -207,11 +213,13 @@ fn char_start(bytes: &[u8], at: usize) -> usize {
         .unwrap_or(at)
 }
 
-/// Checks `bytes[range]` and finds `finder`'s needle starting in it.
+/// Checks `bytes[range]` and finds `finder`'s needle starting in it
+/// where `keep` keeps it.
 fn check_finding(
     bytes: &[u8],
     range: std::ops::Range<usize>,
     finder: &memchr::memmem::Finder<'_>,
+    keep: &impl Fn(usize) -> bool,
 ) -> Result<Vec<usize>, std::str::Utf8Error> {
     // Read twice from the core's own cache rather than from memory.
     const BLOCK: usize = 128 << 10;
@@ -225,7 +233,8 @@ fn check_finding(
         let reach = (end + finder.needle().len())
             .saturating_sub(1)
             .min(bytes.len());
-        found.extend(finder.find_iter(&bytes[at..reach]).map(|k| at + k));
+        let starts = finder.find_iter(&bytes[at..reach]).map(|k| at + k);
+        found.extend(starts.filter(|&at| keep(at)));
         at = end;
     }
     Ok(found)
@@ -379,25 +388,35 @@ mod tests {
     #[test]
     fn large_text_is_checked_and_searched_in_blocks_as_a_whole() {
         const NEEDLE: &[u8] = b"\n[[service]]";
+        // Needles followed by a multi-byte character are kept, those
+        // followed by `#` are not.
+        let kept_in =
+            |text: &[u8], at: usize| text[at + NEEDLE.len()..].starts_with("é".as_bytes());
         in_pool(|| {
             // Multi-byte characters and needles across the middle and the
             // blocks' ends, wherever they fall.
             for pad in 0..4 {
                 let mut text = "x".repeat(pad);
                 while text.len() < 3 << 20 {
-                    text.push_str("é€😀 a line of services.toml\n[[service]]");
+                    text.push_str(
+                        "é€😀 a line of services.toml\n[[service]]# a comment\n[[service]]",
+                    );
                 }
-                let everywhere: Vec<usize> =
-                    memchr::memmem::find_iter(text.as_bytes(), NEEDLE).collect();
+                let bytes = text.as_bytes();
+                let everywhere: Vec<usize> = (memchr::memmem::find_iter(bytes, NEEDLE))
+                    .filter(|&at| kept_in(bytes, at))
+                    .collect();
+                assert!(everywhere.len() > 30_000);
+                let keep = |at| kept_in(bytes, at);
                 assert_eq!(
-                    utf8_finding(text.as_bytes(), NEEDLE),
+                    utf8_finding(bytes, NEEDLE, keep),
                     Ok((text.as_str(), everywhere.clone()))
                 );
                 let end = (1000..).find(|&at| text.is_char_boundary(at)).unwrap();
                 let small = &text[..end];
-                let in_small = (everywhere.iter().copied()).filter(|&at| at + NEEDLE.len() <= end);
+                let in_small = (everywhere.iter().copied()).filter(|&at| at + NEEDLE.len() < end);
                 assert_eq!(
-                    utf8_finding(small.as_bytes(), NEEDLE),
+                    utf8_finding(small.as_bytes(), NEEDLE, |at| kept_in(small.as_bytes(), at)),
                     Ok((small, in_small.collect()))
                 );
                 for at in [0, text.len() / 2 - 1, text.len() / 2, text.len() - 1] {
@@ -405,7 +424,7 @@ mod tests {
                     bytes[at] = 0xFF;
                     let whole = std::str::from_utf8(&bytes).unwrap_err();
                     assert_eq!(
-                        utf8_finding(&bytes, NEEDLE).unwrap_err(),
+                        utf8_finding(&bytes, NEEDLE, |_| true).unwrap_err(),
                         whole,
                         "bad byte at {at}"
                     );

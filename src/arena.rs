@@ -39,7 +39,7 @@ const HUGE: usize = 2 << 20;
 /// part's services or of one step's results (hundreds of KB) took most
 /// of a run's faults on the system's 4 KiB pages (see BENCHMARKS.md,
 /// sixteenth session).
-const LARGE: usize = 1 << 20;
+pub(crate) const LARGE: usize = 1 << 20;
 
 /// Room for the chunks' addresses: 512 MiB of small allocations. A region
 /// that would need more takes from the system.

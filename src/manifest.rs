@@ -1093,7 +1093,7 @@ const SERVICE_HEADER: &str = "\n[[service]]";
 #[derive(Debug)]
 pub struct Text<'t> {
     text: &'t str,
-    /// Where each [`SERVICE_HEADER`] that [`is_header_line`] starts,
+    /// Where each [`SERVICE_HEADER`] that [`opens_header_line`] starts,
     /// ascending.
     headers: Vec<usize>,
 }
@@ -1106,7 +1106,7 @@ impl<'t> Text<'t> {
     pub fn check(bytes: &'t [u8]) -> Result<Text<'t>, std::str::Utf8Error> {
         let (text, headers) =
             crate::parallel::utf8_finding(bytes, SERVICE_HEADER.as_bytes(), |at| {
-                is_header_line(bytes, at + 1)
+                opens_header_line(bytes, at)
             })?;
         Ok(Text { text, headers })
     }
@@ -1115,7 +1115,7 @@ impl<'t> Text<'t> {
     pub fn new(text: &'t str) -> Text<'t> {
         let bytes = text.as_bytes();
         let headers = (memchr::memmem::find_iter(bytes, SERVICE_HEADER))
-            .filter(|&at| is_header_line(bytes, at + 1))
+            .filter(|&at| opens_header_line(bytes, at))
             .collect();
         Text { text, headers }
     }
@@ -1136,6 +1136,12 @@ impl<'t> Text<'t> {
             .into_iter()
             .chain(self.headers.iter().map(|&at| at + 1))
     }
+}
+
+/// Whether the [`SERVICE_HEADER`] at `at` (its newline) opens a header
+/// line in the common form.
+fn opens_header_line(bytes: &[u8], at: usize) -> bool {
+    is_header_line(bytes, at + 1)
 }
 
 /// Whether a `[[service]]` header line in the common form (alone on its

@@ -2069,7 +2069,9 @@ impl<'a> Reader<'a> {
 
     fn patterns(&mut self, value: Field<'_, 'a>, what: &str) -> Vec<PathPattern> {
         self.strings_as(value, what, |reader, text, span| {
-            let parsed = if pattern::is_glob(text) {
+            // A service's own `DIR/**` is not looked up: hashing it is
+            // most of its reading, and no other service repeats it.
+            let parsed = if pattern::shape(text) == pattern::Shape::Glob {
                 match reader.patterns.get(text) {
                     Some(parsed) => parsed.clone(),
                     None => {

@@ -73,13 +73,15 @@ impl PathPattern {
                 "path pattern `{raw}` leaves the repository with `..`"
             ));
         }
-        let body = if is_glob(text) {
-            if !globset_accepts(text) {
-                compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
+        let body = match shape(text) {
+            Shape::Path => PatternBody::Prefix(own(text)),
+            Shape::Below => PatternBody::Glob(own(text)),
+            Shape::Glob => {
+                if !globset_accepts(text) {
+                    compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
+                }
+                PatternBody::Glob(own(text))
             }
-            PatternBody::Glob(own(text))
-        } else {
-            PatternBody::Prefix(own(text))
         };
         Ok(PathPattern { exclude, body })
     }
@@ -99,13 +101,37 @@ impl PathPattern {
 /// The directory every path a glob matches is in: the glob's start up to
 /// its last `/` before any special character (`""` when there is none).
 pub fn literal_directory(glob: &str) -> &str {
-    // Bytes, not a search for any of seven characters, which compared
-    // each character with each of them (600 instructions a glob of 30
-    // bytes); all seven are ASCII, so where one is is a character boundary.
-    let literal = (glob.bytes())
-        .position(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\'))
-        .map_or(glob, |end| &glob[..end]);
-    literal.rfind('/').map_or("", |slash| &glob[..slash])
+    // All seven special characters are ASCII, so where one is is a
+    // character boundary. Searched back byte by byte: the `/` is most
+    // often just before, where a vectorised search costs more to set up.
+    let literal = first_special(glob.as_bytes()).map_or(glob, |end| &glob[..end]);
+    (literal.bytes().rposition(|b| b == b'/')).map_or("", |slash| &glob[..slash])
+}
+
+/// What a pattern's text (after any `!`) is, told in one pass over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// No glob character: a path prefix.
+    Path,
+    /// `DIR/**` with a literal `DIR`: every path below `DIR`. Most
+    /// services' globs are of this shape and each one's own, so they
+    /// are worth neither a cache nor a check of their braces.
+    Below,
+    /// Any other glob.
+    Glob,
+}
+
+/// The [`Shape`] of `text`.
+pub fn shape(text: &str) -> Shape {
+    match first_special(text.as_bytes()) {
+        None => Shape::Path,
+        // The first special byte is the `**` of a final `/**`, after a
+        // directory of at least one byte.
+        Some(at) if at >= 2 && at + 2 == text.len() && text.ends_with("/**") => Shape::Below,
+        // `\` escapes only in a glob.
+        Some(_) if is_glob(text) => Shape::Glob,
+        Some(_) => Shape::Path,
+    }
 }
 
 impl std::fmt::Display for PathPattern {
@@ -131,29 +157,53 @@ pub const MAX_PATTERN_BYTES: usize = 4096;
 /// every x86-64 processor has), where a loop took 13 instructions a byte
 /// (see BENCHMARKS.md, eighteenth session).
 pub fn is_glob(pattern: &str) -> bool {
-    let bytes = pattern.as_bytes();
     #[cfg(target_arch = "x86_64")]
-    {
-        let mut blocks = bytes.chunks_exact(16);
-        if blocks.any(|block| {
-            block
-                .try_into()
-                .is_ok_and(|block| sse2_glob_bytes(block) != 0)
-        }) {
-            return true;
-        }
-        let rest = blocks.remainder();
-        // The last 16 bytes again when there are as many; else the rest
-        // padded with zeros, which no glob holds.
-        let mut last = [0u8; 16];
-        match bytes.last_chunk::<16>() {
-            Some(block) if !rest.is_empty() => last = *block,
-            _ => last[..rest.len()].copy_from_slice(rest),
-        }
-        sse2_glob_bytes(&last) != 0
-    }
+    return first_where(pattern.as_bytes(), sse2_glob_bytes).is_some();
     #[cfg(not(target_arch = "x86_64"))]
-    bytes.iter().any(|&b| is_glob_byte(b))
+    pattern.bytes().any(is_glob_byte)
+}
+
+/// Where the first byte special to a glob (one that makes a pattern a
+/// glob, or `\`) is.
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    return first_where(bytes, |block| {
+        sse2_glob_bytes(block) | crate::bytes::Block::load(block).eq(b'\\').bits()
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    bytes.iter().position(|&b| is_glob_byte(b) || b == b'\\')
+}
+
+/// The position of the first byte `bits` marks, 16 bytes at a time
+/// (SSE2, which every x86-64 processor has), where a loop took 13
+/// instructions a byte (see BENCHMARKS.md, eighteenth session).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_where(bytes: &[u8], bits: impl Fn(&[u8; 16]) -> u32) -> Option<usize> {
+    let found =
+        |at: usize, marked: u32| (marked != 0).then(|| at + marked.trailing_zeros() as usize);
+    let mut blocks = bytes.as_chunks::<16>().0.iter();
+    let mut at = 0;
+    for block in &mut blocks {
+        if let Some(position) = found(at, bits(block)) {
+            return Some(position);
+        }
+        at += 16;
+    }
+    let rest = bytes.len() - at;
+    if rest == 0 {
+        return None;
+    }
+    match bytes.last_chunk::<16>() {
+        // The last 16 bytes again, less those already looked at.
+        Some(block) => found(at, bits(block) >> (16 - rest)),
+        // Else the rest padded with zeros, which is not special.
+        None => {
+            let mut last = [0u8; 16];
+            last[..rest].copy_from_slice(&bytes[at..]);
+            found(at, bits(&last))
+        }
+    }
 }
 
 /// Whether `byte` makes a pattern a glob.
@@ -349,6 +399,61 @@ mod tests {
         }
         assert!(!is_glob("services/é/ü"));
         assert!(!is_glob(""));
+    }
+
+    /// The first special byte is found wherever it is, first among
+    /// several: in a whole block, in the last bytes read again (where
+    /// the bytes already looked at must not count), in a padded block.
+    #[test]
+    fn the_first_special_byte_is_found_wherever_it_is() {
+        for len in 1..50 {
+            for place in 0..len {
+                for byte in *b"*?[]{}\\a/" {
+                    let mut text = vec![b's'; len];
+                    text[place] = byte;
+                    // A later special byte, which must not be taken first.
+                    if place + 1 < len {
+                        text[len - 1] = b'*';
+                    }
+                    let want = text.iter().position(|&b| is_glob_byte(b) || b == b'\\');
+                    assert_eq!(first_special(&text), want, "{len} {place} {byte}");
+                }
+            }
+        }
+        assert_eq!(first_special(b""), None);
+    }
+
+    #[test]
+    fn a_pattern_is_told_a_path_a_glob_below_a_directory_or_another_glob() {
+        assert_eq!(literal_directory("services/api/**"), "services/api");
+        let long = "services/very-long-directory-name/of/a/team";
+        for (text, want) in [
+            ("services/api/**", Shape::Below),
+            ("a/**", Shape::Below),
+            (&format!("{long}/**"), Shape::Below),
+            ("**", Shape::Glob),
+            ("/**", Shape::Glob),
+            ("a/**/*.py", Shape::Glob),
+            ("a/b**", Shape::Glob),
+            ("a*/**", Shape::Glob),
+            ("a/{b,c}/**", Shape::Glob),
+            ("a\\*/**", Shape::Glob),
+            ("a/*", Shape::Glob),
+            ("a", Shape::Path),
+            (long, Shape::Path),
+            ("a\\b", Shape::Path),
+            ("a\\b/**", Shape::Glob),
+        ] {
+            assert_eq!(shape(text), want, "{text}");
+            assert_eq!(shape(text) != Shape::Path, is_glob(text), "{text}");
+        }
+        // It is a glob all the same, read as one and valid.
+        let parsed = PathPattern::parse("services/api/**").unwrap();
+        assert_eq!(parsed.body, PatternBody::Glob("services/api/**".into()));
+        assert_eq!(parsed.key(), "services/api");
+        assert!(is_match("services/api/**", "services/api/x/y.go"));
+        assert!(!is_match("services/api/**", "services/api2/x.go"));
+        assert!(!is_match("services/api/**", "services/api"));
     }
 
     /// What the check without globset accepts, globset accepts too: every

@@ -7,8 +7,8 @@
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::{
-    __m128i, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-    _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
+    __m128i, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8,
+    _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
 };
 
 /// Sixteen bytes, loaded.
@@ -32,6 +32,12 @@ impl Block {
     #[inline(always)]
     pub fn lowercase(self) -> Block {
         Block(unsafe { _mm_or_si128(self.0, _mm_set1_epi8(0x20)) })
+    }
+
+    /// A bit for each byte that is not ASCII (its top bit).
+    #[inline(always)]
+    pub fn non_ascii(self) -> u32 {
+        (unsafe { _mm_movemask_epi8(self.0) }) as u32
     }
 
     /// The bytes equal to `byte`.
@@ -74,5 +80,14 @@ impl std::ops::BitOr for Mask {
     #[inline(always)]
     fn bitor(self, other: Mask) -> Mask {
         Mask(unsafe { _mm_or_si128(self.0, other.0) })
+    }
+}
+
+impl std::ops::BitAnd for Mask {
+    type Output = Mask;
+
+    #[inline(always)]
+    fn bitand(self, other: Mask) -> Mask {
+        Mask(unsafe { _mm_and_si128(self.0, other.0) })
     }
 }

@@ -128,10 +128,11 @@ fn ms(d: Duration) -> String {
 fn repository(size: usize, seed: u64, style: Style) -> PathBuf {
     // v3: the code states the dependencies and the manifest holds them
     // as `discovered` keys, with no `depends_on`. v4: a branch that
-    // changes every core library.
+    // changes every core library. v5 (hand-written): each service's
+    // directory as `DIR/**`.
     let name = match style {
         Style::Synced => format!("n{size}-s{seed}-v4"),
-        _ => format!("n{size}-s{seed}-v4-{}", style.name()),
+        _ => format!("n{size}-s{seed}-v5-{}", style.name()),
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-repos")

@@ -236,7 +236,14 @@ fn manifest(services: &[Service], style: Style) -> String {
             "\n[[service]]\nname = \"{}\"\nkind = \"{kind}\"\n",
             s.name
         );
-        let _ = write!(text, "paths = [\"{}\", \"!**/*.md\"", s.dir);
+        // By hand, a directory is most often written as a glob of all
+        // below it.
+        let below = if style == Style::HandWritten {
+            "/**"
+        } else {
+            ""
+        };
+        let _ = write!(text, "paths = [\"{}{below}\", \"!**/*.md\"", s.dir);
         if let Some(glob) = &s.proto_glob {
             let _ = write!(text, ", \"{glob}\"");
         }
@@ -663,6 +670,7 @@ mod tests {
         assert!(hand_counts[1] > 100, "{hand_counts:?}");
         assert!(!text.contains("discovered") && text.contains("depends_on = ["));
         assert!(text.contains("\"tests/team") && text.contains("image = \"redis:7\""));
+        assert!(text.contains("/**\", \"!**/*.md\"]"));
         assert!(hand.services.iter().all(|s| s.discovery.is_none()));
         let names: Vec<&str> = hand.services.iter().map(|s| s.name.as_str()).collect();
         assert!(!names.is_sorted(), "names out of the order written");

@@ -2071,7 +2071,8 @@ impl<'a> Reader<'a> {
         self.strings_as(value, what, |reader, text, span| {
             // A service's own `DIR/**` is not looked up: hashing it is
             // most of its reading, and no other service repeats it.
-            let parsed = if pattern::shape(text) == pattern::Shape::Glob {
+            let scanned = pattern::Scanned::of(text);
+            let parsed = if scanned.shape == pattern::Shape::Glob {
                 match reader.patterns.get(text) {
                     Some(parsed) => parsed.clone(),
                     None => {
@@ -2079,13 +2080,14 @@ impl<'a> Reader<'a> {
                         // a service's own (`tests/NAME/**/*.py`), and
                         // copying each for the table and the pattern made
                         // three copies of it.
-                        let parsed = PathPattern::parse_with(text, |text| reader.own(text));
+                        let parsed =
+                            PathPattern::parse_scanned(text, scanned, |text| reader.own(text));
                         reader.patterns.insert(reader.own(text), parsed.clone());
                         parsed
                     }
                 }
             } else {
-                PathPattern::parse_with(text, |text| reader.own(text))
+                PathPattern::parse_scanned(text, scanned, |text| reader.own(text))
             };
             parsed
                 .map_err(|message| {

@@ -37,6 +37,18 @@ impl PathPattern {
         raw: &str,
         own: impl FnOnce(&str) -> CompactString,
     ) -> Result<PathPattern, String> {
+        PathPattern::parse_scanned(raw, Scanned::of(raw), own)
+    }
+
+    /// [`PathPattern::parse_with`], `raw` already [`Scanned`]. What the
+    /// scan says of `raw` holds for the pattern it gives: that is `raw`
+    /// less a leading `!`, `./` and a trailing `/`, none of them special,
+    /// and a `DIR/**` written `./DIR/**` or `!DIR/**` is one still.
+    pub fn parse_scanned(
+        raw: &str,
+        scanned: Scanned,
+        own: impl FnOnce(&str) -> CompactString,
+    ) -> Result<PathPattern, String> {
         let (exclude, rest) = match raw.strip_prefix('!') {
             Some(rest) => (true, rest),
             None => (false, raw),
@@ -64,16 +76,13 @@ impl PathPattern {
                 "path pattern `{raw}` is absolute; paths are relative to the repository root"
             ));
         }
-        // Most patterns have no dot at all: one vectorised search, where
-        // looking for `..` set up a substring search for each pattern.
-        if memchr::memchr(b'.', text.as_bytes()).is_some()
-            && text.split('/').any(|part| part == "..")
-        {
+        // Most patterns have no `..` at all, which the scan tells.
+        if scanned.dot_pair && text.split('/').any(|part| part == "..") {
             return Err(format!(
                 "path pattern `{raw}` leaves the repository with `..`"
             ));
         }
-        let body = match shape(text) {
+        let body = match scanned.shape {
             Shape::Path => PatternBody::Prefix(own(text)),
             Shape::Below => PatternBody::Glob(own(text)),
             Shape::Glob => {
@@ -121,17 +130,83 @@ pub enum Shape {
     Glob,
 }
 
+/// What one pass over a pattern's text tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    /// The pattern's shape.
+    pub shape: Shape,
+    /// Whether it holds `..` anywhere (a `..` part only then).
+    dot_pair: bool,
+}
+
+impl Scanned {
+    /// Scans `text` once, 16 bytes at a time on x86-64 (SSE2): where
+    /// its first special byte is, whether any is a glob's, and whether
+    /// two dots meet. Reading a service's `DIR/**` told its shape twice
+    /// and searched it for dots with memchr, 300 instructions a pattern.
+    pub fn of(text: &str) -> Scanned {
+        let bytes = text.as_bytes();
+        let (mut first, mut glob, mut dot_pair, mut dot_before) = (None, false, false, false);
+        let mut look = |at: usize, globs: u32, backslashes: u32, dots: u32, width: u32| {
+            let special = globs | backslashes;
+            if first.is_none() && special != 0 {
+                first = Some(at + special.trailing_zeros() as usize);
+            }
+            glob |= globs != 0;
+            dot_pair |= dots & (dots >> 1) != 0 || (dot_before && dots & 1 != 0);
+            dot_before = dots >> (width - 1) & 1 != 0;
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (blocks, rest) = bytes.as_chunks::<16>();
+            let mut block_bits = |at: usize, block: &[u8; 16]| {
+                let loaded = crate::bytes::Block::load(block);
+                let backslashes = loaded.eq(b'\\').bits();
+                look(
+                    at,
+                    sse2_glob_bytes(block),
+                    backslashes,
+                    loaded.eq(b'.').bits(),
+                    16,
+                );
+            };
+            for (k, block) in blocks.iter().enumerate() {
+                block_bits(16 * k, block);
+            }
+            if !rest.is_empty() {
+                // Zeros after the rest: no zero byte is special or a dot.
+                let mut last = [0u8; 16];
+                last[..rest.len()].copy_from_slice(rest);
+                block_bits(16 * blocks.len(), &last);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for (at, &byte) in bytes.iter().enumerate() {
+            let bit = |yes: bool| u32::from(yes);
+            look(
+                at,
+                bit(is_glob_byte(byte)),
+                bit(byte == b'\\'),
+                bit(byte == b'.'),
+                1,
+            );
+        }
+        let shape = match first {
+            None => Shape::Path,
+            // The first special byte is the `**` of a final `/**`, after
+            // a directory of at least one byte.
+            Some(at) if at >= 2 && at + 2 == text.len() && text.ends_with("/**") => Shape::Below,
+            // `\\` escapes only in a glob.
+            Some(_) if glob => Shape::Glob,
+            Some(_) => Shape::Path,
+        };
+        Scanned { shape, dot_pair }
+    }
+}
+
 /// The [`Shape`] of `text`.
 pub fn shape(text: &str) -> Shape {
-    match first_special(text.as_bytes()) {
-        None => Shape::Path,
-        // The first special byte is the `**` of a final `/**`, after a
-        // directory of at least one byte.
-        Some(at) if at >= 2 && at + 2 == text.len() && text.ends_with("/**") => Shape::Below,
-        // `\` escapes only in a glob.
-        Some(_) if is_glob(text) => Shape::Glob,
-        Some(_) => Shape::Path,
-    }
+    Scanned::of(text).shape
 }
 
 impl std::fmt::Display for PathPattern {
@@ -454,6 +529,50 @@ mod tests {
         assert!(is_match("services/api/**", "services/api/x/y.go"));
         assert!(!is_match("services/api/**", "services/api2/x.go"));
         assert!(!is_match("services/api/**", "services/api"));
+    }
+
+    /// One scan tells what separate searches would: where the first
+    /// special byte is (so the shape), whether a glob byte is there, and
+    /// whether two dots meet, wherever they fall in the blocks.
+    #[test]
+    fn one_scan_tells_the_shape_and_whether_dots_meet() {
+        const ALPHABET: &[u8] = b"a/.*\\{}";
+        let mut seed = 7u64;
+        for len in 1..50 {
+            for _ in 0..200 {
+                let text: String = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ALPHABET[(seed >> 33) as usize % ALPHABET.len()] as char
+                    })
+                    .collect();
+                let scanned = Scanned::of(&text);
+                assert_eq!(scanned.dot_pair, text.contains(".."), "{text}");
+                let first = text.bytes().position(|b| is_glob_byte(b) || b == b'\\');
+                let want = match first {
+                    None => Shape::Path,
+                    Some(at) if at >= 2 && at + 2 == len && text.ends_with("/**") => Shape::Below,
+                    Some(_) if is_glob(&text) => Shape::Glob,
+                    Some(_) => Shape::Path,
+                };
+                assert_eq!(scanned.shape, want, "{text}");
+            }
+            // Two dots across every place, a block's end among them.
+            for at in 0..len.saturating_sub(1) {
+                let mut text = vec![b'a'; len];
+                text[at..at + 2].copy_from_slice(b"..");
+                let text = String::from_utf8(text).unwrap();
+                assert!(Scanned::of(&text).dot_pair, "{text}");
+            }
+        }
+        // What it tells is what parsing needs: `..` refused, `DIR/**`
+        // written with `./` or `!` still a glob below the directory.
+        assert!(PathPattern::parse("a/../b").is_err());
+        assert!(PathPattern::parse("a/..b").is_ok());
+        for raw in ["./a/**", "!a/**", "a/**/"] {
+            let parsed = PathPattern::parse(raw).unwrap();
+            assert_eq!(parsed.body, PatternBody::Glob("a/**".into()), "{raw}");
+        }
     }
 
     /// What the check without globset accepts, globset accepts too: every

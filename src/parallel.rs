@@ -255,12 +255,13 @@ fn ascii_finding(
     needle: &[u8],
     mut each: impl FnMut(usize),
 ) -> bool {
-    let (first, second) = (needle[0], needle[1]);
+    let first = needle[0];
     let mut high = 0u32;
     let mut at = range.start;
     #[cfg(target_arch = "x86_64")]
     {
         use crate::bytes::Block;
+        let second = needle[1];
         // Two blocks a step, each with the block a byte on for each
         // place's second byte, whole in the range and the text.
         let bulk = range.end.min(bytes.len().saturating_sub(1));

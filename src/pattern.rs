@@ -204,11 +204,6 @@ impl Scanned {
     }
 }
 
-/// The [`Shape`] of `text`.
-pub fn shape(text: &str) -> Shape {
-    Scanned::of(text).shape
-}
-
 impl std::fmt::Display for PathPattern {
     /// As written in the manifest, normalised (`!` kept).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -519,8 +514,9 @@ mod tests {
             ("a\\b", Shape::Path),
             ("a\\b/**", Shape::Glob),
         ] {
-            assert_eq!(shape(text), want, "{text}");
-            assert_eq!(shape(text) != Shape::Path, is_glob(text), "{text}");
+            let shape = Scanned::of(text).shape;
+            assert_eq!(shape, want, "{text}");
+            assert_eq!(shape != Shape::Path, is_glob(text), "{text}");
         }
         // It is a glob all the same, read as one and valid.
         let parsed = PathPattern::parse("services/api/**").unwrap();

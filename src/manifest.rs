@@ -1111,12 +1111,13 @@ impl<'t> Text<'t> {
         Ok(Text { text, headers })
     }
 
-    /// Text already checked (a small file, a blob from git).
+    /// Text already checked (a small file, a blob from git): its headers
+    /// found by the same search, whose check of ASCII blocks comes free.
     pub fn new(text: &'t str) -> Text<'t> {
         let bytes = text.as_bytes();
-        let headers = (memchr::memmem::find_iter(bytes, SERVICE_HEADER))
-            .filter(|&at| opens_header_line(bytes, at))
-            .collect();
+        let headers = crate::parallel::finding(bytes, SERVICE_HEADER.as_bytes(), |at| {
+            opens_header_line(bytes, at)
+        });
         Text { text, headers }
     }
 
@@ -4429,6 +4430,34 @@ paths = ["d"]
         let mut expected: Vec<u32> = (0..names.len() as u32).collect();
         expected.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
         assert_eq!(order, expected);
+    }
+
+    /// A text read from a file and one already checked have the same
+    /// header lines: those alone on their line, the first line's too.
+    #[test]
+    fn checked_and_given_texts_find_the_same_header_lines() {
+        let mut text = String::from("[[service]]\nname = \"a\"\n");
+        for k in 0..3_000 {
+            let header = match k % 4 {
+                0 => "[[service]]\n",
+                1 => "[[service]]\r\n",
+                2 => "[[service]] # not alone\n",
+                _ => "  [[service]]\n",
+            };
+            text.push_str(&format!("\n{header}name = \"s{k}\"\n"));
+        }
+        let bytes = text.as_bytes();
+        let want: Vec<usize> = std::iter::once(0)
+            .chain(memchr::memmem::find_iter(bytes, SERVICE_HEADER).map(|at| at + 1))
+            .filter(|&at| is_header_line(bytes, at))
+            .collect();
+        assert_eq!(want.len(), 1 + 1_500);
+        let given: Vec<usize> = Text::new(&text).service_headers().collect();
+        assert_eq!(given, want);
+        crate::parallel::in_pool(|| {
+            let checked = Text::check(bytes).unwrap();
+            assert_eq!(checked.service_headers().collect::<Vec<_>>(), want);
+        });
     }
 
     #[test]

@@ -176,7 +176,6 @@ pub fn utf8_finding<'b>(
     keep: impl Fn(usize) -> bool + Sync,
 ) -> Result<(&'b str, Vec<usize>), std::str::Utf8Error> {
     const LARGE: usize = 1 << 20;
-    assert!(needle.len() >= 2, "a needle of two bytes or more");
     let checked = if bytes.len() >= LARGE && two_cores() {
         let cut = char_start(bytes, bytes.len() / 2);
         let (first, second) = join(
@@ -194,12 +193,25 @@ pub fn utf8_finding<'b>(
         // SAFETY: every block was checked, and they are cut between
         // characters.
         Ok(found) => Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, found)),
-        // Checked whole for the error's position in the whole.
-        Err(_) => std::str::from_utf8(bytes).map(|text| {
-            let starts = memchr::memmem::find_iter(bytes, needle);
-            (text, starts.filter(|&at| keep(at)).collect())
-        }),
+        // Checked whole for the error's position in the whole (which
+        // blocks cut between characters cannot have without it).
+        Err(_) => {
+            std::str::from_utf8(bytes).map(|text| (text, finding(text.as_bytes(), needle, keep)))
+        }
     }
+}
+
+/// The places where `needle` (of two bytes or more) starts in text
+/// already checked, that `keep` keeps, ascending: the search
+/// [`utf8_finding`] makes, on this thread.
+pub fn finding(bytes: &[u8], needle: &[u8], keep: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut found = Vec::new();
+    ascii_finding(bytes, 0..bytes.len(), needle, |at| {
+        if keep(at) {
+            found.push(at);
+        }
+    });
+    found
 }
 
 /// The first place at or after `at` (within a character's length) where
@@ -255,6 +267,7 @@ fn ascii_finding(
     needle: &[u8],
     mut each: impl FnMut(usize),
 ) -> bool {
+    assert!(needle.len() >= 2, "a needle of two bytes or more");
     let first = needle[0];
     let mut high = 0u32;
     let mut at = range.start;
@@ -267,7 +280,9 @@ fn ascii_finding(
         let bulk = range.end.min(bytes.len().saturating_sub(1));
         let steps = bulk.saturating_sub(at) / 32;
         let these = bytes[at..at + 32 * steps].as_chunks::<32>().0;
-        let on = bytes[at + 1..at + 1 + 32 * steps].as_chunks::<32>().0;
+        // None when there is no step (an empty text has no byte after).
+        let on =
+            (bytes.get(at + 1..at + 1 + 32 * steps)).map_or(&[][..], |on| on.as_chunks::<32>().0);
         for (these, on) in these.iter().zip(on) {
             let (a, b) = these.split_at(16);
             let (a, b) = (
@@ -561,7 +576,11 @@ mod tests {
                 let (_, found) = utf8_finding(&text, NEEDLE, keep).unwrap();
                 assert_eq!(found, want);
                 // In short texts, where the pass is mostly its tail.
-                for len in [1, 15, 16, 17, 31, 40, 100] {
+                for len in [0, 1, 15, 16, 17, 31, 40, 100] {
+                    // The search alone, as on text already checked.
+                    let short = &text[text.len() - len..];
+                    let keep = |at: usize| short[at + NEEDLE.len()..].starts_with(b"\n");
+                    assert_eq!(finding(short, NEEDLE, keep), reference(short), "{len}");
                     let short = &text[text.len() - len..];
                     let keep = |at: usize| short[at + NEEDLE.len()..].starts_with(b"\n");
                     let (_, found) = utf8_finding(short, NEEDLE, keep).unwrap();

@@ -113,7 +113,7 @@ pub fn literal_directory(glob: &str) -> &str {
     // All seven special characters are ASCII, so where one is is a
     // character boundary. Searched back byte by byte: the `/` is most
     // often just before, where a vectorised search costs more to set up.
-    let literal = first_special(glob.as_bytes()).map_or(glob, |end| &glob[..end]);
+    let literal = (Scanned::of(glob).first).map_or(glob, |end| &glob[..end]);
     (literal.bytes().rposition(|b| b == b'/')).map_or("", |slash| &glob[..slash])
 }
 
@@ -135,17 +135,28 @@ pub enum Shape {
 pub struct Scanned {
     /// The pattern's shape.
     pub shape: Shape,
+    /// Where its first byte special to a glob (one that makes a pattern
+    /// a glob, or `\`) is.
+    first: Option<usize>,
+    /// Whether it has a byte that makes it a glob.
+    glob: bool,
     /// Whether it holds `..` anywhere (a `..` part only then).
     dot_pair: bool,
 }
 
 impl Scanned {
-    /// Scans `text` once, 16 bytes at a time on x86-64 (SSE2): where
+    /// Scans `text` once, 16 bytes at a time on x86-64 (SSE2, which every
+    /// x86-64 processor has; a loop took 13 instructions a byte): where
     /// its first special byte is, whether any is a glob's, and whether
     /// two dots meet. Reading a service's `DIR/**` told its shape twice
     /// and searched it for dots with memchr, 300 instructions a pattern.
+    #[inline]
     pub fn of(text: &str) -> Scanned {
-        let bytes = text.as_bytes();
+        Scanned::of_bytes(text.as_bytes())
+    }
+
+    #[inline(always)]
+    fn of_bytes(bytes: &[u8]) -> Scanned {
         let (mut first, mut glob, mut dot_pair, mut dot_before) = (None, false, false, false);
         let mut look = |at: usize, globs: u32, backslashes: u32, dots: u32, width: u32| {
             let special = globs | backslashes;
@@ -195,12 +206,17 @@ impl Scanned {
             None => Shape::Path,
             // The first special byte is the `**` of a final `/**`, after
             // a directory of at least one byte.
-            Some(at) if at >= 2 && at + 2 == text.len() && text.ends_with("/**") => Shape::Below,
+            Some(at) if at >= 2 && at + 2 == bytes.len() && bytes.ends_with(b"/**") => Shape::Below,
             // `\\` escapes only in a glob.
             Some(_) if glob => Shape::Glob,
             Some(_) => Shape::Path,
         };
-        Scanned { shape, dot_pair }
+        Scanned {
+            shape,
+            first,
+            glob,
+            dot_pair,
+        }
     }
 }
 
@@ -221,59 +237,9 @@ impl std::fmt::Display for PathPattern {
 /// shapes), so what validation accepts, matching can build.
 pub const MAX_PATTERN_BYTES: usize = 4096;
 
-/// Whether a pattern is a glob (else a path prefix). A manifest has a
-/// pattern or two for each service, most of them plain paths read to
-/// their end: on x86-64 they are compared 16 bytes at a time (SSE2, which
-/// every x86-64 processor has), where a loop took 13 instructions a byte
-/// (see BENCHMARKS.md, eighteenth session).
+/// Whether a pattern is a glob (else a path prefix).
 pub fn is_glob(pattern: &str) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return first_where(pattern.as_bytes(), sse2_glob_bytes).is_some();
-    #[cfg(not(target_arch = "x86_64"))]
-    pattern.bytes().any(is_glob_byte)
-}
-
-/// Where the first byte special to a glob (one that makes a pattern a
-/// glob, or `\`) is.
-fn first_special(bytes: &[u8]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    return first_where(bytes, |block| {
-        sse2_glob_bytes(block) | crate::bytes::Block::load(block).eq(b'\\').bits()
-    });
-    #[cfg(not(target_arch = "x86_64"))]
-    bytes.iter().position(|&b| is_glob_byte(b) || b == b'\\')
-}
-
-/// The position of the first byte `bits` marks, 16 bytes at a time
-/// (SSE2, which every x86-64 processor has), where a loop took 13
-/// instructions a byte (see BENCHMARKS.md, eighteenth session).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn first_where(bytes: &[u8], bits: impl Fn(&[u8; 16]) -> u32) -> Option<usize> {
-    let found =
-        |at: usize, marked: u32| (marked != 0).then(|| at + marked.trailing_zeros() as usize);
-    let mut blocks = bytes.as_chunks::<16>().0.iter();
-    let mut at = 0;
-    for block in &mut blocks {
-        if let Some(position) = found(at, bits(block)) {
-            return Some(position);
-        }
-        at += 16;
-    }
-    let rest = bytes.len() - at;
-    if rest == 0 {
-        return None;
-    }
-    match bytes.last_chunk::<16>() {
-        // The last 16 bytes again, less those already looked at.
-        Some(block) => found(at, bits(block) >> (16 - rest)),
-        // Else the rest padded with zeros, which is not special.
-        None => {
-            let mut last = [0u8; 16];
-            last[..rest].copy_from_slice(&bytes[at..]);
-            found(at, bits(&last))
-        }
-    }
+    Scanned::of(pattern).glob
 }
 
 /// Whether `byte` makes a pattern a glob.
@@ -486,11 +452,11 @@ mod tests {
                         text[len - 1] = b'*';
                     }
                     let want = text.iter().position(|&b| is_glob_byte(b) || b == b'\\');
-                    assert_eq!(first_special(&text), want, "{len} {place} {byte}");
+                    assert_eq!(Scanned::of_bytes(&text).first, want, "{len} {place} {byte}");
                 }
             }
         }
-        assert_eq!(first_special(b""), None);
+        assert_eq!(Scanned::of_bytes(b"").first, None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 use crate::manifest::{Kind, Manifest};
-use crate::pattern::{self, PatternBody, literal_directory};
+use crate::pattern::{self, PatternBody};
 
 /// Who a matching include pattern names: a service, or every service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,17 +171,14 @@ impl<'m> Matcher<'m> {
                     let id = match last_glob {
                         Some((last, id)) if last == glob.as_str() => id,
                         _ => {
-                            let id = keep(literal_directory(glob)).then(|| {
+                            let id = keep(pattern.key()).then(|| {
                                 *glob_ids.entry(glob.as_str()).or_insert_with(|| {
                                     let id = globs.len();
                                     globs.push(LazyGlob {
                                         source: glob,
                                         compiled: OnceLock::new(),
                                     });
-                                    globs_under
-                                        .entry(literal_directory(glob))
-                                        .or_default()
-                                        .push(id);
+                                    globs_under.entry(pattern.key()).or_default().push(id);
                                     glob_owners.push(Vec::new());
                                     id
                                 })
@@ -1356,12 +1353,18 @@ depends_on = ["apiv2", "web"]
 
     #[test]
     fn globs_are_tried_under_their_literal_directory() {
-        assert_eq!(literal_directory("protos/p1/*.proto"), "protos/p1");
-        assert_eq!(literal_directory("protos/p1*/x"), "protos");
-        assert_eq!(literal_directory("a/{b,c}/d"), "a");
-        assert_eq!(literal_directory("a/b\\*/c"), "a");
-        assert_eq!(literal_directory("**/*.md"), "");
-        assert_eq!(literal_directory("*.md"), "");
+        use crate::pattern::{PathPattern, literal_directory};
+        for (glob, directory) in [
+            ("protos/p1/*.proto", "protos/p1"),
+            ("protos/p1*/x", "protos"),
+            ("a/{b,c}/d", "a"),
+            ("a/b\\*/c", "a"),
+            ("**/*.md", ""),
+            ("*.md", ""),
+        ] {
+            assert_eq!(literal_directory(glob), directory);
+            assert_eq!(PathPattern::parse(glob).unwrap().key(), directory);
+        }
         let manifest = Manifest::parse(
             "[[service]]\nname = \"a\"\nkind = \"library\"\n\
              paths = [\"p/q/*.proto\", \"p/{x,y}/*.go\", \"p/z\\\\*.txt\"]\n\

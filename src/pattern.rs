@@ -15,6 +15,11 @@ pub struct PathPattern {
     pub exclude: bool,
     /// What the pattern matches, after the `!` and normalisation.
     pub body: PatternBody,
+    /// How long a glob's [`PathPattern::key`] is, told by the scan that
+    /// parsed it: every pattern's key is asked for when a manifest is read
+    /// and when a matcher is built, and scanning each glob again for it
+    /// was about 240 instructions a service at 20,000 services.
+    key_len: u16,
 }
 
 /// The two shapes a pattern can take.
@@ -82,17 +87,33 @@ impl PathPattern {
                 "path pattern `{raw}` leaves the repository with `..`"
             ));
         }
-        let body = match scanned.shape {
-            Shape::Path => PatternBody::Prefix(own(text)),
-            Shape::Below => PatternBody::Glob(own(text)),
+        // The scan's first special byte, in `text`: what was taken off
+        // before it (`!`, `./`) holds none.
+        let taken = text.as_ptr() as usize - raw.as_ptr() as usize;
+        let first = (scanned.first).and_then(|at| at.checked_sub(taken));
+        let (body, key_len) = match scanned.shape {
+            Shape::Path => (PatternBody::Prefix(own(text)), text.len()),
+            // `DIR/**` (or `**` once `./` is taken off).
+            Shape::Below => (
+                PatternBody::Glob(own(text)),
+                literal_directory_len(text, first),
+            ),
             Shape::Glob => {
                 if !globset_accepts(text) {
                     compile(text).map_err(|err| format!("invalid glob `{raw}`: {}", err.kind()))?;
                 }
-                PatternBody::Glob(own(text))
+                (
+                    PatternBody::Glob(own(text)),
+                    literal_directory_len(text, first),
+                )
             }
         };
-        Ok(PathPattern { exclude, body })
+        Ok(PathPattern {
+            exclude,
+            body,
+            // At most `MAX_PATTERN_BYTES`, checked above.
+            key_len: key_len as u16,
+        })
     }
 }
 
@@ -102,7 +123,8 @@ impl PathPattern {
     pub fn key(&self) -> &str {
         match &self.body {
             PatternBody::Prefix(prefix) => prefix,
-            PatternBody::Glob(glob) => literal_directory(glob),
+            // A piece of the glob up to a `/`, an ASCII byte.
+            PatternBody::Glob(glob) => &glob[..usize::from(self.key_len)],
         }
     }
 }
@@ -110,11 +132,17 @@ impl PathPattern {
 /// The directory every path a glob matches is in: the glob's start up to
 /// its last `/` before any special character (`""` when there is none).
 pub fn literal_directory(glob: &str) -> &str {
+    &glob[..literal_directory_len(glob, Scanned::of(glob).first)]
+}
+
+/// How long [`literal_directory`] of `glob` is, `first` being where its
+/// first special byte is.
+fn literal_directory_len(glob: &str, first: Option<usize>) -> usize {
     // All seven special characters are ASCII, so where one is is a
     // character boundary. Searched back byte by byte: the `/` is most
     // often just before, where a vectorised search costs more to set up.
-    let literal = (Scanned::of(glob).first).map_or(glob, |end| &glob[..end]);
-    (literal.bytes().rposition(|b| b == b'/')).map_or("", |slash| &glob[..slash])
+    let literal = first.map_or(glob, |end| &glob[..end]);
+    literal.bytes().rposition(|b| b == b'/').unwrap_or(0)
 }
 
 /// What a pattern's text (after any `!`) is, told in one pass over it.
@@ -457,6 +485,40 @@ mod tests {
             }
         }
         assert_eq!(Scanned::of_bytes(b"").first, None);
+    }
+
+    #[test]
+    fn a_patterns_key_is_its_prefix_or_its_globs_literal_directory() {
+        for raw in [
+            "services/api/**",
+            "!services/api/**",
+            "./services/api/**",
+            "!././a/**",
+            "./**",
+            "!./**",
+            "**",
+            "a/**/*.py",
+            "./a/b/*.go",
+            "!./a/{b,c}/d/**",
+            "a\\*b/c/*",
+            "*.md",
+            "!**/*.md",
+            "a/b/",
+            "./a/b",
+            "!a",
+            "a\\b/c",
+            "a/b*/",
+            "a/b/c*//",
+            "./a/*/b/c.go",
+            "!./x/?/y/z/w",
+        ] {
+            let pattern = PathPattern::parse(raw).unwrap();
+            let want = match &pattern.body {
+                PatternBody::Prefix(prefix) => prefix.as_str(),
+                PatternBody::Glob(glob) => literal_directory(glob),
+            };
+            assert_eq!(pattern.key(), want, "{raw}");
+        }
     }
 
     #[test]

@@ -128,11 +128,10 @@ impl<'a> Scanner<'a> {
     /// `key = value` at `at`; returns where the value ends.
     fn key_value(&mut self, bytes: &[u8], at: usize) -> Scan<usize> {
         let (key_end, key) = key_at(bytes, at);
-        if key == DISCOVERED_WORD {
-            return self.discovered(bytes, key_end);
-        }
-        let Some(index) = KEY_WORDS.iter().position(|&word| word == key) else {
-            return self.inline(bytes, at, key_end, key);
+        let index = match known(key).ok_or(Decline)? {
+            Known::Key(index) => index,
+            Known::Discovered => return self.discovered(bytes, key_end),
+            Known::Inline(index) => return self.inline(bytes, at, key_end, index),
         };
         if self.slots[index].is_some() {
             return Err(Decline);
@@ -152,12 +151,9 @@ impl<'a> Scanner<'a> {
         Ok(end)
     }
 
-    /// `= value` after the key from `at` to `key_end` (whose [`word`] is
-    /// `key`), one of [`INLINE_KEYS`]; returns where the value ends.
-    fn inline(&mut self, bytes: &[u8], at: usize, key_end: usize, key: u128) -> Scan<usize> {
-        let index = (INLINE_KEYS.iter())
-            .position(|inline| word(inline) == key)
-            .ok_or(Decline)?;
+    /// `= value` after the key [`INLINE_KEYS`]`[index]` from `at` to
+    /// `key_end`; returns where the value ends.
+    fn inline(&mut self, bytes: &[u8], at: usize, key_end: usize, index: usize) -> Scan<usize> {
         if self.inline[index].is_some() {
             return Err(Decline);
         }
@@ -416,7 +412,7 @@ fn key_at(bytes: &[u8], at: usize) -> (usize, u128) {
         let ends = !sse2_key_bytes(block) & 0xffff;
         if ends != 0 {
             let len = ends.trailing_zeros();
-            let key = u128::from_le_bytes(*block) & ((1u128 << (8 * len)) - 1);
+            let key = u128::from_le_bytes(*block) & KEY_MASKS[len as usize];
             return (at + len as usize, key);
         }
     }
@@ -450,19 +446,106 @@ const fn word(key: &str) -> u128 {
     word
 }
 
-/// [`KEYS`] as [`word`]s, in the same order.
-const KEY_WORDS: [u128; KEYS.len()] = {
-    let mut words = [0u128; KEYS.len()];
+/// The first `len` bytes of a block, as a mask of its word: a shift of a
+/// 128-bit number by a variable count took several instructions a key.
+#[cfg(target_arch = "x86_64")]
+const KEY_MASKS: [u128; 16] = {
+    let mut masks = [0u128; 16];
+    let mut len = 1;
+    while len < 16 {
+        masks[len] = (1u128 << (8 * len)) - 1;
+        len += 1;
+    }
+    masks
+};
+
+/// What a key the scanner knows is to it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Known {
+    /// [`KEYS`]`[k]`: a string or an array of strings.
+    Key(usize),
+    /// [`DISCOVERED`].
+    Discovered,
+    /// [`INLINE_KEYS`]`[k]`.
+    Inline(usize),
+}
+
+/// How many places [`KNOWN`] has: a power of two, enough for its keys to
+/// fall in places of their own.
+const PLACE_BITS: u32 = 6;
+
+/// Every key the scanner knows, each in the place [`place`] gives its
+/// [`word`]: a key is told by one load and one comparison, where
+/// comparing it with each known key in turn cost about 20 instructions a
+/// line of a manifest.
+const KNOWN: [Option<(u128, Known)>; 1 << PLACE_BITS] = {
+    let mut known = [None; 1 << PLACE_BITS];
+    let mut k = 0;
+    while k < KEYS.len() {
+        known[place(word(KEYS[k]), MULTIPLIER)] = Some((word(KEYS[k]), Known::Key(k)));
+        k += 1;
+    }
+    known[place(word(DISCOVERED), MULTIPLIER)] = Some((word(DISCOVERED), Known::Discovered));
+    let mut k = 0;
+    while k < INLINE_KEYS.len() {
+        known[place(word(INLINE_KEYS[k]), MULTIPLIER)] =
+            Some((word(INLINE_KEYS[k]), Known::Inline(k)));
+        k += 1;
+    }
+    known
+};
+
+/// The multiplier that puts every known key in a place of its own: the
+/// first such of a sequence of odd numbers, found when compiling.
+const MULTIPLIER: u64 = {
+    let mut words = [0u128; KEYS.len() + 1 + INLINE_KEYS.len()];
     let mut k = 0;
     while k < KEYS.len() {
         words[k] = word(KEYS[k]);
         k += 1;
     }
-    words
+    words[KEYS.len()] = word(DISCOVERED);
+    let mut k = 0;
+    while k < INLINE_KEYS.len() {
+        words[KEYS.len() + 1 + k] = word(INLINE_KEYS[k]);
+        k += 1;
+    }
+    let mut multiplier = 0x9E37_79B9_7F4A_7C15u64;
+    let mut tries = 0;
+    loop {
+        assert!(tries < 10_000, "no multiplier puts the known keys apart");
+        let mut taken = 0u64;
+        let mut apart = true;
+        let mut k = 0;
+        while k < words.len() {
+            let bit = 1u64 << place(words[k], multiplier);
+            apart &= taken & bit == 0;
+            taken |= bit;
+            k += 1;
+        }
+        if apart {
+            break multiplier;
+        }
+        multiplier = multiplier.wrapping_add(0x2545_F491_4F6C_DD1E);
+        tries += 1;
+    }
 };
 
-/// [`DISCOVERED`] as a [`word`].
-const DISCOVERED_WORD: u128 = word(DISCOVERED);
+/// Where in [`KNOWN`] the key whose word is `word` would be.
+#[inline(always)]
+const fn place(word: u128, multiplier: u64) -> usize {
+    let folded = word as u64 ^ (word >> 64) as u64;
+    (folded.wrapping_mul(multiplier) >> (64 - PLACE_BITS)) as usize
+}
+
+/// What the key whose word is `word` is, when the scanner knows it.
+#[inline(always)]
+fn known(word: u128) -> Option<Known> {
+    match KNOWN[place(word, MULTIPLIER)] {
+        Some((known_word, known)) if known_word == word => Some(known),
+        _ => None,
+    }
+}
 
 /// A bit for each byte of `block` that a bare key may hold (see
 /// [`KEY_BYTES`]).
@@ -592,6 +675,34 @@ mod tests {
                 Some((index, strings, slot.span.clone()))
             });
         Some(read.collect())
+    }
+
+    #[test]
+    fn every_known_key_is_told_and_no_other() {
+        for (k, key) in KEYS.iter().enumerate() {
+            assert_eq!(known(word(key)), Some(Known::Key(k)), "{key}");
+        }
+        assert_eq!(known(word(DISCOVERED)), Some(Known::Discovered));
+        for (k, key) in INLINE_KEYS.iter().enumerate() {
+            assert_eq!(known(word(key)), Some(Known::Inline(k)), "{key}");
+        }
+        for other in [
+            "",
+            "nam",
+            "names",
+            "Name",
+            "build_arg",
+            "build_args_fil",
+            "tag",
+            "x",
+        ] {
+            assert_eq!(known(word(other)), None, "{other}");
+        }
+        // A key of 16 bytes or more, and every word of one byte.
+        assert_eq!(known(u128::MAX), None);
+        for byte in 0..=255u8 {
+            assert_eq!(known(u128::from(byte)), None, "{byte}");
+        }
     }
 
     #[test]

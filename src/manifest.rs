@@ -1410,7 +1410,8 @@ fn read_part<'a>(
         // Read where the fields are made: handed out of this closure, the
         // fields (about 560 bytes) were copied twice a service.
         let read_scanned = scanned.and_then(|inline| {
-            let mut fields = ServiceFields::scanned(scanner);
+            let mut fields = ServiceFields::default();
+            fields.take_scanned(scanner);
             if let Some((lines, rest)) = &inline {
                 fields.inline(lines, text, &scanner.inline);
                 if let Some(rest) = rest {
@@ -1618,20 +1619,17 @@ struct ServiceFields<'t, 'a> {
 }
 
 impl<'t, 'a> ServiceFields<'t, 'a> {
-    /// The fields of the table the scanner last read.
-    fn scanned(scanner: &'t scan::Scanner<'a>) -> ServiceFields<'t, 'a> {
-        let mut fields = ServiceFields {
-            discovered_scanned: scanner
-                .discovered
-                .as_deref()
-                .map(|entries| (entries, scanner.strings.as_slice())),
-            ..ServiceFields::default()
-        };
+    /// Takes the fields of the table the scanner last read into these
+    /// (empty) ones. Filled where they are, not returned: the fields are
+    /// about 560 bytes, which returning them copied once a service.
+    fn take_scanned(&mut self, scanner: &'t scan::Scanner<'a>) {
+        self.discovered_scanned =
+            (scanner.discovered.as_deref()).map(|entries| (entries, scanner.strings.as_slice()));
         // Only the keys the table sets are looked up.
         let set =
             (scanner.slots.iter().enumerate()).filter_map(|(k, slot)| Some((k, slot.as_ref()?)));
         for (k, slot) in set {
-            if let Some(field) = fields.slot_at(k) {
+            if let Some(field) = self.slot_at(k) {
                 let strings = &scanner.strings[slot.strings.clone()];
                 *field = Some(match (slot.list, strings) {
                     (false, [string]) => Field::Str(string),
@@ -1639,7 +1637,6 @@ impl<'t, 'a> ServiceFields<'t, 'a> {
                 });
             }
         }
-        fields
     }
 
     /// Where the value of [`scan::KEYS`]`[k]` goes: by position, so that

@@ -667,9 +667,10 @@ impl<'m> ServiceGraph<'m> {
                             .map(|(d, origin)| (rank[d], d, origin.as_str())),
                     );
                     reached.sort_unstable_by_key(|&(rank, ..)| rank);
-                    // Room for every dependency: collected through a
-                    // filter, the list would start with room for four.
-                    edges.reserve_exact(reached.len());
+                    // Room for every dependency, allocated at once: collected
+                    // through a filter, the list would start with room for
+                    // four, and reserved, it took the path that grows a list.
+                    edges = Vec::with_capacity(reached.len());
                     edges.extend(reached.iter().map(|&(_, d, origin)| Edge {
                         to: names[d].clone(),
                         origin,

@@ -595,6 +595,10 @@ fn skip_space(bytes: &[u8], mut at: usize) -> Scan<usize> {
 /// anything else there declines.
 #[inline]
 fn line_end(bytes: &[u8], at: usize) -> Scan<usize> {
+    // Most lines end just after their value.
+    if bytes.get(at) == Some(&b'\n') {
+        return Ok(at + 1);
+    }
     let mut at = skip_blanks(bytes, at);
     if bytes.get(at) == Some(&b'#') {
         at = comment_end(bytes, at)?;

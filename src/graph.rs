@@ -304,7 +304,11 @@ impl Direct {
     /// Service `i`'s files, unsorted.
     fn of(&self, i: usize) -> Vec<String> {
         let own = self.own.get(&i).map_or(&[][..], Vec::as_slice);
-        [own, &self.global].concat()
+        match (own, self.global.as_slice()) {
+            // Most of a large set: affected through a dependency only.
+            ([], []) => Vec::new(),
+            (own, global) => [own, global].concat(),
+        }
     }
 }
 

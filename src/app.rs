@@ -526,8 +526,9 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn affected(&self) -> Result<Affected> {
-        self.affected_in(&ServiceGraph::new(&self.manifest))
+    /// The affected set for a report that plans nothing.
+    fn reported(&self) -> Result<Affected> {
+        self.affected_with(&ServiceGraph::new(&self.manifest), Why::Reported)
     }
 
     /// The affected set, each image with its input hash when wanted.
@@ -958,7 +959,7 @@ fn cmd_affected(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let affected = analysis.affected()?;
+    let affected = analysis.reported()?;
     workspace.lap("graph");
     let mut output = Output::stream(out);
     // A failed write is kept in `output` and reported by `finish`.

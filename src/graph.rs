@@ -316,8 +316,13 @@ impl Direct {
 /// files and the edges it was reached by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
-    /// Kept, for reports (`affected`, `plan --format json`, `explain`).
+    /// Kept, for reports that plan too (`plan --format json`, `gate`,
+    /// `explain`).
     Kept,
+    /// Kept, for a report that plans nothing (`affected`): what each image
+    /// waits for, which only a plan reads, is left empty (a list for each
+    /// of thousands of images).
+    Reported,
     /// Left out, for a plan rendered for a CI system, which reads neither.
     Left,
 }
@@ -656,13 +661,13 @@ impl<'m> ServiceGraph<'m> {
         }
         let entry = |i: usize| {
             let mut files = match why {
-                Why::Kept => files.of(i),
+                Why::Kept | Why::Reported => files.of(i),
                 Why::Left => Vec::new(),
             };
             files.sort_unstable();
             files.dedup();
             let mut edges: Vec<Edge> = Vec::new();
-            if changes.mode != Mode::All && why == Why::Kept {
+            if changes.mode != Mode::All && why != Why::Left {
                 BY_RANK.with_borrow_mut(|reached| {
                     reached.clear();
                     reached.extend(
@@ -681,7 +686,10 @@ impl<'m> ServiceGraph<'m> {
                     }));
                 });
             }
-            let waited = waits.of(i);
+            let waited = match why {
+                Why::Reported => &[],
+                Why::Kept | Why::Left => waits.of(i),
+            };
             let waits_for: Vec<CompactString> = match waited {
                 [] | [_] => waited.iter().map(|&d| names[d as usize].clone()).collect(),
                 _ => BY_RANK.with_borrow_mut(|by_rank| {
@@ -1081,28 +1089,41 @@ depends_on = ["apiv2", "web"]
     }
 
     /// Without the reasons, an affected set is the same set in the same
-    /// order, with the same waits and build order, and no files or edges.
+    /// order, with the same waits and build order, and no files or edges;
+    /// for a report, the same with the reasons and without the waits.
     #[test]
     fn a_set_without_reasons_is_the_same_set() {
         let manifest = Manifest::parse(MANIFEST, "services.toml").unwrap();
         let graph = ServiceGraph::new(&manifest);
+        let mut waited = false;
         for paths in [
             &["src/go.main/x.go"][..],
             &["src/api/main.go", "web/app.ts"],
+            &["docker/go/Dockerfile"],
         ] {
             let changes = ChangeSet::diff(paths.iter().map(|p| p.to_string()).collect());
-            let (kept, left) = (
+            let (kept, reported, left) = (
                 graph.affected_with(&changes, Why::Kept),
+                graph.affected_with(&changes, Why::Reported),
                 graph.affected_with(&changes, Why::Left),
             );
             assert!(kept.services.iter().any(|s| !s.files.is_empty()));
+            waited |= kept.services.iter().any(|s| !s.waits_for.is_empty());
             assert_eq!(names(&kept), names(&left));
+            assert_eq!(names(&kept), names(&reported));
             assert_eq!(kept.build_order, left.build_order);
+            assert_eq!(kept.build_order, reported.build_order);
             for (kept, left) in kept.services.iter().zip(&left.services) {
                 assert_eq!((&kept.kind, &kept.waits_for), (&left.kind, &left.waits_for));
                 assert!(left.files.is_empty() && left.edges.is_empty());
             }
+            for (kept, reported) in kept.services.iter().zip(&reported.services) {
+                let why = |s: &AffectedService| (s.kind, s.files.clone(), s.edges.clone());
+                assert_eq!(why(kept), why(reported));
+                assert!(reported.waits_for.is_empty());
+            }
         }
+        assert!(waited, "some image waits for another");
     }
 
     #[test]

@@ -312,8 +312,8 @@ impl Direct {
     }
 }
 
-/// Whether an affected set keeps why each service is in it: its changed
-/// files and the edges it was reached by.
+/// Whether an affected set keeps why each service is in it (its changed
+/// files and the edges it was reached by), and what each image waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     /// Kept, for reports that plan too (`plan --format json`, `gate`,

@@ -469,8 +469,8 @@ mod tests {
     }
 
     /// The first special byte is found wherever it is, first among
-    /// several: in a whole block, in the last bytes read again (where
-    /// the bytes already looked at must not count), in a padded block.
+    /// several: in a whole block, or in the last bytes, read as a block
+    /// padded with zeros.
     #[test]
     fn the_first_special_byte_is_found_wherever_it_is() {
         for len in 1..50 {
@@ -579,7 +579,8 @@ mod tests {
                 let want = match first {
                     None => Shape::Path,
                     Some(at) if at >= 2 && at + 2 == len && text.ends_with("/**") => Shape::Below,
-                    Some(_) if is_glob(&text) => Shape::Glob,
+                    // Told byte by byte, not by the scan under test.
+                    Some(_) if text.bytes().any(is_glob_byte) => Shape::Glob,
                     Some(_) => Shape::Path,
                 };
                 assert_eq!(scanned.shape, want, "{text}");

@@ -17,7 +17,7 @@ use crate::changes::manifest_at;
 use crate::changes::{self, ChangeSet, Event, Request};
 use crate::cli::{self, Args, BuildArgs, Command};
 use crate::error::{Error, Result, exit, git};
-use crate::graph::{Affected, ServiceGraph, Why};
+use crate::graph::{Affected, AffectedSet, ServiceGraph, Why};
 use crate::input;
 use crate::manifest::{self, MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest};
 use crate::output::{Output, write_atomically};
@@ -526,11 +526,6 @@ struct Analysis {
 }
 
 impl Analysis {
-    /// The affected set for a report that plans nothing.
-    fn reported(&self) -> Result<Affected> {
-        self.affected_with(&ServiceGraph::new(&self.manifest), Why::Reported)
-    }
-
     /// The affected set, each image with its input hash when wanted.
     fn affected_in(&self, graph: &ServiceGraph<'_>) -> Result<Affected> {
         self.affected_with(graph, Why::Kept)
@@ -539,21 +534,28 @@ impl Analysis {
     /// [`Analysis::affected_in`], keeping why each service is affected or
     /// not.
     fn affected_with(&self, graph: &ServiceGraph<'_>, why: Why) -> Result<Affected> {
+        let set = self.affected_set(graph, why)?;
         // Kept until the end, as the manifest is (see `arena`).
-        let mut affected = crate::arena::region(|| graph.affected_with(&self.changes, why));
+        Ok(crate::arena::region(|| set.into_affected()))
+    }
+
+    /// The affected set as positions, each image with its input hash when
+    /// wanted.
+    fn affected_set<'s>(
+        &'s self,
+        graph: &'s ServiceGraph<'_>,
+        why: Why,
+    ) -> Result<AffectedSet<'s>> {
+        // Kept until the end, as the manifest is (see `arena`).
+        let mut set = crate::arena::region(|| graph.affected_set(&self.changes, why));
         if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
-            && affected.services.iter().any(|s| s.kind.is_artifact())
+            && set.positions().iter().any(|&i| set.kind(i).is_artifact())
         {
             let files = changes::inputs_at(repo, head)?;
-            input::annotate(
-                &self.manifest,
-                graph,
-                &mut affected,
-                &files,
-                &self.changes.args.values,
-            );
+            let args = &self.changes.args.values;
+            input::annotate(&self.manifest, graph, &mut set, &files, args);
         }
-        Ok(affected)
+        Ok(set)
     }
 }
 
@@ -959,7 +961,9 @@ fn cmd_affected(
     err: &mut dyn Write,
 ) -> Result<()> {
     let analysis = analyse(workspace, &args.build, err)?;
-    let affected = analysis.reported()?;
+    let graph = ServiceGraph::new(&analysis.manifest);
+    // Each entry is written as it is made: none is kept.
+    let affected = analysis.affected_set(&graph, Why::Kept)?;
     workspace.lap("graph");
     let mut output = Output::stream(out);
     // A failed write is kept in `output` and reported by `finish`.
@@ -968,13 +972,16 @@ fn cmd_affected(
             output.write_all(render::affected_text(&analysis.changes, &affected).as_bytes())
         }
         cli::AffectedFormat::Json => {
-            render::affected_json(&Report::new(&analysis.changes, &affected), &mut output)
+            render::affected_json(&analysis.changes, &affected, &mut output)
         }
     };
     workspace.lap("render");
     let written = output.finish();
     workspace.lap("output");
-    exit_without_freeing((analysis, affected));
+    // Each borrows the next.
+    exit_without_freeing(affected);
+    exit_without_freeing(graph);
+    exit_without_freeing(analysis);
     written
 }
 

@@ -8,7 +8,7 @@ use crate::backend::{Backend, drone};
 use crate::changes::{self, Event, Request};
 use crate::error::{Error, Result, git};
 use crate::fixture::RepoBuilder;
-use crate::graph::ServiceGraph;
+use crate::graph::{ServiceGraph, Why};
 use crate::manifest::Manifest;
 use crate::plan;
 use crate::render;
@@ -106,7 +106,9 @@ pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
     };
     let changes = changes::collect(built.repo(), &manifest.settings, &request)?;
     let graph = ServiceGraph::new(&manifest);
-    let affected = graph.affected(&changes);
+    let set = graph.affected_set(&changes, Why::Kept);
+    let listed = render::affected_text(&changes, &set);
+    let affected = set.into_affected();
     let plan = std::sync::Arc::new(plan::plan(&manifest, &changes, &affected));
     let yaml = drone::render(&drone::Drone.load(Vec::new())?, &plan)?;
 
@@ -124,7 +126,7 @@ pub fn run(dir: Option<&Path>, out: &mut dyn std::io::Write) -> Result<()> {
         text.push_str(&format!("#   {path}\n"));
     }
     text.push_str("#\n# affected services:\n");
-    for line in render::affected_text(&changes, &affected).lines() {
+    for line in listed.lines() {
         text.push_str(&format!("#   {line}\n"));
     }
     text.push_str(&format!(

@@ -272,6 +272,9 @@ struct Waits<'m> {
     /// Service `i`'s list is `items[ranges[i].0..ranges[i].1]`.
     ranges: Vec<(u32, u32)>,
     items: Vec<u32>,
+    /// Each affected image's layer of the build order: one after the
+    /// latest of what it waits for.
+    levels: Vec<u32>,
 }
 
 impl Waits<'_> {
@@ -316,13 +319,9 @@ impl Direct {
 /// files and the edges it was reached by), and what each image waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
-    /// Kept, for reports that plan too (`plan --format json`, `gate`,
+    /// Kept, for reports (`affected`, `plan --format json`, `gate`,
     /// `explain`).
     Kept,
-    /// Kept, for a report that plans nothing (`affected`): what each image
-    /// waits for, which only a plan reads, is left empty (a list for each
-    /// of thousands of images).
-    Reported,
     /// Left out, for a plan rendered for a CI system, which reads neither.
     Left,
 }
@@ -521,6 +520,221 @@ impl Affected {
     }
 }
 
+/// An affected set as positions in the manifest: which services, why
+/// each is in it, what each image waits for, and the build order. Its
+/// entries are made only when asked for: a report writes each as it goes
+/// (18,000 entries made in memory and then written took more than a
+/// millisecond of an `affected` run: 4 MB written once and read once), and
+/// a plan's [`Affected`] is made from it.
+pub struct AffectedSet<'a> {
+    manifest: &'a Manifest,
+    changes: &'a ChangeSet,
+    why: Why,
+    is_affected: Vec<bool>,
+    files: Direct,
+    waits: Waits<'a>,
+    /// Each service's place in name order.
+    rank: Vec<u32>,
+    /// The affected services, in name order.
+    positions: Vec<usize>,
+    build_order: Vec<Vec<CompactString>>,
+    /// Each affected image's input tag, by position, when computed.
+    inputs: Option<Vec<Option<String>>>,
+}
+
+impl<'a> AffectedSet<'a> {
+    /// No service affected.
+    fn empty(manifest: &'a Manifest, changes: &'a ChangeSet, why: Why) -> AffectedSet<'a> {
+        AffectedSet {
+            manifest,
+            changes,
+            why,
+            is_affected: Vec::new(),
+            files: Direct::default(),
+            waits: Waits {
+                kinds: manifest.kinds(),
+                ranges: Vec::new(),
+                items: Vec::new(),
+                levels: Vec::new(),
+            },
+            rank: Vec::new(),
+            positions: Vec::new(),
+            build_order: Vec::new(),
+            inputs: None,
+        }
+    }
+
+    /// The affected services' positions in the manifest, in name order.
+    pub fn positions(&self) -> &[usize] {
+        &self.positions
+    }
+
+    /// Affected images in layers, each layer in name order: each waits
+    /// only for earlier ones.
+    pub fn build_order(&self) -> &[Vec<CompactString>] {
+        &self.build_order
+    }
+
+    /// Service `i`'s name.
+    pub fn name(&self, i: usize) -> &'a CompactString {
+        &self.manifest.names()[i]
+    }
+
+    /// Service `i`'s kind.
+    pub fn kind(&self, i: usize) -> Kind {
+        self.manifest.kinds()[i]
+    }
+
+    /// The changed files service `i` owns (or global files), sorted; none
+    /// with [`Why::Left`].
+    pub fn files(&self, i: usize) -> Vec<String> {
+        match self.why {
+            Why::Kept => {
+                let mut files = self.files.of(i);
+                files.sort_unstable();
+                files.dedup();
+                files
+            }
+            Why::Left => Vec::new(),
+        }
+    }
+
+    /// Hands `f` service `i`'s affected direct dependencies in name order,
+    /// each with where its edge comes from (none with [`Why::Left`], or
+    /// when everything is affected). Sorted in a list the thread reuses.
+    pub fn with_edges<R>(&self, i: usize, f: impl FnOnce(Edges<'_, 'a>) -> R) -> R {
+        let names = self.manifest.names();
+        if self.changes.mode == Mode::All || self.why == Why::Left {
+            return f(Edges {
+                names,
+                by_rank: &[],
+            });
+        }
+        // Taken while `f` runs, so that `f` may ask for edges again.
+        let mut by_rank = BY_RANK.take();
+        by_rank.clear();
+        by_rank.extend(
+            (self.manifest.edges(i))
+                .filter(|&(d, _)| self.is_affected[d])
+                .map(|(d, origin)| (self.rank[d], d, origin.as_str())),
+        );
+        by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
+        let made = f(Edges {
+            names,
+            by_rank: &by_rank,
+        });
+        BY_RANK.set(by_rank);
+        made
+    }
+
+    /// The input tag of image `i` (`in-<hash>`), when computed.
+    pub fn input(&self, i: usize) -> Option<&str> {
+        self.inputs.as_ref()?.get(i)?.as_deref()
+    }
+
+    /// Sets each affected image's input tag from `tag` (given its
+    /// position).
+    pub fn set_inputs(&mut self, mut tag: impl FnMut(usize) -> String) {
+        let mut inputs = vec![None; self.manifest.services.len()];
+        for &i in self
+            .positions
+            .iter()
+            .filter(|&&i| self.kind(i).is_artifact())
+        {
+            inputs[i] = Some(tag(i));
+        }
+        self.inputs = Some(inputs);
+    }
+
+    /// Service `i`'s entry, made.
+    pub fn entry(&self, i: usize) -> AffectedService {
+        let names = self.manifest.names();
+        let edges = self.with_edges(i, |edges| {
+            // Room for every dependency, allocated at once: collected
+            // through a filter, the list would start with room for four,
+            // and reserved, it took the path that grows a list.
+            let mut list = Vec::with_capacity(edges.len());
+            list.extend(edges.iter().map(|(to, origin)| Edge {
+                to: to.clone(),
+                origin,
+            }));
+            list
+        });
+        let waited = self.waits.of(i);
+        let waits_for: Vec<CompactString> = match waited {
+            [] | [_] => waited.iter().map(|&d| names[d as usize].clone()).collect(),
+            _ => {
+                let mut by_rank = BY_RANK.take();
+                by_rank.clear();
+                by_rank.extend(
+                    waited
+                        .iter()
+                        .map(|&d| (self.rank[d as usize], d as usize, "")),
+                );
+                by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
+                let sorted = (by_rank.iter())
+                    .map(|&(_, d, _)| names[d].clone())
+                    .collect();
+                BY_RANK.set(by_rank);
+                sorted
+            }
+        };
+        let changed = &self.changes.args.changed;
+        let build_args = (changed.iter())
+            .filter(|(name, ..)| name == names[i].as_str())
+            .flat_map(|(_, _, keys)| keys.iter().cloned())
+            .collect();
+        AffectedService {
+            name: names[i].clone(),
+            kind: self.kind(i),
+            files: self.files(i),
+            edges,
+            waits_for,
+            build_args,
+            input: self.input(i).map(str::to_string),
+        }
+    }
+
+    /// Every entry, made: a large set's on two threads. They live until
+    /// the process ends.
+    pub fn into_affected(self) -> Affected {
+        let services =
+            crate::parallel::map(&self.positions, |&i| crate::arena::region(|| self.entry(i)));
+        Affected {
+            services,
+            build_order: self.build_order,
+        }
+    }
+}
+
+/// An affected service's edges to affected dependencies, in name order:
+/// see [`AffectedSet::with_edges`].
+#[derive(Clone, Copy)]
+pub struct Edges<'e, 'a> {
+    names: &'a [CompactString],
+    /// `(rank, dependency, origin)`, by rank.
+    by_rank: &'e [(u32, usize, &'static str)],
+}
+
+impl<'e, 'a: 'e> Edges<'e, 'a> {
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.by_rank.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_rank.is_empty()
+    }
+
+    /// Each dependency's name and the edge's origin (`declared`, or the
+    /// discovery source).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a CompactString, &'static str)> + 'e {
+        let names = self.names;
+        (self.by_rank.iter()).map(move |&(_, d, origin)| (&names[d], origin))
+    }
+}
+
 impl<'m> ServiceGraph<'m> {
     /// The graph of a validated manifest (every dependency names a
     /// service, no cycles), on the dependents the manifest built.
@@ -593,9 +807,15 @@ impl<'m> ServiceGraph<'m> {
     /// and edges (why it is affected, which reports show and plans do not
     /// read) are left empty: for 15,000 services, a list or two each.
     pub fn affected_with(&self, changes: &ChangeSet, why: Why) -> Affected {
+        self.affected_set(changes, why).into_affected()
+    }
+
+    /// The affected set as positions, each entry made only when asked for:
+    /// see [`AffectedSet`].
+    pub fn affected_set<'s>(&'s self, changes: &'s ChangeSet, why: Why) -> AffectedSet<'s> {
         let count = self.manifest.services.len();
         let (mut is_affected, files) = match changes.mode {
-            Mode::None => return Affected::default(),
+            Mode::None => return AffectedSet::empty(self.manifest, changes, why),
             // A release publishes every image and nothing else: the set
             // says exactly what is published.
             Mode::All if matches!(changes.event, Event::Tag | Event::Promote) => (
@@ -631,7 +851,7 @@ impl<'m> ServiceGraph<'m> {
         // test suites that depend on images), and what each image waits for.
         let spread = changes.mode != Mode::All;
         // The names are sorted on the other thread meanwhile: the walk is
-        // serial, and the entries below are made in name order.
+        // serial, and the entries are listed in name order.
         let waits = if self.manifest.sorts_names_beside() {
             let (waits, _) = crate::parallel::join(
                 || self.reach(&mut is_affected, spread),
@@ -641,17 +861,16 @@ impl<'m> ServiceGraph<'m> {
         } else {
             self.reach(&mut is_affected, spread)
         };
-        // In name order from the start: sorting the finished entries would
-        // move 20,000 of them through a scratch copy. Sized first: collected
+        // In name order from the start: sorting them later would move
+        // 20,000 of them through a scratch copy. Sized first: collected
         // through a filter, the list grew by doubling, each copy left
         // behind in the region.
-        let mut order = Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
-        order.extend(
+        let mut positions = Vec::with_capacity(is_affected.iter().filter(|&&a| a).count());
+        positions.extend(
             (self.manifest.by_name().iter())
                 .map(|&i| i as usize)
                 .filter(|&i| is_affected[i]),
         );
-        let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
         // Each service's place in name order: lists of names are sorted by
         // it, one comparison of numbers where comparing names called
         // `memcmp`.
@@ -659,79 +878,27 @@ impl<'m> ServiceGraph<'m> {
         for (place, &i) in self.manifest.by_name().iter().enumerate() {
             rank[i as usize] = place as u32;
         }
-        let entry = |i: usize| {
-            let mut files = match why {
-                Why::Kept | Why::Reported => files.of(i),
-                Why::Left => Vec::new(),
-            };
-            files.sort_unstable();
-            files.dedup();
-            let mut edges: Vec<Edge> = Vec::new();
-            if changes.mode != Mode::All && why != Why::Left {
-                BY_RANK.with_borrow_mut(|reached| {
-                    reached.clear();
-                    reached.extend(
-                        (self.manifest.edges(i))
-                            .filter(|&(d, _)| is_affected[d])
-                            .map(|(d, origin)| (rank[d], d, origin.as_str())),
-                    );
-                    reached.sort_unstable_by_key(|&(rank, ..)| rank);
-                    // Room for every dependency, allocated at once: collected
-                    // through a filter, the list would start with room for
-                    // four, and reserved, it took the path that grows a list.
-                    edges = Vec::with_capacity(reached.len());
-                    edges.extend(reached.iter().map(|&(_, d, origin)| Edge {
-                        to: names[d].clone(),
-                        origin,
-                    }));
-                });
+        // Each layer gets its images in name order, as they come.
+        let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
+        let mut build_order: Vec<Vec<CompactString>> = Vec::new();
+        for &i in positions.iter().filter(|&&i| kinds[i].is_artifact()) {
+            let layer = waits.levels[i] as usize;
+            if build_order.len() <= layer {
+                build_order.resize(layer + 1, Vec::new());
             }
-            let waited = match why {
-                Why::Reported => &[],
-                Why::Kept | Why::Left => waits.of(i),
-            };
-            let waits_for: Vec<CompactString> = match waited {
-                [] | [_] => waited.iter().map(|&d| names[d as usize].clone()).collect(),
-                _ => BY_RANK.with_borrow_mut(|by_rank| {
-                    by_rank.clear();
-                    by_rank.extend(waited.iter().map(|&d| (rank[d as usize], d as usize, "")));
-                    by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
-                    (by_rank.iter())
-                        .map(|&(_, d, _)| names[d].clone())
-                        .collect()
-                }),
-            };
-            let build_args = if changes.args.changed.is_empty() {
-                Vec::new()
-            } else {
-                changes
-                    .args
-                    .changed
-                    .iter()
-                    .filter(|(name, ..)| name == names[i].as_str())
-                    .flat_map(|(_, _, keys)| keys.iter().cloned())
-                    .collect()
-            };
-            AffectedService {
-                name: names[i].clone(),
-                kind: kinds[i],
-                files,
-                edges,
-                waits_for,
-                build_args,
-                input: None,
-            }
-        };
-        // Each entry reads the graph only: a large set's are made on two
-        // threads, and the build order beside them. They live until the
-        // process ends.
-        let (services, build_order) = crate::parallel::join(
-            || crate::parallel::map(&order, |&i| crate::arena::region(|| entry(i))),
-            || self.layers(&is_affected, &waits, &rank),
-        );
-        Affected {
-            services,
+            build_order[layer].push(names[i].clone());
+        }
+        AffectedSet {
+            manifest: self.manifest,
+            changes,
+            why,
+            is_affected,
+            files,
+            waits,
+            rank,
+            positions,
             build_order,
+            inputs: None,
         }
     }
 
@@ -898,6 +1065,9 @@ impl<'m> ServiceGraph<'m> {
     /// images among its dependencies, looking through libraries and test
     /// suites.
     ///
+    /// Each affected image's layer of the build order is found in the
+    /// same pass.
+    ///
     /// One pass, each service after its dependencies, which have marked
     /// it when they are affected and made their lists: a breadth-first
     /// walk over the dependents, then a pass for the lists, took 1.5
@@ -910,6 +1080,7 @@ impl<'m> ServiceGraph<'m> {
             kinds,
             ranges: vec![(0, 0); kinds.len()],
             items: Vec::new(),
+            levels: vec![0; kinds.len()],
         };
         let mut nearest = Vec::new();
         // Dependencies first, so each node's list is complete when read.
@@ -938,45 +1109,18 @@ impl<'m> ServiceGraph<'m> {
             }
             nearest.sort_unstable();
             nearest.dedup();
+            if kinds[i].is_artifact() {
+                // Its dependencies' layers are known: they came first.
+                waits.levels[i] = (nearest.iter())
+                    .map(|&d| waits.levels[d as usize] + 1)
+                    .max()
+                    .unwrap_or(0);
+            }
             let start = waits.items.len() as u32;
             waits.items.extend_from_slice(&nearest);
             waits.ranges[i] = (start, waits.items.len() as u32);
         }
         waits
-    }
-
-    /// Affected images grouped so that each waits only for earlier layers.
-    /// Each layer in name order, which `rank` gives.
-    fn layers(
-        &self,
-        is_affected: &[bool],
-        waits: &Waits<'_>,
-        rank: &[u32],
-    ) -> Vec<Vec<CompactString>> {
-        let (names, kinds) = (self.manifest.names(), self.manifest.kinds());
-        let mut level: Vec<usize> = vec![0; kinds.len()];
-        let mut layers: Vec<Vec<usize>> = Vec::new();
-        for i in self.order() {
-            if !is_affected[i] || !kinds[i].is_artifact() {
-                continue;
-            }
-            level[i] = waits
-                .of(i)
-                .iter()
-                .map(|&d| level[d as usize] + 1)
-                .max()
-                .unwrap_or(0);
-            if layers.len() <= level[i] {
-                layers.resize(level[i] + 1, Vec::new());
-            }
-            layers[level[i]].push(i);
-        }
-        (layers.into_iter())
-            .map(|mut layer| {
-                layer.sort_unstable_by_key(|&i| rank[i]);
-                layer.into_iter().map(|i| names[i].clone()).collect()
-            })
-            .collect()
     }
 }
 
@@ -1090,7 +1234,8 @@ depends_on = ["apiv2", "web"]
 
     /// Without the reasons, an affected set is the same set in the same
     /// order, with the same waits and build order, and no files or edges;
-    /// for a report, the same with the reasons and without the waits.
+    /// and what the set tells of each service before its entry is made is
+    /// what the entry holds.
     #[test]
     fn a_set_without_reasons_is_the_same_set() {
         let manifest = Manifest::parse(MANIFEST, "services.toml").unwrap();
@@ -1102,25 +1247,40 @@ depends_on = ["apiv2", "web"]
             &["docker/go/Dockerfile"],
         ] {
             let changes = ChangeSet::diff(paths.iter().map(|p| p.to_string()).collect());
-            let (kept, reported, left) = (
+            let (kept, left) = (
                 graph.affected_with(&changes, Why::Kept),
-                graph.affected_with(&changes, Why::Reported),
                 graph.affected_with(&changes, Why::Left),
             );
             assert!(kept.services.iter().any(|s| !s.files.is_empty()));
             waited |= kept.services.iter().any(|s| !s.waits_for.is_empty());
             assert_eq!(names(&kept), names(&left));
-            assert_eq!(names(&kept), names(&reported));
             assert_eq!(kept.build_order, left.build_order);
-            assert_eq!(kept.build_order, reported.build_order);
             for (kept, left) in kept.services.iter().zip(&left.services) {
                 assert_eq!((&kept.kind, &kept.waits_for), (&left.kind, &left.waits_for));
                 assert!(left.files.is_empty() && left.edges.is_empty());
             }
-            for (kept, reported) in kept.services.iter().zip(&reported.services) {
-                let why = |s: &AffectedService| (s.kind, s.files.clone(), s.edges.clone());
-                assert_eq!(why(kept), why(reported));
-                assert!(reported.waits_for.is_empty());
+            let set = graph.affected_set(&changes, Why::Kept);
+            assert_eq!(set.build_order(), kept.build_order);
+            assert_eq!(set.positions().len(), kept.services.len());
+            for (&i, entry) in set.positions().iter().zip(&kept.services) {
+                let edges = set.with_edges(i, |edges| {
+                    (edges.iter())
+                        .map(|(to, origin)| Edge {
+                            to: to.clone(),
+                            origin,
+                        })
+                        .collect::<Vec<_>>()
+                });
+                let told = (set.name(i), set.kind(i), set.files(i), edges);
+                assert_eq!(
+                    told,
+                    (
+                        &entry.name,
+                        entry.kind,
+                        entry.files.clone(),
+                        entry.edges.clone()
+                    )
+                );
             }
         }
         assert!(waited, "some image waits for another");
@@ -1135,6 +1295,11 @@ depends_on = ["apiv2", "web"]
         assert!(api.via().eq(["go-main"]));
         assert_eq!(got.get("go-main").unwrap().files, ["src/go.main/x.go"]);
         assert_eq!(got.build_order, [vec!["apiv2", "lmtpd"]]);
+        // `e2e` depends on `apiv2` and `web`: only the affected one is an
+        // edge of its entry.
+        let got = affected(&["web/app.ts"]);
+        assert_eq!(names(&got), ["e2e", "web"]);
+        assert!(got.get("e2e").unwrap().via().eq(["web"]));
     }
 
     /// Issue 8.5: `explain` gave one chain where `affected` has several.

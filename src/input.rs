@@ -159,18 +159,12 @@ pub fn input_hashes(
 pub fn annotate(
     manifest: &Manifest,
     graph: &ServiceGraph<'_>,
-    affected: &mut crate::graph::Affected,
+    affected: &mut crate::graph::AffectedSet<'_>,
     files: &[TrackedFile],
     file_args: &BTreeMap<String, BTreeMap<String, String>>,
 ) {
     let hashes = input_hashes(manifest, graph, files, file_args);
-    for service in &mut affected.services {
-        if service.kind.is_artifact()
-            && let Some(i) = manifest.position(&service.name)
-        {
-            service.input = Some(hashes[i].tag());
-        }
-    }
+    affected.set_inputs(|i| hashes[i].tag());
 }
 
 /// Whether the manifest needs input hashes: `release = "promote"`, or a tag

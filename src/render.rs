@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::changes::ChangeSet;
-use crate::graph::{Affected, AffectedService};
+use crate::graph::{Affected, AffectedService, AffectedSet};
 use crate::manifest::{Manifest, Origin};
 use crate::plan::Plan;
 
@@ -39,22 +39,28 @@ impl<'a> Report<'a> {
 /// 1.9 ms longer), and a diff of two reports shows the services that
 /// changed line by line. The services are written directly (serde costs
 /// about 18 instructions a byte here) and on two threads.
-pub fn affected_json(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn affected_json(
+    changes: &ChangeSet,
+    affected: &AffectedSet<'_>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, out);
-    // The change set's fields as serde writes them, but the closing brace.
-    let head = serde_json::to_vec_pretty(report.changes)?;
-    let Some(fields) = head.strip_suffix(b"\n}") else {
-        // No field at all (never so): serde writes the whole.
-        return json_to(report, &mut buffered);
-    };
+    // The change set's fields as serde writes them, but the closing brace
+    // (a struct of fields: serde writes it so).
+    let head = serde_json::to_vec_pretty(changes)?;
+    let fields = head
+        .strip_suffix(b"\n}")
+        .ok_or_else(|| std::io::Error::other("a change set is written as a JSON object"))?;
     buffered.write_all(fields)?;
     buffered.write_all(b",\n  \"services\": ")?;
-    if report.services.is_empty() {
+    let positions = affected.positions();
+    if positions.is_empty() {
         buffered.write_all(b"[]")?;
     } else {
         buffered.write_all(b"[\n")?;
         let mut first = true;
-        crate::parallel::in_order(report.services, services_json, |run| {
+        let services_json = |run: &[usize]| services_json(affected, run);
+        crate::parallel::in_order(positions, services_json, |run| {
             if !std::mem::take(&mut first) {
                 buffered.write_all(b",\n")?;
             }
@@ -63,47 +69,50 @@ pub fn affected_json(report: &Report<'_>, out: &mut dyn Write) -> std::io::Resul
         buffered.write_all(b"\n  ]")?;
     }
     buffered.write_all(b",\n  \"build_order\": ")?;
-    json::list(&mut buffered, 1, report.build_order, |out, layer| {
+    json::list(&mut buffered, 1, affected.build_order(), |out, layer| {
         json::names(out, 2, layer)
     })?;
     buffered.write_all(b"\n}\n")?;
     buffered.flush()
 }
 
-/// Affected services as entries of the report's `services`, one after
-/// another, separated by commas.
-fn services_json(services: &[AffectedService]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(services.len() * 256);
-    for (k, service) in services.iter().enumerate() {
+/// Affected services (positions) as entries of the report's `services`,
+/// one after another, separated by commas.
+fn services_json(affected: &AffectedSet<'_>, run: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(run.len() * 256);
+    for (k, &i) in run.iter().enumerate() {
         if k > 0 {
             out.extend_from_slice(b",\n");
         }
         // Writing into memory cannot fail.
-        let _ = service_json(&mut out, service);
+        let _ = service_json(&mut out, affected, i);
     }
     out
 }
 
 /// One entry of `services` (an item of the report's list), on its line:
-/// `{"name": "api", "kind": "image", ...}`.
-fn service_json(out: &mut Vec<u8>, service: &AffectedService) -> std::io::Result<()> {
+/// `{"name": "api", "kind": "image", ...}`, as serde writes an
+/// [`AffectedService`].
+fn service_json(out: &mut Vec<u8>, affected: &AffectedSet<'_>, i: usize) -> std::io::Result<()> {
     out.extend_from_slice(b"    {\"name\": ");
-    json::name(out, &service.name)?;
+    json::name(out, affected.name(i))?;
     out.extend_from_slice(b", \"kind\": \"");
-    out.extend_from_slice(service.kind.as_str().as_bytes());
+    out.extend_from_slice(affected.kind(i).as_str().as_bytes());
     out.extend_from_slice(b"\", \"files\": ");
-    json::line(out, &service.files, |out, file| json::string(out, file))?;
-    out.extend_from_slice(b", \"via\": ");
-    json::line(out, &service.edges, |out, edge| json::name(out, &edge.to))?;
-    out.extend_from_slice(b", \"edges\": ");
-    json::line(out, &service.edges, |out, edge| {
-        out.write_all(b"{\"to\": ")?;
-        json::name(out, &edge.to)?;
-        out.write_all(b", \"origin\": ")?;
-        json::name(out, edge.origin)?;
-        out.write_all(b"}")
+    json::line(out, &affected.files(i), |out, file| json::string(out, file))?;
+    affected.with_edges(i, |edges| {
+        out.extend_from_slice(b", \"via\": ");
+        json::line(out, edges.iter(), |out, (to, _)| json::name(out, to))?;
+        out.extend_from_slice(b", \"edges\": ");
+        json::line(out, edges.iter(), |out, (to, origin)| {
+            out.write_all(b"{\"to\": ")?;
+            json::name(out, to)?;
+            out.write_all(b", \"origin\": ")?;
+            json::name(out, origin)?;
+            out.write_all(b"}")
+        })
     })?;
-    if let Some(input) = &service.input {
+    if let Some(input) = affected.input(i) {
         out.extend_from_slice(b", \"input\": ");
         json::string(out, input)?;
     }
@@ -369,11 +378,11 @@ pub(crate) mod json {
     #[inline]
     pub fn line<W: Write, T>(
         out: &mut W,
-        items: &[T],
-        mut item: impl FnMut(&mut W, &T) -> Result<()>,
+        items: impl IntoIterator<Item = T>,
+        mut item: impl FnMut(&mut W, T) -> Result<()>,
     ) -> Result<()> {
         out.write_all(b"[")?;
-        for (k, value) in items.iter().enumerate() {
+        for (k, value) in items.into_iter().enumerate() {
             if k > 0 {
                 out.write_all(b", ")?;
             }
@@ -424,26 +433,28 @@ fn json_to(value: &impl Serialize, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// `affected --format text`: one line per service, then the build order.
-pub fn affected_text(changes: &ChangeSet, affected: &Affected) -> String {
+pub fn affected_text(changes: &ChangeSet, affected: &AffectedSet<'_>) -> String {
     let mut out = format!("{} ({})\n", changes.reason, changes.event);
-    if affected.services.is_empty() {
+    if affected.positions().is_empty() {
         out.push_str("no service is affected\n");
     }
-    for service in &affected.services {
-        let _ = write!(out, "{} ({})", service.name, service.kind.as_str());
-        if !service.files.is_empty() {
-            let count = service.files.len();
+    for &i in affected.positions() {
+        let _ = write!(out, "{} ({})", affected.name(i), affected.kind(i).as_str());
+        let count = affected.files(i).len();
+        if count > 0 {
             let _ = write!(out, ": {count} file{}", if count == 1 { "" } else { "s" });
         }
-        for (k, via) in service.via().enumerate() {
-            out.push_str(if k == 0 { " via " } else { ", " });
-            out.push_str(via);
-        }
+        affected.with_edges(i, |edges| {
+            for (k, (via, _)) in edges.iter().enumerate() {
+                out.push_str(if k == 0 { " via " } else { ", " });
+                out.push_str(via);
+            }
+        });
         out.push('\n');
     }
-    if !affected.build_order.is_empty() {
+    if !affected.build_order().is_empty() {
         out.push_str("build order:\n");
-        for (i, layer) in affected.build_order.iter().enumerate() {
+        for (i, layer) in affected.build_order().iter().enumerate() {
             let _ = writeln!(out, "  {}. {}", i + 1, layer.join(", "));
         }
     }
@@ -512,12 +523,11 @@ pub fn mermaid(manifest: &Manifest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Edge;
-    use crate::manifest::Kind;
 
-    fn entry(i: usize) -> AffectedService {
-        // Files that need escaping, non-ASCII, empty and full lists; names
-        // as a manifest takes them (`json::name` writes them unescaped).
+    /// A manifest of `count` services, each depending on up to three
+    /// before it (declared or discovered), and changes to some of their
+    /// files: names that need escaping, non-ASCII, empty and full lists.
+    fn services_and_changes(count: usize) -> (String, ChangeSet) {
         let odd = [
             "plain",
             "quote\"d",
@@ -527,22 +537,48 @@ mod tests {
             "é✓",
         ];
         let name = |k: usize| format!("svc.{k}_{}-x", k % 7);
-        AffectedService {
-            name: name(i).into(),
-            kind: [Kind::Image, Kind::BaseImage, Kind::Library, Kind::Tests][i % 4],
-            files: (0..i % 3)
-                .map(|k| format!("dir/{}-{k}", odd[(i + k) % odd.len()]))
-                .collect(),
-            edges: (0..i % 4)
-                .map(|k| Edge {
-                    to: name(k).into(),
-                    origin: ["declared", "go", "docker"][k % 3],
-                })
-                .collect(),
-            waits_for: vec!["not-written".into()],
-            build_args: vec!["NOT_WRITTEN".into()],
-            input: i.is_multiple_of(5).then(|| format!("in-{i:04x}")),
+        let mut text = String::new();
+        let mut files = Vec::new();
+        for k in 0..count {
+            let kind = ["image", "base-image", "library", "tests"][k % 4];
+            let _ = write!(
+                text,
+                "[[service]]\nname = \"{}\"\nkind = \"{kind}\"\npaths = [\"dir/{k}/**\"]\n",
+                name(k)
+            );
+            if k % 4 < 2 {
+                let _ = writeln!(
+                    text,
+                    "image = \"r/{k}\"\ndockerfile = \"dir/{k}/Dockerfile\""
+                );
+            }
+            if k % 4 == 3 {
+                text.push_str("toolchain = \"t:1\"\nunit = [\"test\"]\n");
+            }
+            let named = |source: usize| {
+                let names = (k.saturating_sub(3)..k).filter(move |j| j % 3 == source);
+                names
+                    .map(|j| format!("\"{}\"", name(j)))
+                    .collect::<Vec<_>>()
+            };
+            let _ = writeln!(text, "depends_on = [{}]", named(0).join(", "));
+            let _ = writeln!(
+                text,
+                "discovered = {{ go = [{}], docker = [{}] }}",
+                named(1).join(", "),
+                named(2).join(", ")
+            );
+            // The first service is left alone: its dependents are
+            // affected by others or not at all.
+            if k > 0 {
+                files.extend(
+                    (0..k % 3).map(|f| format!("dir/{k}/{}-{f}", odd[(k + f) % odd.len()])),
+                );
+            }
         }
+        let mut changes = ChangeSet::diff(files);
+        changes.reason = "because\tof \"this\"".into();
+        (text, changes)
     }
 
     /// The report written directly is what serde writes of it, for no
@@ -607,19 +643,23 @@ mod tests {
     /// one, and enough for two threads.
     #[test]
     fn affected_json_is_what_serde_writes_a_service_a_line() {
-        for count in [0, 1, 7, 1_000] {
-            let mut changes = ChangeSet::diff(vec!["a\"b".into(), "é/x".into()]);
-            changes.reason = "because\tof \"this\"".into();
-            let affected = Affected {
-                services: (0..count).map(entry).collect(),
-                build_order: match count {
-                    0 => Vec::new(),
-                    _ => vec![vec!["base.1".into()], vec!["a".into(), "b_2-c".into()]],
-                },
-            };
-            let report = Report::new(&changes, &affected);
+        for count in [0, 2, 7, 1_000] {
+            let (text, changes) = services_and_changes(count);
+            let manifest = Manifest::parse(&text, "services.toml").unwrap();
+            let graph = crate::graph::ServiceGraph::new(&manifest);
+            let mut set = graph.affected_set(&changes, crate::graph::Why::Kept);
+            set.set_inputs(|i| format!("in-{i:04x}"));
             let mut written = Vec::new();
-            affected_json(&report, &mut written).unwrap();
+            affected_json(&changes, &set, &mut written).unwrap();
+            // What serde writes of the entries made.
+            let affected = set.into_affected();
+            let report = Report::new(&changes, &affected);
+            if count >= 7 {
+                let some = |has: fn(&AffectedService) -> bool| affected.services.iter().any(has);
+                assert!(some(|s| s.files.len() > 1 && s.input.is_some()));
+                assert!(some(|s| s.edges.iter().any(|e| e.origin == "go")));
+                assert!(some(|s| s.edges.len() > 1 && s.files.is_empty()));
+            }
             let text = String::from_utf8(written).unwrap();
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
             assert_eq!(
@@ -628,22 +668,24 @@ mod tests {
                 "{count} services"
             );
             // Each service is one line of the list, what serde writes of it.
+            let listed = affected.services.len();
+            assert_eq!(listed == 0, count == 0, "{count} services");
             let (before, rest) = text.split_once("\n  \"services\": ").unwrap();
-            let (list, after) = match count {
+            let (list, after) = match listed {
                 0 => rest
                     .split_once('\n')
                     .map(|(list, after)| (list.trim_end_matches(','), after))
                     .unwrap(),
                 _ => rest.split_once("\n  ],\n").unwrap(),
             };
-            let lines: Vec<&str> = match count {
+            let lines: Vec<&str> = match listed {
                 0 => {
                     assert_eq!(list, "[]");
                     Vec::new()
                 }
                 _ => list.strip_prefix("[\n").unwrap().split(",\n").collect(),
             };
-            assert_eq!(lines.len(), count);
+            assert_eq!(lines.len(), listed);
             for (line, service) in lines.iter().zip(&affected.services) {
                 assert!(line.starts_with("    {") && line.ends_with('}'), "{line}");
                 let one: serde_json::Value = serde_json::from_str(line).unwrap();

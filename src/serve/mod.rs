@@ -788,8 +788,8 @@ impl AppState {
         changes::read_build_args(repo, &manifest, &mut changes);
         let graph = ServiceGraph::new(&manifest);
         // Rendered for the CI system: no service's reasons are read.
-        let mut affected = graph.affected_with(&changes, Why::Left);
-        let images = affected.services.iter().any(|s| s.kind.is_artifact());
+        let mut affected = graph.affected_set(&changes, Why::Left);
+        let images = (affected.positions().iter()).any(|&i| affected.kind(i).is_artifact());
         if let Some(head) = changes
             .head
             .as_deref()
@@ -804,6 +804,7 @@ impl AppState {
                 &changes.args.values,
             );
         }
+        let affected = affected.into_affected();
         let plan = plan::plan(&manifest, &changes, &affected);
         let mut text = Vec::new();
         let rendered = self.config.speaks.backend().plan(

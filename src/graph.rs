@@ -850,16 +850,22 @@ impl<'m> ServiceGraph<'m> {
         // planned there is nothing to add, and a release must not add the
         // test suites that depend on images), and what each image waits for.
         let spread = changes.mode != Mode::All;
-        // The names are sorted on the other thread meanwhile: the walk is
-        // serial, and the entries are listed in name order.
-        let waits = if self.manifest.sorts_names_beside() {
-            let (waits, _) = crate::parallel::join(
-                || self.reach(&mut is_affected, spread),
-                || self.manifest.by_name(),
-            );
-            waits
+        // Each service's place in name order: lists of names are sorted by
+        // it, one comparison of numbers where comparing names called
+        // `memcmp`.
+        let ranks = || {
+            let mut rank = vec![0u32; count];
+            for (place, &i) in self.manifest.by_name().iter().enumerate() {
+                rank[i as usize] = place as u32;
+            }
+            rank
+        };
+        // The names are sorted and ranked on the other thread meanwhile:
+        // the walk is serial, and the entries are listed in name order.
+        let (waits, rank) = if self.manifest.sorts_names_beside() {
+            crate::parallel::join(|| self.reach(&mut is_affected, spread), ranks)
         } else {
-            self.reach(&mut is_affected, spread)
+            (self.reach(&mut is_affected, spread), ranks())
         };
         // In name order from the start: sorting them later would move
         // 20,000 of them through a scratch copy. Sized first: collected
@@ -871,13 +877,6 @@ impl<'m> ServiceGraph<'m> {
                 .map(|&i| i as usize)
                 .filter(|&i| is_affected[i]),
         );
-        // Each service's place in name order: lists of names are sorted by
-        // it, one comparison of numbers where comparing names called
-        // `memcmp`.
-        let mut rank = vec![0u32; count];
-        for (place, &i) in self.manifest.by_name().iter().enumerate() {
-            rank[i as usize] = place as u32;
-        }
         // Each layer gets its images in name order, as they come, into
         // room counted first: grown by doubling, a layer of 10,000 images
         // left copies of half a megabyte behind in the region.

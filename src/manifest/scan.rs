@@ -581,7 +581,20 @@ fn skip_blanks(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// Past blanks, newlines and comments, as between the values of an array.
-fn skip_space(bytes: &[u8], mut at: usize) -> Scan<usize> {
+/// Most arrays are written on one line: what follows `[`, a value or `,`
+/// is the next item at once or after one space, taken here inline.
+#[inline(always)]
+fn skip_space(bytes: &[u8], at: usize) -> Scan<usize> {
+    let space = |at: usize| matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r' | b'#'));
+    match bytes.get(at) {
+        Some(b' ') if !space(at + 1) => Ok(at + 1),
+        _ if !space(at) => Ok(at),
+        _ => skip_spaces(bytes, at),
+    }
+}
+
+/// [`skip_space`] over any run of them.
+fn skip_spaces(bytes: &[u8], mut at: usize) -> Scan<usize> {
     loop {
         at = skip_blanks(bytes, at);
         match bytes.get(at) {
@@ -720,6 +733,8 @@ mod tests {
              lint = []\nunit = [ ]\nfunctional=[\"é ü\t\"]\nname = \"\"\n",
             "[[service]]\nname = \"x\"\nimage = \"r/x\"\ndockerfile = \"x/Dockerfile\"\n\
              context = \"x\"\ntoolchain = \"golang:1.21\"\n",
+            // One space, then another blank, a line's end or a comment.
+            "[[service]]\npaths = [ \"a\",  \"b\", \t\"c\", \n\"d\", # e\n\"f\" , \r\n\"g\" ]\n",
             // A backslash in a comment is only text.
             "[[service]] # C:\\ci\nname = \"api\" # \\n\n",
             // Long strings, past the blocks compared at once.

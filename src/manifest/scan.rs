@@ -558,12 +558,15 @@ fn sse2_key_bytes(block: &[u8; 16]) -> u32 {
 }
 
 /// Past the `=` after a key at `at`, and the blanks around it; anything
-/// else there declines. ` = `, as nearly every manifest writes it, is
-/// taken at once.
+/// else there declines. ` = ` and the value, as nearly every manifest
+/// writes them, are taken at once.
 #[inline(always)]
 fn past_equals(bytes: &[u8], at: usize) -> Scan<usize> {
     if bytes.get(at..at + 3) == Some(b" = ") {
-        return Ok(skip_blanks(bytes, at + 3));
+        return Ok(match bytes.get(at + 3) {
+            Some(b' ' | b'\t') => skip_blanks(bytes, at + 4),
+            _ => at + 3,
+        });
     }
     let at = skip_blanks(bytes, at);
     match bytes.get(at) {
@@ -733,6 +736,8 @@ mod tests {
              lint = []\nunit = [ ]\nfunctional=[\"é ü\t\"]\nname = \"\"\n",
             "[[service]]\nname = \"x\"\nimage = \"r/x\"\ndockerfile = \"x/Dockerfile\"\n\
              context = \"x\"\ntoolchain = \"golang:1.21\"\n",
+            // More blanks after ` = ` than one.
+            "[[service]]\nname =   \"api\"\nkind = \t 'image'\n",
             // One space, then another blank, a line's end or a comment.
             "[[service]]\npaths = [ \"a\",  \"b\", \t\"c\", \n\"d\", # e\n\"f\" , \r\n\"g\" ]\n",
             // A backslash in a comment is only text.

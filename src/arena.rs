@@ -178,6 +178,22 @@ pub fn region<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Runs `f` with this thread's allocations taken from the heap, even
+/// inside a [`region`]: for scratch lists a step frees when it is done,
+/// which in a region would stay written and unused, and on the heap are
+/// reused by what comes after (a plan's or report's run buffers).
+pub fn outside<T>(f: impl FnOnce() -> T) -> T {
+    /// Goes back into the region however `f` ends.
+    struct Back(bool);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            INSIDE.with(|inside| inside.set(self.0));
+        }
+    }
+    let _back = Back(INSIDE.with(|inside| inside.replace(false)));
+    f()
+}
+
 /// Whether this thread is inside a [`region`] (with regions on): a
 /// parallel step started here runs its other half in one too.
 pub fn inside() -> bool {
@@ -583,6 +599,32 @@ mod tests {
         moved.resize(LARGE / 8, 3);
         assert!(is_mapped(moved.as_ptr().cast()));
         assert_eq!((moved[7], moved[LARGE / 8 - 1]), (7, 3));
+    }
+
+    /// Inside a region, `outside` takes blocks from the heap, and the
+    /// region's blocks again once it returns (or panics); a heap block
+    /// grown or freed inside the region stays on the heap.
+    #[test]
+    fn outside_a_region_blocks_come_from_the_heap() {
+        enable();
+        let (scratch, after, grown) = region(|| {
+            let scratch: Vec<u64> = outside(|| (0..1_000).collect());
+            assert!(inside(), "back in the region");
+            let failed = std::panic::catch_unwind(|| outside(|| panic!("scratch")));
+            assert!(
+                failed.is_err() && inside(),
+                "back in the region after a panic"
+            );
+            let after: Vec<u64> = (0..8).collect();
+            let mut grown = outside(|| Vec::<u64>::with_capacity(4));
+            grown.extend(0..1_000);
+            (scratch, after, grown)
+        });
+        assert!(!in_region(scratch.as_ptr() as usize));
+        assert!(in_region(after.as_ptr() as usize));
+        assert!(!in_region(grown.as_ptr() as usize));
+        assert_eq!(scratch.iter().sum::<u64>(), 499_500);
+        assert_eq!(grown.iter().sum::<u64>(), 499_500);
     }
 
     /// Large blocks get huge-page-aligned mappings of their own, grow in

@@ -335,25 +335,29 @@ pub type Dependents = Csr<(), (), petgraph::Directed, u32>;
 pub fn dependents<'d>(count: usize, dependencies: impl Fn(usize) -> &'d [u32]) -> Dependents {
     // `(dependency, dependent)`, sorted by dependency without sorting:
     // counted, then placed (dependents come in order).
-    let mut starts = vec![0u32; count + 1];
-    for i in 0..count {
-        for &d in dependencies(i) {
-            starts[d as usize + 1] += 1;
+    // Scratch, freed below: on the heap, where later steps reuse it.
+    let edges = crate::arena::outside(|| {
+        let mut starts = vec![0u32; count + 1];
+        for i in 0..count {
+            for &d in dependencies(i) {
+                starts[d as usize + 1] += 1;
+            }
         }
-    }
-    for k in 0..count {
-        starts[k + 1] += starts[k];
-    }
-    let mut edges = vec![(0u32, 0u32); starts[count] as usize];
-    for i in 0..count {
-        for &d in dependencies(i) {
-            edges[starts[d as usize] as usize] = (d, i as u32);
-            starts[d as usize] += 1;
+        for k in 0..count {
+            starts[k + 1] += starts[k];
         }
-    }
-    // A service names each dependency once; were one named twice, its
-    // two edges would be neighbours here.
-    edges.dedup();
+        let mut edges = vec![(0u32, 0u32); starts[count] as usize];
+        for i in 0..count {
+            for &d in dependencies(i) {
+                edges[starts[d as usize] as usize] = (d, i as u32);
+                starts[d as usize] += 1;
+            }
+        }
+        // A service names each dependency once; were one named twice, its
+        // two edges would be neighbours here.
+        edges.dedup();
+        edges
+    });
     let mut dependents = Csr::from_sorted_edges(&edges)
         .expect("edges are placed by dependency, dependents in order, once each");
     // Services after the last with dependents have no row yet.

@@ -3199,7 +3199,9 @@ fn find_cycle(
 /// `memcmp`, and sorting 20,000 names that are not written in order cost
 /// 20M instructions that way (see BENCHMARKS.md, nineteenth session).
 fn name_order(names: &[CompactString]) -> Vec<u32> {
-    let words: Vec<u128> = names.iter().map(|name| leading_word(name)).collect();
+    // Scratch, freed below: on the heap, where later steps reuse it.
+    let words: Vec<u128> =
+        crate::arena::outside(|| names.iter().map(|name| leading_word(name)).collect());
     let mut order: Vec<u32> = (0..names.len() as u32).collect();
     order.sort_unstable_by_key(|&i| words[i as usize]);
     // Names of the same word, rare, in the order of their whole text.

@@ -164,18 +164,10 @@ pub fn piece_of(kept: &'static str, piece: &str) -> Option<&'static str> {
 /// What is freed is not reused, so a command may read a manifest a few
 /// times (`sync` reads up to three), not once per commit or request.
 pub fn region<T>(f: impl FnOnce() -> T) -> T {
-    if !ENABLED.load(Relaxed) {
-        return f();
+    match ENABLED.load(Relaxed) {
+        true => with_inside(true, f),
+        false => f(),
     }
-    /// Leaves the region however `f` ends.
-    struct Leave(bool);
-    impl Drop for Leave {
-        fn drop(&mut self) {
-            INSIDE.with(|inside| inside.set(self.0));
-        }
-    }
-    let _leave = Leave(INSIDE.with(|inside| inside.replace(true)));
-    f()
 }
 
 /// Runs `f` with this thread's allocations taken from the heap, even
@@ -183,14 +175,19 @@ pub fn region<T>(f: impl FnOnce() -> T) -> T {
 /// which in a region would stay written and unused, and on the heap are
 /// reused by what comes after (a plan's or report's run buffers).
 pub fn outside<T>(f: impl FnOnce() -> T) -> T {
-    /// Goes back into the region however `f` ends.
-    struct Back(bool);
-    impl Drop for Back {
+    with_inside(false, f)
+}
+
+/// Runs `f` with this thread inside a region or not, and as it was
+/// before however `f` ends.
+fn with_inside<T>(inside: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
         fn drop(&mut self) {
             INSIDE.with(|inside| inside.set(self.0));
         }
     }
-    let _back = Back(INSIDE.with(|inside| inside.replace(false)));
+    let _restore = Restore(INSIDE.with(|was| was.replace(inside)));
     f()
 }
 

@@ -549,7 +549,7 @@ impl Analysis {
         // Kept until the end, as the manifest is (see `arena`).
         let mut set = crate::arena::region(|| graph.affected_set(&self.changes, why));
         if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
-            && set.positions().iter().any(|&i| set.kind(i).is_artifact())
+            && set.has_images()
         {
             let files = changes::inputs_at(repo, head)?;
             let args = &self.changes.args.values;

@@ -614,21 +614,33 @@ impl<'a> AffectedSet<'a> {
                 by_rank: &[],
             });
         }
-        // Taken while `f` runs, so that `f` may ask for edges again.
+        let reached = (self.manifest.edges(i))
+            .filter(|&(d, _)| self.is_affected[d])
+            .map(|(d, origin)| (d, origin.as_str()));
+        self.in_name_order(reached, |by_rank| f(Edges { names, by_rank }))
+    }
+
+    /// Hands `f` the services of `items` (each with a word of its own)
+    /// sorted by name, as `(rank, service, word)`: by their rank, in a
+    /// list the thread reuses. Taken while `f` runs, so that `f` may sort
+    /// again.
+    fn in_name_order<R>(
+        &self,
+        items: impl Iterator<Item = (usize, &'static str)>,
+        f: impl FnOnce(&[(u32, usize, &'static str)]) -> R,
+    ) -> R {
         let mut by_rank = BY_RANK.take();
         by_rank.clear();
-        by_rank.extend(
-            (self.manifest.edges(i))
-                .filter(|&(d, _)| self.is_affected[d])
-                .map(|(d, origin)| (self.rank[d], d, origin.as_str())),
-        );
+        by_rank.extend(items.map(|(d, word)| (self.rank[d], d, word)));
         by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
-        let made = f(Edges {
-            names,
-            by_rank: &by_rank,
-        });
+        let made = f(&by_rank);
         BY_RANK.set(by_rank);
         made
+    }
+
+    /// Whether an image is in the set.
+    pub fn has_images(&self) -> bool {
+        (self.positions.iter()).any(|&i| self.kind(i).is_artifact())
     }
 
     /// The input tag of image `i` (`in-<hash>`), when computed.
@@ -651,7 +663,7 @@ impl<'a> AffectedSet<'a> {
     }
 
     /// Service `i`'s entry, made.
-    pub fn entry(&self, i: usize) -> AffectedService {
+    fn entry(&self, i: usize) -> AffectedService {
         let names = self.manifest.names();
         let edges = self.with_edges(i, |edges| {
             // Room for every dependency, allocated at once: collected
@@ -667,21 +679,9 @@ impl<'a> AffectedSet<'a> {
         let waited = self.waits.of(i);
         let waits_for: Vec<CompactString> = match waited {
             [] | [_] => waited.iter().map(|&d| names[d as usize].clone()).collect(),
-            _ => {
-                let mut by_rank = BY_RANK.take();
-                by_rank.clear();
-                by_rank.extend(
-                    waited
-                        .iter()
-                        .map(|&d| (self.rank[d as usize], d as usize, "")),
-                );
-                by_rank.sort_unstable_by_key(|&(rank, ..)| rank);
-                let sorted = (by_rank.iter())
-                    .map(|&(_, d, _)| names[d].clone())
-                    .collect();
-                BY_RANK.set(by_rank);
-                sorted
-            }
+            _ => self.in_name_order(waited.iter().map(|&d| (d as usize, "")), |sorted| {
+                sorted.iter().map(|&(_, d, _)| names[d].clone()).collect()
+            }),
         };
         let changed = &self.changes.args.changed;
         let build_args = (changed.iter())

@@ -312,7 +312,7 @@ impl Room {
         if self.tables == 0 {
             return (tables * 4, tables * 2);
         }
-        let like_before = |count: usize| count * tables / self.tables * 9 / 8 + 16;
+        let like_before = |count: usize| count.saturating_mul(tables) / self.tables * 9 / 8 + 16;
         (like_before(self.names), like_before(self.keys))
     }
 

@@ -789,7 +789,7 @@ impl AppState {
         let graph = ServiceGraph::new(&manifest);
         // Rendered for the CI system: no service's reasons are read.
         let mut affected = graph.affected_set(&changes, Why::Left);
-        let images = (affected.positions().iter()).any(|&i| affected.kind(i).is_artifact());
+        let images = affected.has_images();
         if let Some(head) = changes
             .head
             .as_deref()

@@ -547,7 +547,23 @@ impl Analysis {
         why: Why,
     ) -> Result<AffectedSet<'s>> {
         // Kept until the end, as the manifest is (see `arena`).
-        let mut set = crate::arena::region(|| graph.affected_set(&self.changes, why));
+        let set = crate::arena::region(|| graph.affected_set(&self.changes, why));
+        self.with_inputs(graph, set)
+    }
+
+    /// [`Analysis::affected_set`] for the `affected` report (see
+    /// [`ServiceGraph::report_set`]).
+    fn report_set<'s>(&'s self, graph: &'s ServiceGraph<'_>) -> Result<AffectedSet<'s>> {
+        let set = crate::arena::region(|| graph.report_set(&self.changes));
+        self.with_inputs(graph, set)
+    }
+
+    /// `set`, each image with its input hash when wanted.
+    fn with_inputs<'s>(
+        &'s self,
+        graph: &'s ServiceGraph<'_>,
+        mut set: AffectedSet<'s>,
+    ) -> Result<AffectedSet<'s>> {
         if let (Some(repo), Some(head)) = (&self.inputs, &self.changes.head)
             && set.has_images()
         {
@@ -963,7 +979,7 @@ fn cmd_affected(
     let analysis = analyse(workspace, &args.build, err)?;
     let graph = ServiceGraph::new(&analysis.manifest);
     // Each entry is written as it is made: none is kept.
-    let affected = analysis.affected_set(&graph, Why::Kept)?;
+    let affected = analysis.report_set(&graph)?;
     workspace.lap("graph");
     let mut output = Output::stream(out);
     // A failed write is kept in `output` and reported by `finish`.

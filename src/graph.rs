@@ -269,15 +269,34 @@ impl<'m> Matcher<'m> {
 /// dependencies, looking through libraries), as positions.
 struct Waits<'m> {
     kinds: &'m [Kind],
-    /// Service `i`'s list is `items[ranges[i].0..ranges[i].1]`.
+    /// Service `i`'s list is `items[ranges[i].0..ranges[i].1]`: none
+    /// before they are gathered (see [`Waiting`]).
     ranges: Vec<(u32, u32)>,
     items: Vec<u32>,
     /// Each affected image's layer of the build order: one after the
     /// latest of what it waits for.
     levels: Vec<u32>,
+    /// Whether `ranges` and `items` are gathered.
+    gathered: bool,
 }
 
-impl Waits<'_> {
+/// Whether the walk from the directly affected services to their
+/// dependents gathers what each image waits for, or only each image's
+/// layer of the build order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Gathered in the walk: for a set whose entries are made (plans,
+    /// `gate`, `explain`).
+    Gathered,
+    /// Only the layers, one number a service: for a report, which lists
+    /// what each image waits for nowhere. Sorting and keeping a list for
+    /// each library and image was a third of the walk at 20,000 services,
+    /// and the walk is on the run's serial path. Entries made from such
+    /// a set gather the lists first, in a walk of their own.
+    Layers,
+}
+
+impl<'m> Waits<'m> {
     /// What image `i` waits for, sorted; nothing for any other service.
     fn of(&self, i: usize) -> &[u32] {
         if self.kinds[i].is_artifact() {
@@ -291,6 +310,99 @@ impl Waits<'_> {
     fn list(&self, i: usize) -> &[u32] {
         let (start, end) = self.ranges[i];
         &self.items[start as usize..end as usize]
+    }
+
+    /// Each service's list, and each affected image's layer, in one pass
+    /// in dependency order; `spread` is called on each service first.
+    fn walk(
+        manifest: &'m Manifest,
+        is_affected: &mut [bool],
+        mut spread: impl FnMut(usize, &mut [bool]),
+    ) -> Waits<'m> {
+        let kinds = manifest.kinds();
+        // One list for a library (the images it reaches) or an image (the
+        // images it waits for), each sorted, all in one allocation.
+        let mut waits = Waits {
+            kinds,
+            ranges: vec![(0, 0); kinds.len()],
+            items: Vec::new(),
+            levels: vec![0; kinds.len()],
+            gathered: true,
+        };
+        let mut nearest = Vec::new();
+        // Dependencies first, so each node's list is complete when read.
+        for i in manifest.order() {
+            spread(i, is_affected);
+            // Libraries are looked through whether or not they are in the
+            // set: a release plans images only, and an image still waits
+            // for the base image its library builds on.
+            if !is_affected[i] && kinds[i].is_artifact() {
+                continue;
+            }
+            nearest.clear();
+            for d in manifest.dependencies(i) {
+                if kinds[d].is_artifact() {
+                    if is_affected[d] {
+                        nearest.push(d as u32);
+                    }
+                } else {
+                    nearest.extend_from_slice(waits.list(d));
+                }
+            }
+            nearest.sort_unstable();
+            nearest.dedup();
+            if kinds[i].is_artifact() {
+                // Its dependencies' layers are known: they came first.
+                waits.levels[i] = (nearest.iter())
+                    .map(|&d| waits.levels[d as usize] + 1)
+                    .max()
+                    .unwrap_or(0);
+            }
+            let start = waits.items.len() as u32;
+            waits.items.extend_from_slice(&nearest);
+            waits.ranges[i] = (start, waits.items.len() as u32);
+        }
+        waits
+    }
+
+    /// The layers [`Waits::walk`] finds, without the lists. Each service
+    /// carries one number: an affected image one more than its own layer;
+    /// a library or test suite one more than the latest layer among the
+    /// images it reaches (0 for none). The latest of a list is the latest
+    /// of its parts, so an image's layer, one after the latest of what it
+    /// waits for, is the largest number its dependencies carry.
+    fn layers(
+        manifest: &'m Manifest,
+        is_affected: &mut [bool],
+        mut spread: impl FnMut(usize, &mut [bool]),
+    ) -> Waits<'m> {
+        let kinds = manifest.kinds();
+        let mut levels = vec![0; kinds.len()];
+        let mut above = vec![0u32; kinds.len()];
+        for i in manifest.order() {
+            spread(i, is_affected);
+            let image = kinds[i].is_artifact();
+            if !is_affected[i] && image {
+                continue;
+            }
+            // An image outside the set carries 0: it was passed over.
+            let latest = (manifest.dependencies(i).map(|d| above[d]))
+                .max()
+                .unwrap_or(0);
+            if image {
+                levels[i] = latest;
+                above[i] = latest + 1;
+            } else {
+                above[i] = latest;
+            }
+        }
+        Waits {
+            kinds,
+            ranges: Vec::new(),
+            items: Vec::new(),
+            levels,
+            gathered: false,
+        }
     }
 }
 
@@ -560,6 +672,7 @@ impl<'a> AffectedSet<'a> {
                 ranges: Vec::new(),
                 items: Vec::new(),
                 levels: Vec::new(),
+                gathered: true,
             },
             rank: Vec::new(),
             positions: Vec::new(),
@@ -701,7 +814,11 @@ impl<'a> AffectedSet<'a> {
 
     /// Every entry, made: a large set's on two threads. They live until
     /// the process ends.
-    pub fn into_affected(self) -> Affected {
+    pub fn into_affected(mut self) -> Affected {
+        if !self.waits.gathered {
+            // Every flag is set already: nothing is spread.
+            self.waits = Waits::walk(self.manifest, &mut self.is_affected, |_, _| {});
+        }
         let services =
             crate::parallel::map(&self.positions, |&i| crate::arena::region(|| self.entry(i)));
         Affected {
@@ -817,6 +934,22 @@ impl<'m> ServiceGraph<'m> {
     /// The affected set as positions, each entry made only when asked for:
     /// see [`AffectedSet`].
     pub fn affected_set<'s>(&'s self, changes: &'s ChangeSet, why: Why) -> AffectedSet<'s> {
+        self.affected_set_waiting(changes, why, Waiting::Gathered)
+    }
+
+    /// [`ServiceGraph::affected_set`] for a report of why each service is
+    /// affected: what each image waits for is left to the entries, when
+    /// they are made (see [`Waiting::Layers`]).
+    pub fn report_set<'s>(&'s self, changes: &'s ChangeSet) -> AffectedSet<'s> {
+        self.affected_set_waiting(changes, Why::Kept, Waiting::Layers)
+    }
+
+    fn affected_set_waiting<'s>(
+        &'s self,
+        changes: &'s ChangeSet,
+        why: Why,
+        waiting: Waiting,
+    ) -> AffectedSet<'s> {
         let count = self.manifest.services.len();
         let (mut is_affected, files) = match changes.mode {
             Mode::None => return AffectedSet::empty(self.manifest, changes, why),
@@ -867,9 +1000,9 @@ impl<'m> ServiceGraph<'m> {
         // The names are sorted and ranked on the other thread meanwhile:
         // the walk is serial, and the entries are listed in name order.
         let (waits, rank) = if self.manifest.sorts_names_beside() {
-            crate::parallel::join(|| self.reach(&mut is_affected, spread), ranks)
+            crate::parallel::join(|| self.reach(&mut is_affected, spread, waiting), ranks)
         } else {
-            (self.reach(&mut is_affected, spread), ranks())
+            (self.reach(&mut is_affected, spread, waiting), ranks())
         };
         // In name order from the start: sorting them later would move
         // 20,000 of them through a scratch copy. Sized first: collected
@@ -1072,66 +1205,28 @@ impl<'m> ServiceGraph<'m> {
     }
 
     /// With `spread`, adds to `is_affected` every service that depends on
-    /// one in it. Returns, for each affected image, the nearest affected
-    /// images among its dependencies, looking through libraries and test
-    /// suites.
-    ///
-    /// Each affected image's layer of the build order is found in the
-    /// same pass.
+    /// one in it, and finds each affected image's layer of the build
+    /// order; with [`Waiting::Gathered`], also the nearest affected images
+    /// among each affected image's dependencies, looking through
+    /// libraries and test suites.
     ///
     /// One pass, each service after its dependencies, which have marked
     /// it when they are affected and made their lists: a breadth-first
     /// walk over the dependents, then a pass for the lists, took 1.5
     /// times as long.
-    fn reach(&self, is_affected: &mut [bool], spread: bool) -> Waits<'m> {
-        let kinds = self.manifest.kinds();
-        // One list for a library (the images it reaches) or an image (the
-        // images it waits for), each sorted, all in one allocation.
-        let mut waits = Waits {
-            kinds,
-            ranges: vec![(0, 0); kinds.len()],
-            items: Vec::new(),
-            levels: vec![0; kinds.len()],
-        };
-        let mut nearest = Vec::new();
-        // Dependencies first, so each node's list is complete when read.
-        for i in self.order() {
+    fn reach(&self, is_affected: &mut [bool], spread: bool, waiting: Waiting) -> Waits<'m> {
+        let spread = |i: usize, is_affected: &mut [bool]| {
             // Every dependency came before and passed its state on.
             if spread && is_affected[i] {
                 for &dependent in self.dependents.neighbors_slice(i as u32) {
                     is_affected[dependent as usize] = true;
                 }
             }
-            // Libraries are looked through whether or not they are in the
-            // set: a release plans images only, and an image still waits
-            // for the base image its library builds on.
-            if !is_affected[i] && kinds[i].is_artifact() {
-                continue;
-            }
-            nearest.clear();
-            for d in self.manifest.dependencies(i) {
-                if kinds[d].is_artifact() {
-                    if is_affected[d] {
-                        nearest.push(d as u32);
-                    }
-                } else {
-                    nearest.extend_from_slice(waits.list(d));
-                }
-            }
-            nearest.sort_unstable();
-            nearest.dedup();
-            if kinds[i].is_artifact() {
-                // Its dependencies' layers are known: they came first.
-                waits.levels[i] = (nearest.iter())
-                    .map(|&d| waits.levels[d as usize] + 1)
-                    .max()
-                    .unwrap_or(0);
-            }
-            let start = waits.items.len() as u32;
-            waits.items.extend_from_slice(&nearest);
-            waits.ranges[i] = (start, waits.items.len() as u32);
+        };
+        match waiting {
+            Waiting::Gathered => Waits::walk(self.manifest, is_affected, spread),
+            Waiting::Layers => Waits::layers(self.manifest, is_affected, spread),
         }
-        waits
     }
 }
 
@@ -1295,6 +1390,72 @@ depends_on = ["apiv2", "web"]
             }
         }
         assert!(waited, "some image waits for another");
+    }
+
+    /// A report's set, whose walk carries only the layers, has the build
+    /// order the lists give, and entries made from it gather the same
+    /// waits: on layers of images, base images, libraries and test suites
+    /// depending on each other, changed in a few places and released whole.
+    #[test]
+    fn a_report_s_set_has_the_layers_and_waits_of_a_full_walk() {
+        const KINDS: [&str; 4] = ["base-image", "library", "image", "tests"];
+        let mut text = String::new();
+        let mut next = 7u64;
+        let mut random = |below: usize| {
+            next = next
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (next >> 33) as usize % below
+        };
+        for i in 0..400 {
+            let kind = KINDS[if i < 20 { 0 } else { random(4) }];
+            text.push_str(&format!(
+                "[[service]]\nname = \"s{i:03}\"\nkind = \"{kind}\"\npaths = [\"s/{i}\"]\n"
+            ));
+            if matches!(kind, "base-image" | "image") {
+                text.push_str(&format!("image = \"r/s{i}\"\ndockerfile = \"s/{i}/D\"\n"));
+            }
+            // Each depends on up to three earlier services, most of them near.
+            let mut depends: Vec<String> = (0..random(4).min(i))
+                .map(|_| format!("\"s{:03}\"", i - 1 - random(i.min(30))))
+                .collect();
+            depends.sort();
+            depends.dedup();
+            if !depends.is_empty() {
+                text.push_str(&format!("depends_on = [{}]\n", depends.join(", ")));
+            }
+        }
+        let manifest = Manifest::parse(&text, "services.toml").unwrap();
+        let graph = ServiceGraph::new(&manifest);
+        let mut layers = 0;
+        let mut waited = 0;
+        for changes in [
+            ChangeSet::diff(vec!["s/0/a".into()]),
+            ChangeSet::diff(vec!["s/3/a".into(), "s/150/b".into(), "s/390/c".into()]),
+            ChangeSet::diff(vec!["s/399/a".into()]),
+            ChangeSet::everything(Event::Tag, "release"),
+            ChangeSet::everything(Event::Push, "everything"),
+        ] {
+            let (full, report) = (
+                graph.affected_set(&changes, Why::Kept),
+                graph.report_set(&changes),
+            );
+            assert_eq!(full.positions(), report.positions());
+            assert_eq!(full.build_order(), report.build_order());
+            layers = layers.max(full.build_order().len());
+            let (full, report) = (full.into_affected(), report.into_affected());
+            waited = waited.max(
+                full.services
+                    .iter()
+                    .filter(|s| !s.waits_for.is_empty())
+                    .count(),
+            );
+            assert_eq!(full, report);
+        }
+        assert!(
+            layers >= 4 && waited >= 50,
+            "{layers} layers, {waited} waiting"
+        );
     }
 
     #[test]

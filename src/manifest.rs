@@ -71,8 +71,6 @@ struct Dependencies {
     /// Every service, each after what it depends on (when there is no
     /// cycle): found by the cycle search.
     order: Vec<u32>,
-    /// The edges reversed: each service's dependents, for the graph.
-    dependents: crate::graph::Dependents,
 }
 
 impl Dependencies {
@@ -126,7 +124,6 @@ impl Dependencies {
             unresolved: false,
             drops: false,
             order: Vec::new(),
-            dependents: crate::graph::Dependents::new(),
         };
         resolved.starts.push(0);
         for part in named {
@@ -1037,11 +1034,6 @@ impl Manifest {
     /// the order of its `depends_on`, then its discovered edges.
     pub fn dependencies(&self, service: usize) -> impl ExactSizeIterator<Item = usize> + '_ {
         self.dependencies.of(service)
-    }
-
-    /// Each service's dependents (the dependencies reversed).
-    pub fn dependents(&self) -> &crate::graph::Dependents {
-        &self.dependencies.dependents
     }
 
     /// Every service's position, each after the services it depends on.
@@ -3092,19 +3084,10 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        // The graph's dependents are built beside the cycle search: both
-        // only read the dependencies, and building them after the reading
-        // was most of a millisecond on one thread at 20,000 services.
-        let count = services.len();
-        let (cycle, dependents) = crate::parallel::join(
-            || find_cycle(count, &dependencies, services),
-            || crate::graph::dependents(count, |i| dependencies.slice(i)),
-        );
-        match cycle {
+        match find_cycle(services.len(), &dependencies, services) {
             Err(order) => dependencies.order = order,
             Ok(cycle) => self.cycle(&cycle, read),
         }
-        dependencies.dependents = dependents;
         (first_seen, dependencies)
     }
 
@@ -3998,14 +3981,11 @@ depends_on = ["b"]
         let edges: Vec<Vec<(usize, Origin)>> = (0..manifest.services.len())
             .map(|i| manifest.edges(i).collect())
             .collect();
-        // What the checks across services give the graph: the build order
-        // and each service's dependents.
+        // What the checks across services give the graph: the order that
+        // puts each service after its dependencies.
         let order: Vec<usize> = manifest.order().collect();
-        let dependents: Vec<&[u32]> = (0..manifest.services.len() as u32)
-            .map(|i| manifest.dependents().neighbors_slice(i))
-            .collect();
         format!(
-            "{:?} {:?} {:?} {:?} {:?} {order:?} {dependents:?}",
+            "{:?} {:?} {:?} {:?} {:?} {order:?}",
             manifest.settings, manifest.services, manifest.environments, edges, manifest.names
         )
     }

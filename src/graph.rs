@@ -311,12 +311,9 @@ impl<'m> Waits<'m> {
     }
 
     /// Each service's list, and each affected image's layer, in one pass
-    /// in dependency order; `spread` is called on each service first.
-    fn walk(
-        manifest: &'m Manifest,
-        is_affected: &mut [bool],
-        mut spread: impl FnMut(usize, &mut [bool]),
-    ) -> Waits<'m> {
+    /// in dependency order; with `spread`, each service is affected first
+    /// when a dependency is.
+    fn walk(manifest: &'m Manifest, is_affected: &mut [bool], spread: bool) -> Waits<'m> {
         let kinds = manifest.kinds();
         // One list for a library (the images it reaches) or an image (the
         // images it waits for), each sorted, all in one allocation.
@@ -330,7 +327,9 @@ impl<'m> Waits<'m> {
         let mut nearest = Vec::new();
         // Dependencies first, so each node's list is complete when read.
         for i in manifest.order() {
-            spread(i, is_affected);
+            if spread && !is_affected[i] {
+                is_affected[i] = manifest.dependencies(i).any(|d| is_affected[d]);
+            }
             // Libraries are looked through whether or not they are in the
             // set: a release plans images only, and an image still waits
             // for the base image its library builds on.
@@ -369,24 +368,23 @@ impl<'m> Waits<'m> {
     /// images it reaches (0 for none). The latest of a list is the latest
     /// of its parts, so an image's layer, one after the latest of what it
     /// waits for, is the largest number its dependencies carry.
-    fn layers(
-        manifest: &'m Manifest,
-        is_affected: &mut [bool],
-        mut spread: impl FnMut(usize, &mut [bool]),
-    ) -> Waits<'m> {
+    fn layers(manifest: &'m Manifest, is_affected: &mut [bool], spread: bool) -> Waits<'m> {
         let kinds = manifest.kinds();
         let mut levels = vec![0; kinds.len()];
         let mut above = vec![0u32; kinds.len()];
         for i in manifest.order() {
-            spread(i, is_affected);
+            // Both from one look at each dependency. An image outside the
+            // set carries 0: it was passed over.
+            let (mut reached, mut latest) = (false, 0);
+            for d in manifest.dependencies(i) {
+                reached |= is_affected[d];
+                latest = latest.max(above[d]);
+            }
+            is_affected[i] |= spread && reached;
             let image = kinds[i].is_artifact();
             if !is_affected[i] && image {
                 continue;
             }
-            // An image outside the set carries 0: it was passed over.
-            let latest = (manifest.dependencies(i).map(|d| above[d]))
-                .max()
-                .unwrap_or(0);
             if image {
                 levels[i] = latest;
                 above[i] = latest + 1;
@@ -771,7 +769,7 @@ impl<'a> AffectedSet<'a> {
     pub fn into_affected(mut self) -> Affected {
         if !self.waits.gathered {
             // Every flag is set already: nothing is spread.
-            self.waits = Waits::walk(self.manifest, &mut self.is_affected, |_, _| {});
+            self.waits = Waits::walk(self.manifest, &mut self.is_affected, false);
         }
         let services =
             crate::parallel::map(&self.positions, |&i| crate::arena::region(|| self.entry(i)));
@@ -1170,12 +1168,6 @@ impl<'m> ServiceGraph<'m> {
     /// dependencies needed the graph reversed, built beside the cycle
     /// search in most of a millisecond at 20,000 services.
     fn reach(&self, is_affected: &mut [bool], spread: bool, waiting: Waiting) -> Waits<'m> {
-        let manifest = self.manifest;
-        let spread = |i: usize, is_affected: &mut [bool]| {
-            if spread && !is_affected[i] {
-                is_affected[i] = manifest.dependencies(i).any(|d| is_affected[d]);
-            }
-        };
         match waiting {
             Waiting::Gathered => Waits::walk(self.manifest, is_affected, spread),
             Waiting::Layers => Waits::layers(self.manifest, is_affected, spread),

@@ -895,15 +895,12 @@ impl<'m> ServiceGraph<'m> {
         self.affected_set_waiting(changes, Why::Kept, Waiting::Layers)
     }
 
-    fn affected_set_waiting<'s>(
-        &'s self,
-        changes: &'s ChangeSet,
-        why: Why,
-        waiting: Waiting,
-    ) -> AffectedSet<'s> {
+    /// Which services the changes affect directly, and the files each
+    /// owns (everything, or every image for a release, without a diff).
+    fn directly_affected(&self, changes: &ChangeSet) -> (Vec<bool>, Direct) {
         let count = self.manifest.services.len();
-        let (mut is_affected, files) = match changes.mode {
-            Mode::None => return AffectedSet::empty(self.manifest, changes, why),
+        match changes.mode {
+            Mode::None => (vec![false; count], Direct::default()),
             // A release publishes every image and nothing else: the set
             // says exactly what is published.
             Mode::All if matches!(changes.event, Event::Tag | Event::Promote) => (
@@ -933,11 +930,28 @@ impl<'m> ServiceGraph<'m> {
                 files.own.keys().for_each(|&i| is_affected[i] = true);
                 (is_affected, files)
             }
-        };
+        }
+    }
+
+    fn affected_set_waiting<'s>(
+        &'s self,
+        changes: &'s ChangeSet,
+        why: Why,
+        waiting: Waiting,
+    ) -> AffectedSet<'s> {
+        if changes.mode == Mode::None {
+            return AffectedSet::empty(self.manifest, changes, why);
+        }
+        let count = self.manifest.services.len();
         // From the directly affected to every dependent (with everything
         // planned there is nothing to add, and a release must not add the
         // test suites that depend on images), and what each image waits for.
         let spread = changes.mode != Mode::All;
+        let walked = || {
+            let (mut is_affected, files) = self.directly_affected(changes);
+            let waits = self.reach(&mut is_affected, spread, waiting);
+            (is_affected, files, waits)
+        };
         // Each service's place in name order: lists of names are sorted by
         // it, one comparison of numbers where comparing names called
         // `memcmp`.
@@ -948,12 +962,15 @@ impl<'m> ServiceGraph<'m> {
             }
             rank
         };
-        // The names are sorted and ranked on the other thread meanwhile:
-        // the walk is serial, and the entries are listed in name order.
-        let (waits, rank) = if self.manifest.sorts_names_beside() {
-            crate::parallel::join(|| self.reach(&mut is_affected, spread, waiting), ranks)
+        // The names are sorted and ranked on the other thread meanwhile,
+        // which takes longer than the walk (at 20,000 services, 0.6-0.9 ms
+        // against 0.3 ms; with the matching of the changed paths before
+        // it, 0.5 ms): the walk is serial, and the entries are listed in
+        // name order.
+        let ((is_affected, files, waits), rank) = if self.manifest.sorts_names_beside() {
+            crate::parallel::join(walked, ranks)
         } else {
-            (self.reach(&mut is_affected, spread, waiting), ranks())
+            (walked(), ranks())
         };
         // In name order from the start: sorting them later would move
         // 20,000 of them through a scratch copy. Sized first: collected

@@ -423,8 +423,9 @@ impl Direct {
     }
 }
 
-/// Whether an affected set keeps why each service is in it (its changed
-/// files and the edges it was reached by), and what each image waits for.
+/// Whether an affected set keeps why each service is in it: its changed
+/// files and the edges it was reached by. (What each image waits for is
+/// [`Waiting`]'s to say.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     /// Kept, for reports (`affected`, `plan --format json`, `gate`,
@@ -1358,10 +1359,13 @@ depends_on = ["apiv2", "web"]
     /// order the lists give, and entries made from it gather the same
     /// waits: on layers of images, base images, libraries and test suites
     /// depending on each other, changed in a few places and released whole.
+    /// Listed in reverse, against their dependencies (so walked in the
+    /// cycle search's order, not the file's), the same services give the
+    /// same sets.
     #[test]
     fn a_report_s_set_has_the_layers_and_waits_of_a_full_walk() {
         const KINDS: [&str; 4] = ["base-image", "library", "image", "tests"];
-        let mut text = String::new();
+        let mut tables = Vec::new();
         let mut next = 7u64;
         let mut random = |below: usize| {
             next = next
@@ -1371,9 +1375,9 @@ depends_on = ["apiv2", "web"]
         };
         for i in 0..400 {
             let kind = KINDS[if i < 20 { 0 } else { random(4) }];
-            text.push_str(&format!(
+            let mut text = format!(
                 "[[service]]\nname = \"s{i:03}\"\nkind = \"{kind}\"\npaths = [\"s/{i}\"]\n"
-            ));
+            );
             if matches!(kind, "base-image" | "image") {
                 text.push_str(&format!("image = \"r/s{i}\"\ndockerfile = \"s/{i}/D\"\n"));
             }
@@ -1386,33 +1390,48 @@ depends_on = ["apiv2", "web"]
             if !depends.is_empty() {
                 text.push_str(&format!("depends_on = [{}]\n", depends.join(", ")));
             }
+            tables.push(text);
         }
-        let manifest = Manifest::parse(&text, "services.toml").unwrap();
-        let graph = ServiceGraph::new(&manifest);
-        let mut layers = 0;
-        let mut waited = 0;
-        for changes in [
+        let changed = [
             ChangeSet::diff(vec!["s/0/a".into()]),
             ChangeSet::diff(vec!["s/3/a".into(), "s/150/b".into(), "s/390/c".into()]),
             ChangeSet::diff(vec!["s/399/a".into()]),
             ChangeSet::everything(Event::Tag, "release"),
             ChangeSet::everything(Event::Push, "everything"),
-        ] {
-            let (full, report) = (
-                graph.affected_set(&changes, Why::Kept),
-                graph.report_set(&changes),
-            );
-            assert_eq!(full.positions(), report.positions());
-            assert_eq!(full.build_order(), report.build_order());
-            layers = layers.max(full.build_order().len());
-            let (full, report) = (full.into_affected(), report.into_affected());
-            waited = waited.max(
-                full.services
-                    .iter()
-                    .filter(|s| !s.waits_for.is_empty())
-                    .count(),
-            );
-            assert_eq!(full, report);
+        ];
+        let mut layers = 0;
+        let mut waited = 0;
+        let mut in_file_order = Vec::new();
+        for reversed in [false, true] {
+            let text: String = match reversed {
+                false => tables.concat(),
+                true => tables.iter().rev().map(String::as_str).collect(),
+            };
+            let manifest = Manifest::parse(&text, "services.toml").unwrap();
+            let in_order = manifest.order().eq(0..manifest.services.len());
+            assert_eq!(in_order, !reversed);
+            let graph = ServiceGraph::new(&manifest);
+            for (k, changes) in changed.iter().enumerate() {
+                let (full, report) = (
+                    graph.affected_set(changes, Why::Kept),
+                    graph.report_set(changes),
+                );
+                assert_eq!(full.positions(), report.positions());
+                assert_eq!(full.build_order(), report.build_order());
+                layers = layers.max(full.build_order().len());
+                let (full, report) = (full.into_affected(), report.into_affected());
+                waited = waited.max(
+                    full.services
+                        .iter()
+                        .filter(|s| !s.waits_for.is_empty())
+                        .count(),
+                );
+                assert_eq!(full, report);
+                match reversed {
+                    false => in_file_order.push(full),
+                    true => assert_eq!(full, in_file_order[k], "change set {k}"),
+                }
+            }
         }
         assert!(
             layers >= 4 && waited >= 50,

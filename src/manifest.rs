@@ -69,7 +69,7 @@ struct Dependencies {
     /// that each names a service.
     drops: bool,
     /// Every service, each after what it depends on (when there is no
-    /// cycle): found by the cycle search.
+    /// cycle): the file's order when it is one, else the cycle search's.
     order: Vec<u32>,
 }
 
